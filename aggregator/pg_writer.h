@@ -1,0 +1,69 @@
+/* The PostgreSQL writer: one transaction per batch — ensure partitions, COPY
+ * into staging, per-stream dedupe and integrity checks, INSERT … ON CONFLICT
+ * DO NOTHING, auditrail.streams update, compare-and-set of
+ * auditrail.kafka_offsets, COMMIT (DESIGN.md §4–5). One connection, owned by
+ * the consumer thread. SQL lives in named constants and prepared statements. */
+#ifndef AUDITRAIL_AGGREGATOR_PG_WRITER_H
+#define AUDITRAIL_AGGREGATOR_PG_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "aggregator/batch.h"
+
+struct pg_writer;
+
+enum pg_result {
+    PG_OK = 0,
+    PG_TRANSIENT, /* connection lost, 40001/40P01 serialization/deadlock, 53xxx:
+                     retry the same batch after backoff (reconnect is automatic) */
+    PG_CONFLICT,  /* offset compare-and-set lost: another consumer owns the
+                     partition; nothing was committed; reload offsets */
+    PG_DATA,      /* 22xxx/23xxx other than the expected conflict: some row is
+                     bad; nothing committed; see pg_write_stats.bad_row */
+    PG_FATAL,     /* 42xxx schema/privilege and other non-retryable errors */
+};
+
+const char *pg_result_name(enum pg_result r);
+/* Classify a SQLSTATE (5 chars, or NULL for a connection-level failure). */
+enum pg_result pg_classify_sqlstate(const char *sqlstate);
+
+struct pg_write_stats {
+    size_t inserted;        /* rows newly stored */
+    size_t dup_stream;      /* exact re-sends caught by the (stream, seq, hash) rule */
+    size_t dup_pk;          /* caught by ON CONFLICT (event_time, id) DO NOTHING */
+    size_t forks;           /* same (stream, seq), different hash: stored + incident */
+    size_t gaps;            /* seq gaps recorded as incidents */
+    size_t chain_breaks;    /* prev != stored hash of seq-1: recorded as incidents */
+    size_t partitions_created;
+    /* Per row of the batch: 1 when it was stored or was a duplicate of a
+     * stored row (so its id may be marked in the dedupe caches after the
+     * commit). Heap, batch->n entries, owned by the stats; NULL before the
+     * first write. */
+    uint8_t *committed;
+    ssize_t bad_row;        /* PG_DATA: index of an offending row when known, else -1 */
+};
+
+/* Connect to conninfo (libpq). `group` is the consumer group stored with the
+ * offsets. Returns NULL with a message in err when the first connect fails
+ * (the caller decides whether that is fatal). */
+struct pg_writer *pg_writer_new(const char *conninfo, const char *group, char *err,
+                                size_t errlen);
+void pg_writer_free(struct pg_writer *w);
+
+/* The stored next offset for (group, topic, partition): 0 with *out set
+ * (-1 when there is no row: start from the beginning), or a pg_result. */
+enum pg_result pg_writer_load_offset(struct pg_writer *w, const char *topic, int32_t partition,
+                                     int64_t *out, char *err, size_t errlen);
+
+/* Write the batch in one transaction. On PG_OK everything is committed and
+ * stats are filled; on any other result nothing is committed. */
+enum pg_result pg_writer_write(struct pg_writer *w, const struct batch *b,
+                               struct pg_write_stats *stats, char *err, size_t errlen);
+void pg_write_stats_release(struct pg_write_stats *s);
+
+/* Cheap liveness probe (SELECT 1, reconnecting if needed). */
+enum pg_result pg_writer_ping(struct pg_writer *w, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,82 @@
+/* Declarative configuration: a table of keys (type, default, field offset,
+ * help) applied to a YAML file, like Fluent Bit's config_map.
+ *
+ * Rules (DESIGN.md §8):
+ *  - unknown keys and wrong types are errors that name the key path and the
+ *    line ("kafka.topic: expected a string (line 7)");
+ *  - ${VAR} and ${VAR:-default} are expanded in scalar values; an unset VAR
+ *    without default is an error naming the key and line;
+ *  - every scalar key can be overridden by AUDITRAIL_<PATH>_<KEY> (path parts
+ *    joined by '_', upper case, e.g. AUDITRAIL_KAFKA_TOPIC,
+ *    AUDITRAIL_AGENT_MAX_RECORD_BYTES); keys inside CFG_LIST items cannot;
+ *  - defaults are applied to keys absent from both file and environment;
+ *    a required key absent everywhere is an error naming it.
+ */
+#ifndef AUDITRAIL_CONFIG_H
+#define AUDITRAIL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum cfg_type {
+    CFG_STR,     /* char *, heap, freed by cfg_free; NULL when absent w/o default */
+    CFG_INT,     /* int64_t: a decimal integer, optionally with a byte-size
+                    suffix KiB MiB GiB (powers of 1024) */
+    CFG_BOOL,    /* bool: true/false/yes/no/on/off */
+    CFG_DOUBLE,  /* double */
+    CFG_STRLIST, /* struct cfg_strlist: a YAML sequence of scalars or one
+                    comma-separated string */
+    CFG_MAP,     /* struct cfg_map: free-form mapping of scalar -> scalar */
+    CFG_SECTION, /* nested table (sub) for the struct at offset */
+    CFG_LIST,    /* struct cfg_list: a sequence of mappings, each read with sub
+                    into an element of elem_size bytes */
+};
+
+struct cfg_strlist {
+    char **v;
+    size_t n;
+};
+
+struct cfg_map {
+    char **keys;
+    char **vals;
+    size_t n;
+};
+
+struct cfg_list {
+    void *items; /* n elements of elem_size bytes */
+    size_t n;
+};
+
+struct cfg_key {
+    const char *name;
+    enum cfg_type type;
+    size_t offset;
+    const char *def; /* default written as in YAML; NULL: none */
+    const char *help;
+    bool required;
+    const struct cfg_key *sub; /* CFG_SECTION, CFG_LIST */
+    size_t elem_size;          /* CFG_LIST */
+    int64_t min, max;          /* CFG_INT bounds, checked when min < max */
+};
+
+#define CFG_END {NULL, CFG_STR, 0, NULL, NULL, false, NULL, 0, 0, 0}
+
+/* Load `path` into `out` (which must be zeroed by the caller) according to
+ * `table`. Returns 0, or -1 with a one-line message in err ("FILE:LINE: key
+ * path: what is wrong"). On error `out` may be partly filled: call cfg_free. */
+int cfg_load_file(const struct cfg_key *table, void *out, const char *path, char *err,
+                  size_t errlen) __attribute__((warn_unused_result));
+/* Same, from a string; `name` is used in messages in place of a file name. */
+int cfg_load_string(const struct cfg_key *table, void *out, const char *yaml, const char *name,
+                    char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Free everything cfg_load_* allocated in `out`. Safe on a zeroed struct. */
+void cfg_free(const struct cfg_key *table, void *out);
+/* Print a Markdown reference of the table (key path, type, default, help). */
+void cfg_print_reference(const struct cfg_key *table, FILE *f);
+/* Look up a value in a cfg_map; NULL if absent. */
+const char *cfg_map_get(const struct cfg_map *m, const char *key);
+
+#endif

@@ -1,0 +1,62 @@
+/* The Kafka envelope of DESIGN.md §3 (schemas/audit-event.v1.schema.json):
+ * encode for the agent, decode + validate for the aggregator. */
+#ifndef AUDITRAIL_ENVELOPE_H
+#define AUDITRAIL_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/hashchain.h"
+
+enum time_source { TIME_SOURCE_PAYLOAD = 0, TIME_SOURCE_READ = 1 };
+
+struct envelope_source {
+    char *name, *host, *namespace_, *pod, *container, *path; /* NULL = absent */
+};
+
+struct envelope_fields {
+    char *tenant, *actor, *action, *resource, *outcome; /* NULL = absent (JSON null) */
+};
+
+struct envelope {
+    int v; /* 1 */
+    char id[CHAIN_UUID_LEN + 1];
+    char stream[CHAIN_STREAM_HEX_LEN + 1];
+    uint64_t seq;
+    uint64_t offset; /* byte offset of the record's first byte in its file */
+    uint8_t hash[CHAIN_HASH_LEN];
+    uint8_t prev[CHAIN_HASH_LEN];
+    int64_t time_us;      /* the event time the agent decided */
+    enum time_source time_source;
+    int64_t read_time_us;
+    struct envelope_source source;
+    char *format; /* json|kv|k8s-audit|auditd|fhir|raw */
+    struct envelope_fields fields;
+    uint8_t *line; /* exact record bytes (may contain NUL, may be invalid UTF-8) */
+    size_t line_len;
+    uint64_t truncated_bytes; /* bytes cut off by max_record_bytes; 0 = not cut */
+};
+
+/* Serialize to compact JSON. "line" holds the record as a JSON string when it
+ * is valid UTF-8 (NUL escaped as \u0000), else "line_b64" holds its base64.
+ * Returns a heap buffer (caller frees) of *len bytes, NUL-terminated. */
+char *envelope_encode(const struct envelope *e, size_t *len);
+
+/* Parse and validate one message value. Checks: JSON object, v == 1, every
+ * required field present with the right type (id, stream, seq, offset, hash,
+ * prev, time, read_time, time_source, source.name, format, line|line_b64),
+ * formats (uuid, 32/64 hex, RFC 3339 times), and that hash and id match the
+ * record bytes (DESIGN.md §2). Returns 0, or -1 with a short reason in err
+ * (e.g. "missing field: seq", "hash mismatch"). `out` must be zeroed; on
+ * error it may be partly filled: call envelope_release. */
+int envelope_decode(const char *buf, size_t len, struct envelope *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Recompute hash from prev/seq/line and id from hash; 0 if both match. */
+int envelope_verify(const struct envelope *e, char *err, size_t errlen);
+
+/* Free the heap members of e (strings, line) and zero it. NULL-safe. */
+void envelope_release(struct envelope *e);
+
+#endif
