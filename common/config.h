@@ -1,16 +1,22 @@
 /* Declarative configuration: a table of keys (type, default, field offset,
  * help) applied to a YAML file, like Fluent Bit's config_map.
  *
- * Rules (DESIGN.md §8):
- *  - unknown keys and wrong types are errors that name the key path and the
- *    line ("kafka.topic: expected a string (line 7)");
- *  - ${VAR} and ${VAR:-default} are expanded in scalar values; an unset VAR
+ * Rules (DESIGN.md §8; errors are one line "FILE:LINE: key.path: what"):
+ *  - unknown keys, duplicate keys and wrong types are errors that name the key
+ *    path and the line ("cfg.yaml:7: kafka.topic: expected a string, got a
+ *    mapping"; list items as "agent.inputs[1].format");
+ *  - ${VAR} and ${VAR:-default} are expanded in scalar values and defaults
+ *    ($$ is a literal $; ":-" also replaces an empty VAR); an unset VAR
  *    without default is an error naming the key and line;
- *  - every scalar key can be overridden by AUDITRAIL_<PATH>_<KEY> (path parts
- *    joined by '_', upper case, e.g. AUDITRAIL_KAFKA_TOPIC,
- *    AUDITRAIL_AGENT_MAX_RECORD_BYTES); keys inside CFG_LIST items cannot;
- *  - defaults are applied to keys absent from both file and environment;
- *    a required key absent everywhere is an error naming it.
+ *  - every scalar or STRLIST key can be overridden by AUDITRAIL_<PATH>: the
+ *    key path upper-cased, '.' and '-' turned into '_' (AUDITRAIL_KAFKA_TOPIC,
+ *    AUDITRAIL_AGENT_MAX_RECORD_BYTES, AUDITRAIL_KAFKA_BROKERS=a:9092,b:9092);
+ *    keys inside CFG_LIST items cannot; the environment wins over the file;
+ *    an empty variable counts as unset; errors name the variable;
+ *  - defaults are applied to keys absent from both file and environment (a
+ *    YAML null, `key:` or `key: ~`, counts as absent); a required key absent
+ *    everywhere is an error naming it; a required STR or STRLIST must also
+ *    not be empty. MAP and LIST take no default (they stay empty).
  */
 #ifndef AUDITRAIL_CONFIG_H
 #define AUDITRAIL_CONFIG_H
