@@ -27,7 +27,7 @@ struct envelope {
     uint64_t offset; /* byte offset of the record's first byte in its file */
     uint8_t hash[CHAIN_HASH_LEN];
     uint8_t prev[CHAIN_HASH_LEN];
-    int64_t time_us;      /* the event time the agent decided */
+    int64_t time_us; /* the event time the agent decided */
     enum time_source time_source;
     int64_t read_time_us;
     struct envelope_source source;
@@ -38,9 +38,18 @@ struct envelope {
     uint64_t truncated_bytes; /* bytes cut off by max_record_bytes; 0 = not cut */
 };
 
+/* Largest seq / offset / truncated_bytes on the wire: 2^53 - 1, so that any
+ * JSON reader (doubles included) reads the exact value. */
+#define ENVELOPE_MAX_INT 9007199254740991ULL
+
 /* Serialize to compact JSON. "line" holds the record as a JSON string when it
  * is valid UTF-8 (NUL escaped as \u0000), else "line_b64" holds its base64.
- * Returns a heap buffer (caller frees) of *len bytes, NUL-terminated. */
+ * Keys come in the order of DESIGN.md §3; absent source members are omitted,
+ * absent fields are null; "truncated_bytes" only when non-zero. Invalid UTF-8
+ * in source/fields/format strings becomes U+FFFD (the record itself is always
+ * byte-exact). Returns a heap buffer (caller frees) of *len bytes,
+ * NUL-terminated; NULL only for a caller bug (source.name or format NULL, or
+ * an integer above ENVELOPE_MAX_INT) or out of memory. */
 char *envelope_encode(const struct envelope *e, size_t *len);
 
 /* Parse and validate one message value. Checks: JSON object, v == 1, every
@@ -49,7 +58,14 @@ char *envelope_encode(const struct envelope *e, size_t *len);
  * formats (uuid, 32/64 hex, RFC 3339 times), and that hash and id match the
  * record bytes (DESIGN.md §2). Returns 0, or -1 with a short reason in err
  * (e.g. "missing field: seq", "hash mismatch"). `out` must be zeroed; on
- * error it may be partly filled: call envelope_release. */
+ * error it may be partly filled: call envelope_release. On success out->line
+ * is never NULL and has a NUL after its line_len bytes (convenience only).
+ * Also refused: unknown keys (top level, source, fields), duplicate keys,
+ * integers above ENVELOPE_MAX_INT, NUL inside source/fields strings.
+ * Reasons: "not JSON: …", "not an object", "missing field: X",
+ * "bad field: X" (X may be "source.name", "fields.actor"…), "unknown field: X",
+ * "unsupported version: N", "both line and line_b64",
+ * "missing field: line or line_b64", "hash mismatch", "id mismatch". */
 int envelope_decode(const char *buf, size_t len, struct envelope *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

@@ -1,0 +1,822 @@
+/* The envelope codec: round trips of every field, line vs line_b64, every
+ * decode failure reason, the schema's keys, the checked-in fixtures (made by
+ * an independent Python generator) and a deterministic fuzz loop. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/envelope.h"
+#include "common/hashchain.h"
+#include "common/xmalloc.h"
+#include "tests/support/testutil.h"
+
+static const char STREAM[] = "5f0c2a9e7b1d4c3a8e6f1029384756ab";
+
+/* A complete, consistent envelope for `line` at `seq` (prev = genesis). */
+static void make_env(struct envelope *e, const void *line, size_t len, uint64_t seq)
+{
+    memset(e, 0, sizeof(*e));
+    e->v = 1;
+    memcpy(e->stream, STREAM, sizeof(STREAM));
+    e->seq = seq;
+    e->offset = 8812;
+    chain_genesis(STREAM, e->prev);
+    e->line = xmalloc(len + 1);
+    if (len)
+        memcpy(e->line, line, len);
+    e->line_len = len;
+    chain_next(e->prev, e->seq, e->line, e->line_len, e->hash);
+    chain_id(e->hash, e->id);
+    e->time_us = 1795722645123456LL;
+    e->time_source = TIME_SOURCE_PAYLOAD;
+    e->read_time_us = 1795722646000001LL;
+    e->source.name = xstrdup("ward-7/ehr-0/app");
+    e->source.host = xstrdup("node-3");
+    e->source.namespace_ = xstrdup("ward-7");
+    e->source.pod = xstrdup("ehr-0");
+    e->source.container = xstrdup("app");
+    e->source.path = xstrdup("/var/log/audit/ehr.log");
+    e->format = xstrdup("json");
+    e->fields.tenant = xstrdup("st-mary");
+    e->fields.actor = xstrdup("dr.house");
+    e->fields.action = xstrdup("read");
+    e->fields.resource = xstrdup("patient/42");
+    e->fields.outcome = xstrdup("success");
+}
+
+static char *encode(const struct envelope *e, size_t *len)
+{
+    char *s = envelope_encode(e, len);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(strlen(s), *len);
+    return s;
+}
+
+static void assert_str_or_null(const char *a, const char *b)
+{
+    if (!a || !b)
+        ck_assert_ptr_eq(a, b);
+    else
+        ck_assert_str_eq(a, b);
+}
+
+static void assert_same(const struct envelope *a, const struct envelope *b)
+{
+    ck_assert_int_eq(b->v, 1);
+    ck_assert_str_eq(a->id, b->id);
+    ck_assert_str_eq(a->stream, b->stream);
+    ck_assert_uint_eq(a->seq, b->seq);
+    ck_assert_uint_eq(a->offset, b->offset);
+    ck_assert_mem_eq(a->hash, b->hash, CHAIN_HASH_LEN);
+    ck_assert_mem_eq(a->prev, b->prev, CHAIN_HASH_LEN);
+    ck_assert_int_eq(a->time_us, b->time_us);
+    ck_assert_int_eq(a->time_source, b->time_source);
+    ck_assert_int_eq(a->read_time_us, b->read_time_us);
+    assert_str_or_null(a->source.name, b->source.name);
+    assert_str_or_null(a->source.host, b->source.host);
+    assert_str_or_null(a->source.namespace_, b->source.namespace_);
+    assert_str_or_null(a->source.pod, b->source.pod);
+    assert_str_or_null(a->source.container, b->source.container);
+    assert_str_or_null(a->source.path, b->source.path);
+    assert_str_or_null(a->format, b->format);
+    assert_str_or_null(a->fields.tenant, b->fields.tenant);
+    assert_str_or_null(a->fields.actor, b->fields.actor);
+    assert_str_or_null(a->fields.action, b->fields.action);
+    assert_str_or_null(a->fields.resource, b->fields.resource);
+    assert_str_or_null(a->fields.outcome, b->fields.outcome);
+    ck_assert_uint_eq(a->line_len, b->line_len);
+    ck_assert_ptr_nonnull(b->line);
+    if (a->line_len)
+        ck_assert_mem_eq(a->line, b->line, a->line_len);
+    ck_assert_int_eq(b->line[b->line_len], 0);
+    ck_assert_uint_eq(a->truncated_bytes, b->truncated_bytes);
+}
+
+/* Encode, decode, compare; returns the JSON (caller frees). */
+static char *round_trip(const struct envelope *e)
+{
+    size_t len;
+    char *js = encode(e, &len);
+    struct envelope d = {0};
+    char err[128] = "";
+    ck_assert_msg(envelope_decode(js, len, &d, err, sizeof(err)) == 0, "decode: %s", err);
+    assert_same(e, &d);
+    envelope_release(&d);
+    return js;
+}
+
+START_TEST(round_trip_every_field)
+{
+    struct envelope e;
+    const char line[] =
+        "{\"ts\":\"2026-11-26T19:50:45.123456Z\",\"actor\":\"dr.house\",\"é\":\"✓\"}";
+    make_env(&e, line, strlen(line), 41);
+    e.truncated_bytes = 17;
+    e.time_source = TIME_SOURCE_READ;
+    e.time_us = -1; /* before the epoch survives too */
+    char *js = round_trip(&e);
+    ck_assert_ptr_nonnull(strstr(js, "\"truncated_bytes\":17"));
+    ck_assert_ptr_nonnull(strstr(js, "\"time\":\"1969-12-31T23:59:59.999999Z\""));
+    ck_assert_ptr_nonnull(strstr(js, "\"time_source\":\"read\""));
+    ck_assert_ptr_null(strstr(js, "line_b64"));
+    ck_assert_ptr_null(strchr(js, '\n')); /* compact */
+    free(js);
+    envelope_release(&e);
+    ck_assert_ptr_null(e.line); /* release zeroes */
+}
+END_TEST
+
+START_TEST(absent_members)
+{
+    struct envelope e;
+    make_env(&e, "x", 1, 0);
+    free(e.source.host);
+    free(e.source.path);
+    e.source.host = e.source.path = NULL;
+    free(e.fields.actor);
+    free(e.fields.outcome);
+    e.fields.actor = e.fields.outcome = NULL;
+    char *js = round_trip(&e);
+    ck_assert_ptr_null(strstr(js, "\"host\""));
+    ck_assert_ptr_null(strstr(js, "\"path\""));
+    ck_assert_ptr_null(strstr(js, "truncated_bytes"));
+    ck_assert_ptr_nonnull(strstr(js, "\"actor\":null"));
+    ck_assert_ptr_nonnull(strstr(js, "\"outcome\":null"));
+    free(js);
+    envelope_release(&e);
+    envelope_release(NULL);
+}
+END_TEST
+
+START_TEST(key_order_is_stable)
+{
+    static const char *const want[] = {
+        "v",           "id",        "stream", "seq",    "offset", "hash", "prev",           "time",
+        "time_source", "read_time", "source", "format", "fields", "line", "truncated_bytes"};
+    static const char *const src[] = {"name", "host", "namespace", "pod", "container", "path"};
+    static const char *const fld[] = {"tenant", "actor", "action", "resource", "outcome"};
+    struct envelope e;
+    make_env(&e, "abc", 3, 5);
+    e.truncated_bytes = 1;
+    size_t len;
+    char *js = encode(&e, &len);
+    json_t *root = json_loadb(js, len, 0, NULL);
+    ck_assert_ptr_nonnull(root);
+    size_t i = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        ck_assert_uint_lt(i, sizeof(want) / sizeof(want[0]));
+        ck_assert_str_eq(key, want[i++]);
+    }
+    ck_assert_uint_eq(i, sizeof(want) / sizeof(want[0]));
+    i = 0;
+    json_object_foreach(json_object_get(root, "source"), key, val) ck_assert_str_eq(key, src[i++]);
+    ck_assert_uint_eq(i, 6);
+    i = 0;
+    json_object_foreach(json_object_get(root, "fields"), key, val) ck_assert_str_eq(key, fld[i++]);
+    ck_assert_uint_eq(i, 5);
+    ck_assert(json_is_integer(json_object_get(root, "seq")));
+    ck_assert(json_is_integer(json_object_get(root, "offset")));
+    json_decref(root);
+    free(js);
+    envelope_release(&e);
+}
+END_TEST
+
+START_TEST(invalid_utf8_goes_base64)
+{
+    /* Lengths 1..7 cover every padding case; each holds an invalid byte. */
+    const uint8_t bytes[] = {0xff, 'a',  0xc3, 0x28,
+                             0xed, 0xa0, 0x80}; /* bad, overlong-ish, surrogate */
+    for (size_t n = 1; n <= sizeof(bytes); n++) {
+        struct envelope e;
+        make_env(&e, bytes, n, n);
+        char *js = round_trip(&e);
+        ck_assert_ptr_nonnull(strstr(js, "\"line_b64\":\""));
+        ck_assert_ptr_null(strstr(js, "\"line\":"));
+        free(js);
+        envelope_release(&e);
+    }
+    /* Known base64 for a fixed input (RFC 4648 test vector "foob" + 0xff). */
+    struct envelope e;
+    make_env(&e, "foob\xff", 5, 0);
+    size_t len;
+    char *js = encode(&e, &len);
+    ck_assert_ptr_nonnull(strstr(js, "\"line_b64\":\"Zm9vYv8=\""));
+    free(js);
+    envelope_release(&e);
+}
+END_TEST
+
+START_TEST(nul_survives_in_line)
+{
+    const char rec[] = "before\0after\0";
+    struct envelope e;
+    make_env(&e, rec, sizeof(rec) - 1, 2);
+    char *js = round_trip(&e);
+    ck_assert_ptr_nonnull(strstr(js, "\"line\":\"before\\u0000after\\u0000\""));
+    free(js);
+    envelope_release(&e);
+}
+END_TEST
+
+START_TEST(crlf_kept)
+{
+    struct envelope e;
+    make_env(&e, "a=1 b=2\r", 8, 9);
+    char *js = round_trip(&e);
+    ck_assert_ptr_nonnull(strstr(js, "\"line\":\"a=1 b=2\\r\""));
+    free(js);
+    envelope_release(&e);
+}
+END_TEST
+
+START_TEST(big_record_512k)
+{
+    size_t n = 512 * 1024;
+    char *big = xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)(' ' + i % 90);
+    struct envelope e;
+    make_env(&e, big, n, 1000);
+    e.truncated_bytes = 4096;
+    free(round_trip(&e));
+    envelope_release(&e);
+    /* The same size as base64. */
+    big[n / 2] = (char)0xff;
+    make_env(&e, big, n, 1001);
+    free(round_trip(&e));
+    envelope_release(&e);
+    free(big);
+}
+END_TEST
+
+START_TEST(empty_line_and_large_ints)
+{
+    struct envelope e;
+    make_env(&e, "", 0, ENVELOPE_MAX_INT);
+    e.offset = ENVELOPE_MAX_INT;
+    e.truncated_bytes = ENVELOPE_MAX_INT;
+    free(round_trip(&e));
+    envelope_release(&e);
+}
+END_TEST
+
+START_TEST(encode_refuses_caller_bugs)
+{
+    struct envelope e;
+    size_t len = 99;
+    make_env(&e, "x", 1, 0);
+    e.seq = ENVELOPE_MAX_INT + 1;
+    ck_assert_ptr_null(envelope_encode(&e, &len));
+    e.seq = 0;
+    e.offset = UINT64_MAX;
+    ck_assert_ptr_null(envelope_encode(&e, &len));
+    e.offset = 0;
+    free(e.format);
+    e.format = NULL;
+    ck_assert_ptr_null(envelope_encode(&e, &len));
+    envelope_release(&e);
+}
+END_TEST
+
+START_TEST(meta_invalid_utf8_replaced)
+{
+    struct envelope e;
+    make_env(&e, "x", 1, 0);
+    free(e.source.path);
+    e.source.path = xstrdup("/var/log/caf\xe9.log");
+    size_t len;
+    char *js = encode(&e, &len);
+    struct envelope d = {0};
+    char err[128];
+    ck_assert_int_eq(envelope_decode(js, len, &d, err, sizeof(err)), 0);
+    ck_assert_str_eq(d.source.path, "/var/log/caf\xef\xbf\xbd.log");
+    envelope_release(&d);
+    free(js);
+    envelope_release(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------ failure reasons */
+
+/* The valid envelope as a jansson object to break one thing at a time. */
+static json_t *valid_obj(void)
+{
+    struct envelope e;
+    make_env(&e, "hello", 5, 3);
+    size_t len;
+    char *js = encode(&e, &len);
+    json_t *o = json_loadb(js, len, 0, NULL);
+    ck_assert_ptr_nonnull(o);
+    free(js);
+    envelope_release(&e);
+    return o;
+}
+
+static void expect_reason_buf(const char *buf, size_t len, const char *want)
+{
+    struct envelope d = {0};
+    char err[128] = "";
+    int rc = envelope_decode(buf, len, &d, err, sizeof(err));
+    envelope_release(&d);
+    ck_assert_msg(rc == -1 && strcmp(err, want) == 0, "want '%s', got rc=%d '%s'", want, rc, err);
+}
+
+static void expect_reason(json_t *o, const char *want)
+{
+    char *js = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+    expect_reason_buf(js, strlen(js), want);
+    free(js);
+    json_decref(o);
+}
+
+static json_t *with(const char *key, json_t *val)
+{
+    json_t *o = valid_obj();
+    if (val)
+        json_object_set_new(o, key, val);
+    else
+        json_object_del(o, key);
+    return o;
+}
+
+static json_t *with_in(const char *obj, const char *key, json_t *val)
+{
+    json_t *o = valid_obj();
+    json_t *inner = json_object_get(o, obj);
+    if (val)
+        json_object_set_new(inner, key, val);
+    else
+        json_object_del(inner, key);
+    return o;
+}
+
+START_TEST(reason_not_json)
+{
+    struct envelope d = {0};
+    char err[128] = "";
+    ck_assert_int_eq(envelope_decode("{\"v\":1", 6, &d, err, sizeof(err)), -1);
+    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    ck_assert_int_eq(envelope_decode("", 0, &d, err, sizeof(err)), -1);
+    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    ck_assert_int_eq(envelope_decode(NULL, 0, &d, err, sizeof(err)), -1);
+    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    /* Duplicate keys are ambiguous: refused. */
+    ck_assert_int_eq(envelope_decode("{\"v\":1,\"v\":1}", 13, &d, err, sizeof(err)), -1);
+    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    /* Trailing garbage. */
+    ck_assert_int_eq(envelope_decode("{} x", 4, &d, err, sizeof(err)), -1);
+    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    /* The reason is printable ASCII even when the input is not. */
+    ck_assert_int_eq(envelope_decode("\xff\x01", 2, &d, err, sizeof(err)), -1);
+    for (char *p = err; *p; p++)
+        ck_assert(*p >= 0x20 && *p < 0x7f);
+    /* A NULL err buffer is allowed. */
+    ck_assert_int_eq(envelope_decode("[]", 2, &d, NULL, 0), -1);
+    envelope_release(&d);
+}
+END_TEST
+
+START_TEST(reason_not_object)
+{
+    expect_reason(json_array(), "not an object");
+    expect_reason(json_string("x"), "not an object");
+    expect_reason(json_integer(1), "not an object");
+}
+END_TEST
+
+START_TEST(reason_version)
+{
+    expect_reason(with("v", NULL), "missing field: v");
+    expect_reason(with("v", json_string("1")), "bad field: v");
+    expect_reason(with("v", json_real(1.0)), "bad field: v");
+    expect_reason(with("v", json_integer(2)), "unsupported version: 2");
+    expect_reason(with("v", json_integer(0)), "unsupported version: 0");
+}
+END_TEST
+
+START_TEST(reason_missing_fields)
+{
+    const char *req[] = {"id",   "stream",      "seq",       "offset", "hash",  "prev",
+                         "time", "time_source", "read_time", "source", "format"};
+    for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "missing field: %s", req[i]);
+        expect_reason(with(req[i], NULL), want);
+    }
+    expect_reason(with_in("source", "name", NULL), "missing field: source.name");
+}
+END_TEST
+
+START_TEST(reason_mistyped_fields)
+{
+    const char *strs[] = {"id",          "stream",    "hash",   "prev", "time",
+                          "time_source", "read_time", "format", "line"};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "bad field: %s", strs[i]);
+        expect_reason(with(strs[i], json_integer(1)), want);
+    }
+    expect_reason(with("seq", json_string("41")), "bad field: seq");
+    expect_reason(with("seq", json_real(41.0)), "bad field: seq");
+    expect_reason(with("seq", json_integer(-1)), "bad field: seq");
+    expect_reason(with("seq", json_integer((json_int_t)ENVELOPE_MAX_INT + 1)), "bad field: seq");
+    expect_reason(with("offset", json_null()), "bad field: offset");
+    expect_reason(with("offset", json_integer(-5)), "bad field: offset");
+    expect_reason(with("truncated_bytes", json_integer(-1)), "bad field: truncated_bytes");
+    expect_reason(with("truncated_bytes", json_string("3")), "bad field: truncated_bytes");
+    expect_reason(with("source", json_string("x")), "bad field: source");
+    expect_reason(with("fields", json_array()), "bad field: fields");
+    expect_reason(with_in("source", "name", json_null()), "bad field: source.name");
+    expect_reason(with_in("source", "pod", json_integer(3)), "bad field: source.pod");
+    expect_reason(with_in("source", "path", json_stringn("a\0b", 3)), "bad field: source.path");
+    expect_reason(with_in("fields", "actor", json_true()), "bad field: fields.actor");
+    expect_reason(with_in("fields", "tenant", json_stringn("t\0", 2)), "bad field: fields.tenant");
+}
+END_TEST
+
+START_TEST(reason_bad_formats)
+{
+    expect_reason(with("id", json_string("not-a-uuid")), "bad field: id");
+    expect_reason(with("id", json_string("0123456789abcdef0123456789abcdef0123")), "bad field: id");
+    expect_reason(with("stream", json_string("5F0C2A9E7B1D4C3A8E6F1029384756AB")),
+                  "bad field: stream");
+    expect_reason(with("stream", json_string("5f0c2a9e7b1d4c3a8e6f1029384756a")),
+                  "bad field: stream");
+    expect_reason(with("stream", json_string("5f0c2a9e7b1d4c3a8e6f1029384756ag")),
+                  "bad field: stream");
+    expect_reason(with("hash", json_string("00")), "bad field: hash");
+    expect_reason(with("prev", json_string("zz00000000000000000000000000000000000000000000000000"
+                                           "000000000000")),
+                  "bad field: prev");
+    expect_reason(with("time", json_string("2026-02-30T00:00:00Z")), "bad field: time");
+    expect_reason(with("read_time", json_string("yesterday")), "bad field: read_time");
+    expect_reason(with("time_source", json_string("clock")), "bad field: time_source");
+    expect_reason(with("format", json_string("")), "bad field: format");
+    expect_reason(with("format", json_string("JSON")), "bad field: format");
+}
+END_TEST
+
+START_TEST(reason_line_variants)
+{
+    json_t *o = valid_obj();
+    json_object_set_new(o, "line_b64", json_string("aGVsbG8="));
+    expect_reason(o, "both line and line_b64");
+    expect_reason(with("line", NULL), "missing field: line or line_b64");
+    const char *bad_b64[] = {"aGVsbG8", "aGVs bG8=", "aGVsbG8==", "aG=sbG8=", "a===", "aGVsbG8*"};
+    for (size_t i = 0; i < sizeof(bad_b64) / sizeof(bad_b64[0]); i++) {
+        o = with("line", NULL);
+        json_object_set_new(o, "line_b64", json_string(bad_b64[i]));
+        expect_reason(o, "bad field: line_b64");
+    }
+    o = with("line", NULL);
+    json_object_set_new(o, "line_b64", json_null());
+    expect_reason(o, "bad field: line_b64");
+    /* Well-formed base64 of the right bytes decodes and verifies. */
+    o = with("line", NULL);
+    json_object_set_new(o, "line_b64", json_string("aGVsbG8="));
+    char *js = json_dumps(o, JSON_COMPACT);
+    struct envelope d = {0};
+    char err[128] = "";
+    ck_assert_msg(envelope_decode(js, strlen(js), &d, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(d.line_len, 5);
+    ck_assert_mem_eq(d.line, "hello", 5);
+    envelope_release(&d);
+    free(js);
+    json_decref(o);
+}
+END_TEST
+
+START_TEST(reason_unknown_fields)
+{
+    expect_reason(with("extra", json_integer(1)), "unknown field: extra");
+    expect_reason(with_in("source", "node", json_string("n")), "unknown field: source.node");
+    expect_reason(with_in("fields", "patient", json_string("p")), "unknown field: fields.patient");
+    /* jansson refuses NUL inside keys outright: "v\0x" cannot pass for "v". */
+    json_t *o = valid_obj();
+    json_object_setn_new(o, "v\0x", 3, json_integer(1));
+    char *js = json_dumps(o, JSON_COMPACT);
+    struct envelope d = {0};
+    char err[128] = "";
+    ck_assert_int_eq(envelope_decode(js, strlen(js), &d, err, sizeof(err)), -1);
+    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    envelope_release(&d);
+    free(js);
+    json_decref(o);
+}
+END_TEST
+
+START_TEST(reason_tampering)
+{
+    struct envelope e;
+    make_env(&e, "user=alice action=read", 22, 12);
+    size_t len;
+    char *js = encode(&e, &len);
+    /* One byte of the line. */
+    char *p = strstr(js, "alice");
+    ck_assert_ptr_nonnull(p);
+    p[0] = 'A';
+    expect_reason_buf(js, len, "hash mismatch");
+    p[0] = 'a';
+    /* seq changed: the hash covers it. */
+    json_t *o = json_loadb(js, len, 0, NULL);
+    json_object_set_new(o, "seq", json_integer(13));
+    expect_reason(o, "hash mismatch");
+    /* prev changed. */
+    o = json_loadb(js, len, 0, NULL);
+    json_object_set_new(
+        o, "prev", json_string("0000000000000000000000000000000000000000000000000000000000000000"));
+    expect_reason(o, "hash mismatch");
+    /* hash replaced by a consistent-looking other hash: id no longer matches... */
+    o = json_loadb(js, len, 0, NULL);
+    char id[CHAIN_UUID_LEN + 1];
+    memcpy(id, e.id, sizeof(id));
+    id[0] = id[0] == '0' ? '1' : '0';
+    json_object_set_new(o, "id", json_string(id));
+    expect_reason(o, "id mismatch");
+    /* ...and envelope_verify agrees on the struct. */
+    char err[64];
+    ck_assert_int_eq(envelope_verify(&e, err, sizeof(err)), 0);
+    e.line[0] ^= 1;
+    ck_assert_int_eq(envelope_verify(&e, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "hash mismatch");
+    e.line[0] ^= 1;
+    e.id[35] = e.id[35] == 'a' ? 'b' : 'a';
+    ck_assert_int_eq(envelope_verify(&e, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "id mismatch");
+    free(js);
+    envelope_release(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------ schema */
+
+static json_t *load_schema(void)
+{
+    char *path = xasprintf("%s/schemas/audit-event.v1.schema.json", test_repo_root());
+    json_error_t jerr;
+    json_t *s = json_load_file(path, 0, &jerr);
+    ck_assert_msg(s != NULL, "%s: %s", path, jerr.text);
+    free(path);
+    return s;
+}
+
+static bool in_array(json_t *arr, const char *key)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) if (strcmp(json_string_value(v), key) == 0) return true;
+    return false;
+}
+
+/* Every emitted key is a schema property; every required key is emitted. */
+static void check_obj_against(json_t *obj, json_t *schema_obj, json_t *defs)
+{
+    json_t *props = json_object_get(schema_obj, "properties");
+    json_t *req = json_object_get(schema_obj, "required");
+    ck_assert_ptr_nonnull(props);
+    ck_assert(json_is_false(json_object_get(schema_obj, "additionalProperties")));
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        ck_assert_msg(json_object_get(props, key) != NULL, "key '%s' not in schema", key);
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(req, i, r)
+    {
+        ck_assert_msg(json_object_get(obj, json_string_value(r)) != NULL,
+                      "required '%s' not emitted", json_string_value(r));
+    }
+    (void)defs;
+}
+
+START_TEST(emitted_keys_match_schema)
+{
+    json_t *schema = load_schema();
+    ck_assert_str_eq(json_string_value(json_object_get(schema, "$schema")),
+                     "https://json-schema.org/draft/2020-12/schema");
+    json_t *props = json_object_get(schema, "properties");
+    for (int variant = 0; variant < 2; variant++) {
+        struct envelope e;
+        make_env(&e, variant ? "\xff" : "ok", variant ? 1 : 2, 1);
+        e.truncated_bytes = 3;
+        size_t len;
+        char *js = encode(&e, &len);
+        json_t *o = json_loadb(js, len, 0, NULL);
+        check_obj_against(o, schema, NULL);
+        check_obj_against(json_object_get(o, "source"), json_object_get(props, "source"), NULL);
+        check_obj_against(json_object_get(o, "fields"), json_object_get(props, "fields"), NULL);
+        /* Everything the schema lists is something the encoder can emit. */
+        const char *key;
+        json_t *val;
+        json_object_foreach(props, key, val)
+        {
+            bool other_line = strcmp(key, variant ? "line" : "line_b64") == 0;
+            ck_assert_msg(other_line || json_object_get(o, key), "schema key '%s' never emitted",
+                          key);
+        }
+        json_decref(o);
+        free(js);
+        envelope_release(&e);
+    }
+    /* line and line_b64: exactly one (oneOf). */
+    json_t *one = json_object_get(schema, "oneOf");
+    ck_assert_uint_eq(json_array_size(one), 2);
+    ck_assert(in_array(json_object_get(json_array_get(one, 0), "required"), "line"));
+    ck_assert(in_array(json_object_get(json_array_get(one, 1), "required"), "line_b64"));
+    json_decref(schema);
+}
+END_TEST
+
+/* ---------------------------------------------------------- fixtures */
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = xmalloc((size_t)n + 1);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* valid-*.json decode and re-encode to the same bytes; bad-*.json fail with
+ * the reason in bad-*.reason. Each
+ * file holds one envelope (a trailing newline is not part of it). */
+START_TEST(fixtures)
+{
+    char *dir = xasprintf("%s/tests/fixtures/envelope", test_repo_root());
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int valid = 0, bad = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 5 || strcmp(de->d_name + nl - 5, ".json") != 0)
+            continue;
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        size_t len;
+        char *buf = read_all(path, &len);
+        while (len && buf[len - 1] == '\n')
+            len--;
+        struct envelope e = {0};
+        char err[128] = "";
+        int rc = envelope_decode(buf, len, &e, err, sizeof(err));
+        if (strncmp(de->d_name, "valid-", 6) == 0) {
+            ck_assert_msg(rc == 0, "%s: %s", de->d_name, err);
+            /* The independent generator and our encoder agree byte for byte. */
+            size_t elen;
+            char *again = encode(&e, &elen);
+            ck_assert_msg(elen == len && memcmp(again, buf, len) == 0, "%s re-encodes as %s",
+                          de->d_name, again);
+            free(again);
+            valid++;
+        } else {
+            char *rpath = xasprintf("%s/%.*s.reason", dir, (int)(nl - 5), de->d_name);
+            size_t rl;
+            char *want = read_all(rpath, &rl);
+            while (rl && want[rl - 1] == '\n')
+                want[--rl] = '\0';
+            /* A reason ending in '*' is a prefix (jansson's wording varies). */
+            bool prefix = rl && want[rl - 1] == '*';
+            bool match = prefix ? strncmp(err, want, rl - 1) == 0 : strcmp(err, want) == 0;
+            ck_assert_msg(rc == -1 && match, "%s: want '%s' got '%s'", de->d_name, want, err);
+            free(want);
+            free(rpath);
+            bad++;
+        }
+        envelope_release(&e);
+        free(buf);
+        free(path);
+    }
+    closedir(d);
+    free(dir);
+    ck_assert_int_ge(valid, 2);
+    ck_assert_int_ge(bad, 2);
+}
+END_TEST
+
+/* -------------------------------------------------------------- fuzz */
+
+static uint32_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(*x >> 33);
+}
+
+START_TEST(fuzz_mutations)
+{
+    struct envelope e;
+    const uint8_t rec[] = "k=v \xff\x00 end";
+    make_env(&e, rec, sizeof(rec) - 1, 77);
+    size_t len;
+    char *b64 = encode(&e, &len);
+    envelope_release(&e);
+    make_env(&e, "{\"a\":\"\\u00e9\"}", 14, 78);
+    size_t len2;
+    char *plain = encode(&e, &len2);
+    envelope_release(&e);
+
+    uint64_t x = 42; /* deterministic */
+#define RND() lcg(&x)
+    char *buf = xmalloc(len + len2 + 64);
+    int ok = 0;
+    for (int i = 0; i < 30000; i++) {
+        const char *src = i & 1 ? b64 : plain;
+        size_t n = i & 1 ? len : len2;
+        memcpy(buf, src, n);
+        switch (RND() % 5) {
+        case 0: /* truncate */
+            n = RND() % (n + 1);
+            break;
+        case 1: /* flip bytes */
+            for (int k = RND() % 4 + 1; k > 0; k--) {
+                size_t at = RND() % n;
+                buf[at] = (char)RND();
+            }
+            break;
+        case 2: /* insert interesting bytes */
+        {
+            static const char ins[] = "\"{}[],:\\0\xff\xc3-e9.";
+            size_t at = RND() % n;
+            memmove(buf + at + 1, buf + at, n - at);
+            buf[at] = ins[RND() % (sizeof(ins) - 1)];
+            n++;
+            break;
+        }
+        case 3: /* delete a span */
+        {
+            size_t at = RND() % n, k = RND() % 16;
+            if (at + k > n)
+                k = n - at;
+            memmove(buf + at, buf + at + k, n - at - k);
+            n -= k;
+            break;
+        }
+        default: /* random garbage */
+            n = RND() % 64;
+            for (size_t k = 0; k < n; k++)
+                buf[k] = (char)RND();
+        }
+        /* Decode from an exact-size heap copy so ASan sees any overread. */
+        char *exact = xmemdup(buf, n ? n : 1);
+        struct envelope d = {0};
+        char err[128];
+        if (envelope_decode(exact, n, &d, err, sizeof(err)) == 0)
+            ok++;
+        envelope_release(&d);
+        free(exact);
+    }
+    /* Some mutations are harmless (e.g. flipping a byte of a key's case is
+     * not): the loop must have exercised both outcomes. */
+    ck_assert_int_gt(ok, 0);
+    ck_assert_int_lt(ok, 30000);
+    free(buf);
+    free(b64);
+    free(plain);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("envelope");
+    TCase *tc = tcase_create("codec");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, round_trip_every_field);
+    tcase_add_test(tc, absent_members);
+    tcase_add_test(tc, key_order_is_stable);
+    tcase_add_test(tc, invalid_utf8_goes_base64);
+    tcase_add_test(tc, nul_survives_in_line);
+    tcase_add_test(tc, crlf_kept);
+    tcase_add_test(tc, big_record_512k);
+    tcase_add_test(tc, empty_line_and_large_ints);
+    tcase_add_test(tc, encode_refuses_caller_bugs);
+    tcase_add_test(tc, meta_invalid_utf8_replaced);
+    tcase_add_test(tc, reason_not_json);
+    tcase_add_test(tc, reason_not_object);
+    tcase_add_test(tc, reason_version);
+    tcase_add_test(tc, reason_missing_fields);
+    tcase_add_test(tc, reason_mistyped_fields);
+    tcase_add_test(tc, reason_bad_formats);
+    tcase_add_test(tc, reason_line_variants);
+    tcase_add_test(tc, reason_unknown_fields);
+    tcase_add_test(tc, reason_tampering);
+    tcase_add_test(tc, emitted_keys_match_schema);
+    tcase_add_test(tc, fixtures);
+    tcase_add_test(tc, fuzz_mutations);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}
