@@ -5,11 +5,17 @@
  *    is >= failure_rate_pct.
  *  - open: calls are refused until the open wait has passed; the wait is full
  *    jitter backoff from open_base_ms doubling per consecutive trip to
- *    open_max_ms. After it, the next breaker_allow() moves to half-open and
- *    admits exactly one probe.
+ *    open_max_ms, with a floor: uniform[max(1, open_base_ms/2), ceiling]
+ *    (ceiling = min(open_max_ms, open_base_ms << (trip - 1))), so a trip always
+ *    pauses. After it, the next breaker_allow() moves to half-open and
+ *    admits exactly one probe. Outcomes reported while open are ignored.
  *  - half-open: further calls are refused while the probe is out; its success
- *    closes the breaker (window and trip count reset), its failure re-opens it
- *    with a longer wait.
+ *    closes the breaker (window and consecutive-trip count reset, so the next
+ *    wait starts from open_base_ms again; `trips` stays a lifetime total), its
+ *    failure re-opens it with a longer wait.
+ * consecutive_failures 0 disables that trip; failure_rate_pct 0 (or > 100)
+ * disables the rate trip; window is clamped to [1, 1024], min_calls to >= 1.
+ * on_change runs once per transition, after the state has changed.
  * Pure logic with an injectable clock and random source; not thread-safe. */
 #ifndef AUDITRAIL_BREAKER_H
 #define AUDITRAIL_BREAKER_H
