@@ -1,0 +1,192 @@
+/* auditrail: the operator CLI. A libcurl client of the programs' HTTP side
+ * (health, readiness, metrics), and a front door to the aggregator's
+ * one-shot commands (migrate). The query API verbs join when it lands. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/xmalloc.h"
+
+#define DEFAULT_URL "http://127.0.0.1:9200"
+
+struct buf {
+    char *data;
+    size_t len;
+};
+
+static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct buf *b = ud;
+    size_t n = size * nmemb;
+    b->data = xrealloc(b->data, b->len + n + 1);
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* GET base+path; returns the HTTP status, or -1 with a message on stderr
+ * when the server could not be reached. Body in *out (heap). */
+static long http_get(const char *base, const char *path, struct buf *out)
+{
+    char *url = xasprintf("%s%s", base, path);
+    CURL *c = curl_easy_init();
+    long status = -1;
+    if (!c) {
+        fprintf(stderr, "auditrail: curl init failed\n");
+        goto out;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "auditrail: GET %s: %s\n", url, curl_easy_strerror(rc));
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+out:
+    curl_easy_cleanup(c);
+    free(url);
+    return status;
+}
+
+static int cmd_health(const char *url)
+{
+    struct buf h = {0}, r = {0};
+    long hs = http_get(url, "/healthz", &h);
+    long rs = hs < 0 ? -1 : http_get(url, "/readyz", &r);
+    int rc = 2;
+    if (hs >= 0 && rs >= 0) {
+        printf("healthz %ld %s\n", hs, h.data ? h.data : "");
+        printf("readyz  %ld %s\n", rs, r.data ? r.data : "");
+        rc = (hs == 200 && rs == 200) ? 0 : 1;
+    }
+    free(h.data);
+    free(r.data);
+    return rc;
+}
+
+static int cmd_metrics(const char *url, const char *prefix)
+{
+    struct buf m = {0};
+    long st = http_get(url, "/metrics", &m);
+    int rc = 2;
+    if (st == 200 && m.data) {
+        size_t plen = prefix ? strlen(prefix) : 0;
+        for (char *line = strtok(m.data, "\n"); line; line = strtok(NULL, "\n")) {
+            if (!prefix || strncmp(line, prefix, plen) == 0)
+                puts(line);
+        }
+        rc = 0;
+    } else if (st >= 0) {
+        fprintf(stderr, "auditrail: /metrics answered %ld\n", st);
+    }
+    free(m.data);
+    return rc;
+}
+
+/* Run the aggregator binary that sits beside this one. */
+static int cmd_migrate(const char *self, const char *config)
+{
+    if (!config) {
+        fprintf(stderr, "auditrail migrate: --config FILE is required\n");
+        return 2;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *dir = NULL;
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        dir = xasprintf("%s/auditrail-aggregator", exe);
+    } else {
+        dir = xstrdup("auditrail-aggregator");
+    }
+    (void)self;
+    execl(dir, dir, "--config", config, "migrate", (char *)NULL);
+    fprintf(stderr, "auditrail migrate: cannot run %s: %s\n", dir, strerror(errno));
+    free(dir);
+    return 2;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: auditrail [--url URL] COMMAND\n"
+               "  health                 GET /healthz and /readyz; exit 0 when ready,\n"
+               "                         1 when not ready, 2 when unreachable\n"
+               "  metrics [PREFIX]       print /metrics, optionally only lines starting with PREFIX\n"
+               "  migrate --config FILE  apply PostgreSQL migrations (runs auditrail-aggregator)\n"
+               "  --url URL              the agent's or aggregator's http.listen address\n"
+               "                         (default " DEFAULT_URL ", or $AUDITRAIL_URL)\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *url = getenv("AUDITRAIL_URL");
+    const char *config = NULL;
+    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+u:c:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'u':
+            url = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!url || !*url)
+        url = DEFAULT_URL;
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[optind++];
+    /* Options may also follow the command. */
+    while ((ch = getopt_long(argc, argv, "+u:c:h", opts, NULL)) != -1) {
+        if (ch == 'u')
+            url = optarg;
+        else if (ch == 'c')
+            config = optarg;
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argv[0], config);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc;
+    if (strcmp(cmd, "health") == 0) {
+        rc = cmd_health(url);
+    } else if (strcmp(cmd, "metrics") == 0) {
+        rc = cmd_metrics(url, optind < argc ? argv[optind] : NULL);
+    } else {
+        fprintf(stderr, "auditrail: unknown command '%s'\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    return rc;
+}
