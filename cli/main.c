@@ -122,13 +122,14 @@ static int cmd_migrate(const char *self, const char *config)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: auditrail [--url URL] COMMAND\n"
-               "  health                 GET /healthz and /readyz; exit 0 when ready,\n"
-               "                         1 when not ready, 2 when unreachable\n"
-               "  metrics [PREFIX]       print /metrics, optionally only lines starting with PREFIX\n"
-               "  migrate --config FILE  apply PostgreSQL migrations (runs auditrail-aggregator)\n"
-               "  --url URL              the agent's or aggregator's http.listen address\n"
-               "                         (default " DEFAULT_URL ", or $AUDITRAIL_URL)\n");
+    fprintf(f,
+            "usage: auditrail [--url URL] COMMAND\n"
+            "  health                 GET /healthz and /readyz; exit 0 when ready,\n"
+            "                         1 when not ready, 2 when unreachable\n"
+            "  metrics [PREFIX]       print /metrics, optionally only lines starting with PREFIX\n"
+            "  migrate --config FILE  apply PostgreSQL migrations (runs auditrail-aggregator)\n"
+            "  --url URL              the agent's or aggregator's http.listen address\n"
+            "                         (default " DEFAULT_URL ", or $AUDITRAIL_URL)\n");
 }
 
 int main(int argc, char **argv)
