@@ -1,0 +1,22 @@
+/* A test webhook receiver (libmicrohttpd): records every POST body so tests
+ * can assert which alerts a program sent. */
+#ifndef AUDITRAIL_TEST_WEBHOOK_H
+#define AUDITRAIL_TEST_WEBHOOK_H
+
+#include <stddef.h>
+
+struct webhook;
+
+/* Listen on 127.0.0.1 with an ephemeral port; ck_abort on failure. */
+struct webhook *webhook_start(void);
+unsigned webhook_port(const struct webhook *w);
+/* Number of alerts received so far whose labels.alertname equals name
+ * (bodies are Alertmanager arrays; each element counts). NULL = all. */
+size_t webhook_count(struct webhook *w, const char *alertname);
+/* Number of POST requests received. */
+size_t webhook_posts(struct webhook *w);
+/* Make the receiver answer 500 (true) or 200 (false). */
+void webhook_fail(struct webhook *w, int fail);
+void webhook_stop(struct webhook *w);
+
+#endif
