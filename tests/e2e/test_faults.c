@@ -287,6 +287,7 @@ START_TEST(poison)
     struct scenario_opts o;
     scenario_defaults(&o);
     o.start_writer = false;
+    o.agent_extra = "  max_inflight_bytes: 64KiB\n";
     scenario_start(&s, "poison", &o);
     char *p;
     /* Every name matches the json input's glob, so the JSON parser meets
@@ -324,10 +325,16 @@ START_TEST(poison)
     /* Bad envelopes straight to the topic. */
     const char *bad[] = {"not json at all", "{\"v\":2}", "{\"v\":1,\"id\":\"x\"}", "[]", "{}"};
     produce_raw(s.topic, bad, 5);
-    /* A file deleted before it was fully read: keep a copy for the checker,
-     * write it in one go and delete it at once. */
+    /* A file deleted before it was fully read: with every broker down and a
+     * small in-flight bound the agent reads the start of it and stops; the
+     * file is deleted then, and must still arrive whole once Kafka is back
+     * (the agent keeps the deleted file open until it is drained). A copy
+     * goes where the checker finds it. */
+    char reply[256];
+    ck_assert_int_eq(test_kafka_ctl("brokers down", reply, sizeof(reply)), 0);
+    double read_before = e2e_metric(s.agent_port, "auditrail_agent_records_read_total");
     char *deleted = xstrdup("");
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < 20000; i++) {
         char *next = xasprintf("%s{\"n\":%d,\"action\":\"read\",\"actor\":\"dr.who\"}\n", deleted,
                                100000 + i);
         free(deleted);
@@ -338,9 +345,12 @@ START_TEST(poison)
     free(p);
     p = xasprintf("%s/json-deleted.log", s.logdir);
     test_write_file(p, deleted, strlen(deleted), false);
+    ck_assert(
+        wait_metric(s.agent_port, "auditrail_agent_records_read_total", read_before + 1, 30000));
     ck_assert_int_eq(unlink(p), 0);
     free(p);
     free(deleted);
+    ck_assert_int_eq(test_kafka_ctl("brokers up", reply, sizeof(reply)), 0);
 
     scenario_finish(&s, FINISH_TIMEOUT_MS);
     ck_assert_uint_eq(consume_dlq(s.dlq, s.topic, 5), 5);

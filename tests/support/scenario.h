@@ -48,7 +48,8 @@ void scenario_restart_aggr(struct scenario *s, int i);
 void scenario_restart_agent(struct scenario *s);
 /* Wait for the writer to finish (exit 0), then until PostgreSQL holds every
  * record (timeout_ms), then run the independent checker and assert it is
- * exact. Also asserts that every process is still alive. */
+ * exact. Also asserts that every process is still alive, then stops them
+ * with SIGTERM and asserts they exit 0. */
 void scenario_finish(struct scenario *s, unsigned timeout_ms);
 /* Stop everything, drop the database, remove the temp dir. */
 void scenario_release(struct scenario *s);
