@@ -153,3 +153,22 @@ clean:
 
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- aggregator storage: migrations embedded at build time (owner: storage) ----
+# build/gen/migrations.c holds schemas/postgres/*.sql as C arrays
+# (aggregator/migrate.h: migrate_embedded[]), so the binary needs no
+# repository at run time. It is compiled into libauditrail_aggregator.a.
+MIGRATION_SQL := $(sort $(wildcard schemas/postgres/*.sql))
+GEN := $(BUILD)/gen
+$(GEN)/migrations.c: $(MIGRATION_SQL) scripts/embed-sql
+	@mkdir -p $(dir $@)
+	scripts/embed-sql $@ $(MIGRATION_SQL)
+$(OBJ)/gen/migrations.o: $(GEN)/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+$(LIBAGGR): $(OBJ)/gen/migrations.o
+# Storage benchmark: pg_writer vs a raw COPY of the same rows (DESIGN.md §10).
+$(BIN)/bench-aggregator-storage: $(OBJ)/bench/aggregator_storage.o $(LIBAGGR) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_AGGR)) $(LDLIBS_BASE)
+# ---- end aggregator storage ----

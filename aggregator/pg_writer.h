@@ -12,6 +12,14 @@
 
 #include "aggregator/batch.h"
 
+/* libpq-fe.h declares `struct pg_result` (PGresult), and C shares one tag
+ * namespace between structs and enums, so `enum pg_result` could not be used
+ * in a unit that also includes libpq. The enum's real tag is pg_write_result;
+ * the macro keeps `enum pg_result` working for callers. libpq-fe.h is
+ * included first so that its own use of the tag is seen before the macro. */
+#include <libpq-fe.h>
+#define pg_result pg_write_result
+
 struct pg_writer;
 
 enum pg_result {
@@ -30,26 +38,28 @@ const char *pg_result_name(enum pg_result r);
 enum pg_result pg_classify_sqlstate(const char *sqlstate);
 
 struct pg_write_stats {
-    size_t inserted;        /* rows newly stored */
-    size_t dup_stream;      /* exact re-sends caught by the (stream, seq, hash) rule */
-    size_t dup_pk;          /* caught by ON CONFLICT (event_time, id) DO NOTHING */
-    size_t forks;           /* same (stream, seq), different hash: stored + incident */
-    size_t gaps;            /* seq gaps recorded as incidents */
-    size_t chain_breaks;    /* prev != stored hash of seq-1: recorded as incidents */
+    size_t inserted;     /* rows newly stored */
+    size_t dup_stream;   /* exact re-sends caught by the (stream, seq, hash) rule */
+    size_t dup_pk;       /* caught by ON CONFLICT (event_time, id) DO NOTHING */
+    size_t forks;        /* same (stream, seq), different hash: stored + incident */
+    size_t gaps;         /* seq gaps recorded as incidents */
+    size_t chain_breaks; /* prev != stored hash of seq-1: recorded as incidents */
     size_t partitions_created;
     /* Per row of the batch: 1 when it was stored or was a duplicate of a
      * stored row (so its id may be marked in the dedupe caches after the
      * commit). Heap, batch->n entries, owned by the stats; NULL before the
      * first write. */
     uint8_t *committed;
-    ssize_t bad_row;        /* PG_DATA: index of an offending row when known, else -1 */
+    ssize_t bad_row; /* PG_DATA: index of an offending row when known, else -1 */
 };
 
 /* Connect to conninfo (libpq). `group` is the consumer group stored with the
  * offsets. Returns NULL with a message in err when the first connect fails
- * (the caller decides whether that is fatal). */
-struct pg_writer *pg_writer_new(const char *conninfo, const char *group, char *err,
-                                size_t errlen);
+ * (the caller decides whether that is fatal), or when the statements cannot
+ * be prepared (schema not migrated, privileges). The conninfo may set
+ * connect_timeout (default here 5 s) and application_name (default
+ * "auditrail-aggregator"). */
+struct pg_writer *pg_writer_new(const char *conninfo, const char *group, char *err, size_t errlen);
 void pg_writer_free(struct pg_writer *w);
 
 /* The stored next offset for (group, topic, partition): 0 with *out set

@@ -14,8 +14,8 @@ struct redis_store;
 
 /* url: redis://host:port/db. ttl_s: dedupe window (default 86400).
  * Does not connect yet; returns NULL only for a malformed url (err says why). */
-struct redis_store *redis_store_new(const char *url, uint64_t ttl_s, unsigned timeout_ms,
-                                    char *err, size_t errlen);
+struct redis_store *redis_store_new(const char *url, uint64_t ttl_s, unsigned timeout_ms, char *err,
+                                    size_t errlen);
 void redis_store_free(struct redis_store *r);
 
 /* For each of n ids, seen[i] = 1 when it is in the window. 0, or -1 when
@@ -27,9 +27,10 @@ int redis_store_mark(struct redis_store *r, const char *const *ids, size_t n);
 /* Try to take or renew the lease `name` for `holder` for ttl_ms. On success
  * returns 0 and the fencing token (strictly increasing across holders,
  * INCR-based); -1 when held by another or Redis is unreachable (*unreachable
- * tells which). */
-int redis_store_lease(struct redis_store *r, const char *name, const char *holder,
-                      uint64_t ttl_ms, int64_t *token, bool *unreachable);
+ * tells which; an error reply, e.g. from a read-only replica, counts as
+ * unreachable). A holder renewing keeps its token. */
+int redis_store_lease(struct redis_store *r, const char *name, const char *holder, uint64_t ttl_ms,
+                      int64_t *token, bool *unreachable);
 void redis_store_lease_release(struct redis_store *r, const char *name, const char *holder);
 
 #endif

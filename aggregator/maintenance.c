@@ -1,0 +1,205 @@
+/* Partition maintenance under a lease (aggregator/maintenance.h). Redis lease
+ * + fencing token checked in PostgreSQL inside every DDL transaction; falls
+ * back to a session advisory lock when Redis is absent or down. */
+#include "aggregator/maintenance.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/partitions.h"
+#include "aggregator/pg_sql.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#define LEASE_REDIS_KEY "auditrail:lease:maintenance"
+#define LEASE_PG_NAME   "partitions"
+
+struct maintenance {
+    char *conninfo;
+    struct maintenance_conf conf;
+    char *holder;
+    char *lease_name;
+    PGconn *conn;
+    struct part_cache parts;
+};
+
+struct fence {
+    struct maintenance *m;
+    int64_t token; /* > 0: Redis path; 0: advisory path */
+};
+
+void maintenance_conf_defaults(struct maintenance_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->premake_days = 7;
+    c->retention_days = 2190;
+    c->keep_table = false;
+    c->lease_ttl_ms = 300000;
+}
+
+struct maintenance *maintenance_new(const char *conninfo, const struct maintenance_conf *conf)
+{
+    struct maintenance *m = xcalloc(1, sizeof(*m));
+    m->conninfo = xstrdup(conninfo);
+    m->conf = *conf;
+    m->holder = xstrdup(conf->holder ? conf->holder : "auditrail");
+    m->conf.holder = m->holder;
+    m->lease_name = xstrdup(conf->lease_name ? conf->lease_name : LEASE_REDIS_KEY);
+    m->conf.lease_name = m->lease_name;
+    if (!m->conf.lease_ttl_ms)
+        m->conf.lease_ttl_ms = 300000;
+    part_cache_init(&m->parts);
+    return m;
+}
+
+void maintenance_free(struct maintenance *m)
+{
+    if (!m)
+        return;
+    if (m->conn)
+        PQfinish(m->conn);
+    part_cache_release(&m->parts);
+    free(m->conninfo);
+    free(m->holder);
+    free(m->lease_name);
+    free(m);
+}
+
+static void msg(char *err, size_t errlen, const char *what, const char *detail)
+{
+    snprintf(err, errlen, "%s: %s", what, detail);
+    size_t l = strlen(err);
+    while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
+        err[--l] = '\0';
+}
+
+static int connect_pg(struct maintenance *m, char *err, size_t errlen)
+{
+    if (m->conn && PQstatus(m->conn) == CONNECTION_OK)
+        return 0;
+    if (m->conn)
+        PQfinish(m->conn);
+    const char *kw[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *val[] = {"5", "auditrail-maintenance", m->conninfo, NULL};
+    m->conn = PQconnectdbParams(kw, val, 1);
+    if (PQstatus(m->conn) != CONNECTION_OK) {
+        msg(err, errlen, "maintenance: connect", PQerrorMessage(m->conn));
+        PQfinish(m->conn);
+        m->conn = NULL;
+        return -1;
+    }
+    PQclear(PQexec(m->conn, "SET client_min_messages = warning"));
+    m->parts.stale = true;
+    return 0;
+}
+
+/* Runs first in each maintenance transaction. Redis path: store our token
+ * unless a higher one is there (then we are a stale holder and stop).
+ * Advisory path: take the lease row lock so we serialize with a Redis
+ * holder's transactions. */
+static int fence_check(PGconn *conn, void *ud, char *err, size_t errlen)
+{
+    struct fence *f = ud;
+    PGresult *res;
+    if (f->token > 0) {
+        char tok[24], ttl[24];
+        snprintf(tok, sizeof(tok), "%" PRId64, f->token);
+        snprintf(ttl, sizeof(ttl), "%" PRIu64, f->m->conf.lease_ttl_ms);
+        const char *p[] = {LEASE_PG_NAME, tok, f->m->holder, ttl};
+        res = PQexecParams(conn, SQL_M_FENCE, 4, NULL, p, NULL, NULL, 0);
+    } else {
+        const char *p[] = {LEASE_PG_NAME};
+        res = PQexecParams(conn, SQL_M_FENCE_ADVISORY, 1, NULL, p, NULL, NULL, 0);
+    }
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        msg(err, errlen, "maintenance: fence", PQresultErrorMessage(res));
+        rc = -1;
+    } else if (f->token > 0 && PQntuples(res) == 0) {
+        snprintf(err, errlen, "maintenance: fencing token %" PRId64 " superseded by a newer holder",
+                 f->token);
+        rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int advisory(PGconn *conn, const char *sql, bool *got, char *err, size_t errlen)
+{
+    char key[24];
+    snprintf(key, sizeof(key), "%" PRId64, MAINTENANCE_LOCK_KEY);
+    const char *p[] = {key};
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        msg(err, errlen, "maintenance: advisory lock", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    if (got)
+        *got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
+int maintenance_run_once(struct maintenance *m, struct redis_store *redis, int64_t now_us,
+                         struct maintenance_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof(*res));
+    if (connect_pg(m, err, errlen) < 0)
+        return -1;
+    struct fence f = {m, 0};
+    bool use_advisory = true;
+    if (redis) {
+        bool unreachable = false;
+        int64_t token = 0;
+        if (redis_store_lease(redis, m->lease_name, m->holder, m->conf.lease_ttl_ms, &token,
+                              &unreachable) == 0) {
+            f.token = token;
+            use_advisory = false;
+            res->lock = "redis";
+            res->token = token;
+        } else if (!unreachable) {
+            return 0; /* another instance holds the lease */
+        } else {
+            log_info("maintenance: Redis unreachable, using the PostgreSQL advisory lock");
+        }
+    }
+    if (use_advisory) {
+        bool got = false;
+        if (advisory(m->conn, SQL_M_TRY_LOCK, &got, err, errlen) < 0)
+            goto conn_fail;
+        if (!got)
+            return 0;
+        res->lock = "advisory";
+    }
+    res->ran = true;
+    int rc = -1;
+    if (part_premake(&m->parts, m->conn, now_us, m->conf.premake_days, fence_check, &f,
+                     &res->created, err, errlen) < 0)
+        goto out;
+    if (part_retention(&m->parts, m->conn, now_us, m->conf.retention_days, m->conf.keep_table,
+                       fence_check, &f, &res->dropped, err, errlen) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (use_advisory && PQstatus(m->conn) == CONNECTION_OK) {
+        char e2[256];
+        if (advisory(m->conn, SQL_M_UNLOCK, NULL, e2, sizeof(e2)) < 0)
+            log_warn("%s", e2);
+    }
+    if (rc == 0 && (res->created || res->dropped))
+        log_info("maintenance: %d partitions created, %d %s (lock %s)", res->created, res->dropped,
+                 m->conf.keep_table ? "detached" : "dropped", res->lock);
+    if (m->conn && PQstatus(m->conn) != CONNECTION_OK) {
+        PQfinish(m->conn);
+        m->conn = NULL;
+    }
+    return rc;
+conn_fail:
+    PQfinish(m->conn);
+    m->conn = NULL;
+    return -1;
+}

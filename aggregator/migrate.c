@@ -1,0 +1,249 @@
+/* Versioned, idempotent schema migrations under a session advisory lock; see
+ * aggregator/migrate.h. Each file runs in its own transaction together with
+ * its schema_migrations row, so a crash leaves either both or neither. */
+#include "aggregator/migrate.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/pg_sql.h"
+#include "common/hashchain.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+/* Advisory lock key of the migrator ("audmigr1"). */
+#define MIGRATE_LOCK_KEY "7022344362093373233"
+
+void migrate_checksum(const struct migration *m, char out[65])
+{
+    uint8_t md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(m->sql, m->len, md, &mdlen, EVP_sha256(), NULL);
+    hex_encode(md, sizeof(md), out);
+}
+
+/* Run a command; on failure put the server's message in err. */
+static int exec_ok(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                   PGresult **out, char *err, size_t errlen)
+{
+    PGresult *res =
+        nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+        size_t l = strlen(err);
+        while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
+            err[--l] = '\0';
+        PQclear(res);
+        return -1;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return 0;
+}
+
+int migrate_apply(PGconn *conn, const struct migration *m, size_t n, struct migrate_report *rep,
+                  char *err, size_t errlen)
+{
+    const char *key[] = {MIGRATE_LOCK_KEY};
+    PGresult *list = NULL;
+    bool locked = false;
+    int rc = -1;
+    struct migrate_report r = {0, 0, 0};
+
+    if (exec_ok(conn, SQL_MIGRATE_LOCK, 1, key, NULL, err, errlen) < 0)
+        goto out;
+    locked = true;
+    if (exec_ok(conn, SQL_MIGRATE_BOOTSTRAP, 0, NULL, NULL, err, errlen) < 0)
+        goto out;
+    if (exec_ok(conn, SQL_MIGRATE_LIST, 0, NULL, &list, err, errlen) < 0)
+        goto out;
+
+    int nrec = PQntuples(list);
+    for (int j = 0; j < nrec; j++) {
+        int v = atoi(PQgetvalue(list, j, 0));
+        if (v > r.current_version)
+            r.current_version = v;
+        bool known = false;
+        for (size_t i = 0; i < n; i++)
+            known |= m[i].version == v;
+        if (!known)
+            log_warn("migrate: version %d (%s) is applied but unknown to this binary (newer?)", v,
+                     PQgetvalue(list, j, 1));
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        char sum[65];
+        migrate_checksum(&m[i], sum);
+        const char *stored = NULL;
+        for (int j = 0; j < nrec; j++)
+            if (atoi(PQgetvalue(list, j, 0)) == m[i].version)
+                stored = PQgetvalue(list, j, 2);
+        if (stored) {
+            if (strcmp(stored, sum) != 0) {
+                snprintf(err, errlen,
+                         "migration %03d_%s: checksum mismatch (applied %.12s…, file %.12s…): an "
+                         "applied migration was edited; add a new migration instead",
+                         m[i].version, m[i].name, stored, sum);
+                goto out;
+            }
+            r.already++;
+            continue;
+        }
+        if (exec_ok(conn, "BEGIN", 0, NULL, NULL, err, errlen) < 0)
+            goto out;
+        char ver[16];
+        snprintf(ver, sizeof(ver), "%d", m[i].version);
+        const char *params[] = {ver, m[i].name, sum};
+        char e2[512];
+        /* PQexec runs the file's statements (simple protocol) inside our
+         * transaction block; the record goes in the same transaction. */
+        if (exec_ok(conn, m[i].sql, 0, NULL, NULL, e2, sizeof(e2)) < 0 ||
+            exec_ok(conn, SQL_MIGRATE_RECORD, 3, params, NULL, e2, sizeof(e2)) < 0 ||
+            exec_ok(conn, "COMMIT", 0, NULL, NULL, e2, sizeof(e2)) < 0) {
+            snprintf(err, errlen, "migration %03d_%s: %s", m[i].version, m[i].name, e2);
+            PQclear(PQexec(conn, "ROLLBACK"));
+            goto out;
+        }
+        log_info("migrate: applied %03d_%s", m[i].version, m[i].name);
+        r.applied++;
+        if (m[i].version > r.current_version)
+            r.current_version = m[i].version;
+    }
+    rc = 0;
+out:
+    PQclear(list);
+    if (locked && PQstatus(conn) == CONNECTION_OK) {
+        char e3[256];
+        if (exec_ok(conn, SQL_MIGRATE_UNLOCK, 1, key, NULL, e3, sizeof(e3)) < 0)
+            log_warn("migrate: unlock: %s", e3);
+    }
+    if (rep)
+        *rep = r;
+    return rc;
+}
+
+int migrate_run(const char *conninfo, struct migrate_report *rep, char *err, size_t errlen)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    int rc = -1;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "migrate: connect: %s", PQerrorMessage(conn));
+        goto out;
+    }
+    PQclear(PQexec(conn, "SET client_min_messages = warning"));
+    rc = migrate_apply(conn, migrate_embedded, migrate_embedded_count, rep, err, errlen);
+out:
+    PQfinish(conn);
+    return rc;
+}
+
+static int cmp_migration(const void *a, const void *b)
+{
+    const struct migration *x = a, *y = b;
+    return (x->version > y->version) - (x->version < y->version);
+}
+
+static int parse_name(const char *fname, int *version, char **name)
+{
+    size_t len = strlen(fname);
+    if (len < 5 || strcmp(fname + len - 4, ".sql") != 0)
+        return -1;
+    const char *p = fname;
+    int v = 0, digits = 0;
+    while (isdigit((unsigned char)*p) && digits < 9) {
+        v = v * 10 + (*p++ - '0');
+        digits++;
+    }
+    if (digits == 0 || *p != '_' || p + 1 >= fname + len - 4)
+        return -1;
+    *version = v;
+    *name = xstrndup(p + 1, (size_t)(fname + len - 4 - (p + 1)));
+    return 0;
+}
+
+int migrate_load_dir(const char *dir, struct migration **out, size_t *n, char *err, size_t errlen)
+{
+    struct migration *m = NULL;
+    size_t cnt = 0, cap = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *de;
+    int rc = -1;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || strcmp(de->d_name + l - 4, ".sql") != 0)
+            continue;
+        int v;
+        char *name;
+        if (parse_name(de->d_name, &v, &name) < 0) {
+            snprintf(err, errlen, "%s/%s: not NNN_name.sql", dir, de->d_name);
+            goto out;
+        }
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            free(path);
+            free(name);
+            goto out;
+        }
+        free(path);
+        char *buf = NULL;
+        size_t blen = 0, bcap = 0, got;
+        do {
+            if (bcap - blen < 4096) {
+                bcap = bcap ? bcap * 2 : 8192;
+                buf = xrealloc(buf, bcap + 1);
+            }
+            got = fread(buf + blen, 1, bcap - blen, f);
+            blen += got;
+        } while (got > 0);
+        fclose(f);
+        buf[blen] = '\0';
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 8;
+            m = xrealloc(m, cap * sizeof(*m));
+        }
+        m[cnt++] = (struct migration){v, name, buf, blen};
+    }
+    if (cnt > 1)
+        qsort(m, cnt, sizeof(*m), cmp_migration);
+    for (size_t i = 1; i < cnt; i++)
+        if (m[i].version == m[i - 1].version) {
+            snprintf(err, errlen, "%s: duplicate migration version %d", dir, m[i].version);
+            goto out;
+        }
+    rc = 0;
+out:
+    closedir(d);
+    if (rc < 0) {
+        migrate_list_free(m, cnt);
+        m = NULL;
+        cnt = 0;
+    }
+    *out = m;
+    *n = cnt;
+    return rc;
+}
+
+void migrate_list_free(struct migration *m, size_t n)
+{
+    for (size_t i = 0; m && i < n; i++) {
+        free((char *)m[i].name);
+        free((char *)m[i].sql);
+    }
+    free(m);
+}

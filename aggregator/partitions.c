@@ -1,0 +1,411 @@
+/* Daily partitions of auditrail.events: routing cache, grouping, on-demand
+ * creation, premake and retention (aggregator/partitions.h).
+ *
+ * Retention uses plain DETACH PARTITION inside a transaction, not DETACH …
+ * CONCURRENTLY: CONCURRENTLY cannot run in a transaction block, and the
+ * fencing check of maintenance must be in the same transaction as the DDL so
+ * that a stale lease holder cannot act. The price is a short ACCESS
+ * EXCLUSIVE lock on auditrail.events (metadata only); lock_timeout bounds how
+ * long writers can queue behind it, and a timed-out run is retried later. */
+#include "aggregator/partitions.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aggregator/pg_sql.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+int64_t part_day_floor(int64_t us)
+{
+    int64_t q = us / PART_DAY_US;
+    if (us % PART_DAY_US < 0)
+        q--;
+    return q * PART_DAY_US;
+}
+
+static void day_tm(int64_t day_us, struct tm *tm)
+{
+    time_t s = (time_t)(part_day_floor(day_us) / 1000000);
+    gmtime_r(&s, tm);
+}
+
+void part_day_name(int64_t day_us, char out[PART_NAME_LEN])
+{
+    struct tm tm;
+    day_tm(day_us, &tm);
+    snprintf(out, PART_NAME_LEN, "events_p%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday);
+}
+
+int part_name_day(const char *name, int64_t *day_us)
+{
+    if (strncmp(name, "events_p", 8) != 0 || strlen(name) != 16)
+        return -1;
+    int v[8];
+    for (int i = 0; i < 8; i++) {
+        char ch = name[8 + i];
+        if (ch < '0' || ch > '9')
+            return -1;
+        v[i] = ch - '0';
+    }
+    struct tm tm = {0};
+    tm.tm_year = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3] - 1900;
+    tm.tm_mon = v[4] * 10 + v[5] - 1;
+    tm.tm_mday = v[6] * 10 + v[7];
+    int mon = tm.tm_mon, mday = tm.tm_mday;
+    time_t t = timegm(&tm);
+    /* timegm normalizes 20260230 to March 2nd: reject what it changed. */
+    if (tm.tm_mon != mon || tm.tm_mday != mday)
+        return -1;
+    *day_us = (int64_t)t * 1000000;
+    return 0;
+}
+
+void part_cache_init(struct part_cache *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->stale = true;
+}
+
+void part_cache_release(struct part_cache *c)
+{
+    if (!c)
+        return;
+    free(c->b);
+    memset(c, 0, sizeof(*c));
+}
+
+/* First index whose lo > us (upper bound). */
+static size_t upper(const struct part_cache *c, int64_t us)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->b[mid].lo <= us)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+ssize_t part_cache_find(const struct part_cache *c, int64_t us)
+{
+    size_t i = upper(c, us);
+    if (i == 0)
+        return -1;
+    const struct part_bound *b = &c->b[i - 1];
+    return us < b->hi ? (ssize_t)(i - 1) : -1;
+}
+
+void part_cache_add(struct part_cache *c, int64_t lo, int64_t hi)
+{
+    size_t i = upper(c, lo);
+    if (i > 0 && c->b[i - 1].lo == lo)
+        return;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->b = xrealloc(c->b, c->cap * sizeof(*c->b));
+    }
+    memmove(&c->b[i + 1], &c->b[i], (c->n - i) * sizeof(*c->b));
+    c->b[i] = (struct part_bound){lo, hi};
+    c->n++;
+}
+
+static int cmp_bound(const void *a, const void *b)
+{
+    const struct part_bound *x = a, *y = b;
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+static void set_err(PGconn *conn, PGresult *res, char *sqlstate, char *err, size_t errlen,
+                    const char *what)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : "";
+    if (!msg || !*msg)
+        msg = PQerrorMessage(conn);
+    snprintf(err, errlen, "%s: %s", what, msg);
+    size_t l = strlen(err);
+    while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
+        err[--l] = '\0';
+    if (sqlstate) {
+        const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        snprintf(sqlstate, 6, "%s", s ? s : "");
+    }
+}
+
+/* Execute; 0 when the command succeeded. */
+static int run(PGconn *conn, const char *sql, int np, const char *const *params, PGresult **out,
+               char *sqlstate, char *err, size_t errlen, const char *what)
+{
+    PGresult *res =
+        np ? PQexecParams(conn, sql, np, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        set_err(conn, res, sqlstate, err, errlen, what);
+        PQclear(res);
+        return -1;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return 0;
+}
+
+int part_cache_refresh(struct part_cache *c, PGconn *conn, char *err, size_t errlen)
+{
+    PGresult *res;
+    if (run(conn, SQL_PART_LIST, 0, NULL, &res, NULL, err, errlen, "list partitions") < 0)
+        return -1;
+    c->n = 0;
+    int nt = PQntuples(res);
+    for (int i = 0; i < nt; i++) {
+        if (PQgetisnull(res, i, 1) || PQgetisnull(res, i, 2))
+            continue;
+        int64_t lo = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        int64_t hi = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        if (c->n == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 64;
+            c->b = xrealloc(c->b, c->cap * sizeof(*c->b));
+        }
+        c->b[c->n++] = (struct part_bound){lo, hi};
+    }
+    PQclear(res);
+    if (c->n > 1)
+        qsort(c->b, c->n, sizeof(*c->b), cmp_bound);
+    c->stale = false;
+    return 0;
+}
+
+static size_t hash_day(int64_t day)
+{
+    uint64_t x = (uint64_t)(day / PART_DAY_US);
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+void part_groups_build(struct part_groups *g, const int64_t *times_us, size_t n)
+{
+    memset(g, 0, sizeof(*g));
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    /* Open addressing: slot -> group index + 1 (0 = empty). */
+    size_t *slot = xcalloc(cap, sizeof(*slot));
+    size_t *grp = xmalloc((n ? n : 1) * sizeof(*grp));
+    size_t *count = xmalloc((n ? n : 1) * sizeof(*count));
+    g->days = xmalloc((n ? n : 1) * sizeof(*g->days));
+    for (size_t i = 0; i < n; i++) {
+        int64_t d = part_day_floor(times_us[i]);
+        size_t h = hash_day(d) & (cap - 1);
+        while (slot[h] && g->days[slot[h] - 1] != d)
+            h = (h + 1) & (cap - 1);
+        if (!slot[h]) {
+            g->days[g->m] = d;
+            count[g->m] = 0;
+            slot[h] = ++g->m;
+        }
+        grp[i] = slot[h] - 1;
+        count[grp[i]]++;
+    }
+    g->start = xmalloc((g->m + 1) * sizeof(*g->start));
+    g->start[0] = 0;
+    for (size_t k = 0; k < g->m; k++)
+        g->start[k + 1] = g->start[k] + count[k];
+    /* Reuse count as the fill cursor of each group. */
+    for (size_t k = 0; k < g->m; k++)
+        count[k] = g->start[k];
+    g->idx = xmalloc((n ? n : 1) * sizeof(*g->idx));
+    for (size_t i = 0; i < n; i++)
+        g->idx[count[grp[i]]++] = i;
+    free(slot);
+    free(grp);
+    free(count);
+}
+
+void part_groups_release(struct part_groups *g)
+{
+    if (!g)
+        return;
+    free(g->days);
+    free(g->start);
+    free(g->idx);
+    memset(g, 0, sizeof(*g));
+}
+
+static void fmt_bound(int64_t us, char *out, size_t len)
+{
+    struct tm tm;
+    time_t s = (time_t)(part_day_floor(us) / 1000000);
+    gmtime_r(&s, &tm);
+    snprintf(out, len, "%04d-%02d-%02d 00:00:00+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int part_ensure(struct part_cache *c, PGconn *conn, const int64_t *days, size_t n, int *created,
+                char *sqlstate, char *err, size_t errlen)
+{
+    int made = 0, rc = -1;
+    int64_t *missing = NULL;
+    size_t nm = 0;
+    if (sqlstate)
+        sqlstate[0] = '\0';
+    if (c->stale && part_cache_refresh(c, conn, err, errlen) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (part_cache_find(c, days[i]) >= 0)
+            continue;
+        if (!missing)
+            missing = xmalloc(n * sizeof(*missing));
+        missing[nm++] = part_day_floor(days[i]);
+    }
+    if (nm == 0) {
+        rc = 0;
+        goto out;
+    }
+    /* Sorted creation order: two creators never wait on each other in a
+     * different order (they are serialized by the lock anyway). */
+    qsort(missing, nm, sizeof(*missing), cmp_i64);
+    char key[24];
+    snprintf(key, sizeof(key), "%" PRId64, PART_LOCK_KEY);
+    const char *kp[] = {key};
+    if (run(conn, SQL_PART_XACT_LOCK, 1, kp, NULL, sqlstate, err, errlen, "partition lock") < 0)
+        goto out;
+    /* Another process may have created them while we waited. */
+    if (part_cache_refresh(c, conn, err, errlen) < 0)
+        goto out;
+    for (size_t i = 0; i < nm; i++) {
+        if ((i > 0 && missing[i] == missing[i - 1]) || part_cache_find(c, missing[i]) >= 0)
+            continue;
+        char name[PART_NAME_LEN], from[40], to[40], sql[256];
+        part_day_name(missing[i], name);
+        fmt_bound(missing[i], from, sizeof(from));
+        fmt_bound(missing[i] + PART_DAY_US, to, sizeof(to));
+        /* Identifiers and literals from our own date formatting only. */
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE IF NOT EXISTS auditrail.%s PARTITION OF auditrail.events"
+                 " FOR VALUES FROM ('%s') TO ('%s')",
+                 name, from, to);
+        if (run(conn, sql, 0, NULL, NULL, sqlstate, err, errlen, name) < 0)
+            goto out;
+        part_cache_add(c, missing[i], missing[i] + PART_DAY_US);
+        log_info("partitions: created auditrail.%s", name);
+        made++;
+    }
+    rc = 0;
+out:
+    if (rc < 0)
+        c->stale = true;
+    free(missing);
+    if (created)
+        *created = made;
+    return rc;
+}
+
+int part_premake(struct part_cache *c, PGconn *conn, int64_t now_us, int days, part_fence_fn fence,
+                 void *fence_ud, int *created, char *err, size_t errlen)
+{
+    int made = 0, rc = -1;
+    if (days < 0)
+        days = 0;
+    int64_t *d = xmalloc(((size_t)days + 1) * sizeof(*d));
+    int64_t today = part_day_floor(now_us);
+    for (int i = 0; i <= days; i++)
+        d[i] = today + (int64_t)i * PART_DAY_US;
+    if (run(conn, "BEGIN", 0, NULL, NULL, NULL, err, errlen, "premake") < 0)
+        goto out;
+    if ((fence && fence(conn, fence_ud, err, errlen) < 0) ||
+        part_ensure(c, conn, d, (size_t)days + 1, &made, NULL, err, errlen) < 0 ||
+        run(conn, "COMMIT", 0, NULL, NULL, NULL, err, errlen, "premake commit") < 0) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+        c->stale = true;
+        made = 0;
+        goto out;
+    }
+    rc = 0;
+out:
+    free(d);
+    if (created)
+        *created = made;
+    return rc;
+}
+
+int part_retention(struct part_cache *c, PGconn *conn, int64_t now_us, int retention_days,
+                   bool keep_table, part_fence_fn fence, void *fence_ud, int *dropped, char *err,
+                   size_t errlen)
+{
+    int done = 0, rc = -1;
+    PGresult *list = NULL;
+    if (retention_days <= 0) { /* keep forever */
+        rc = 0;
+        goto out;
+    }
+    int64_t cutoff = part_day_floor(now_us) - (int64_t)retention_days * PART_DAY_US;
+    if (run(conn, SQL_PART_LIST, 0, NULL, &list, NULL, err, errlen, "list partitions") < 0)
+        goto out;
+    char key[24];
+    snprintf(key, sizeof(key), "%" PRId64, PART_LOCK_KEY);
+    const char *kp[] = {key};
+    for (int i = 0; i < PQntuples(list); i++) {
+        if (PQgetisnull(list, i, 1) || PQgetisnull(list, i, 2))
+            continue;
+        int64_t hi = strtoll(PQgetvalue(list, i, 2), NULL, 10);
+        if (hi > cutoff) /* never touch anything newer than the cutoff */
+            continue;
+        int64_t day;
+        const char *rel = PQgetvalue(list, i, 0);
+        if (part_name_day(rel, &day) < 0) {
+            log_warn("partitions: retention skips %s (not one of ours)", rel);
+            continue;
+        }
+        /* Rebuild the identifier from the parsed date, never from the
+         * catalog string. */
+        char name[PART_NAME_LEN], sql[256];
+        part_day_name(day, name);
+        if (run(conn, "BEGIN", 0, NULL, NULL, NULL, err, errlen, "retention") < 0)
+            goto out;
+        if (run(conn, SQL_PART_LOCK_TIMEOUT, 0, NULL, NULL, NULL, err, errlen, "lock_timeout") <
+                0 ||
+            (fence && fence(conn, fence_ud, err, errlen) < 0) ||
+            run(conn, SQL_PART_XACT_LOCK, 1, kp, NULL, NULL, err, errlen, "partition lock") < 0)
+            goto rollback;
+        snprintf(sql, sizeof(sql), "ALTER TABLE auditrail.events DETACH PARTITION auditrail.%s",
+                 name);
+        if (run(conn, sql, 0, NULL, NULL, NULL, err, errlen, name) < 0)
+            goto rollback;
+        if (keep_table)
+            snprintf(sql, sizeof(sql), "ALTER TABLE auditrail.%s RENAME TO %s_detached", name,
+                     name);
+        else
+            snprintf(sql, sizeof(sql), "DROP TABLE auditrail.%s", name);
+        if (run(conn, sql, 0, NULL, NULL, NULL, err, errlen, name) < 0 ||
+            run(conn, "COMMIT", 0, NULL, NULL, NULL, err, errlen, "retention commit") < 0)
+            goto rollback;
+        log_info("partitions: retention %s auditrail.%s", keep_table ? "detached" : "dropped",
+                 name);
+        done++;
+        continue;
+    rollback:
+        PQclear(PQexec(conn, "ROLLBACK"));
+        goto out;
+    }
+    rc = 0;
+out:
+    PQclear(list);
+    c->stale = true; /* the set changed (or may have) */
+    if (dropped)
+        *dropped = done;
+    return rc;
+}

@@ -1,0 +1,132 @@
+/* SQL of the aggregator's storage side as named constants (STYLE.md habit 8).
+ * Statements with parameters are prepared once per connection under the
+ * names given next to them. Partition DDL is the only SQL with identifiers
+ * built at run time, and only from our own date formatting (partitions.c). */
+#ifndef AUDITRAIL_AGGREGATOR_PG_SQL_H
+#define AUDITRAIL_AGGREGATOR_PG_SQL_H
+
+/* ---- migrations (migrate.c) ---- */
+#define SQL_MIGRATE_LOCK   "SELECT pg_advisory_lock($1::bigint)"
+#define SQL_MIGRATE_UNLOCK "SELECT pg_advisory_unlock($1::bigint)"
+#define SQL_MIGRATE_BOOTSTRAP                                                                      \
+    "CREATE SCHEMA IF NOT EXISTS auditrail;"                                                       \
+    "CREATE TABLE IF NOT EXISTS auditrail.schema_migrations ("                                     \
+    " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"                    \
+    " applied_at timestamptz NOT NULL DEFAULT now())"
+#define SQL_MIGRATE_LIST "SELECT version, name, checksum FROM auditrail.schema_migrations"
+#define SQL_MIGRATE_RECORD                                                                         \
+    "INSERT INTO auditrail.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"
+
+/* ---- partitions (partitions.c) ---- */
+#define SQL_PART_XACT_LOCK "SELECT pg_advisory_xact_lock($1::bigint)"
+/* Bounds of the attached partitions as µs since the epoch; rows whose bound
+ * is not FROM (…) TO (…) (MINVALUE, a default partition) come back NULL. */
+#define SQL_PART_LIST                                                                              \
+    "SELECT c.relname,"                                                                            \
+    " (extract(epoch FROM m[1]::timestamptz) * 1000000)::bigint,"                                  \
+    " (extract(epoch FROM m[2]::timestamptz) * 1000000)::bigint"                                   \
+    " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,"                                   \
+    " LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),"                            \
+    "   'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m) b"                                  \
+    " WHERE i.inhparent = 'auditrail.events'::regclass"
+#define SQL_PART_EXISTS       "SELECT to_regclass($1::text) IS NOT NULL"
+#define SQL_PART_LOCK_TIMEOUT "SET LOCAL lock_timeout = '5s'"
+
+/* ---- writer (pg_writer.c) ---- */
+#define SQL_W_SESSION "SET TIME ZONE 'UTC'"
+/* The columns the writer sends, in COPY order (events minus ingested_at). */
+#define SQL_W_COPY_COLS                                                                            \
+    "event_time, id, stream_id, seq, file_offset, hash, prev_hash, read_time, time_source,"        \
+    " tenant, actor, action, resource, outcome, format, source, raw, truncated_bytes, attrs"
+/* Common path: the rows to store go straight into events (inside a
+ * savepoint). COPY has no ON CONFLICT: if a primary key already exists (only
+ * when streams and events disagree), roll back to the savepoint and take the
+ * staging path, whose INSERT … ON CONFLICT DO NOTHING is the last guard. */
+#define SQL_W_SAVEPOINT          "SAVEPOINT direct_copy"
+#define SQL_W_SAVEPOINT_RELEASE  "RELEASE SAVEPOINT direct_copy"
+#define SQL_W_SAVEPOINT_ROLLBACK "ROLLBACK TO SAVEPOINT direct_copy"
+#define SQL_W_EVENTS_COPY        "COPY auditrail.events (" SQL_W_COPY_COLS ") FROM STDIN (FORMAT binary)"
+#define SQL_W_STAGE_CREATE                                                                         \
+    "CREATE TEMP TABLE IF NOT EXISTS auditrail_stage ("                                            \
+    " event_time timestamptz NOT NULL, id uuid NOT NULL,"                                          \
+    " stream_id text NOT NULL, seq bigint NOT NULL, file_offset bigint NOT NULL,"                  \
+    " hash bytea NOT NULL, prev_hash bytea NOT NULL, read_time timestamptz NOT NULL,"              \
+    " time_source text NOT NULL, tenant text, actor text, action text, resource text,"             \
+    " outcome text, format text NOT NULL, source jsonb NOT NULL, raw bytea NOT NULL,"              \
+    " truncated_bytes bigint NOT NULL, attrs jsonb) ON COMMIT DELETE ROWS"
+#define SQL_W_STAGE_COPY "COPY auditrail_stage (" SQL_W_COPY_COLS ") FROM STDIN (FORMAT binary)"
+
+#define STMT_W_OFFSET_LOAD "w_offset_load"
+#define SQL_W_OFFSET_LOAD                                                                          \
+    "SELECT next_offset FROM auditrail.kafka_offsets"                                              \
+    " WHERE consumer_group = $1 AND topic = $2 AND partition = $3"
+#define STMT_W_OFFSET_CAS "w_offset_cas"
+#define SQL_W_OFFSET_CAS                                                                           \
+    "UPDATE auditrail.kafka_offsets SET next_offset = $4, updated_at = now()"                      \
+    " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 AND next_offset = $5"
+#define STMT_W_OFFSET_INIT "w_offset_init"
+#define SQL_W_OFFSET_INIT                                                                          \
+    "INSERT INTO auditrail.kafka_offsets (consumer_group, topic, partition, next_offset)"          \
+    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+
+/* Lock the batch's streams (sorted: no deadlock between writers). */
+#define STMT_W_STREAMS_LOCK "w_streams_lock"
+#define SQL_W_STREAMS_LOCK                                                                         \
+    "SELECT stream_id, last_seq, last_hash FROM auditrail.streams"                                 \
+    " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id FOR UPDATE"
+/* Stored hashes of the given (stream, seq) pairs: re-sends, gap fills, and
+ * the predecessor of a row when it is below the stream's last_seq. First
+ * within the UTC day given ($3, epoch seconds: run-time partition pruning
+ * keeps it to one partition per pair), then, for what that did not settle,
+ * across all partitions (an index probe per partition). */
+#define STMT_W_LOOKUP_DAY "w_lookup_day"
+#define SQL_W_LOOKUP_DAY                                                                           \
+    "SELECT l.stream_id, l.seq, e.hash"                                                            \
+    " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS l(stream_id, seq, day_s)"             \
+    " JOIN auditrail.events e ON e.stream_id = l.stream_id AND e.seq = l.seq"                      \
+    " AND e.event_time >= to_timestamp(l.day_s) AND e.event_time < to_timestamp(l.day_s + 86400)"
+#define STMT_W_LOOKUP "w_lookup"
+#define SQL_W_LOOKUP                                                                               \
+    "SELECT l.stream_id, l.seq, e.hash FROM unnest($1::text[], $2::bigint[]) AS l(stream_id, seq)" \
+    " JOIN auditrail.events e ON e.stream_id = l.stream_id AND e.seq = l.seq"
+/* Staging path: insert what was staged; (event_time, id) conflicts are
+ * skipped and counted as dup_pk. */
+#define STMT_W_INSERT "w_insert"
+#define SQL_W_INSERT                                                                               \
+    "INSERT INTO auditrail.events (" SQL_W_COPY_COLS ") SELECT " SQL_W_COPY_COLS                   \
+    " FROM auditrail_stage ON CONFLICT DO NOTHING"
+/* One row per stream touched: $1 ids, $2 new last_seq (already the max with
+ * the stored one), $3 last_hash hex, $4..$6 counter increments, $7 source
+ * JSON (kept from the stream's first sight). */
+#define STMT_W_STREAMS_UPSERT "w_streams_upsert"
+#define SQL_W_STREAMS_UPSERT                                                                       \
+    "INSERT INTO auditrail.streams AS s (stream_id, last_seq, last_hash, source, gaps,"            \
+    " chain_breaks, forks)"                                                                        \
+    " SELECT u.stream_id, u.last_seq, decode(u.last_hash, 'hex'),"                                 \
+    " u.source::jsonb, u.gaps, u.breaks, u.forks"                                                  \
+    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],"               \
+    " $6::bigint[], $7::text[]) AS u(stream_id, last_seq, last_hash, gaps, breaks, forks, source)" \
+    " ON CONFLICT (stream_id) DO UPDATE SET last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq),"   \
+    " last_hash = CASE WHEN EXCLUDED.last_seq >= s.last_seq THEN EXCLUDED.last_hash"               \
+    " ELSE s.last_hash END, last_seen = now(),"                                                    \
+    " gaps = s.gaps + EXCLUDED.gaps, chain_breaks = s.chain_breaks + EXCLUDED.chain_breaks,"       \
+    " forks = s.forks + EXCLUDED.forks"
+#define STMT_W_INCIDENT "w_incident"
+#define SQL_W_INCIDENT                                                                             \
+    "INSERT INTO auditrail.integrity_incidents (kind, stream_id, seq, expected, actual, evidence)" \
+    " VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
+
+/* ---- maintenance (maintenance.c) ---- */
+#define SQL_M_TRY_LOCK "SELECT pg_try_advisory_lock($1::bigint)"
+#define SQL_M_UNLOCK   "SELECT pg_advisory_unlock($1::bigint)"
+/* Fencing: record our token unless a higher one is stored; 0 rows = stale. */
+#define SQL_M_FENCE                                                                                \
+    "INSERT INTO auditrail.maintenance_lease AS l (name, token, holder, expires_at)"               \
+    " VALUES ($1, $2, $3, now() + ($4::bigint * interval '1 millisecond'))"                        \
+    " ON CONFLICT (name) DO UPDATE SET token = EXCLUDED.token, holder = EXCLUDED.holder,"          \
+    " expires_at = EXCLUDED.expires_at WHERE l.token <= EXCLUDED.token RETURNING token"
+/* Advisory path: serialize with Redis holders on the lease row, no token. */
+#define SQL_M_FENCE_ADVISORY                                                                       \
+    "SELECT token FROM auditrail.maintenance_lease WHERE name = $1 FOR UPDATE"
+
+#endif

@@ -1,0 +1,103 @@
+/* Test fixtures for the aggregator storage suites (test_pg_*.c): envelopes
+ * built on a real hash chain, a migrated fresh database, small SQL helpers.
+ * Header-only (static inline) so each suite stays one file. */
+#ifndef AUDITRAIL_TESTS_STORAGE_FIXTURES_H
+#define AUDITRAIL_TESTS_STORAGE_FIXTURES_H
+
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/batch.h"
+#include "aggregator/migrate.h"
+#include "common/envelope.h"
+#include "common/hashchain.h"
+#include "common/xmalloc.h"
+#include "tests/support/teststack.h"
+#include "tests/support/testutil.h"
+
+#define FX_DAY_US INT64_C(86400000000)
+/* 2026-11-26T00:00:00Z */
+#define FX_T0 INT64_C(1795651200000000)
+
+/* A stream's chain state as the agent keeps it. */
+struct fx_chain {
+    char stream[CHAIN_STREAM_HEX_LEN + 1];
+    uint64_t seq;
+    uint8_t prev[CHAIN_HASH_LEN];
+};
+
+static inline void fx_chain_init(struct fx_chain *c, unsigned n)
+{
+    snprintf(c->stream, sizeof(c->stream), "%032x", n + 0xabc000u);
+    c->seq = 0;
+    chain_genesis(c->stream, c->prev);
+}
+
+/* An envelope for (stream, seq, prev, line) with its correct hash and id. */
+static inline void fx_env(struct envelope *e, const char *stream, uint64_t seq,
+                          const uint8_t prev[CHAIN_HASH_LEN], const void *line, size_t len,
+                          int64_t time_us)
+{
+    memset(e, 0, sizeof(*e));
+    e->v = 1;
+    memcpy(e->stream, stream, CHAIN_STREAM_HEX_LEN);
+    e->seq = seq;
+    e->offset = seq * 100;
+    memcpy(e->prev, prev, CHAIN_HASH_LEN);
+    chain_next(prev, seq, line, len, e->hash);
+    chain_id(e->hash, e->id);
+    e->time_us = time_us;
+    e->time_source = TIME_SOURCE_PAYLOAD;
+    e->read_time_us = time_us + 1000;
+    e->source.name = xstrdup("ns/pod/app");
+    e->source.host = xstrdup("node-1");
+    e->source.path = xstrdup("/var/log/audit/app.log");
+    e->format = xstrdup(len && ((const char *)line)[0] == '{' ? "json" : "raw");
+    e->fields.tenant = xstrdup("t1");
+    e->fields.actor = xasprintf("user%" PRIu64, seq % 3);
+    e->fields.action = xstrdup("read");
+    e->line = xmemdup(line ? line : "", len ? len : 1);
+    e->line_len = len;
+}
+
+/* Append the chain's next record to the batch and advance the chain. */
+static inline void fx_add(struct batch *b, struct fx_chain *c, const void *line, size_t len,
+                          int64_t time_us, int32_t part, int64_t off)
+{
+    struct envelope e;
+    fx_env(&e, c->stream, c->seq, c->prev, line, len, time_us);
+    memcpy(c->prev, e.hash, CHAIN_HASH_LEN);
+    c->seq++;
+    batch_add(b, &e, part, off);
+}
+
+static inline void fx_add_str(struct batch *b, struct fx_chain *c, const char *line,
+                              int64_t time_us, int32_t part, int64_t off)
+{
+    fx_add(b, c, line, strlen(line), time_us, part, off);
+}
+
+/* A fresh database with the embedded migrations applied. Heap conninfo. */
+static inline char *fx_fresh_migrated(const char *prefix)
+{
+    char *ci = test_pg_fresh_db(prefix);
+    char err[512];
+    struct migrate_report rep;
+    if (migrate_run(ci, &rep, err, sizeof(err)) != 0)
+        ck_abort_msg("migrate: %s", err);
+    return ci;
+}
+
+/* First column of the first row as int64 (NULL -> -1). */
+static inline int64_t fx_int(PGconn *c, const char *sql)
+{
+    char *v = test_pg_scalar(c, sql);
+    int64_t r = v ? strtoll(v, NULL, 10) : -1;
+    free(v);
+    return r;
+}
+
+#endif

@@ -1,0 +1,895 @@
+/* pg_writer against the real stack (a fresh migrated database per test):
+ * byte-exact storage, attrs, re-sends, forks, gaps, chain breaks, the offset
+ * compare-and-set, data errors, partitions on demand (also from two
+ * processes at once) and reconnection. */
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "aggregator/pg_writer.h"
+#include "tests/integration/storage_fixtures.h"
+
+static char *ci;
+static PGconn *db;
+
+static void setup(void)
+{
+    ci = fx_fresh_migrated("pgw");
+    db = test_pg_connect(ci);
+}
+
+static void teardown(void)
+{
+    PQfinish(db);
+    test_pg_drop_db(ci);
+    free(ci);
+}
+
+static struct pg_writer *writer(void)
+{
+    char err[512] = "";
+    struct pg_writer *w = pg_writer_new(ci, "g1", err, sizeof(err));
+    ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
+    return w;
+}
+
+static void write_ok(struct pg_writer *w, struct batch *b, struct pg_write_stats *st)
+{
+    char err[512] = "";
+    enum pg_result r = pg_writer_write(w, b, st, err, sizeof(err));
+    ck_assert_msg(r == PG_OK, "write: %s: %s", pg_result_name(r), err);
+}
+
+static int64_t q(const char *fmt, const char *a)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), fmt, a);
+    return fx_int(db, sql);
+}
+
+static char *qs(const char *fmt, const char *a, int64_t n)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), fmt, a, n);
+    return test_pg_scalar(db, sql);
+}
+
+static int64_t nevents(void)
+{
+    return fx_int(db, "SELECT count(*) FROM auditrail.events");
+}
+
+static int64_t nincidents(const char *kind)
+{
+    return q("SELECT count(*) FROM auditrail.integrity_incidents WHERE kind = '%s'", kind);
+}
+
+struct rec {
+    const char *bytes;
+    size_t len;
+    bool json;
+};
+
+/* Lengths from sizeof: the literals hold NUL bytes. */
+#define REC(lit, json)                                                                             \
+    {                                                                                              \
+        lit, sizeof(lit) - 1, json                                                                 \
+    }
+static const struct rec recs[] = {
+    REC("{\"actor\":\"alice\",\"n\":1}", true),
+    REC("plain text line", false),
+    REC("a\0b", false),                                    /* NUL byte */
+    REC("\xff\xfe not utf-8", false),                      /* invalid UTF-8 */
+    REC("{\"x\":\"a\\u0000b\"}", false),                   /* jsonb cannot hold \u0000 */
+    REC("[1,2]", false),                                   /* JSON, not an object */
+    REC("{\"big\":123456789012345678901234567890}", true), /* beyond int64 */
+    REC("{\"k\":\"v\"}\r", true),                          /* CRLF file */
+    REC("{\"broken\":", false),
+    /* Look like objects, refused by jsonb: retried with attrs NULL. */
+    REC("{\"a\":1,}", false),
+    REC("{not json}", false),
+    REC("{\"k\":\"\xff\"}", false),
+    REC("  {\"padded\": true} ", true),
+};
+#define NRECS (sizeof(recs) / sizeof(recs[0]))
+
+static void build_recs(struct batch *b, struct fx_chain *c, int64_t first_off)
+{
+    for (size_t i = 0; i < NRECS; i++)
+        fx_add(b, c, recs[i].bytes, recs[i].len, FX_T0 + (int64_t)i * 1000, 0,
+               first_off + (int64_t)i);
+}
+
+START_TEST(stores_batch_byte_exact)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 1);
+    build_recs(&b, &c, 0);
+    batch_advance(&b, 0, -1, NRECS);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.inserted, NRECS);
+    ck_assert_uint_eq(st.dup_stream + st.dup_pk + st.forks + st.gaps + st.chain_breaks, 0);
+    ck_assert_uint_eq(st.partitions_created, 1);
+    for (size_t i = 0; i < NRECS; i++)
+        ck_assert_int_eq(st.committed[i], 1);
+    ck_assert_int_eq(nevents(), (int64_t)NRECS);
+
+    for (size_t i = 0; i < NRECS; i++) {
+        char hex[128];
+        hex_encode((const uint8_t *)recs[i].bytes, recs[i].len, hex);
+        char *v = qs("SELECT encode(raw, 'hex') FROM auditrail.events WHERE stream_id = '%s' "
+                     "AND seq = %" PRId64,
+                     c.stream, (int64_t)i);
+        ck_assert_msg(v && strcmp(v, hex) == 0, "raw of seq %zu: %s != %s", i, v, hex);
+        free(v);
+        v = qs("SELECT attrs IS NOT NULL FROM auditrail.events WHERE stream_id = '%s' AND seq = "
+               "%" PRId64,
+               c.stream, (int64_t)i);
+        ck_assert_msg(strcmp(v, recs[i].json ? "t" : "f") == 0, "attrs of seq %zu: %s", i, v);
+        free(v);
+        const struct envelope *e = &b.rows[i].env;
+        v = qs("SELECT id::text || ' ' || (extract(epoch FROM event_time) * 1000000)::bigint || "
+               "' ' || encode(hash, 'hex') || ' ' || encode(prev_hash, 'hex') FROM "
+               "auditrail.events WHERE stream_id = '%s' AND seq = %" PRId64,
+               c.stream, (int64_t)i);
+        char want[256], h[65], p[65];
+        hex_encode(e->hash, 32, h);
+        hex_encode(e->prev, 32, p);
+        snprintf(want, sizeof(want), "%s %" PRId64 " %s %s", e->id, e->time_us, h, p);
+        ck_assert_str_eq(v, want);
+        free(v);
+    }
+    char *v = qs("SELECT attrs->>'actor' FROM auditrail.events WHERE stream_id = '%s' AND seq = "
+                 "%" PRId64,
+                 c.stream, 0);
+    ck_assert_str_eq(v, "alice");
+    free(v);
+    v = qs("SELECT actor || '/' || tenant || '/' || format || '/' || (source->>'name') FROM "
+           "auditrail.events WHERE stream_id = '%s' AND seq = %" PRId64,
+           c.stream, 1);
+    ck_assert_str_eq(v, "user1/t1/raw/ns/pod/app");
+    free(v);
+
+    char h[65];
+    hex_encode(c.prev, 32, h);
+    v = qs("SELECT last_seq || ' ' || encode(last_hash, 'hex') || ' ' || gaps || chain_breaks "
+           "|| forks FROM auditrail.streams WHERE stream_id = '%s' AND %" PRId64 " = 0",
+           c.stream, 0);
+    char want[128];
+    snprintf(want, sizeof(want), "%zu %s 000", NRECS - 1, h);
+    ck_assert_str_eq(v, want);
+    free(v);
+
+    int64_t off = 0;
+    char err[256];
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(off, (int64_t)NRECS);
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 1, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(off, -1);
+    ck_assert_int_eq(pg_writer_load_offset(w, "other", 0, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(off, -1);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
+
+    /* The same records again (a replay at later offsets): all re-sends. */
+    batch_clear(&b);
+    fx_chain_init(&c, 1);
+    build_recs(&b, &c, NRECS);
+    batch_advance(&b, 0, NRECS, 2 * NRECS);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.dup_stream, NRECS);
+    ck_assert_uint_eq(st.inserted, 0);
+    ck_assert_uint_eq(st.forks + st.gaps + st.chain_breaks, 0);
+    for (size_t i = 0; i < NRECS; i++)
+        ck_assert_int_eq(st.committed[i], 1);
+    ck_assert_int_eq(nevents(), (int64_t)NRECS);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(off, 2 * (int64_t)NRECS);
+
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(many_json_lookalikes)
+{
+    /* More refused lookalikes than the retry budget: the writer switches to
+     * validating every record itself, and still stores everything. */
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 15);
+    for (int i = 0; i < 20; i++) {
+        char line[64];
+        if (i % 2)
+            snprintf(line, sizeof(line), "{\"n\":%d}", i);
+        else
+            snprintf(line, sizeof(line), "{broken %d}", i);
+        fx_add_str(&b, &c, line, FX_T0, 0, i);
+    }
+    /* A cut record keeps only its beginning: never attrs. */
+    fx_add_str(&b, &c, "{\"cut\":\"here\"}", FX_T0, 0, 20);
+    b.rows[20].env.truncated_bytes = 1000;
+    batch_advance(&b, 0, -1, 21);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.inserted, 21);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events WHERE attrs IS NOT NULL"),
+                     10);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events WHERE attrs IS NOT NULL "
+                                "AND (attrs->>'n')::int % 2 = 1"),
+                     10);
+    ck_assert_int_eq(fx_int(db, "SELECT truncated_bytes FROM auditrail.events WHERE seq = 20"),
+                     1000);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(resend_with_new_time_is_duplicate)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c, c2;
+    fx_chain_init(&c, 2);
+    c2 = c;
+    fx_add_str(&b, &c, "no timestamp here", FX_T0, 0, 0);
+    batch_advance(&b, 0, -1, 1);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.inserted, 1);
+
+    /* Same stream/seq/hash, new read time two days later. */
+    batch_clear(&b);
+    fx_add_str(&b, &c2, "no timestamp here", FX_T0 + 2 * FX_DAY_US, 0, 1);
+    batch_advance(&b, 0, 1, 2);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.dup_stream, 1);
+    ck_assert_uint_eq(st.inserted, 0);
+    ck_assert_uint_eq(st.forks, 0);
+    ck_assert_int_eq(st.committed[0], 1);
+    ck_assert_int_eq(nevents(), 1);
+
+    /* And twice within one batch: stored once. */
+    batch_clear(&b);
+    struct fx_chain c3 = c;
+    fx_add_str(&b, &c, "second", FX_T0, 0, 2);
+    fx_add_str(&b, &c3, "second", FX_T0 + 5, 0, 3);
+    batch_advance(&b, 0, 2, 4);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.inserted, 1);
+    ck_assert_uint_eq(st.dup_stream, 1);
+    ck_assert_int_eq(nevents(), 2);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(fork_is_stored_and_recorded)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 3);
+    fx_add_str(&b, &c, "r0", FX_T0, 0, 0);
+    struct fx_chain at1 = c;
+    fx_add_str(&b, &c, "r1", FX_T0, 0, 1);
+    fx_add_str(&b, &c, "r2", FX_T0, 0, 2);
+    batch_advance(&b, 0, -1, 3);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+
+    /* A different record 1 on the same chain position: a fork. */
+    batch_clear(&b);
+    struct fx_chain f = at1;
+    fx_add_str(&b, &f, "r1 rewritten", FX_T0, 0, 3);
+    batch_advance(&b, 0, 3, 4);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.forks, 1);
+    ck_assert_uint_eq(st.inserted, 1);
+    ck_assert_uint_eq(st.dup_stream, 0);
+    ck_assert_uint_eq(st.chain_breaks, 0); /* its prev is the stored hash of 0 */
+    ck_assert_int_eq(
+        q("SELECT count(*) FROM auditrail.events WHERE stream_id = '%s' AND seq = 1", c.stream), 2);
+    ck_assert_int_eq(nincidents("fork"), 1);
+    char h[65];
+    hex_encode(b.rows[0].env.hash, 32, h);
+    char *v = qs("SELECT actual || ' ' || seq FROM auditrail.integrity_incidents WHERE stream_id "
+                 "= '%s' AND kind = 'fork' AND %" PRId64 " = 0",
+                 c.stream, 0);
+    char want[100];
+    snprintf(want, sizeof(want), "%s 1", h);
+    ck_assert_str_eq(v, want);
+    free(v);
+    ck_assert_int_eq(q("SELECT forks FROM auditrail.streams WHERE stream_id = '%s'", c.stream), 1);
+    /* last_seq stays 2: the fork is below it. */
+    ck_assert_int_eq(q("SELECT last_seq FROM auditrail.streams WHERE stream_id = '%s'", c.stream),
+                     2);
+
+    /* The fork re-sent: a duplicate now, no second incident. */
+    batch_clear(&b);
+    f = at1;
+    fx_add_str(&b, &f, "r1 rewritten", FX_T0, 0, 4);
+    batch_advance(&b, 0, 4, 5);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.dup_stream, 1);
+    ck_assert_uint_eq(st.forks, 0);
+    ck_assert_int_eq(nincidents("fork"), 1);
+
+    /* Within one batch: two different records at a new seq. */
+    batch_clear(&b);
+    struct fx_chain g = c;
+    fx_add_str(&b, &c, "r3", FX_T0, 0, 5);
+    fx_add_str(&b, &g, "r3 other", FX_T0, 0, 6);
+    batch_advance(&b, 0, 5, 7);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.forks, 1);
+    ck_assert_uint_eq(st.inserted, 2);
+    ck_assert_int_eq(nincidents("fork"), 2);
+    ck_assert_int_eq(nincidents("chain_break"), 0);
+    ck_assert_int_eq(nincidents("gap"), 0);
+    /* last_hash follows the first record seen at the new last seq. */
+    char lh[65];
+    hex_encode(b.rows[0].env.hash, 32, lh);
+    v = qs("SELECT encode(last_hash, 'hex') FROM auditrail.streams WHERE stream_id = '%s' AND "
+           "%" PRId64 " = 0",
+           c.stream, 0);
+    ck_assert_str_eq(v, lh);
+    free(v);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(fork_resent_on_another_day_is_duplicate)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 14);
+    fx_add_str(&b, &c, "x0", FX_T0, 0, 0);
+    struct fx_chain at1 = c;
+    fx_add_str(&b, &c, "x1", FX_T0, 0, 1);
+    batch_advance(&b, 0, -1, 2);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+    /* Fork Y of seq 1, stored three days later. */
+    batch_clear(&b);
+    struct fx_chain y = at1;
+    fx_add_str(&b, &y, "y1", FX_T0 + 3 * FX_DAY_US, 0, 2);
+    batch_advance(&b, 0, 2, 3);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.forks, 1);
+    /* Y re-sent with the day of X: the day lookup sees only X, the wide
+     * lookup finds Y. A re-send, not a second fork. */
+    batch_clear(&b);
+    y = at1;
+    fx_add_str(&b, &y, "y1", FX_T0 + 7, 0, 3);
+    batch_advance(&b, 0, 3, 4);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.dup_stream, 1);
+    ck_assert_uint_eq(st.forks, 0);
+    ck_assert_uint_eq(st.inserted, 0);
+    ck_assert_int_eq(nincidents("fork"), 1);
+    ck_assert_int_eq(nevents(), 3);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(gap_recorded_and_late_fill_accepted)
+{
+    struct pg_writer *w = writer();
+    struct batch all, b;
+    batch_init(&all, "scratch");
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 4);
+    for (int i = 0; i < 7; i++) {
+        char line[16];
+        snprintf(line, sizeof(line), "rec %d", i);
+        fx_add_str(&all, &c, line, FX_T0, 0, i);
+    }
+    /* Move records 0, 1, 5, 6 into the batch: 2..4 are missing. */
+    int take[] = {0, 1, 5, 6};
+    for (int i = 0; i < 4; i++) {
+        struct envelope e = all.rows[take[i]].env;
+        memset(&all.rows[take[i]].env, 0, sizeof(e));
+        batch_add(&b, &e, 0, i);
+    }
+    batch_advance(&b, 0, -1, 4);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.gaps, 1);
+    ck_assert_uint_eq(st.inserted, 4);
+    ck_assert_uint_eq(st.chain_breaks, 0);
+    char *v = qs("SELECT expected || '-' || actual || ' ' || (evidence->>'missing_to') FROM "
+                 "auditrail.integrity_incidents WHERE stream_id = '%s' AND kind = 'gap' AND "
+                 "%" PRId64 " = 0",
+                 c.stream, 0);
+    ck_assert_str_eq(v, "2-5 4");
+    free(v);
+    ck_assert_int_eq(q("SELECT gaps FROM auditrail.streams WHERE stream_id = '%s'", c.stream), 1);
+
+    /* The late records arrive: stored, no new incident, last_seq stays 6. */
+    batch_clear(&b);
+    for (int i = 2; i <= 4; i++) {
+        struct envelope e = all.rows[i].env;
+        memset(&all.rows[i].env, 0, sizeof(e));
+        batch_add(&b, &e, 0, 4 + i);
+    }
+    batch_advance(&b, 0, 4, 9);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.inserted, 3);
+    ck_assert_uint_eq(st.gaps + st.chain_breaks + st.forks + st.dup_stream, 0);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 1);
+    ck_assert_int_eq(q("SELECT last_seq FROM auditrail.streams WHERE stream_id = '%s'", c.stream),
+                     6);
+
+    /* A new stream that starts at seq 3 has a gap from 0. */
+    batch_clear(&b);
+    struct fx_chain d;
+    fx_chain_init(&d, 5);
+    d.seq = 3;
+    fx_add_str(&b, &d, "late start", FX_T0, 0, 9);
+    batch_advance(&b, 0, 9, 10);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.gaps, 1);
+    /* its prev is genesis, which is not what seq 3 needs, but seq 2 is
+     * unknown: no chain check. */
+    ck_assert_uint_eq(st.chain_breaks, 0);
+    v = qs("SELECT expected || '-' || actual FROM auditrail.integrity_incidents WHERE stream_id "
+           "= '%s' AND kind = 'gap' AND %" PRId64 " = 0",
+           d.stream, 0);
+    ck_assert_str_eq(v, "0-3");
+    free(v);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    batch_release(&all);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(chain_breaks_recorded)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct pg_write_stats st = {0};
+
+    /* seq 0 whose prev is not SHA-256("auditrail:v1:" || stream). */
+    struct fx_chain a;
+    fx_chain_init(&a, 6);
+    memset(a.prev, 0x11, 32);
+    fx_add_str(&b, &a, "bad genesis", FX_T0, 0, 0);
+    /* seq 1 of another stream whose prev is not the hash of its seq 0. */
+    struct fx_chain c;
+    fx_chain_init(&c, 7);
+    fx_add_str(&b, &c, "c0", FX_T0, 0, 1);
+    uint8_t h0[32];
+    memcpy(h0, c.prev, 32);
+    memset(c.prev, 0x22, 32);
+    fx_add_str(&b, &c, "c1", FX_T0, 0, 2);
+    batch_advance(&b, 0, -1, 3);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.chain_breaks, 2);
+    ck_assert_uint_eq(st.inserted, 3);
+    ck_assert_int_eq(nincidents("chain_break"), 2);
+    uint8_t gen[32];
+    chain_genesis(a.stream, gen);
+    char gx[65];
+    hex_encode(gen, 32, gx);
+    char *v = qs("SELECT expected || ' ' || actual FROM auditrail.integrity_incidents WHERE "
+                 "stream_id = '%s' AND seq = %" PRId64,
+                 a.stream, 0);
+    char want[160];
+    snprintf(want, sizeof(want), "%s %s", gx,
+             "1111111111111111111111111111111111111111111111111111111111111111");
+    ck_assert_str_eq(v, want);
+    free(v);
+    hex_encode(h0, 32, gx);
+    v = qs("SELECT expected || ' ' || (evidence->>'expected_from') FROM "
+           "auditrail.integrity_incidents WHERE stream_id = '%s' AND seq = %" PRId64,
+           c.stream, 1);
+    snprintf(want, sizeof(want), "%s batch", gx);
+    ck_assert_str_eq(v, want);
+    free(v);
+
+    /* Across batches: seq 2's prev must be the stored last_hash. */
+    batch_clear(&b);
+    uint8_t last[32];
+    memcpy(last, c.prev, 32);
+    memset(c.prev, 0x33, 32);
+    fx_add_str(&b, &c, "c2", FX_T0, 0, 3);
+    batch_advance(&b, 0, 3, 4);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.chain_breaks, 1);
+    hex_encode(last, 32, gx);
+    v = qs("SELECT expected || ' ' || (evidence->>'expected_from') FROM "
+           "auditrail.integrity_incidents WHERE stream_id = '%s' AND seq = %" PRId64,
+           c.stream, 2);
+    snprintf(want, sizeof(want), "%s last_hash", gx);
+    ck_assert_str_eq(v, want);
+    free(v);
+    ck_assert_int_eq(
+        q("SELECT chain_breaks FROM auditrail.streams WHERE stream_id = '%s'", c.stream), 2);
+    /* A correct continuation is not an incident. */
+    batch_clear(&b);
+    fx_add_str(&b, &c, "c3", FX_T0, 0, 4);
+    batch_advance(&b, 0, 4, 5);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.chain_breaks, 0);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(offset_cas_conflict_commits_nothing)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 8);
+    fx_add_str(&b, &c, "first", FX_T0, 0, 0);
+    batch_advance(&b, 0, -1, 5);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+
+    char err[512] = "";
+    /* Someone else already created the row (expected -1 loses). */
+    batch_clear(&b);
+    struct fx_chain d;
+    fx_chain_init(&d, 9);
+    fx_add_str(&b, &d, "other stream", FX_T0 + 10 * FX_DAY_US, 0, 5);
+    batch_advance(&b, 0, -1, 10);
+    ck_assert_int_eq(pg_writer_write(w, &b, &st, err, sizeof(err)), PG_CONFLICT);
+    ck_assert_msg(strstr(err, "compare-and-set") != NULL, "%s", err);
+    ck_assert_int_eq(st.committed[0], 0);
+
+    /* Stale expected offset, with a first partition that would have moved. */
+    batch_clear(&b);
+    fx_add_str(&b, &d, "other stream", FX_T0 + 10 * FX_DAY_US, 1, 0);
+    batch_advance(&b, 1, -1, 1);
+    batch_advance(&b, 0, 3, 10);
+    ck_assert_int_eq(pg_writer_write(w, &b, &st, err, sizeof(err)), PG_CONFLICT);
+
+    ck_assert_int_eq(nevents(), 1);
+    ck_assert_int_eq(q("SELECT count(*) FROM auditrail.streams WHERE stream_id = '%s'", d.stream),
+                     0);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                                "'auditrail.events'::regclass"),
+                     1); /* the partition created in the lost transaction is gone too */
+    int64_t off = 0;
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(off, 5);
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 1, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(off, -1);
+
+    /* The writer is usable afterwards, and an offset-only batch works. */
+    batch_clear(&b);
+    batch_advance(&b, 0, 5, 9);
+    write_ok(w, &b, &st);
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(off, 9);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+struct race {
+    struct pg_writer *w;
+    struct batch *b;
+    enum pg_result r;
+    char err[512];
+};
+
+static void *race_write(void *arg)
+{
+    struct race *x = arg;
+    struct pg_write_stats st = {0};
+    x->r = pg_writer_write(x->w, x->b, &st, x->err, sizeof(x->err));
+    pg_write_stats_release(&st);
+    return NULL;
+}
+
+static bool writer_waits(void *ud)
+{
+    (void)ud;
+    return fx_int(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                      "'auditrail-aggregator' AND wait_event_type = 'Lock' AND datname = "
+                      "current_database()") == 1;
+}
+
+START_TEST(offset_race_with_open_transaction)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 16);
+    fx_add_str(&b, &c, "owned", FX_T0, 0, 0);
+    batch_advance(&b, 0, -1, 1);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+
+    /* Another consumer (raw connection) is moving the partition's offset. */
+    PGconn *other = test_pg_connect(ci);
+    test_pg_exec(other, "BEGIN");
+    test_pg_exec(other, "UPDATE auditrail.kafka_offsets SET next_offset = 50 WHERE partition = 0");
+    batch_clear(&b);
+    fx_add_str(&b, &c, "late writer", FX_T0, 0, 1);
+    batch_advance(&b, 0, 1, 2);
+    struct race x = {w, &b, PG_OK, ""};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, race_write, &x), 0);
+    /* Our writer blocks on the offset row... */
+    ck_assert(test_wait_until(writer_waits, NULL, 10000));
+    /* ...and loses once the other commits. */
+    test_pg_exec(other, "COMMIT");
+    pthread_join(th, NULL);
+    ck_assert_msg(x.r == PG_CONFLICT, "%s: %s", pg_result_name(x.r), x.err);
+    ck_assert_int_eq(nevents(), 1);
+    int64_t off = 0;
+    char err[256];
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(off, 50);
+    PQfinish(other);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(bad_row_is_data_error)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 10);
+    for (int i = 0; i < 4; i++)
+        fx_add_str(&b, &c, "ok", FX_T0, 0, i);
+    free(b.rows[2].env.fields.actor);
+    b.rows[2].env.fields.actor = xstrdup("bad \xff utf-8"); /* text must be UTF-8 */
+    batch_advance(&b, 0, -1, 4);
+    struct pg_write_stats st = {0};
+    char err[512] = "";
+    ck_assert_int_eq(pg_writer_write(w, &b, &st, err, sizeof(err)), PG_DATA);
+    ck_assert_int_eq(st.bad_row, 2);
+    ck_assert_int_eq(nevents(), 0);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.kafka_offsets"), 0);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(partitions_on_demand)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 11);
+    for (int i = 0; i < 40; i++)
+        fx_add_str(&b, &c, "daily", FX_T0 - 20 * FX_DAY_US + i * FX_DAY_US + 3600000000LL, 0, i);
+    batch_advance(&b, 0, -1, 40);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.partitions_created, 40);
+    ck_assert_uint_eq(st.inserted, 40);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                                "'auditrail.events'::regclass"),
+                     40);
+    /* 2026-11-26 - 20 days = 2026-11-06: row 0 lives in events_p20261106. */
+    char *v =
+        qs("SELECT c.relname::text FROM auditrail.events e JOIN pg_class c ON c.oid = e.tableoid "
+           "WHERE e.stream_id = '%s' AND e.seq = %" PRId64,
+           c.stream, 0);
+    ck_assert_str_eq(v, "events_p20261106");
+    free(v);
+    v = qs("SELECT c.relname::text FROM auditrail.events e JOIN pg_class c ON c.oid = e.tableoid "
+           "WHERE e.stream_id = '%s' AND e.seq = %" PRId64,
+           c.stream, 39);
+    ck_assert_str_eq(v, "events_p20261215");
+    free(v);
+    batch_clear(&b);
+    fx_add_str(&b, &c, "again", FX_T0, 0, 40);
+    batch_advance(&b, 0, 40, 41);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.partitions_created, 0);
+
+    /* A partition dropped behind the writer's back: re-created on retry. */
+    test_pg_exec(db, "DROP TABLE auditrail.events_p20261126");
+    batch_clear(&b);
+    fx_add_str(&b, &c, "after drop", FX_T0 + 5, 0, 41);
+    batch_advance(&b, 0, 41, 42);
+    char err[512];
+    enum pg_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    if (r != PG_OK) {
+        ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_result_name(r), err);
+        write_ok(w, &b, &st);
+    }
+    ck_assert_int_eq(
+        q("SELECT count(*) FROM auditrail.events_p20261126 WHERE stream_id = '%s'", c.stream), 1);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+/* Child: one writer, its own stream and Kafka partition, the same 40 days. */
+static int child_write(int n)
+{
+    char err[512];
+    struct pg_writer *w = pg_writer_new(ci, "g1", err, sizeof(err));
+    if (!w)
+        return 2;
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 100 + (unsigned)n);
+    for (int i = 0; i < 40; i++)
+        fx_add_str(&b, &c, "concurrent", FX_T0 + i * FX_DAY_US, n, i);
+    batch_advance(&b, n, -1, 40);
+    struct pg_write_stats st = {0};
+    enum pg_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    if (r != PG_OK)
+        fprintf(stderr, "child %d: %s: %s\n", n, pg_result_name(r), err);
+    int rc = r == PG_OK && st.inserted == 40 ? 0 : 1;
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+    return rc;
+}
+
+START_TEST(partitions_concurrent_creators)
+{
+    enum { N = 3 };
+    pid_t pid[N];
+    for (int i = 0; i < N; i++) {
+        pid[i] = fork();
+        ck_assert_int_ge(pid[i], 0);
+        if (pid[i] == 0)
+            _exit(child_write(i));
+    }
+    for (int i = 0; i < N; i++) {
+        int status = 0;
+        ck_assert_int_eq(waitpid(pid[i], &status, 0), pid[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed (%d)", i,
+                      status);
+    }
+    ck_assert_int_eq(nevents(), 40 * N);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                                "'auditrail.events'::regclass"),
+                     40);
+}
+END_TEST
+
+START_TEST(reconnects_after_connection_loss)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 12);
+    fx_add_str(&b, &c, "before", FX_T0, 0, 0);
+    batch_advance(&b, 0, -1, 1);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+    test_pg_exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                     "application_name = 'auditrail-aggregator' AND datname = current_database()");
+    batch_clear(&b);
+    fx_add_str(&b, &c, "after", FX_T0, 0, 1);
+    batch_advance(&b, 0, 1, 2);
+    char err[512] = "";
+    enum pg_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    /* The call that meets the dead link reports it; the next reconnects. */
+    ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_result_name(r), err);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.inserted, 1);
+    ck_assert_int_eq(nevents(), 2);
+    ck_assert_int_eq(pg_writer_ping(w, err, sizeof(err)), PG_OK);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(primary_key_guard_when_streams_disagree)
+{
+    struct pg_writer *w = writer();
+    struct batch b;
+    batch_init(&b, "audit");
+    struct fx_chain c, again;
+    fx_chain_init(&c, 13);
+    again = c;
+    for (int i = 0; i < 3; i++)
+        fx_add_str(&b, &c, "pk guarded", FX_T0 + i, 0, i);
+    batch_advance(&b, 0, -1, 3);
+    struct pg_write_stats st = {0};
+    write_ok(w, &b, &st);
+    /* Lose the stream's state: the (stream, seq) rule no longer sees the
+     * rows, so only the primary key catches the re-send. */
+    test_pg_exec(db, "DELETE FROM auditrail.streams");
+    batch_clear(&b);
+    for (int i = 0; i < 4; i++)
+        fx_add_str(&b, &again, "pk guarded", FX_T0 + i, 0, 3 + i);
+    batch_advance(&b, 0, 3, 7);
+    write_ok(w, &b, &st);
+    ck_assert_uint_eq(st.dup_pk, 3);
+    ck_assert_uint_eq(st.inserted, 1);
+    ck_assert_uint_eq(st.dup_stream, 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(st.committed[i], 1);
+    ck_assert_int_eq(nevents(), 4);
+    ck_assert_int_eq(q("SELECT last_seq FROM auditrail.streams WHERE stream_id = '%s'", c.stream),
+                     3);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+}
+END_TEST
+
+START_TEST(new_fails_cleanly)
+{
+    char err[512] = "";
+    ck_assert_ptr_null(
+        pg_writer_new("host=127.0.0.1 port=1 connect_timeout=2", "g", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "connect") != NULL, "%s", err);
+    /* A database without the schema: statements cannot be prepared. */
+    char *bare = test_pg_fresh_db("pgw_bare");
+    err[0] = '\0';
+    ck_assert_ptr_null(pg_writer_new(bare, "g", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "auditrail") != NULL, "%s", err);
+    test_pg_drop_db(bare);
+    free(bare);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("pg_writer");
+    TCase *tc = tcase_create("writer");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, stores_batch_byte_exact);
+    tcase_add_test(tc, many_json_lookalikes);
+    tcase_add_test(tc, resend_with_new_time_is_duplicate);
+    tcase_add_test(tc, fork_is_stored_and_recorded);
+    tcase_add_test(tc, fork_resent_on_another_day_is_duplicate);
+    tcase_add_test(tc, gap_recorded_and_late_fill_accepted);
+    tcase_add_test(tc, chain_breaks_recorded);
+    tcase_add_test(tc, offset_cas_conflict_commits_nothing);
+    tcase_add_test(tc, offset_race_with_open_transaction);
+    tcase_add_test(tc, bad_row_is_data_error);
+    tcase_add_test(tc, partitions_on_demand);
+    tcase_add_test(tc, partitions_concurrent_creators);
+    tcase_add_test(tc, reconnects_after_connection_loss);
+    tcase_add_test(tc, primary_key_guard_when_streams_disagree);
+    tcase_add_test(tc, new_fails_cleanly);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(suite());
+}
