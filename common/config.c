@@ -59,6 +59,12 @@ static void cfg_vfail(struct cfg_ctx *c, const struct cfg_src *src, const char *
         snprintf(c->err, c->errlen, "%s: %s: default value: %s", c->name, path, msg);
         break;
     }
+    /* Key paths come from the file too ("a\nb": 1): whatever went into the
+     * message, it stays one line of printable text. */
+    for (char *p = c->err; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    }
 }
 
 /* Format the error and return -1, so callers can `return cfg_fail(...)`. */

@@ -233,6 +233,14 @@ static char *fixture(const char *name)
 
 #define BROKERS "kafka:\n  brokers: k:9092\n"
 
+/* Regression (fuzz finding config-1): a key with a newline in it must not
+ * break the one-line error format. */
+START_TEST(test_error_is_one_line_for_control_chars_in_key)
+{
+    expect_err(BROKERS "\"a\\nb\": 1\n", "t.yaml:3: a?b: unknown key");
+}
+END_TEST
+
 /* ---- happy path ------------------------------------------------------------ */
 
 START_TEST(test_full_file)
@@ -970,6 +978,7 @@ static Suite *config_suite(void)
     TCase *tc = tcase_create("config");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_full_file);
+    tcase_add_test(tc, test_error_is_one_line_for_control_chars_in_key);
     tcase_add_test(tc, test_defaults_for_absent_sections);
     tcase_add_test(tc, test_null_value_takes_default);
     tcase_add_test(tc, test_empty_document);
