@@ -1,0 +1,254 @@
+/* librdkafka producer wrapper: configuration, callbacks, wake-up pipe. */
+#include "agent/producer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "common/xmalloc.h"
+
+struct producer {
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
+    int wake[2];
+    producer_dr_fn dr;
+    void *ud;
+    bool fatal;
+    char fatal_msg[256];
+    uint64_t last_up_ms;
+};
+
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct producer *p = opaque;
+    bool ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (ok)
+        p->last_up_ms = time_mono_ms();
+    p->dr(p->ud, m->_private, ok, ok ? NULL : rd_kafka_err2str(m->err));
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct producer *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[200];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        snprintf(p->fatal_msg, sizeof(p->fatal_msg), "%s: %s", rd_kafka_err2name(orig), buf);
+        p->fatal = true;
+        log_error("kafka: FATAL producer error, nothing more can be delivered: %s", p->fatal_msg);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        log_warn("kafka: all brokers are down: %s", reason);
+    else
+        log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (level <= 3)
+        log_error("rdkafka %s: %s", fac, buf);
+    else if (level <= 5)
+        log_warn("rdkafka %s: %s", fac, buf);
+    else
+        log_debug("rdkafka %s: %s", fac, buf);
+}
+
+/* The statistics tell whether any broker connection is up, which is how
+ * /readyz learns that Kafka is reachable again while nothing is in flight. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct producer *p = opaque;
+    json_t *root = json_loadb(json, len, 0, NULL);
+    json_t *brokers = root ? json_object_get(root, "brokers") : NULL;
+    const char *name;
+    json_t *b;
+    json_object_foreach(brokers, name, b)
+    {
+        json_t *st = json_object_get(b, "state");
+        json_t *id = json_object_get(b, "nodeid");
+        if (json_is_string(st) && !strcmp(json_string_value(st), "UP") && json_is_integer(id) &&
+            json_integer_value(id) >= 0) {
+            p->last_up_ms = time_mono_ms();
+            break;
+        }
+    }
+    json_decref(root);
+    return 0;
+}
+
+static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size_t errlen)
+{
+    char e[256];
+    if (rd_kafka_conf_set(c, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka property %s=%s: %s", k, v, e);
+        return -1;
+    }
+    return 0;
+}
+
+struct producer *producer_new(const struct kafka_conf *k, const struct producer_opts *o, char *err,
+                              size_t errlen)
+{
+    struct producer *p = xcalloc(1, sizeof(*p));
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char num[32];
+    p->wake[0] = p->wake[1] = -1;
+    p->dr = o->dr;
+    p->ud = o->ud;
+    if (pipe2(p->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    size_t blen = 0;
+    for (size_t i = 0; i < k->brokers.n; i++)
+        blen += strlen(k->brokers.v[i]) + 1;
+    char *brokers = xcalloc(1, blen + 1);
+    for (size_t i = 0; i < k->brokers.n; i++) {
+        if (i)
+            strcat(brokers, ",");
+        strcat(brokers, k->brokers.v[i]);
+    }
+    int rc = set(c, "bootstrap.servers", brokers, err, errlen);
+    free(brokers);
+    if (rc < 0)
+        goto fail;
+    /* The queue is sized above the agent's own in-flight limit, so the agent
+     * pauses first and QUEUE_FULL stays exceptional. */
+    unsigned long long kb = (unsigned long long)o->max_inflight_bytes / 1024 * 2 + 4096;
+    unsigned long long msgs = (unsigned long long)o->max_inflight_records * 2 + 1000;
+    static const char *const defaults[][2] = {
+        {"client.id", "auditrail-agent"},
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"compression.type", "lz4"},
+        {"linger.ms", "10"},
+        {"batch.num.messages", "10000"},
+        {"batch.size", "1000000"},
+        {"statistics.interval.ms", "1000"},
+        {"max.in.flight.requests.per.connection", "5"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (set(c, defaults[i][0], defaults[i][1], err, errlen) < 0)
+            goto fail;
+    snprintf(num, sizeof(num), "%llu", kb);
+    if (set(c, "queue.buffering.max.kbytes", num, err, errlen) < 0)
+        goto fail;
+    snprintf(num, sizeof(num), "%llu", msgs);
+    if (set(c, "queue.buffering.max.messages", num, err, errlen) < 0)
+        goto fail;
+    /* A cut record of max_record_bytes can grow up to 6x when JSON-escaped
+     * (control bytes as \u00XX). The topic's max.message.bytes must allow it. */
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)o->max_record_bytes * 6 + 65536);
+    if (set(c, "message.max.bytes", num, err, errlen) < 0)
+        goto fail;
+    for (size_t i = 0; i < k->properties.n; i++)
+        if (set(c, k->properties.keys[i], k->properties.vals[i], err, errlen) < 0)
+            goto fail;
+    rd_kafka_conf_set_opaque(c, p);
+    rd_kafka_conf_set_dr_msg_cb(c, on_dr);
+    rd_kafka_conf_set_error_cb(c, on_error);
+    rd_kafka_conf_set_log_cb(c, on_log);
+    rd_kafka_conf_set_stats_cb(c, on_stats);
+    char e[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    if (!p->rk) {
+        snprintf(err, errlen, "kafka: %s", e);
+        goto fail;
+    }
+    c = NULL; /* owned by rk now */
+    p->rkt = rd_kafka_topic_new(p->rk, k->topic, NULL);
+    if (!p->rkt) {
+        snprintf(err, errlen, "kafka: topic %s: %s", k->topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        goto fail;
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(q, p->wake[1], "1", 1);
+    rd_kafka_queue_destroy(q);
+    return p;
+fail:
+    if (c)
+        rd_kafka_conf_destroy(c);
+    producer_free(p);
+    return NULL;
+}
+
+void producer_free(struct producer *p)
+{
+    if (!p)
+        return;
+    if (p->rkt)
+        rd_kafka_topic_destroy(p->rkt);
+    if (p->rk) {
+        rd_kafka_queue_t *q = rd_kafka_queue_get_main(p->rk);
+        rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_destroy_flags(p->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+    if (p->wake[0] >= 0)
+        close(p->wake[0]);
+    if (p->wake[1] >= 0)
+        close(p->wake[1]);
+    free(p);
+}
+
+enum producer_send_rc producer_send(struct producer *p, const void *key, size_t keylen,
+                                    void *payload, size_t len, void *opaque)
+{
+    if (rd_kafka_produce(p->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, payload, len, key,
+                         keylen, opaque) == 0)
+        return PRODUCER_OK;
+    rd_kafka_resp_err_t e = rd_kafka_last_error();
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return PRODUCER_FULL;
+    log_error("kafka: produce failed: %s", rd_kafka_err2str(e));
+    return PRODUCER_ERROR;
+}
+
+void producer_poll(struct producer *p, int timeout_ms)
+{
+    rd_kafka_poll(p->rk, timeout_ms);
+}
+
+int producer_wake_fd(const struct producer *p)
+{
+    return p->wake[0];
+}
+
+void producer_clear_wake(struct producer *p)
+{
+    char buf[256];
+    while (read(p->wake[0], buf, sizeof(buf)) > 0)
+        ;
+}
+
+int producer_outq_len(const struct producer *p)
+{
+    return rd_kafka_outq_len(p->rk);
+}
+
+void producer_purge(struct producer *p)
+{
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
+bool producer_is_fatal(const struct producer *p, char *msg, size_t len)
+{
+    if (p->fatal && msg)
+        snprintf(msg, len, "%s", p->fatal_msg);
+    return p->fatal;
+}
+
+uint64_t producer_last_up_ms(const struct producer *p)
+{
+    return p->last_up_ms;
+}

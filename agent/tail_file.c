@@ -1,0 +1,450 @@
+/* One file's state machine: open/verify/resume, read + frame + chain,
+ * truncation, rotation, deletion, drain-then-close, rewind. */
+#include "agent/tail_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/hashchain.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "common/xmalloc.h"
+
+/* Backoff after a failed delivery: 100 ms doubling to 5 s. */
+#define REWIND_BASE_MS 100
+#define REWIND_MAX_MS  5000
+
+uint64_t tail_file_btime(int dirfd, const char *path, int fd)
+{
+    struct statx stx;
+    int rc = fd >= 0 ? statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &stx)
+                     : statx(dirfd, path, 0, STATX_BTIME, &stx);
+    if (rc < 0 || !(stx.stx_mask & STATX_BTIME))
+        return 0;
+    return (uint64_t)stx.stx_btime.tv_sec * 1000000000ull + stx.stx_btime.tv_nsec;
+}
+
+struct tail_file *tail_file_new(const char *path, size_t input, const struct stat *st,
+                                uint64_t btime)
+{
+    struct tail_file *tf = xcalloc(1, sizeof(*tf));
+    tf->state = TAIL_WAITING;
+    tf->path = xstrdup(path);
+    tf->live_path = xstrdup(path);
+    tf->input = input;
+    tf->fd = -1;
+    tf->dev = (uint64_t)st->st_dev;
+    tf->ino = (uint64_t)st->st_ino;
+    tf->btime = btime;
+    tf->size = (uint64_t)st->st_size;
+    return tf;
+}
+
+struct tail_file *tail_file_from_checkpoint(const struct checkpoint_entry *e)
+{
+    struct tail_file *tf = xcalloc(1, sizeof(*tf));
+    tf->state = TAIL_KNOWN;
+    tf->path = xstrdup(e->path);
+    tf->live_path = xstrdup(e->live_path ? e->live_path : e->path);
+    tf->fd = -1;
+    tf->dev = e->dev;
+    tf->ino = e->ino;
+    tf->btime = e->btime;
+    tf->generation = e->generation;
+    tf->have_id = e->fp_len > 0;
+    memcpy(tf->fp, e->fp, STREAM_FP_LEN);
+    tf->fp_len = e->fp_len;
+    memcpy(tf->stream, e->stream, sizeof(tf->stream));
+    struct ack_pos pos = {.offset = e->offset, .seq = e->seq};
+    memcpy(pos.prev, e->prev, CHAIN_HASH_LEN);
+    ack_tracker_init(&tf->tr, &pos);
+    tf->next_seq = e->seq;
+    memcpy(tf->prev, e->prev, CHAIN_HASH_LEN);
+    tf->done = e->done;
+    tf->size = e->offset;
+    tf->closed_size = e->offset;
+    return tf;
+}
+
+static void close_file(struct tail_file *tf)
+{
+    if (tf->fd >= 0)
+        close(tf->fd);
+    tf->fd = -1;
+    framer_free(tf->fr);
+    tf->fr = NULL;
+}
+
+void tail_file_free(struct tail_file *tf)
+{
+    if (!tf)
+        return;
+    ack_tracker_orphan_all(&tf->tr);
+    close_file(tf);
+    free(tf->path);
+    free(tf->live_path);
+    free(tf);
+}
+
+/* Forget the current stream and start a new one at `offset` (a new file, a
+ * reused inode, a truncation). Whatever is in flight of the old stream is
+ * orphaned: its file content is gone, it cannot be re-read anyway. */
+static void new_stream(struct tail_file *tf, uint64_t offset, uint64_t generation)
+{
+    ack_tracker_orphan_all(&tf->tr);
+    struct ack_pos pos = {.offset = offset, .seq = 0};
+    ack_tracker_init(&tf->tr, &pos);
+    tf->generation = generation;
+    tf->have_id = false;
+    tf->fp_len = 0;
+    memset(tf->fp, 0, sizeof(tf->fp));
+    tf->stream[0] = '\0';
+    tf->next_seq = 0;
+    memset(tf->prev, 0, sizeof(tf->prev));
+    tf->finished = false;
+    tf->done = false;
+    tf->at_eof = false;
+    if (tf->fr)
+        framer_reset(tf->fr, offset);
+}
+
+/* The stream id needs the fingerprint, known once the first record is (or
+ * at once when starting mid-file). */
+static int ensure_id(struct tail_file *tf, const struct tail_ctx *ctx, bool final)
+{
+    if (tf->have_id)
+        return 0;
+    size_t len = 0;
+    int r = stream_fp_read(tf->fd, final, tf->fp, &len);
+    if (r < 0) {
+        log_error("read %s: %s", tf->path, strerror(errno));
+        return -1;
+    }
+    if (r == 0)
+        return -1;
+    tf->fp_len = len;
+    stream_id_compute(ctx->source_name, tf->dev, tf->ino, tf->btime, tf->fp, tf->fp_len,
+                      tf->generation, tf->stream);
+    if (tf->next_seq == 0) {
+        chain_genesis(tf->stream, tf->prev);
+        if (tf->tr.acked.seq == 0)
+            memcpy(tf->tr.acked.prev, tf->prev, CHAIN_HASH_LEN);
+    }
+    tf->have_id = true;
+    log_info("stream %s: %s (dev %llu inode %llu generation %llu) from offset %llu", tf->stream,
+             tf->path, (unsigned long long)tf->dev, (unsigned long long)tf->ino,
+             (unsigned long long)tf->generation, (unsigned long long)tf->tr.acked.offset);
+    return 0;
+}
+
+int tail_file_open(struct tail_file *tf, const struct tail_ctx *ctx, bool from_end)
+{
+    int fd = open(tf->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            log_warn("open %s: %s", tf->path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    uint64_t btime = tail_file_btime(AT_FDCWD, NULL, fd);
+    if ((uint64_t)st.st_dev != tf->dev || (uint64_t)st.st_ino != tf->ino) {
+        if (tf->state == TAIL_KNOWN) {
+            close(fd); /* the name moved on between scan and open; the next scan sorts it */
+            return -1;
+        }
+        tf->dev = (uint64_t)st.st_dev;
+        tf->ino = (uint64_t)st.st_ino;
+        tf->btime = btime;
+    }
+    const struct agent_input *in = &ctx->cfg->inputs[tf->input];
+    tf->fd = fd;
+    tf->size = (uint64_t)st.st_size;
+    tf->fr = framer_new((size_t)ctx->cfg->file.agent.max_record_bytes,
+                        in->has_start ? &in->start : NULL);
+    tf->gone = tf->deleted = tf->at_eof = tf->finished = false;
+    tf->last_data_ms = time_mono_ms();
+    if (tf->state == TAIL_KNOWN) {
+        int same = tf->btime != btime ? 0
+                   : tf->have_id      ? stream_fp_verify(fd, tf->fp, tf->fp_len)
+                                      : 1;
+        if (same == 1 && tf->tr.acked.offset <= tf->size) {
+            framer_reset(tf->fr, tf->tr.acked.offset);
+            tf->next_seq = tf->tr.acked.seq;
+            memcpy(tf->prev, tf->tr.acked.prev, CHAIN_HASH_LEN);
+            tf->done = false;
+            log_info("stream %s: resuming %s at offset %llu seq %llu", tf->stream, tf->path,
+                     (unsigned long long)tf->tr.acked.offset, (unsigned long long)tf->tr.acked.seq);
+        } else {
+            /* Same device and inode, other content: a reused inode, or the
+             * file was truncated while we were not looking. */
+            log_warn("stream %s: %s (inode %llu) no longer holds the checkpointed file "
+                     "(%s); starting a new stream",
+                     tf->stream, tf->path, (unsigned long long)tf->ino,
+                     same == 1 ? "shorter than the checkpoint" : "fingerprint differs");
+            metric_inc(same == 1 ? ctx->m->file_truncations : ctx->m->inode_reuses);
+            tf->btime = btime;
+            new_stream(tf, 0, tf->generation + 1);
+        }
+    } else {
+        tf->btime = btime; /* from the descriptor: the scanner's look may be stale */
+        new_stream(tf, from_end ? tf->size : 0, 0);
+        if (from_end && tf->size > 0)
+            (void)ensure_id(tf, ctx, false); /* so the checkpoint remembers the position */
+    }
+    tf->state = TAIL_OPEN;
+    return 0;
+}
+
+struct emit_state {
+    struct tail_file *tf;
+    const struct tail_ctx *ctx;
+    uint64_t resume;
+    bool final;
+    int64_t now_us;  /* wall clock of the read */
+    uint64_t now_ms; /* monotonic clock of the read */
+};
+
+static void emit_state_init(struct emit_state *es, struct tail_file *tf, const struct tail_ctx *ctx)
+{
+    es->tf = tf;
+    es->ctx = ctx;
+    es->resume = 0;
+    es->final = false;
+    es->now_us = time_now_us();
+    es->now_ms = time_mono_ms();
+}
+
+static int on_record(void *ud, const struct framer_record *r)
+{
+    struct emit_state *es = ud;
+    struct tail_file *tf = es->tf;
+    const struct tail_ctx *ctx = es->ctx;
+    if (ensure_id(tf, ctx, es->final) < 0 && ensure_id(tf, ctx, true) < 0) {
+        es->resume = r->offset; /* cannot read the file head now: try again later */
+        return 1;
+    }
+    uint8_t hash[CHAIN_HASH_LEN];
+    chain_hasher_next(ctx->hasher, tf->prev, tf->next_seq, r->data, r->len, hash);
+    struct ack_msg *msg = ack_msg_new(tf->next_seq, r->end, hash, 0, es->now_ms);
+    struct tail_record tr = {.fr = r,
+                             .seq = tf->next_seq,
+                             .prev = tf->prev,
+                             .hash = hash,
+                             .msg = msg,
+                             .read_time_us = es->now_us};
+    enum tail_emit_rc rc = ctx->emit(ctx->emit_ud, tf, &tr);
+    if (rc == TAIL_EMIT_PAUSE_BEFORE) {
+        free(msg);
+        es->resume = r->offset;
+        return 1;
+    }
+    ack_tracker_push(&tf->tr, msg);
+    tf->next_seq++;
+    memcpy(tf->prev, hash, CHAIN_HASH_LEN);
+    metric_inc(ctx->m->records_read);
+    if (r->truncated) {
+        metric_inc(ctx->m->records_truncated);
+        metric_add(ctx->m->truncated_bytes, (double)r->truncated);
+    }
+    if (rc == TAIL_EMIT_PAUSE_AFTER) {
+        es->resume = r->end;
+        return 1;
+    }
+    return 0;
+}
+
+/* The sink stopped: drop what the framer holds and continue from `resume`
+ * next time (records are deterministic, re-reading gives the same ones). */
+static void paused_at(struct tail_file *tf, uint64_t resume)
+{
+    framer_reset(tf->fr, resume);
+    tf->at_eof = false;
+}
+
+int tail_file_read(struct tail_file *tf, const struct tail_ctx *ctx, size_t budget, uint64_t now_ms)
+{
+    if (tf->state != TAIL_OPEN || now_ms < tf->resume_ms)
+        return 0;
+    struct emit_state es;
+    emit_state_init(&es, tf, ctx);
+    size_t total = 0;
+    while (total < budget) {
+        uint64_t pos = framer_position(tf->fr);
+        ssize_t n = pread(tf->fd, ctx->buf, ctx->buf_len, (off_t)pos);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("read %s: %s", tf->path, strerror(errno));
+            tf->resume_ms = now_ms + REWIND_MAX_MS;
+            return 0;
+        }
+        if (n == 0) {
+            tf->at_eof = true;
+            break;
+        }
+        tf->at_eof = false;
+        tf->last_data_ms = now_ms;
+        if (total > 0) { /* a clock reading per read, not per record */
+            es.now_us = time_now_us();
+            es.now_ms = time_mono_ms();
+        }
+        if (pos + (uint64_t)n > tf->size)
+            tf->size = pos + (uint64_t)n;
+        metric_add(ctx->m->bytes_read, (double)n);
+        total += (size_t)n;
+        if (framer_feed(tf->fr, ctx->buf, (size_t)n, on_record, &es)) {
+            paused_at(tf, es.resume);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void truncated(struct tail_file *tf, const struct tail_ctx *ctx, const char *why)
+{
+    log_warn("stream %s: %s was truncated (%s): new stream generation %llu",
+             tf->have_id ? tf->stream : "(unnamed)", tf->path, why,
+             (unsigned long long)tf->generation + 1);
+    metric_inc(ctx->m->file_truncations);
+    new_stream(tf, 0, tf->generation + 1);
+    tf->last_data_ms = time_mono_ms();
+}
+
+/* The rotated name, from the open descriptor (it may lie outside the globs). */
+static void learn_name(struct tail_file *tf)
+{
+    char link[64], name[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", tf->fd);
+    ssize_t n = readlink(link, name, sizeof(name) - 1);
+    if (n <= 0)
+        return;
+    name[n] = '\0';
+    if (tf->deleted || strstr(name, " (deleted)"))
+        return;
+    free(tf->path);
+    tf->path = xstrdup(name);
+}
+
+int tail_file_check(struct tail_file *tf, const struct tail_ctx *ctx, uint64_t now_ms)
+{
+    if (tf->state != TAIL_OPEN)
+        return 0;
+    const struct agent_input *in = &ctx->cfg->inputs[tf->input];
+    struct stat st;
+    if (fstat(tf->fd, &st) == 0) {
+        tf->size = (uint64_t)st.st_size;
+        if (st.st_nlink == 0 && !tf->deleted) {
+            tf->deleted = tf->gone = true;
+            metric_inc(ctx->m->files_deleted);
+            log_info("%s was deleted: draining it", tf->path);
+        }
+    }
+    uint64_t pos = framer_position(tf->fr);
+    if (tf->size < pos) {
+        truncated(tf, ctx, "size below the read position");
+        return 0;
+    }
+    if (tf->have_id && tf->fp_len > 0 && stream_fp_verify(tf->fd, tf->fp, tf->fp_len) == 0) {
+        truncated(tf, ctx, "its first bytes changed");
+        return 0;
+    }
+    if (!tf->gone) {
+        struct stat ls;
+        if (stat(tf->live_path, &ls) < 0 || (uint64_t)ls.st_dev != tf->dev ||
+            (uint64_t)ls.st_ino != tf->ino) {
+            tf->gone = true;
+            metric_inc(ctx->m->rotations);
+            learn_name(tf);
+            log_info("%s was rotated away (now %s): draining it", tf->live_path, tf->path);
+        }
+    }
+    bool quiet_eof = tf->size == pos && tf->at_eof;
+    struct emit_state es;
+    emit_state_init(&es, tf, ctx);
+    if (in->has_start && quiet_eof && framer_pending(tf->fr) &&
+        now_ms - tf->last_data_ms >= (uint64_t)in->conf->multiline.flush_ms &&
+        now_ms >= tf->resume_ms) {
+        if (framer_flush(tf->fr, on_record, &es)) {
+            paused_at(tf, es.resume);
+            return 0;
+        }
+    }
+    if (tf->gone && quiet_eof &&
+        now_ms - tf->last_data_ms >= (uint64_t)ctx->cfg->file.agent.rotate_wait_ms) {
+        if (!tf->finished && now_ms >= tf->resume_ms) {
+            es.final = true;
+            if (framer_finish(tf->fr, on_record, &es)) {
+                paused_at(tf, es.resume);
+                return 0;
+            }
+            tf->finished = true;
+        }
+        if (tf->finished && tf->tr.n == 0) {
+            log_info("stream %s: %s drained and acknowledged up to offset %llu: closed",
+                     tf->have_id ? tf->stream : "(no records)", tf->path,
+                     (unsigned long long)tf->tr.acked.offset);
+            close_file(tf);
+            tf->state = TAIL_KNOWN;
+            tf->done = true;
+            tf->closed_size = tf->size; /* trailing empty lines are not records */
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void tail_file_rewind(struct tail_file *tf, const struct tail_ctx *ctx, uint64_t now_ms)
+{
+    if (tf->state != TAIL_OPEN)
+        return;
+    tf->next_seq = tf->tr.acked.seq;
+    memcpy(tf->prev, tf->tr.acked.prev, CHAIN_HASH_LEN);
+    framer_reset(tf->fr, tf->tr.acked.offset);
+    tf->finished = false;
+    tf->at_eof = false;
+    unsigned shift = tf->failures < 6 ? tf->failures : 6;
+    uint64_t delay = (uint64_t)REWIND_BASE_MS << shift;
+    tf->resume_ms = now_ms + (delay < REWIND_MAX_MS ? delay : REWIND_MAX_MS);
+    tf->failures++;
+    metric_inc(ctx->m->records_rewound);
+    log_warn("stream %s: delivery failed: re-reading %s from offset %llu seq %llu", tf->stream,
+             tf->path, (unsigned long long)tf->tr.acked.offset,
+             (unsigned long long)tf->tr.acked.seq);
+}
+
+void tail_file_delivered(struct tail_file *tf)
+{
+    tf->failures = 0;
+}
+
+bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e)
+{
+    if (tf->state == TAIL_WAITING)
+        return false;
+    memset(e, 0, sizeof(*e));
+    e->path = tf->path;
+    e->live_path = tf->live_path;
+    e->dev = tf->dev;
+    e->ino = tf->ino;
+    e->btime = tf->btime;
+    e->generation = tf->generation;
+    if (tf->have_id) {
+        memcpy(e->fp, tf->fp, STREAM_FP_LEN);
+        e->fp_len = tf->fp_len;
+        memcpy(e->stream, tf->stream, sizeof(e->stream));
+    }
+    e->offset = tf->tr.acked.offset;
+    e->seq = tf->tr.acked.seq;
+    memcpy(e->prev, tf->tr.acked.prev, CHAIN_HASH_LEN);
+    e->done = tf->state == TAIL_KNOWN && tf->done;
+    return true;
+}

@@ -1,0 +1,263 @@
+/* Checkpoint file: round trip, rejection of malformed files, atomic
+ * replacement (a crash mid-write leaves the old or the new file). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/checkpoint.h"
+#include "common/xmalloc.h"
+#include "tests/support/testutil.h"
+
+static void fill(struct checkpoint *c, size_t n, uint64_t tag)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct checkpoint_entry e;
+        memset(&e, 0, sizeof(e));
+        char path[64];
+        snprintf(path, sizeof(path), "/var/log/audit/app-%zu.log", i);
+        e.path = path;
+        e.dev = 2049;
+        e.ino = 1000 + i;
+        e.btime = 1764186645123456789ull;
+        for (int k = 0; k < STREAM_FP_LEN; k++)
+            e.fp[k] = (uint8_t)(k + i);
+        e.fp_len = 37;
+        e.generation = i % 3;
+        snprintf(e.stream, sizeof(e.stream), "%016llx%016llx", (unsigned long long)tag,
+                 (unsigned long long)i);
+        e.offset = UINT64_MAX - i; /* above 2^53: must survive JSON */
+        e.seq = tag;
+        for (int k = 0; k < CHAIN_HASH_LEN; k++)
+            e.prev[k] = (uint8_t)(255 - k);
+        e.done = i % 2;
+        checkpoint_add(c, &e);
+    }
+}
+
+static void assert_same(const struct checkpoint *a, const struct checkpoint *b)
+{
+    ck_assert_uint_eq(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        const struct checkpoint_entry *x = &a->v[i], *y = &b->v[i];
+        ck_assert_str_eq(x->path, y->path);
+        ck_assert_str_eq(x->live_path, y->live_path);
+        ck_assert_uint_eq(x->dev, y->dev);
+        ck_assert_uint_eq(x->ino, y->ino);
+        ck_assert_uint_eq(x->btime, y->btime);
+        ck_assert_int_eq(memcmp(x->fp, y->fp, STREAM_FP_LEN), 0);
+        ck_assert_uint_eq(x->fp_len, y->fp_len);
+        ck_assert_uint_eq(x->generation, y->generation);
+        ck_assert_str_eq(x->stream, y->stream);
+        ck_assert_uint_eq(x->offset, y->offset);
+        ck_assert_uint_eq(x->seq, y->seq);
+        ck_assert_int_eq(memcmp(x->prev, y->prev, CHAIN_HASH_LEN), 0);
+        ck_assert_int_eq(x->done, y->done);
+    }
+}
+
+START_TEST(test_round_trip)
+{
+    char *dir = test_tmpdir("ckpt");
+    struct checkpoint a = {0}, b = {0};
+    char err[256];
+    ck_assert_int_eq(checkpoint_load(&b, dir, err, sizeof(err)), 0); /* first start */
+    fill(&a, 5, 7);
+    ck_assert_int_eq(checkpoint_save(&a, dir, err, sizeof(err)), 0);
+    ck_assert_int_eq(checkpoint_load(&b, dir, err, sizeof(err)), 1);
+    assert_same(&a, &b);
+    char *tmp = xasprintf("%s/checkpoint.json.tmp", dir);
+    ck_assert_int_ne(access(tmp, F_OK), 0); /* no temp file left behind */
+    free(tmp);
+    checkpoint_release(&a);
+    checkpoint_release(&b);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_malformed_rejected)
+{
+    static const char *bad[] = {
+        "",
+        "{",
+        "[]",
+        "{\"version\":2,\"streams\":[]}",
+        "{\"version\":1}",
+        "{\"version\":1,\"streams\":[{\"path\":\"x\"}]}",
+        "{\"version\":1,\"streams\":[{\"path\":\"x\",\"dev\":\"1\",\"ino\":\"2\",\"btime\":\"0\","
+        "\"fp\":\"zz\",\"fp_len\":\"1\",\"generation\":\"0\",\"stream\":"
+        "\"0123456789abcdef0123456789abcdef\",\"offset\":\"0\",\"seq\":\"0\",\"prev\":\"00\"}]}",
+        "{\"version\":1,\"streams\":[{\"path\":\"x\",\"dev\":\"-1\",\"ino\":\"2\",\"btime\":\"0\","
+        "\"fp\":\"0000000000000000000000000000000000000000000000000000000000000000\","
+        "\"fp_len\":\"1\",\"generation\":\"0\",\"stream\":\"0123456789abcdef0123456789abcdef\","
+        "\"offset\":\"0\",\"seq\":\"0\","
+        "\"prev\":\"0000000000000000000000000000000000000000000000000000000000000000\"}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct checkpoint c = {0};
+        char err[256] = "";
+        ck_assert_msg(checkpoint_from_json(&c, bad[i], err, sizeof(err)) == -1, "accepted #%zu", i);
+        ck_assert_msg(err[0] != '\0', "no message for #%zu", i);
+        checkpoint_release(&c);
+    }
+    /* and on disk: a corrupt file is an error, not a silent first start */
+    char *dir = test_tmpdir("ckpt");
+    char *path = xasprintf("%s/checkpoint.json", dir);
+    test_write_file(path, "{\"version\":1,\"str", 17, false);
+    struct checkpoint c = {0};
+    char err[256];
+    ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), -1);
+    checkpoint_release(&c);
+    free(path);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_save_failure_keeps_old)
+{
+    char *dir = test_tmpdir("ckpt");
+    struct checkpoint a = {0}, b = {0}, c = {0};
+    char err[256];
+    fill(&a, 2, 1);
+    fill(&b, 3, 2);
+    ck_assert_int_eq(checkpoint_save(&a, dir, err, sizeof(err)), 0);
+    char *sub = xasprintf("%s/missing", dir);
+    ck_assert_int_eq(checkpoint_save(&b, sub, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "checkpoint"));
+    /* a directory standing where the temp file goes makes the write fail */
+    char *tmp = xasprintf("%s/checkpoint.json.tmp", dir);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    ck_assert_int_eq(checkpoint_save(&b, dir, err, sizeof(err)), -1);
+    ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), 1);
+    assert_same(&a, &c);
+    rmdir(tmp);
+    free(tmp);
+    free(sub);
+    checkpoint_release(&a);
+    checkpoint_release(&b);
+    checkpoint_release(&c);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A child rewrites the checkpoint in a loop (alternating two contents) and is
+ * SIGKILLed at arbitrary moments: whatever is on disk is always one of the
+ * two complete versions. */
+START_TEST(test_crash_never_torn)
+{
+    char *dir = test_tmpdir("ckpt");
+    struct checkpoint a = {0}, b = {0};
+    char err[256];
+    fill(&a, 200, 1);
+    fill(&b, 300, 2);
+    ck_assert_int_eq(checkpoint_save(&a, dir, err, sizeof(err)), 0);
+    for (int round = 0; round < 20; round++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            for (unsigned i = 0;; i++) {
+                char e2[256];
+                if (checkpoint_save(i % 2 ? &a : &b, dir, e2, sizeof(e2)) < 0)
+                    _exit(1);
+            }
+        }
+        usleep((useconds_t)(1000 + (round * 7919) % 20000));
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        ck_assert(WIFSIGNALED(st));
+        struct checkpoint c = {0};
+        ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), 1);
+        if (c.n == a.n)
+            assert_same(&a, &c);
+        else
+            assert_same(&b, &c);
+        checkpoint_release(&c);
+    }
+    checkpoint_release(&a);
+    checkpoint_release(&b);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A file opened before its first record is saved without an id. */
+START_TEST(test_entry_without_id)
+{
+    struct checkpoint a = {0}, b = {0};
+    struct checkpoint_entry e;
+    memset(&e, 0, sizeof(e));
+    e.path = "/var/log/new.log";
+    e.dev = 1;
+    e.ino = 2;
+    e.btime = 3;
+    e.offset = 0;
+    checkpoint_add(&a, &e);
+    char *text = checkpoint_to_json(&a);
+    char err[256];
+    ck_assert_int_eq(checkpoint_from_json(&b, text, err, sizeof(err)), 1);
+    assert_same(&a, &b);
+    ck_assert_uint_eq(b.v[0].fp_len, 0);
+    ck_assert_str_eq(b.v[0].stream, "");
+    free(text);
+    checkpoint_release(&b);
+    /* an id without a fingerprint, or a fingerprint without an id, is corrupt */
+    strcpy(a.v[0].stream, "0123456789abcdef0123456789abcdef");
+    text = checkpoint_to_json(&a);
+    ck_assert_int_eq(checkpoint_from_json(&b, text, err, sizeof(err)), -1);
+    free(text);
+    checkpoint_release(&b);
+    a.v[0].stream[0] = '\0';
+    a.v[0].fp_len = 5;
+    text = checkpoint_to_json(&a);
+    ck_assert_int_eq(checkpoint_from_json(&b, text, err, sizeof(err)), -1);
+    free(text);
+    checkpoint_release(&b);
+    checkpoint_release(&a);
+}
+END_TEST
+
+/* A file name that is not UTF-8 survives the round trip. */
+START_TEST(test_non_utf8_path)
+{
+    struct checkpoint a = {0}, b = {0};
+    struct checkpoint_entry e;
+    memset(&e, 0, sizeof(e));
+    e.path = "/var/log/caf\xe9-\xff.log";
+    e.live_path = "/var/log/plain.log";
+    checkpoint_add(&a, &e);
+    char *text = checkpoint_to_json(&a);
+    char err[256];
+    ck_assert_int_eq(checkpoint_from_json(&b, text, err, sizeof(err)), 1);
+    assert_same(&a, &b);
+    free(text);
+    checkpoint_release(&a);
+    checkpoint_release(&b);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("agent_checkpoint");
+    TCase *tc = tcase_create("checkpoint");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_malformed_rejected);
+    tcase_add_test(tc, test_save_failure_keeps_old);
+    tcase_add_test(tc, test_crash_never_torn);
+    tcase_add_test(tc, test_entry_without_id);
+    tcase_add_test(tc, test_non_utf8_path);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(suite());
+}

@@ -1,0 +1,311 @@
+/* One file's state machine without Kafka (a fake sink): stream identity
+ * rules (resume from a checkpoint keeps the id and the chain, a reused inode
+ * or a truncation gets a new id), rewind after a failed delivery re-reads
+ * identical records, rotation drains then finishes the last line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/agent_config.h"
+#include "agent/agent_metrics.h"
+#include "agent/tail_file.h"
+#include "common/hashchain.h"
+#include "common/metrics.h"
+#include "common/timeutil.h"
+#include "common/xmalloc.h"
+#include "tests/support/testutil.h"
+
+struct got {
+    uint64_t seq;
+    uint8_t hash[CHAIN_HASH_LEN];
+    char stream[33];
+    char *data;
+    size_t len;
+    struct ack_msg *msg;
+};
+
+struct fixture {
+    char *dir, *path;
+    struct agent_config cfg;
+    struct metrics *reg;
+    struct agent_metrics m;
+    struct tail_ctx ctx;
+    struct got v[256];
+    size_t n;
+};
+
+static enum tail_emit_rc sink(void *ud, struct tail_file *tf, const struct tail_record *r)
+{
+    struct fixture *f = ud;
+    ck_assert_uint_lt(f->n, 256);
+    struct got *g = &f->v[f->n++];
+    g->seq = r->seq;
+    memcpy(g->hash, r->hash, CHAIN_HASH_LEN);
+    memcpy(g->stream, tf->stream, 33);
+    g->data = xstrndup((const char *)r->fr->data, r->fr->len);
+    g->len = r->fr->len;
+    g->msg = r->msg;
+    r->msg->bytes = 1;
+    return TAIL_EMIT_OK;
+}
+
+static void setup(struct fixture *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->dir = test_tmpdir("tailfile");
+    f->path = xasprintf("%s/a.log", f->dir);
+    char *yaml = xasprintf("agent:\n  source_name: t/p/c\n  checkpoint_dir: %s\n"
+                           "  rotate_wait_ms: 0\n  inputs:\n    - path: %s/*.log\n"
+                           "kafka:\n  brokers: x:1\n",
+                           f->dir, f->dir);
+    char err[256];
+    ck_assert_msg(agent_config_load_string(&f->cfg, yaml, err, sizeof(err)) == 0, "%s", err);
+    free(yaml);
+    f->reg = metrics_new();
+    agent_metrics_init(&f->m, f->reg);
+    f->ctx.cfg = &f->cfg;
+    f->ctx.source_name = f->cfg.file.agent.source_name;
+    f->ctx.m = &f->m;
+    f->ctx.emit = sink;
+    f->ctx.emit_ud = f;
+    f->ctx.buf_len = 7; /* tiny reads: records span reads */
+    f->ctx.buf = xmalloc(f->ctx.buf_len);
+    f->ctx.hasher = chain_hasher_new();
+}
+
+/* Deliver every message received so far (ok), as librdkafka would. */
+static void ack_all(struct fixture *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->v[i].msg) {
+            ack_tracker_delivered(f->v[i].msg, true, NULL);
+            f->v[i].msg = NULL;
+        }
+}
+
+static void clear(struct fixture *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i].data);
+    f->n = 0;
+}
+
+static void teardown(struct fixture *f)
+{
+    ack_all(f);
+    clear(f);
+    chain_hasher_free(f->ctx.hasher);
+    free(f->ctx.buf);
+    metrics_free(f->reg);
+    agent_config_release(&f->cfg);
+    test_rmtree(f->dir);
+    free(f->dir);
+    free(f->path);
+}
+
+static struct tail_file *open_new(struct fixture *f)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(f->path, &st), 0);
+    struct tail_file *tf = tail_file_new(f->path, 0, &st, 0);
+    ck_assert_int_eq(tail_file_open(tf, &f->ctx, false), 0);
+    return tf;
+}
+
+START_TEST(test_resume_keeps_id_and_chain)
+{
+    struct fixture f;
+    setup(&f);
+    test_write_file(f.path, "one\ntwo\n", 8, false);
+    struct tail_file *tf = open_new(&f);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 2);
+    char id[33];
+    memcpy(id, f.v[0].stream, 33);
+    uint8_t last[CHAIN_HASH_LEN];
+    memcpy(last, f.v[1].hash, CHAIN_HASH_LEN);
+    /* genesis: prev of seq 0 */
+    uint8_t gen[CHAIN_HASH_LEN], h0[CHAIN_HASH_LEN];
+    chain_genesis(id, gen);
+    chain_next(gen, 0, "one", 3, h0);
+    ck_assert_int_eq(memcmp(h0, f.v[0].hash, CHAIN_HASH_LEN), 0);
+    ack_all(&f);
+    struct checkpoint_entry e;
+    ck_assert(tail_file_checkpoint(tf, &e));
+    ck_assert_uint_eq(e.offset, 8);
+    ck_assert_uint_eq(e.seq, 2);
+    struct checkpoint c = {0};
+    checkpoint_add(&c, &e);
+    tail_file_free(tf);
+    clear(&f);
+
+    test_write_file(f.path, "three\n", 6, true);
+    tf = tail_file_from_checkpoint(&c.v[0]);
+    ck_assert_int_eq(tail_file_open(tf, &f.ctx, false), 0);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 1);
+    ck_assert_str_eq(f.v[0].stream, id);
+    ck_assert_uint_eq(f.v[0].seq, 2);
+    uint8_t h2[CHAIN_HASH_LEN];
+    chain_next(last, 2, "three", 5, h2);
+    ck_assert_int_eq(memcmp(h2, f.v[0].hash, CHAIN_HASH_LEN), 0);
+    tail_file_free(tf);
+    checkpoint_release(&c);
+    teardown(&f);
+}
+END_TEST
+
+START_TEST(test_reused_inode_is_a_new_stream)
+{
+    struct fixture f;
+    setup(&f);
+    test_write_file(f.path, "first file\nline\n", 16, false);
+    struct tail_file *tf = open_new(&f);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ack_all(&f);
+    char id[33];
+    memcpy(id, f.v[0].stream, 33);
+    struct checkpoint_entry e;
+    ck_assert(tail_file_checkpoint(tf, &e));
+    struct checkpoint c = {0};
+    checkpoint_add(&c, &e);
+    tail_file_free(tf);
+    clear(&f);
+    /* same inode (rewritten in place), other first line, longer than the offset */
+    test_write_file(f.path, "another file\nx\ny\n", 17, false);
+    tf = tail_file_from_checkpoint(&c.v[0]);
+    ck_assert_int_eq(tail_file_open(tf, &f.ctx, false), 0);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 3);
+    ck_assert_str_ne(f.v[0].stream, id);
+    ck_assert_uint_eq(f.v[0].seq, 0);
+    ck_assert_str_eq(f.v[0].data, "another file");
+    ck_assert_uint_eq(tf->generation, 1);
+    ck_assert_int_eq(metric_value(f.m.inode_reuses), 1);
+    tail_file_free(tf);
+    checkpoint_release(&c);
+    teardown(&f);
+}
+END_TEST
+
+START_TEST(test_truncation_new_generation)
+{
+    struct fixture f;
+    setup(&f);
+    test_write_file(f.path, "aaaa\nbbbb\ncccc\n", 15, false);
+    struct tail_file *tf = open_new(&f);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 3);
+    char id[33];
+    memcpy(id, f.v[0].stream, 33);
+    ack_all(&f);
+    clear(&f);
+    ck_assert_int_eq(truncate(f.path, 0), 0);
+    test_write_file(f.path, "aaaa\n", 5, true); /* same first line, shorter */
+    tail_file_check(tf, &f.ctx, time_mono_ms());
+    ck_assert_int_eq(metric_value(f.m.file_truncations), 1);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 1);
+    ck_assert_uint_eq(f.v[0].seq, 0);
+    ck_assert_str_ne(f.v[0].stream, id); /* generation 1 */
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
+START_TEST(test_rewind_rereads_identical_records)
+{
+    struct fixture f;
+    setup(&f);
+    test_write_file(f.path, "r0\nr1\nr2\nr3\n", 12, false);
+    struct tail_file *tf = open_new(&f);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 4);
+    struct got first[4];
+    memcpy(first, f.v, sizeof(first));
+    ck_assert_int_eq(ack_tracker_delivered(f.v[0].msg, true, NULL), ACK_ADVANCED);
+    struct ack_tracker *tr;
+    ck_assert_int_eq(ack_tracker_delivered(f.v[1].msg, false, &tr), ACK_REWIND);
+    ck_assert_ptr_eq(tr, &tf->tr);
+    /* r2, r3 are orphans: their reports come later */
+    struct ack_msg *o2 = f.v[2].msg, *o3 = f.v[3].msg;
+    f.v[0].msg = f.v[1].msg = f.v[2].msg = f.v[3].msg = NULL;
+    uint64_t now = time_mono_ms();
+    tail_file_rewind(tf, &f.ctx, now);
+    ck_assert_uint_eq(tf->tr.acked.offset, 3);
+    tail_file_read(tf, &f.ctx, 1 << 20, now); /* in backoff: nothing */
+    ck_assert_uint_eq(f.n, 4);
+    tail_file_read(tf, &f.ctx, 1 << 20, tf->resume_ms);
+    ck_assert_uint_eq(f.n, 7);
+    for (int i = 1; i < 4; i++) {
+        ck_assert_uint_eq(f.v[3 + i].seq, first[i].seq);
+        ck_assert_int_eq(memcmp(f.v[3 + i].hash, first[i].hash, CHAIN_HASH_LEN), 0);
+    }
+    ack_tracker_delivered(o2, true, NULL);
+    ack_tracker_delivered(o3, false, NULL);
+    ck_assert_uint_eq(tf->tr.acked.seq, 1); /* orphans changed nothing */
+    ack_all(&f);
+    ck_assert_uint_eq(tf->tr.acked.seq, 4);
+    ck_assert_uint_eq(tf->tr.acked.offset, 12);
+    for (int i = 0; i < 4; i++)
+        free(first[i].data);
+    for (size_t i = 4; i < f.n; i++)
+        free(f.v[i].data);
+    f.n = 0;
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
+START_TEST(test_rotation_drains_and_finishes_last_line)
+{
+    struct fixture f;
+    setup(&f);
+    test_write_file(f.path, "a\nb\npartial", 11, false);
+    struct tail_file *tf = open_new(&f);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 2);
+    tail_file_check(tf, &f.ctx, time_mono_ms());
+    ck_assert_uint_eq(f.n, 2); /* live: the partial line waits */
+    char *rot = xasprintf("%s/a.log.1", f.dir);
+    ck_assert_int_eq(rename(f.path, rot), 0);
+    test_write_file(rot, " line\n", 6, true); /* written after the rename */
+    test_write_file(rot, "last", 4, true);
+    tail_file_check(tf, &f.ctx, time_mono_ms()); /* notices the rotation */
+    ck_assert(tf->gone);
+    ck_assert_str_eq(tf->path, rot);
+    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 3);
+    ck_assert_str_eq(f.v[2].data, "partial line");
+    ck_assert_int_eq(tail_file_check(tf, &f.ctx, time_mono_ms() + 1), 0); /* not acked yet */
+    ck_assert_uint_eq(f.n, 4);
+    ck_assert_str_eq(f.v[3].data, "last");
+    ack_all(&f);
+    ck_assert_int_eq(tail_file_check(tf, &f.ctx, time_mono_ms() + 1), 1); /* closed */
+    ck_assert_int_eq(tf->state, TAIL_KNOWN);
+    ck_assert_uint_eq(tf->tr.acked.offset, 21);
+    free(rot);
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("agent_tail_file");
+    TCase *tc = tcase_create("tail_file");
+    tcase_add_test(tc, test_resume_keeps_id_and_chain);
+    tcase_add_test(tc, test_reused_inode_is_a_new_stream);
+    tcase_add_test(tc, test_truncation_new_generation);
+    tcase_add_test(tc, test_rewind_rereads_identical_records);
+    tcase_add_test(tc, test_rotation_drains_and_finishes_last_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(suite());
+}
