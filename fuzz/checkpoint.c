@@ -13,14 +13,6 @@
 #include "agent/checkpoint.h"
 #include "fuzz/fuzz_util.h"
 
-/* NEEDSWORK: known bug tests/fixtures/fuzz-crashes/checkpoint-2: a file name
- * that is not valid UTF-8 is dropped by checkpoint_to_json (json_string
- * returns NULL), so the saved checkpoint does not load. While it is open, such
- * names are not tried; set to 0 once agent/checkpoint.c is fixed. */
-#ifndef FUZZ_KNOWN_BUG_CHECKPOINT_2
-#define FUZZ_KNOWN_BUG_CHECKPOINT_2 1
-#endif
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void same_entry(const struct checkpoint_entry *a, const struct checkpoint_entry *b, size_t i)
@@ -77,10 +69,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The input as the name of a tailed file (cut at NUL, at most PATH_MAX). */
     size_t n = strnlen(text, 4096);
     text[n] = '\0';
-    if (FUZZ_KNOWN_BUG_CHECKPOINT_2 &&
-        (!fuzz_valid_utf8((const uint8_t *)text, n) ||
-         (n > 1 && !fuzz_valid_utf8((const uint8_t *)text + 1, n - 1))))
-        goto out;
     struct checkpoint_entry e;
     memset(&e, 0, sizeof e);
     e.path = text;
