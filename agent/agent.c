@@ -420,7 +420,6 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
     a->ctx.emit_ud = a;
     a->ctx.buf_len = (size_t)s->read_buffer_bytes;
     a->ctx.buf = xmalloc(a->ctx.buf_len);
-    a->ctx.hasher = chain_hasher_new();
 
     a->rctx.source_name = s->source_name;
     a->rctx.host = s->source.host;
@@ -483,7 +482,6 @@ void agent_free(struct agent *a)
     producer_free(a->prod);
     tail_watch_free(a->watch);
     free(a->ctx.buf);
-    chain_hasher_free(a->ctx.hasher);
     metrics_free(a->metrics);
     free(a);
 }

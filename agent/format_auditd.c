@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent/format_int.h"
+#include "common/utf8.h"
 #include "common/xmalloc.h"
 
 /* Keys whose values auditd hex-encodes when they contain spaces, quotes or
@@ -77,8 +78,8 @@ static char *hex_decode(const struct fmt_kv_pair *p)
         else if (buf[i] < 0x20 || buf[i] == 0x7f)
             goto out;
     }
-    if (fmt_utf8_valid(buf, n))
-        res = fmt_utf8_dup(buf, n);
+    if (utf8_valid(buf, n))
+        res = xstrndup((const char *)buf, n); /* valid and NUL-free: as is */
 out:
     free(buf);
     return res;

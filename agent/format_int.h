@@ -1,5 +1,5 @@
 /* Internals shared by the format parsers (agent/format*.c): failure reporting,
- * UTF-8 safe copies, the default field names and per-family entry points.
+ * the default field names and per-family entry points.
  * Not part of the agent's contract; only agent/format*.c include it. */
 #ifndef AUDITRAIL_AGENT_FORMAT_INT_H
 #define AUDITRAIL_AGENT_FORMAT_INT_H
@@ -27,13 +27,6 @@ char **fmt_field_slot(struct parsed_record *r, enum fmt_field f);
 /* Mark `out` failed: free any fields, format = FORMAT_RAW, no time, err set.
  * Always returns -1 so parsers can `return fmt_fail(...)`. */
 int fmt_fail(struct parsed_record *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Heap copy of n bytes that is valid UTF-8 and NUL-free: every byte that is
- * not part of a well-formed UTF-8 sequence (RFC 3629: no overlongs,
- * surrogates or code points above U+10FFFF), and every NUL, becomes U+FFFD. */
-char *fmt_utf8_dup(const uint8_t *s, size_t n);
-/* Is s[0..n) well-formed UTF-8 without NUL? */
-bool fmt_utf8_valid(const uint8_t *s, size_t n);
 
 /* Parse a timestamp value found in a field: RFC 3339 (time_parse_rfc3339),
  * else a decimal epoch "1700000000[.123]" in seconds. 0 or -1. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/format_int.h"
+#include "common/utf8.h"
 #include "common/xmalloc.h"
 
 /* Follow a dotted path from root; NULL when any step is missing. A numeric
@@ -44,7 +45,7 @@ static char *json_scalar_dup(const json_t *v)
     char buf[64];
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return fmt_utf8_dup((const uint8_t *)json_string_value(v), json_string_length(v));
+        return utf8_sanitize_str(json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
         snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return xstrdup(buf);
@@ -79,7 +80,7 @@ static char *mapped_dup(json_t *root, const char *path)
     char *txt = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!txt)
         return NULL;
-    char *s = fmt_utf8_dup((const uint8_t *)txt, strlen(txt));
+    char *s = utf8_sanitize_str(txt, strlen(txt));
     free(txt);
     return s;
 }
@@ -174,7 +175,7 @@ static char *k8s_resource(json_t *root)
     char *s =
         xasprintf("%s%s%s/%s/%s%s%s", res, grp && *grp ? "." : "", grp && *grp ? grp : "",
                   ns ? ns : "", name ? name : "", sub && *sub ? "/" : "", sub && *sub ? sub : "");
-    char *clean = fmt_utf8_dup((const uint8_t *)s, strlen(s));
+    char *clean = utf8_sanitize_str(s, strlen(s));
     free(s);
     return clean;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agent/format_int.h"
+#include "common/utf8.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -63,7 +64,7 @@ bool fmt_kv_next(const uint8_t *s, size_t n, size_t *pos, bool comma_sep, struct
 char *fmt_kv_value_dup(const struct fmt_kv_pair *p)
 {
     if (!p->quote || !memchr(p->val, '\\', p->vlen))
-        return fmt_utf8_dup(p->val, p->vlen);
+        return utf8_sanitize_str(p->val, p->vlen);
     uint8_t *tmp = xmalloc(p->vlen + 1);
     size_t o = 0;
     for (size_t i = 0; i < p->vlen; i++) {
@@ -74,7 +75,7 @@ char *fmt_kv_value_dup(const struct fmt_kv_pair *p)
         }
         tmp[o++] = c;
     }
-    char *s = fmt_utf8_dup(tmp, o);
+    char *s = utf8_sanitize_str(tmp, o);
     free(tmp);
     return s;
 }

@@ -10,20 +10,12 @@
 #include "agent/format.h"
 #include "common/envelope.h"
 #include "common/hashchain.h"
-#include "common/timeutil.h"
-
-/* The formatted whole second of the last timestamp written. */
-struct record_time_cache {
-    bool valid;
-    int64_t sec;
-    char text[TIME_RFC3339_LEN];
-};
 
 struct record_ctx {
     const char *source_name;
     const char *host, *namespace_, *pod, *container; /* NULL = absent */
     int64_t max_past_us, max_future_us;
-    struct record_time_cache tcache; /* main thread only */
+    struct envelope_time_cache tcache; /* main thread only */
 };
 
 struct record_in {
@@ -43,21 +35,10 @@ struct record_in {
 int record_decide_time(const struct record_ctx *c, bool have_time, int64_t payload_us,
                        int64_t read_us, int64_t *out_us);
 
-/* The message value (heap, malloc'd: librdkafka may free it) of *len bytes.
- * *parse_failed tells whether the format parser fell back to raw.
- *
- * The JSON is written directly rather than through common/envelope.c's
- * jansson tree: measured by bench/agent, building and dumping the tree cost
- * ~15 us per record (about 60k records/s on one core), ten times the budget.
- * The output is the same JSON value as envelope_encode's (same keys, same
- * strings; tests/unit/test_agent_record.c checks them against each other). */
+/* The message value (heap, malloc'd: librdkafka may free it) of *len bytes:
+ * envelope_encode_tc with the context's time cache. *parse_failed tells
+ * whether the format parser fell back to raw. */
 char *record_encode(struct record_ctx *c, const struct record_in *r, size_t *len,
                     bool *parse_failed);
-
-/* The envelope JSON of e (what envelope_encode gives, written directly).
- * Heap (malloc), *len bytes, NUL-terminated. */
-char *record_envelope_json(const struct envelope *e, size_t *len);
-/* Same, reusing (and updating) a per-thread cache of formatted seconds. */
-char *record_envelope_json_tc(const struct envelope *e, size_t *len, struct record_time_cache *tc);
 
 #endif

@@ -233,7 +233,7 @@ static int on_record(void *ud, const struct framer_record *r)
         return 1;
     }
     uint8_t hash[CHAIN_HASH_LEN];
-    chain_hasher_next(ctx->hasher, tf->prev, tf->next_seq, r->data, r->len, hash);
+    chain_next(tf->prev, tf->next_seq, r->data, r->len, hash);
     struct ack_msg *msg = ack_msg_new(tf->next_seq, r->end, hash, 0, es->now_ms);
     struct tail_record tr = {.fr = r,
                              .seq = tf->next_seq,

@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 
 #include "agent/ack_tracker.h"
-#include "agent/chain_hasher.h"
 #include "agent/agent_config.h"
 #include "agent/agent_metrics.h"
 #include "agent/checkpoint.h"
 #include "agent/framer.h"
 #include "agent/stream_id.h"
+#include "common/hashchain.h"
 
 struct tail_file;
 
@@ -46,7 +46,6 @@ struct tail_ctx {
     struct agent_metrics *m;
     tail_emit_fn emit;
     void *emit_ud;
-    struct chain_hasher *hasher;
     uint8_t *buf; /* the one read buffer */
     size_t buf_len;
 };

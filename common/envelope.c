@@ -1,7 +1,9 @@
-/* The Kafka envelope of DESIGN.md §3: jansson does the JSON, OpenSSL the
- * base64 and SHA-256; this file holds the field rules both sides agree on. */
+/* The Kafka envelope of DESIGN.md §3: a direct JSON writer for the agent's
+ * hot path, jansson for parsing, OpenSSL for base64 and SHA-256; this file
+ * holds the field rules both sides agree on. */
 #include "common/envelope.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "common/timeutil.h"
+#include "common/utf8.h"
 #include "common/xmalloc.h"
 
 #define FORMAT_MAX_LEN 32
@@ -50,152 +53,314 @@ static char *const *field_slot_c(const struct envelope_fields *f, size_t i)
 
 /* ---------------------------------------------------------------- encode */
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 if it is not one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+/* The JSON is written directly rather than built as a jansson tree and
+ * dumped: measured by bench/agent, the tree cost ~15 us per record, ten times
+ * the agent's budget. The bytes are exactly what json_dumps(JSON_COMPACT)
+ * gives for the same values (tests/unit/test_envelope.c compares them). */
+
+struct jbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void jb_grow(struct jbuf *b, size_t n);
+
+/* Room for n more bytes and a terminating NUL. */
+static inline __attribute__((always_inline)) void jb_reserve(struct jbuf *b, size_t n)
 {
-    unsigned c = s[0], cp;
-    size_t need;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (need == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-        return 0;
-    if (need == 4 && (cp < 0x10000 || cp > 0x10ffff))
-        return 0;
-    return need;
+    if (b->len + n + 1 > b->cap)
+        jb_grow(b, n);
 }
 
-/* A JSON string for a metadata value (source, fields, format). These are
+static void jb_grow(struct jbuf *b, size_t n)
+{
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    b->p = xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+static inline __attribute__((always_inline)) void jb_put(struct jbuf *b, const void *p, size_t n)
+{
+    jb_reserve(b, n);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+#define JB_LIT(b, s) jb_put((b), (s), sizeof(s) - 1)
+
+static void jb_u64(struct jbuf *b, uint64_t v)
+{
+    char num[24], *p = num + sizeof(num);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    jb_put(b, p, (size_t)(num + sizeof(num) - p));
+}
+
+/* Index of the first byte at or after i that needs attention in a JSON
+ * string: < 0x20, '"', '\\' or >= 0x80 (n if none). Eight bytes at a time;
+ * the lowest flagged byte is exact (the bit tricks only over-report above
+ * a real hit). */
+static size_t next_special(const uint8_t *s, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+        uint64_t hit =
+            (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | w) & highs;
+        if (hit)
+            return i + (size_t)(__builtin_ctzll(hit) >> 3);
+        i += 8;
+    }
+    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
+/* The short escape jansson (and RFC 8259) uses for c, or 0 for \u00XX. */
+static char short_escape(uint8_t c)
+{
+    switch (c) {
+    case '"':
+        return '"';
+    case '\\':
+        return '\\';
+    case '\b':
+        return 'b';
+    case '\f':
+        return 'f';
+    case '\n':
+        return 'n';
+    case '\r':
+        return 'r';
+    case '\t':
+        return 't';
+    default:
+        return 0;
+    }
+}
+
+/* Append s[0, n) as a JSON string if it is valid UTF-8 (true), else leave b
+ * as it was (false). Escapes as json_dumps does: '"', '\\' and the control
+ * characters below 0x20 only ('/' and DEL stay), \b \f \n \r \t short, the
+ * rest as \u00XX with upper-case hex. Plain runs are copied whole; 2n is
+ * reserved up front (two-byte escapes), \u00XX reserves more. */
+static bool jb_str_utf8(struct jbuf *b, const uint8_t *s, size_t n)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t start = b->len;
+    jb_reserve(b, 2 * n + 2);
+    char *o = b->p + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    for (;;) {
+        size_t j = next_special(s, i, n);
+        memcpy(o, s + i, j - i);
+        o += j - i;
+        i = j;
+        if (i >= n)
+            break;
+        uint8_t c = s[i];
+        if (c >= 0x80) {
+            size_t k = utf8_seq_len(s + i, n - i);
+            if (!k) {
+                b->len = start;
+                return false;
+            }
+            memcpy(o, s + i, k);
+            o += k;
+            i += k;
+            continue;
+        }
+        *o++ = '\\';
+        char esc = short_escape(c);
+        if (esc) {
+            *o++ = esc;
+        } else {
+            /* room for the rest of \u00XX and the worst case after it */
+            size_t used = (size_t)(o - b->p);
+            b->len = used;
+            jb_reserve(b, 5 + 2 * (n - i) + 1);
+            o = b->p + used;
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hexd[c >> 4];
+            *o++ = hexd[c & 15];
+        }
+        i++;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    return true;
+}
+
+/* A metadata value (source, fields, format, id, stream). These are
  * descriptive only: the record bytes travel exactly in line/line_b64, so an
  * invalid byte here (e.g. a non-UTF-8 file name) becomes U+FFFD rather than
  * making the record unsendable. */
-static json_t *meta_string(const char *s)
+static void jb_meta(struct jbuf *b, const char *s)
 {
-    json_t *j = json_string(s);
-    if (j)
-        return j;
     size_t n = strlen(s);
-    char *buf = xmalloc(n * 3 + 1); /* each bad byte grows to 3 bytes at most */
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
-        if (k == 0) {
-            memcpy(buf + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(buf + o, s + i, k);
-            o += k;
-            i += k;
-        }
-    }
-    j = json_stringn(buf, o);
-    free(buf);
-    return j;
+    if (jb_str_utf8(b, (const uint8_t *)s, n))
+        return;
+    size_t fixed_len;
+    char *fixed = utf8_sanitize(s, n, &fixed_len);
+    bool ok = jb_str_utf8(b, (const uint8_t *)fixed, fixed_len);
+    assert(ok); /* sanitized text is valid UTF-8 */
+    (void)ok;
+    free(fixed);
 }
 
-static json_t *b64_string(const uint8_t *in, size_t n)
+static void jb_key(struct jbuf *b, const char *k, bool first)
 {
-    /* EVP_EncodeBlock takes an int length: feed it chunks that are a
-     * multiple of 3 so that padding only appears at the very end. */
+    if (!first)
+        jb_put(b, ",", 1);
+    jb_put(b, "\"", 1);
+    jb_put(b, k, strlen(k));
+    jb_put(b, "\":", 2);
+}
+
+static void jb_hex(struct jbuf *b, const uint8_t *h, size_t n)
+{
+    char hex[2 * CHAIN_HASH_LEN + 3];
+    assert(n <= CHAIN_HASH_LEN);
+    hex[0] = '"';
+    hex_encode(h, n, hex + 1);
+    hex[2 * n + 1] = '"';
+    jb_put(b, hex, 2 * n + 2);
+}
+
+/* Standard base64 with padding. EVP_EncodeBlock takes an int length: chunks
+ * of a multiple of 3 bytes keep the padding at the very end. */
+static void jb_b64(struct jbuf *b, const uint8_t *in, size_t n)
+{
+    jb_reserve(b, 4 * ((n + 2) / 3) + 2);
+    b->p[b->len++] = '"';
     const size_t chunk = (size_t)3 << 28;
-    size_t outlen = 4 * ((n + 2) / 3);
-    char *buf = xmalloc(outlen + 1);
-    size_t o = 0;
     for (size_t i = 0; i < n; i += chunk) {
         size_t k = n - i < chunk ? n - i : chunk;
-        o += (size_t)EVP_EncodeBlock((unsigned char *)buf + o, in + i, (int)k);
+        b->len += (size_t)EVP_EncodeBlock((unsigned char *)b->p + b->len, in + i, (int)k);
     }
-    buf[o] = '\0';
-    json_t *j = json_stringn_nocheck(buf, o);
-    free(buf);
-    return j;
+    b->p[b->len++] = '"';
 }
 
-static void set(json_t *obj, const char *key, json_t *val)
+/* Last time the cache may format: time_format_us clamps beyond it, and a
+ * clamped second must not be given another fraction. */
+#define TIME_CACHE_MAX_US (253402300800LL * 1000000 - 1) /* 9999-12-31T23:59:59.999999Z */
+
+/* A timestamp as time_format_us writes it. With a cache, the
+ * "YYYY-MM-DDTHH:MM:SS" part is formatted once per second (gmtime_r is
+ * measurable per record); only the fraction is written each time. */
+static void jb_time(struct jbuf *b, int64_t us, struct envelope_time_cache *tc)
 {
-    /* Keys are our own ASCII constants. A NULL val (jansson OOM) makes the
-     * set fail, which json_dumps below turns into a NULL result. */
-    json_object_set_new_nocheck(obj, key, val);
+    char ts[TIME_RFC3339_LEN + 1];
+    ts[0] = '"';
+    if (!tc || us < 0 || us > TIME_CACHE_MAX_US) {
+        time_format_us(us, ts + 1);
+    } else {
+        int64_t sec = us / 1000000;
+        if (!tc->valid || tc->sec != sec) {
+            time_format_us(sec * 1000000, tc->text);
+            tc->sec = sec;
+            tc->valid = true;
+        }
+        int frac = (int)(us % 1000000);
+        memcpy(ts + 1, tc->text, 20); /* "YYYY-MM-DDTHH:MM:SS." */
+        for (int i = 26; i >= 21; i--, frac /= 10)
+            ts[i] = (char)('0' + frac % 10);
+        ts[27] = 'Z';
+    }
+    ts[TIME_RFC3339_LEN] = '"'; /* over the NUL */
+    jb_put(b, ts, TIME_RFC3339_LEN + 1);
 }
 
 char *envelope_encode(const struct envelope *e, size_t *len)
 {
-    char *out = NULL;
-    json_t *root = NULL;
+    return envelope_encode_tc(e, len, NULL);
+}
+
+char *envelope_encode_tc(const struct envelope *e, size_t *len, struct envelope_time_cache *tc)
+{
     if (e->seq > ENVELOPE_MAX_INT || e->offset > ENVELOPE_MAX_INT ||
         e->truncated_bytes > ENVELOPE_MAX_INT || !e->source.name || !e->format)
-        goto out;
+        return NULL;
 
-    char hex[2 * CHAIN_HASH_LEN + 1], ts[TIME_RFC3339_LEN];
-    root = json_object();
-    set(root, "v", json_integer(1));
-    set(root, "id", meta_string(e->id));
-    set(root, "stream", meta_string(e->stream));
-    set(root, "seq", json_integer((json_int_t)e->seq));
-    set(root, "offset", json_integer((json_int_t)e->offset));
-    hex_encode(e->hash, CHAIN_HASH_LEN, hex);
-    set(root, "hash", json_stringn_nocheck(hex, 2 * CHAIN_HASH_LEN));
-    hex_encode(e->prev, CHAIN_HASH_LEN, hex);
-    set(root, "prev", json_stringn_nocheck(hex, 2 * CHAIN_HASH_LEN));
-    time_format_us(e->time_us, ts);
-    set(root, "time", json_stringn_nocheck(ts, TIME_RFC3339_LEN - 1));
-    set(root, "time_source",
-        json_string_nocheck(e->time_source == TIME_SOURCE_PAYLOAD ? "payload" : "read"));
-    time_format_us(e->read_time_us, ts);
-    set(root, "read_time", json_stringn_nocheck(ts, TIME_RFC3339_LEN - 1));
+    struct jbuf b = {0};
+    /* Metadata rarely needs more than 900 bytes; the line at most doubles
+     * unless it holds \u00XX escapes (jb_str_utf8 grows then). */
+    jb_reserve(&b, 900 + 2 * e->line_len);
+    JB_LIT(&b, "{\"v\":1,\"id\":");
+    jb_meta(&b, e->id);
+    JB_LIT(&b, ",\"stream\":");
+    jb_meta(&b, e->stream);
+    JB_LIT(&b, ",\"seq\":");
+    jb_u64(&b, e->seq);
+    JB_LIT(&b, ",\"offset\":");
+    jb_u64(&b, e->offset);
+    JB_LIT(&b, ",\"hash\":");
+    jb_hex(&b, e->hash, CHAIN_HASH_LEN);
+    JB_LIT(&b, ",\"prev\":");
+    jb_hex(&b, e->prev, CHAIN_HASH_LEN);
+    JB_LIT(&b, ",\"time\":");
+    jb_time(&b, e->time_us, tc);
+    if (e->time_source == TIME_SOURCE_PAYLOAD)
+        JB_LIT(&b, ",\"time_source\":\"payload\"");
+    else
+        JB_LIT(&b, ",\"time_source\":\"read\"");
+    JB_LIT(&b, ",\"read_time\":");
+    jb_time(&b, e->read_time_us, tc);
 
-    json_t *src = json_object();
+    JB_LIT(&b, ",\"source\":{");
+    bool first = true;
     for (size_t i = 0; i < NELEM(source_keys); i++) {
         const char *v = *source_slot_c(&e->source, i);
-        if (v)
-            set(src, source_keys[i], meta_string(v));
+        if (!v)
+            continue;
+        jb_key(&b, source_keys[i], first);
+        jb_meta(&b, v);
+        first = false;
     }
-    set(root, "source", src);
-    set(root, "format", meta_string(e->format));
-
-    json_t *fields = json_object();
+    JB_LIT(&b, "},\"format\":");
+    jb_meta(&b, e->format);
+    JB_LIT(&b, ",\"fields\":{");
     for (size_t i = 0; i < NELEM(field_keys); i++) {
         const char *v = *field_slot_c(&e->fields, i);
-        set(fields, field_keys[i], v ? meta_string(v) : json_null());
+        jb_key(&b, field_keys[i], i == 0);
+        if (v)
+            jb_meta(&b, v);
+        else
+            JB_LIT(&b, "null");
     }
-    set(root, "fields", fields);
+    JB_LIT(&b, "}");
 
-    /* json_stringn both validates UTF-8 (rejecting overlongs and surrogates)
-     * and copies; NUL bytes are legal and dumped as \u0000. */
-    json_t *line = json_stringn(e->line ? (const char *)e->line : "", e->line_len);
-    if (line)
-        set(root, "line", line);
-    else
-        set(root, "line_b64", b64_string(e->line, e->line_len));
-    if (e->truncated_bytes)
-        set(root, "truncated_bytes", json_integer((json_int_t)e->truncated_bytes));
-
-    out = json_dumps(root, JSON_COMPACT);
-    if (out && len)
-        *len = strlen(out); /* NUL in the record is escaped, never raw */
-out:
-    json_decref(root);
-    return out;
+    /* NUL bytes are valid UTF-8 and written as \u0000. */
+    const uint8_t *line = e->line ? e->line : (const uint8_t *)"";
+    JB_LIT(&b, ",\"line\":");
+    if (!jb_str_utf8(&b, line, e->line_len)) {
+        b.len -= sizeof(",\"line\":") - 1;
+        JB_LIT(&b, ",\"line_b64\":");
+        jb_b64(&b, line, e->line_len);
+    }
+    if (e->truncated_bytes) {
+        JB_LIT(&b, ",\"truncated_bytes\":");
+        jb_u64(&b, e->truncated_bytes);
+    }
+    JB_LIT(&b, "}");
+    b.p[b.len] = '\0';
+    if (len)
+        *len = b.len;
+    /* Give back the worst-case reservation's slack: the agent's in-flight
+     * budget counts the allocation (malloc_usable_size), so slack would
+     * shrink its window of messages in flight. */
+    if (b.cap > b.len + 64)
+        b.p = xrealloc(b.p, b.len + 1);
+    return b.p;
 }
 
 /* ---------------------------------------------------------------- decode */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/hashchain.h"
+#include "common/timeutil.h"
 
 enum time_source { TIME_SOURCE_PAYLOAD = 0, TIME_SOURCE_READ = 1 };
 
@@ -47,10 +48,25 @@ struct envelope {
  * Keys come in the order of DESIGN.md §3; absent source members are omitted,
  * absent fields are null; "truncated_bytes" only when non-zero. Invalid UTF-8
  * in source/fields/format strings becomes U+FFFD (the record itself is always
- * byte-exact). Returns a heap buffer (caller frees) of *len bytes,
- * NUL-terminated; NULL only for a caller bug (source.name or format NULL, or
- * an integer above ENVELOPE_MAX_INT) or out of memory. */
+ * byte-exact). Strings are escaped as jansson's json_dumps(JSON_COMPACT) does
+ * (\b \f \n \r \t \" \\ short, other controls as \u00XX upper-case; '/',
+ * DEL and non-ASCII as is), so the bytes equal json_dumps of the same values.
+ * Returns a heap buffer (malloc: caller frees) of *len bytes (len may be
+ * NULL), NUL-terminated; NULL only for a caller bug (source.name or format
+ * NULL, or an integer above ENVELOPE_MAX_INT). Out of memory aborts (xmalloc). */
 char *envelope_encode(const struct envelope *e, size_t *len);
+
+/* The whole second envelope_encode_tc formatted last: the date part of a
+ * timestamp (gmtime_r) costs more per record than the rest of the encoding.
+ * Zero-initialise; one per thread (it is written without a lock). */
+struct envelope_time_cache {
+    bool valid;
+    int64_t sec;
+    char text[TIME_RFC3339_LEN];
+};
+
+/* envelope_encode, byte for byte, reusing and updating tc (NULL = none). */
+char *envelope_encode_tc(const struct envelope *e, size_t *len, struct envelope_time_cache *tc);
 
 /* Parse and validate one message value. Checks: JSON object, v == 1, every
  * required field present with the right type (id, stream, seq, offset, hash,

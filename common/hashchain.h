@@ -8,11 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CHAIN_HASH_LEN 32
+#define CHAIN_HASH_LEN       32
 #define CHAIN_STREAM_HEX_LEN 32 /* 16 bytes as hex */
-#define CHAIN_UUID_LEN 36
+#define CHAIN_UUID_LEN       36
 
-/* stream_hex: 32 lower-case hex characters (not necessarily NUL-terminated). */
+/* Thread-safe. Each calling thread keeps one SHA-256 context (freed when the
+ * thread exits, or at exit() for the exiting thread), so hashing allocates
+ * nothing per call. Abort if OpenSSL cannot compute SHA-256.
+ * stream_hex: 32 lower-case hex characters (not necessarily NUL-terminated). */
 void chain_genesis(const char *stream_hex, uint8_t out[CHAIN_HASH_LEN]);
 void chain_next(const uint8_t prev[CHAIN_HASH_LEN], uint64_t seq, const void *rec, size_t len,
                 uint8_t out[CHAIN_HASH_LEN]);

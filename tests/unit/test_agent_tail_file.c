@@ -72,7 +72,6 @@ static void setup(struct fixture *f)
     f->ctx.emit_ud = f;
     f->ctx.buf_len = 7; /* tiny reads: records span reads */
     f->ctx.buf = xmalloc(f->ctx.buf_len);
-    f->ctx.hasher = chain_hasher_new();
 }
 
 /* Deliver every message received so far (ok), as librdkafka would. */
@@ -96,7 +95,6 @@ static void teardown(struct fixture *f)
 {
     ack_all(f);
     clear(f);
-    chain_hasher_free(f->ctx.hasher);
     free(f->ctx.buf);
     metrics_free(f->reg);
     agent_config_release(&f->cfg);

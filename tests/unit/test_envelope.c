@@ -7,9 +7,12 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "common/envelope.h"
 #include "common/hashchain.h"
+#include "common/timeutil.h"
+#include "common/utf8.h"
 #include "common/xmalloc.h"
 #include "tests/support/testutil.h"
 
@@ -299,6 +302,220 @@ START_TEST(meta_invalid_utf8_replaced)
     ck_assert_str_eq(d.source.path, "/var/log/caf\xef\xbf\xbd.log");
     envelope_release(&d);
     free(js);
+    envelope_release(&e);
+}
+END_TEST
+
+/* ------------------------------------------- jansson reference encoder */
+
+static uint32_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(*x >> 33);
+}
+
+/* What envelope_encode must produce, built the slow, obvious way: a jansson
+ * tree dumped with JSON_COMPACT | JSON_PRESERVE_ORDER. Test-only. */
+static json_t *ref_meta(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n;
+    char *fixed = utf8_sanitize(s, strlen(s), &n);
+    j = json_stringn(fixed, n);
+    free(fixed);
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+static json_t *ref_time(int64_t us)
+{
+    char ts[TIME_RFC3339_LEN];
+    time_format_us(us, ts);
+    return json_string(ts);
+}
+
+static json_t *ref_hex(const uint8_t *h)
+{
+    char hex[2 * CHAIN_HASH_LEN + 1];
+    hex_encode(h, CHAIN_HASH_LEN, hex);
+    return json_string(hex);
+}
+
+static char *ref_encode(const struct envelope *e)
+{
+    static const char *const skeys[] = {"name", "host", "namespace", "pod", "container", "path"};
+    static const char *const fkeys[] = {"tenant", "actor", "action", "resource", "outcome"};
+    const char *svals[] = {e->source.name, e->source.host,      e->source.namespace_,
+                           e->source.pod,  e->source.container, e->source.path};
+    const char *fvals[] = {e->fields.tenant, e->fields.actor, e->fields.action, e->fields.resource,
+                           e->fields.outcome};
+    json_t *root = json_object();
+    json_object_set_new(root, "v", json_integer(1));
+    json_object_set_new(root, "id", ref_meta(e->id));
+    json_object_set_new(root, "stream", ref_meta(e->stream));
+    json_object_set_new(root, "seq", json_integer((json_int_t)e->seq));
+    json_object_set_new(root, "offset", json_integer((json_int_t)e->offset));
+    json_object_set_new(root, "hash", ref_hex(e->hash));
+    json_object_set_new(root, "prev", ref_hex(e->prev));
+    json_object_set_new(root, "time", ref_time(e->time_us));
+    json_object_set_new(root, "time_source",
+                        json_string(e->time_source == TIME_SOURCE_PAYLOAD ? "payload" : "read"));
+    json_object_set_new(root, "read_time", ref_time(e->read_time_us));
+    json_t *src = json_object();
+    for (size_t i = 0; i < 6; i++)
+        if (svals[i])
+            json_object_set_new(src, skeys[i], ref_meta(svals[i]));
+    json_object_set_new(root, "source", src);
+    json_object_set_new(root, "format", ref_meta(e->format));
+    json_t *fields = json_object();
+    for (size_t i = 0; i < 5; i++)
+        json_object_set_new(fields, fkeys[i], fvals[i] ? ref_meta(fvals[i]) : json_null());
+    json_object_set_new(root, "fields", fields);
+    json_t *line = json_stringn(e->line ? (const char *)e->line : "", e->line_len);
+    if (line) {
+        json_object_set_new(root, "line", line);
+    } else {
+        char *b64 = xmalloc(4 * ((e->line_len + 2) / 3) + 1);
+        int n = EVP_EncodeBlock((unsigned char *)b64, e->line, (int)e->line_len);
+        json_object_set_new(root, "line_b64", json_stringn(b64, (size_t)n));
+        free(b64);
+    }
+    if (e->truncated_bytes)
+        json_object_set_new(root, "truncated_bytes", json_integer((json_int_t)e->truncated_bytes));
+    char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    ck_assert_ptr_nonnull(out);
+    json_decref(root);
+    return out;
+}
+
+/* envelope_encode (and the cached variant, when tc) equal the reference. */
+static void assert_matches_ref(const struct envelope *e, struct envelope_time_cache *tc,
+                               const char *what)
+{
+    char *want = ref_encode(e);
+    size_t len;
+    char *got = tc ? envelope_encode_tc(e, &len, tc) : envelope_encode(e, &len);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_eq(strlen(got), len);
+    ck_assert_msg(len == strlen(want) && memcmp(got, want, len) == 0, "%s:\n got  %s\n want %s",
+                  what, got, want);
+    free(got);
+    free(want);
+}
+
+START_TEST(escapes_match_jansson)
+{
+    /* Every control byte, DEL, the quote, backslash and slash, 2/3/4-byte
+     * sequences, U+2028, and a run long enough for the 8-byte scanner. */
+    uint8_t line[160];
+    size_t n = 0;
+    for (int c = 0; c < 0x20; c++)
+        line[n++] = (uint8_t)c;
+    const char tail[] = "\x7f\"\\/ plain ascii run of text \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+                        "\xe2\x80\xa8 x\"y\\z\b\f";
+    memcpy(line + n, tail, sizeof(tail) - 1);
+    n += sizeof(tail) - 1;
+    struct envelope e;
+    make_env(&e, line, n, 7);
+    char *js = encode(&e, &n);
+    /* Spot checks of the spelling itself, then the whole against jansson. */
+    ck_assert_ptr_nonnull(strstr(js, "\"line\":\"\\u0000\\u0001"));
+    ck_assert_ptr_nonnull(strstr(js, "\\u0007\\b\\t\\n\\u000B\\f\\r\\u000E"));
+    ck_assert_ptr_nonnull(strstr(js, "\\u001F\x7f\\\"\\\\/ plain"));
+    free(js);
+    assert_matches_ref(&e, NULL, "line escapes");
+
+    /* The same bytes (but NUL: C strings) in every metadata string. */
+    char meta[160];
+    size_t m = 0;
+    for (int c = 1; c < 0x20; c++)
+        meta[m++] = (char)c;
+    memcpy(meta + m, tail, sizeof(tail));
+    char **slots[] = {&e.source.name,   &e.source.host,      &e.source.namespace_,
+                      &e.source.pod,    &e.source.container, &e.source.path,
+                      &e.format,        &e.fields.tenant,    &e.fields.actor,
+                      &e.fields.action, &e.fields.resource,  &e.fields.outcome};
+    for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+        free(*slots[i]);
+        *slots[i] = xstrdup(meta);
+    }
+    assert_matches_ref(&e, NULL, "metadata escapes");
+    /* Invalid UTF-8 in metadata: U+FFFD, then escaped like the rest. */
+    free(e.source.path);
+    e.source.path = xstrdup("bad\xff\x01\xc3(\xed\xa0\x80\xf4\x90\x80\x80\"end\xe2\x82");
+    assert_matches_ref(&e, NULL, "metadata with invalid UTF-8");
+    envelope_release(&e);
+}
+END_TEST
+
+START_TEST(random_envelopes_match_jansson)
+{
+    static const uint8_t alphabet[] = {'a',  '"',  '\\', 0,    1,    0x1f, 0x7f, '\n', '\r', '\t',
+                                       '\b', '\f', '/',  0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xff, 0xed,
+                                       0xa0, 0x80, 0xf0, 0x9f, 0x98, 0x80, 0xf4, 0x90, 'z',  ' '};
+    static const char *const metas[] = {"ns/pod/app", "pod \"q\" \\ \x01\x1f/",
+                                        "caf\xe9",    "dr. \xc3\xa9mile",
+                                        "",           "\xf0\x9f\x98\x80\xed\xa0\x80"};
+    static const int64_t times[] = {
+        -1,        0,        999999, 1764186645123456, 253402300799999999, 253402300800000000,
+        INT64_MAX, INT64_MIN};
+    uint64_t x = 11;
+    struct envelope_time_cache tc = {0};
+    for (unsigned round = 0; round < 3000; round++) {
+        size_t len = lcg(&x) % 100;
+        uint8_t *line = xmalloc(len + 1);
+        bool plain = round % 4 == 0;
+        for (size_t i = 0; i < len; i++)
+            line[i] = plain ? (uint8_t)('a' + lcg(&x) % 26) : alphabet[lcg(&x) % sizeof(alphabet)];
+        struct envelope e;
+        make_env(&e, line, len, round);
+        free(line);
+        char **slots[] = {&e.source.host,      &e.source.namespace_, &e.source.pod,
+                          &e.source.container, &e.source.path,       &e.fields.tenant,
+                          &e.fields.actor,     &e.fields.action,     &e.fields.resource,
+                          &e.fields.outcome};
+        for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+            free(*slots[i]);
+            uint32_t r = lcg(&x) % 8;
+            *slots[i] = r < 6 ? xstrdup(metas[r]) : NULL;
+        }
+        e.seq = lcg(&x) % 3 ? lcg(&x) : ENVELOPE_MAX_INT;
+        e.offset = (uint64_t)lcg(&x) << 21;
+        e.truncated_bytes = lcg(&x) % 3 ? 0 : lcg(&x);
+        e.time_source = lcg(&x) % 2 ? TIME_SOURCE_READ : TIME_SOURCE_PAYLOAD;
+        /* Mostly moving forward by less than a second (the cache's case),
+         * sometimes a jump or an edge value. */
+        if (lcg(&x) % 10 == 0)
+            e.time_us = times[lcg(&x) % (sizeof(times) / sizeof(times[0]))];
+        else
+            e.time_us = 1764186645000000 + (int64_t)round * 345679;
+        e.read_time_us = lcg(&x) % 2 ? e.time_us : 1764186645000000 + (int64_t)lcg(&x);
+        assert_matches_ref(&e, round % 2 ? &tc : NULL, "random envelope");
+        envelope_release(&e);
+    }
+}
+END_TEST
+
+START_TEST(time_cache_is_byte_identical)
+{
+    /* Walk across second, minute, day and year boundaries, backwards too,
+     * with one cache: every timestamp equals time_format_us's. */
+    static const int64_t starts[] = {1767225599000000, /* 2025-12-31T23:59:59Z */
+                                     951782399000000,  /* 2000-02-29T23:59:59Z */
+                                     0, 253402300799000000};
+    struct envelope e;
+    make_env(&e, "t", 1, 1);
+    struct envelope_time_cache tc = {0};
+    for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
+        for (int i = 0; i < 400; i++) {
+            int64_t step = i % 7 == 6 ? -1300001 : 7919;
+            e.time_us = starts[s] + (int64_t)i * step;
+            e.read_time_us = e.time_us + (i % 3) * 1000000;
+            assert_matches_ref(&e, &tc, "time cache");
+        }
+    }
     envelope_release(&e);
 }
 END_TEST
@@ -711,12 +928,6 @@ END_TEST
 
 /* -------------------------------------------------------------- fuzz */
 
-static uint32_t lcg(uint64_t *x)
-{
-    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (uint32_t)(*x >> 33);
-}
-
 START_TEST(fuzz_mutations)
 {
     struct envelope e;
@@ -805,6 +1016,9 @@ int main(void)
     tcase_add_test(tc, empty_line_and_large_ints);
     tcase_add_test(tc, encode_refuses_caller_bugs);
     tcase_add_test(tc, meta_invalid_utf8_replaced);
+    tcase_add_test(tc, escapes_match_jansson);
+    tcase_add_test(tc, random_envelopes_match_jansson);
+    tcase_add_test(tc, time_cache_is_byte_identical);
     tcase_add_test(tc, reason_not_json);
     tcase_add_test(tc, reason_not_object);
     tcase_add_test(tc, reason_version);
