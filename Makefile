@@ -137,7 +137,7 @@ stack-down:
 	scripts/stack down
 
 fuzz:
-	scripts/fuzz
+	scripts/fuzz run
 
 bench:
 	bench/run
