@@ -27,6 +27,7 @@
 #include "agent/tail_file.h"
 #include "agent/tail_scan.h"
 #include "agent/tail_watch.h"
+#include "common/alert.h"
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -66,6 +67,8 @@ struct agent {
 
     _Atomic int ready;
     _Atomic uint64_t heartbeat_ms;
+    struct alerter *alerts;
+    int alerted; /* the ready state last alerted on (main thread) */
 };
 
 static bool ready_cb(void *ud, char *reason, size_t len)
@@ -341,6 +344,29 @@ static int save_checkpoint(struct agent *a)
     return 0;
 }
 
+/* Alerts follow the ready state: Kafka unreachable fires (and resolves when
+ * a broker is back), a fatal producer error fires once before the exit. */
+static void alert_on_change(struct agent *a, int st)
+{
+    if (st == a->alerted || st == READY_STARTING)
+        return;
+    if (a->alerted == READY_KAFKA_DOWN)
+        alerter_resolve(a->alerts, "AuditrailKafkaUnavailable", NULL);
+    if (st == READY_KAFKA_DOWN)
+        alerter_fire(a->alerts, "AuditrailKafkaUnavailable", ALERT_CRITICAL,
+                     "no Kafka broker reachable: reading paused, checkpoint frozen",
+                     "the log files buffer the records until a broker is back", NULL);
+    else if (st == READY_ACK_STALLED)
+        alerter_fire(a->alerts, "AuditrailKafkaUnavailable", ALERT_CRITICAL,
+                     "records wait for Kafka acknowledgements longer than kafka_unready_ms", NULL,
+                     NULL);
+    else if (st == READY_FATAL)
+        alerter_fire(a->alerts, "AuditrailFatal", ALERT_CRITICAL,
+                     "fatal Kafka producer error: the agent exits and restarts from its checkpoint",
+                     NULL, NULL);
+    a->alerted = st;
+}
+
 static void update_gauges(struct agent *a, uint64_t now)
 {
     size_t open_n = 0, waiting = 0, streams = 0;
@@ -383,6 +409,7 @@ static void update_gauges(struct agent *a, uint64_t now)
     metric_set(a->am.kafka_fatal, st == READY_FATAL ? 1 : 0);
     atomic_store(&a->ready, st);
     atomic_store(&a->heartbeat_ms, now);
+    alert_on_change(a, st);
 }
 
 struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen)
@@ -395,6 +422,13 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
     atomic_store(&a->heartbeat_ms, a->start_ms);
     a->metrics = metrics_new();
     agent_metrics_init(&a->am, a->metrics);
+    a->alerted = READY_STARTING;
+    struct alerter_conf ac = cfg->file.alerts;
+    ac.component = "agent";
+    ac.instance = s->source_name;
+    a->alerts = alerter_new(&ac, a->metrics, err, errlen);
+    if (!a->alerts)
+        goto fail;
     metric_set(a->am.open_files_max, (double)s->max_open_files);
 
     if (mkdir(s->checkpoint_dir, 0700) < 0 && errno != EEXIST) {
@@ -482,6 +516,7 @@ void agent_free(struct agent *a)
     producer_free(a->prod);
     tail_watch_free(a->watch);
     free(a->ctx.buf);
+    alerter_free(a->alerts); /* flushes pending alerts within alerts.timeout_ms */
     metrics_free(a->metrics);
     free(a);
 }

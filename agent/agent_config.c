@@ -219,6 +219,11 @@ const struct cfg_key agent_conf_keys[] = {
      .offset = offsetof(struct agent_conf_file, log),
      .sub = log_conf_keys,
      .help = "logging"},
+    {.name = "alerts",
+     .type = CFG_SECTION,
+     .offset = offsetof(struct agent_conf_file, alerts),
+     .sub = alerts_conf_keys,
+     .help = "Alertmanager-compatible webhook (optional)"},
     CFG_END,
 };
 

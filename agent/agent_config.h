@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "agent/format.h"
+#include "common/alert.h"
 #include "common/conf_common.h"
 #include "common/config.h"
 
@@ -54,6 +55,7 @@ struct agent_conf_file {
     struct kafka_conf kafka;
     struct http_conf http;
     struct log_conf log;
+    struct alerter_conf alerts;
 };
 
 /* One input, ready to use. */

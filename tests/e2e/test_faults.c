@@ -170,6 +170,7 @@ START_TEST(kafka_brokers_down)
     /* Memory stays bounded while the file is the buffer. */
     long rss = scenario_rss_kib(s.agent->pid);
     ck_assert_msg(rss > 0 && rss < 64 * 1024, "agent RSS %ld KiB during the outage", rss);
+    assert_alert(&s, "AuditrailKafkaUnavailable");
     ck_assert_int_eq(test_kafka_ctl("brokers up", reply, sizeof(reply)), 0);
     ck_assert(e2e_wait_ready(s.agent_port, 60000));
     ck_assert_int_eq(test_kafka_ctl("broker down 2", reply, sizeof(reply)), 0);

@@ -81,10 +81,14 @@ static char *agent_config(struct scenario *s, const char *name)
                            "kafka:\n"
                            "  brokers: %s\n"
                            "  topic: %s\n"
+                           "alerts:\n"
+                           "  url: http://127.0.0.1:%u/api/v2/alerts\n"
+                           "  min_interval_ms: 1000\n"
                            "http:\n"
                            "  listen: 127.0.0.1:%u\n",
                            name, s->ckdir, s->o.agent_extra ? s->o.agent_extra : "", inputs,
-                           test_stack("STACK_KAFKA_BROKERS"), s->topic, s->agent_port);
+                           test_stack("STACK_KAFKA_BROKERS"), s->topic, webhook_port(s->hook),
+                           s->agent_port);
     free(inputs);
     char *path = xasprintf("%s/agent.yaml", s->tmp);
     write_text(path, yaml);

@@ -148,16 +148,33 @@ static const char *stack_file_lookup(const char *key)
     return found;
 }
 
+/* Values read from the file stay valid for the life of the process, one
+ * copy per key, so two calls never overwrite each other's result. */
+struct stack_value {
+    char *key, *value;
+    struct stack_value *next;
+};
+static struct stack_value *stack_values;
+
 const char *test_stack(const char *key)
 {
     const char *v = getenv(key);
     if (v && *v)
         return v;
+    for (struct stack_value *sv = stack_values; sv; sv = sv->next) {
+        if (strcmp(sv->key, key) == 0)
+            return sv->value;
+    }
     v = stack_file_lookup(key);
     if (!v || !*v)
         ck_abort_msg("local stack value %s not found: run 'scripts/stack up' (make test does)",
                      key);
-    return v;
+    struct stack_value *sv = xmalloc(sizeof(*sv));
+    sv->key = xstrdup(key);
+    sv->value = xstrdup(v);
+    sv->next = stack_values;
+    stack_values = sv;
+    return sv->value;
 }
 
 uint64_t test_now_ms(void)

@@ -23,8 +23,8 @@ void test_write_file(const char *path, const void *data, size_t len, bool append
  * the environment first, then in $AUDITRAIL_STACK_ENV or <repo>/.stack/env.
  * Keys: STACK_PG_PRIMARY, STACK_PG_REPLICA (libpq conninfo), STACK_REDIS_URL,
  * STACK_REDIS_PORT, STACK_KAFKA_BROKERS, STACK_KAFKA_CONTROL, STACK_DIR.
- * Fails the current test (ck_abort) when the stack is not up. Returned
- * string is static storage. */
+ * Fails the current test (ck_abort) when the stack is not up. The returned
+ * string stays valid for the life of the process. */
 const char *test_stack(const char *key);
 
 /* Repository root (directory holding Makefile), from $AUDITRAIL_ROOT or the
