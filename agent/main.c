@@ -22,7 +22,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: auditrail-agent --config FILE [--check-config] [--print-reference]\n");
+    fprintf(f, "usage: auditrail-agent --config FILE [--check-config] [--config-reference]\n");
 }
 
 int main(int argc, char **argv)
@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 'C'},
-        {"print-reference", no_argument, NULL, 'R'},
+        {"config-reference", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
