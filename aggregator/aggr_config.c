@@ -1,0 +1,172 @@
+/* The aggregator's config table (STYLE.md habit 7): every key with its type,
+ * default and help, so --check-config and the README reference agree. */
+#include "aggregator/aggr_config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define K(name, type, st, field, def, help)                                                        \
+    {                                                                                              \
+        name, type, offsetof(st, field), def, help, false, NULL, 0, 0, 0                           \
+    }
+#define KI(name, st, field, def, lo, hi, help)                                                     \
+    {                                                                                              \
+        name, CFG_INT, offsetof(st, field), def, help, false, NULL, 0, lo, hi                      \
+    }
+
+static const struct cfg_key pg_keys[] = {
+    {"primary", CFG_STR, offsetof(struct aggr_pg_conf, primary), NULL,
+     "libpq connection string of the primary (writes, migrations, maintenance)", true, NULL, 0, 0,
+     0},
+    K("replicas", CFG_STRLIST, struct aggr_pg_conf, replicas, NULL,
+      "libpq connection strings of streaming replicas (reads)"),
+    KI("max_replica_lag_ms", struct aggr_pg_conf, max_replica_lag_ms, "5000", 0, INT32_MAX,
+       "a replica lagging more than this serves no reads"),
+    CFG_END,
+};
+
+static const struct cfg_key redis_keys[] = {
+    K("url", CFG_STR, struct aggr_redis_conf, url, NULL,
+      "redis://host:port/db of the shared dedupe window and maintenance lease; absent = no "
+      "Redis"),
+    KI("timeout_ms", struct aggr_redis_conf, timeout_ms, "200", 1, 60000,
+       "connect and command timeout"),
+    CFG_END,
+};
+
+static const struct cfg_key batch_keys[] = {
+    KI("max_events", struct aggr_batch_conf, max_events, "5000", 1, 1000000,
+       "flush a batch at this many messages"),
+    KI("max_bytes", struct aggr_batch_conf, max_bytes, "16MiB", 1024, INT32_MAX,
+       "flush a batch at this many record bytes"),
+    KI("max_ms", struct aggr_batch_conf, max_ms, "200", 1, 600000,
+       "flush a batch this long after its first message"),
+    KI("max_message_bytes", struct aggr_batch_conf, max_message_bytes, "4MiB", 1024, INT32_MAX,
+       "a larger Kafka message value goes to the DLQ (reason oversize)"),
+    CFG_END,
+};
+
+static const struct cfg_key dedupe_keys[] = {
+    KI("lru_size", struct aggr_dedupe_conf, lru_size, "1000000", 1, 100000000,
+       "ids kept in the in-process window of committed records"),
+    KI("redis_ttl_s", struct aggr_dedupe_conf, redis_ttl_s, "86400", 1, 31 * 86400,
+       "how long Redis remembers a committed id"),
+    CFG_END,
+};
+
+static const struct cfg_key partitions_keys[] = {
+    KI("premake", struct aggr_partitions_conf, premake, "7", 0, 366,
+       "daily partitions created ahead of today"),
+    KI("retention_days", struct aggr_partitions_conf, retention_days, "2190", 1, 36500,
+       "partitions older than this are detached and dropped (2190 = HIPAA's six years)"),
+    K("retention_keep_table", CFG_BOOL, struct aggr_partitions_conf, retention_keep_table, "false",
+      "detach expired partitions but keep their tables (archive them yourself)"),
+    KI("maintenance_interval_s", struct aggr_partitions_conf, maintenance_interval_s, "300", 1,
+       86400, "how often partition maintenance runs"),
+    CFG_END,
+};
+
+static const struct cfg_key breaker_keys[] = {
+    KI("window", struct aggr_breaker_conf, window, "20", 1, 1024,
+       "calls in the sliding failure-rate window"),
+    KI("min_calls", struct aggr_breaker_conf, min_calls, "5", 1, 1024,
+       "calls in the window before the rate can trip"),
+    KI("failure_rate_pct", struct aggr_breaker_conf, failure_rate_pct, "50", 1, 100,
+       "failure rate that opens the breaker"),
+    KI("consecutive_failures", struct aggr_breaker_conf, consecutive_failures, "3", 1, 1024,
+       "failures in a row that open the breaker"),
+    KI("open_base_ms", struct aggr_breaker_conf, open_base_ms, "500", 1, 3600000,
+       "first open wait (full jitter, doubling per trip)"),
+    KI("open_max_ms", struct aggr_breaker_conf, open_max_ms, "30000", 1, 3600000,
+       "longest open wait"),
+    CFG_END,
+};
+
+#define SEC(name, field, sub, help)                                                                \
+    {                                                                                              \
+        name, CFG_SECTION, offsetof(struct aggr_config, field), NULL, help, false, sub, 0, 0, 0    \
+    }
+
+const struct cfg_key aggr_config_keys[] = {
+    SEC("kafka", kafka, kafka_conf_keys, "Kafka brokers, topic, group, DLQ topic, properties"),
+    SEC("http", http, http_conf_keys, "health, readiness and metrics listener"),
+    SEC("log", log, log_conf_keys, "logging"),
+    SEC("postgres", postgres, pg_keys, "PostgreSQL"),
+    SEC("redis", redis, redis_keys, "Redis (optional)"),
+    SEC("batch", batch, batch_keys, "batching"),
+    SEC("dedupe", dedupe, dedupe_keys, "dedupe windows"),
+    SEC("partitions", partitions, partitions_keys, "daily partitions and retention"),
+    SEC("breaker", breaker, breaker_keys, "circuit breakers (PostgreSQL primary, Redis)"),
+    SEC("alerts", alerts, alerts_conf_keys,
+        "Alertmanager-compatible webhook: breaker opens, DLQ writes, integrity incidents"),
+    SEC("alerts", alerts, alerts_conf_keys, "Alertmanager-compatible webhook (optional)"),
+    CFG_END,
+};
+
+static int aggr_config_check(struct aggr_config *c, char *err, size_t errlen)
+{
+    if (!c->kafka.topic || !*c->kafka.topic) {
+        snprintf(err, errlen, "kafka.topic: required");
+        return -1;
+    }
+    if (!c->kafka.dlq_topic || !*c->kafka.dlq_topic) {
+        snprintf(err, errlen, "kafka.dlq_topic: required");
+        return -1;
+    }
+    if (strcmp(c->kafka.topic, c->kafka.dlq_topic) == 0) {
+        snprintf(err, errlen, "kafka.dlq_topic: must differ from kafka.topic");
+        return -1;
+    }
+    if (!c->kafka.group || !*c->kafka.group) {
+        snprintf(err, errlen, "kafka.group: required for the aggregator");
+        return -1;
+    }
+    if (c->kafka.brokers.n == 0) {
+        snprintf(err, errlen, "kafka.brokers: required");
+        return -1;
+    }
+    if (!c->postgres.primary || !*c->postgres.primary) {
+        snprintf(err, errlen, "postgres.primary: required");
+        return -1;
+    }
+    if (c->breaker.min_calls > c->breaker.window) {
+        snprintf(err, errlen, "breaker.min_calls: must be <= breaker.window");
+        return -1;
+    }
+    if (c->breaker.open_base_ms > c->breaker.open_max_ms) {
+        snprintf(err, errlen, "breaker.open_base_ms: must be <= breaker.open_max_ms");
+        return -1;
+    }
+    return 0;
+}
+
+int aggr_config_load_file(struct aggr_config *c, const char *path, char *err, size_t errlen)
+{
+    if (cfg_load_file(aggr_config_keys, c, path, err, errlen) != 0)
+        return -1;
+    return aggr_config_check(c, err, errlen);
+}
+
+int aggr_config_load_string(struct aggr_config *c, const char *yaml, char *err, size_t errlen)
+{
+    if (cfg_load_string(aggr_config_keys, c, yaml, "config", err, errlen) != 0)
+        return -1;
+    return aggr_config_check(c, err, errlen);
+}
+
+void aggr_config_free(struct aggr_config *c)
+{
+    cfg_free(aggr_config_keys, c);
+}
+
+void aggr_config_breaker(const struct aggr_config *c, struct breaker_conf *out)
+{
+    breaker_conf_default(out);
+    out->window = (unsigned)c->breaker.window;
+    out->min_calls = (unsigned)c->breaker.min_calls;
+    out->failure_rate_pct = (unsigned)c->breaker.failure_rate_pct;
+    out->consecutive_failures = (unsigned)c->breaker.consecutive_failures;
+    out->open_base_ms = (uint64_t)c->breaker.open_base_ms;
+    out->open_max_ms = (uint64_t)c->breaker.open_max_ms;
+}

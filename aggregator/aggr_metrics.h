@@ -1,0 +1,40 @@
+/* The aggregator's metric series, registered once at start; the loop updates
+ * them, /metrics renders them from libmicrohttpd's threads (metrics are
+ * atomic). Labels are fixed sets (layer, reason, kind, result, breaker) plus
+ * partition for the lag gauge, bounded by the topic's partition count. */
+#ifndef AUDITRAIL_AGGREGATOR_AGGR_METRICS_H
+#define AUDITRAIL_AGGREGATOR_AGGR_METRICS_H
+
+#include <stdint.h>
+
+#include "aggregator/validate.h"
+
+struct metrics;
+struct metric;
+
+enum dup_layer { DUP_BATCH = 0, DUP_LRU, DUP_REDIS, DUP_STREAM, DUP_PK, DUP_LAYER_COUNT };
+enum incident_kind { INCIDENT_FORK = 0, INCIDENT_GAP, INCIDENT_CHAIN_BREAK, INCIDENT_KIND_COUNT };
+/* PG_OK .. PG_FATAL of aggregator/pg_writer.h (not included here: its enum
+ * pg_result clashes with libpq-fe.h's struct pg_result in one unit). */
+#define PG_RESULT_COUNT 5
+
+struct aggr_metrics {
+    struct metrics *reg; /* not owned */
+    struct metric *consumed, *inserted, *rebalances, *seek_gaps;
+    struct metric *duplicates[DUP_LAYER_COUNT];
+    struct metric *dlq[VALIDATE_REASON_COUNT]; /* [VALIDATE_OK] unused */
+    struct metric *dlq_failures;
+    struct metric *batch_size, *batch_seconds;
+    struct metric *batch_results[PG_RESULT_COUNT];
+    struct metric *partitions_created, *partitions_dropped;
+    struct metric *incidents[INCIDENT_KIND_COUNT];
+    struct metric *breaker_pg, *breaker_redis;
+    struct metric *redis_errors, *redis_skipped;
+    struct metric *assigned, *paused, *ready;
+};
+
+void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg);
+/* The lag gauge of one partition (registered on first use). */
+struct metric *aggr_metrics_lag(struct aggr_metrics *am, int32_t partition);
+
+#endif

@@ -1,0 +1,214 @@
+/* librdkafka consumer wrapper for the aggregator. */
+#include "aggregator/consumer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/kafka_util.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+struct consumer {
+    rd_kafka_t *rk;
+    char *topic;
+    consumer_rebalance_fn hook;
+    void *ud;
+};
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct consumer *c = opaque;
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        c->hook(c->ud, true, parts);
+        break;
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        c->hook(c->ud, false, parts);
+        break;
+    default:
+        log_error("rebalance error: %s", rd_kafka_err2str(err));
+        c->hook(c->ud, false, parts);
+        break;
+    }
+}
+
+static bool has_prop(const struct kafka_conf *k, const char *name)
+{
+    return cfg_map_get(&k->properties, name) != NULL;
+}
+
+struct consumer *consumer_new(const struct kafka_conf *kafka, consumer_rebalance_fn hook, void *ud,
+                              char *err, size_t errlen)
+{
+    struct consumer *c = xcalloc(1, sizeof(*c));
+    rd_kafka_conf_t *conf = kafka_conf_build(kafka, false, err, errlen);
+    if (!conf)
+        goto fail;
+    /* Offsets are stored in PostgreSQL with the rows; Kafka's copy is for
+     * lag monitoring and is committed explicitly after each transaction. */
+    if (kafka_conf_set(conf, "group.id", kafka->group, err, errlen) != 0 ||
+        kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
+        kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
+        (!has_prop(kafka, "auto.offset.reset") &&
+         kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != 0) ||
+        (!has_prop(kafka, "isolation.level") &&
+         kafka_conf_set(conf, "isolation.level", "read_committed", err, errlen) != 0) ||
+        (!has_prop(kafka, "partition.assignment.strategy") &&
+         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errlen) !=
+             0) ||
+        (!has_prop(kafka, "client.id") &&
+         kafka_conf_set(conf, "client.id", "auditrail-aggregator", err, errlen) != 0)) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    c->hook = hook;
+    c->ud = ud;
+    c->topic = xstrdup(kafka->topic);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    char kerr[256];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
+    if (!c->rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "Kafka consumer: %s", kerr);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, c->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (e) {
+        snprintf(err, errlen, "subscribe %s: %s", c->topic, rd_kafka_err2str(e));
+        rd_kafka_destroy(c->rk);
+        goto fail;
+    }
+    return c;
+fail:
+    free(c->topic);
+    free(c);
+    return NULL;
+}
+
+void consumer_close(struct consumer *c)
+{
+    if (!c)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
+    if (e)
+        log_warn("consumer close: %s", rd_kafka_err2str(e));
+    rd_kafka_destroy(c->rk);
+    free(c->topic);
+    free(c);
+}
+
+rd_kafka_message_t *consumer_poll(struct consumer *c, int timeout_ms)
+{
+    return rd_kafka_consumer_poll(c->rk, timeout_ms);
+}
+
+bool consumer_cooperative(const struct consumer *c)
+{
+    const char *p = rd_kafka_rebalance_protocol(c->rk);
+    return p && strcmp(p, "COOPERATIVE") == 0;
+}
+
+int consumer_assign(struct consumer *c, rd_kafka_topic_partition_list_t *parts)
+{
+    if (consumer_cooperative(c)) {
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(c->rk, parts);
+        if (e) {
+            log_error("incremental assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return -1;
+        }
+        return 0;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, parts);
+    if (e) {
+        log_error("assign: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int consumer_unassign(struct consumer *c, rd_kafka_topic_partition_list_t *parts)
+{
+    if (consumer_cooperative(c)) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(c->rk, parts);
+        if (e) {
+            log_error("incremental unassign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return -1;
+        }
+        return 0;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, NULL);
+    if (e) {
+        log_error("unassign: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+void consumer_pause(struct consumer *c, int32_t partition, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->topic, partition);
+    rd_kafka_resp_err_t e =
+        pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
+    if (e)
+        log_warn("%s partition %d: %s", pause ? "pause" : "resume", (int)partition,
+                 rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+int consumer_seek(struct consumer *c, int32_t partition, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->topic, partition)->offset = offset;
+    int rc = 0;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
+    if (e) {
+        log_warn("seek partition %d to %lld: %s", (int)partition, (long long)offset,
+                 rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rc = -1;
+    } else if (l->elems[0].err) {
+        log_warn("seek partition %d to %lld: %s", (int)partition, (long long)offset,
+                 rd_kafka_err2str(l->elems[0].err));
+        rc = -1;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
+void consumer_commit(struct consumer *c, const int32_t *partitions, const int64_t *offsets,
+                     size_t n)
+{
+    if (n == 0)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, c->topic, partitions[i])->offset = offsets[i];
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 1);
+    if (e)
+        log_debug("Kafka offset commit: %s", rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+int64_t consumer_high_watermark(struct consumer *c, int32_t partition)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(c->rk, c->topic, partition, &lo, &hi) != 0)
+        return -1;
+    return hi;
+}
+
+const char *consumer_topic(const struct consumer *c)
+{
+    return c->topic;
+}

@@ -1,0 +1,58 @@
+/* The dead-letter queue: messages the aggregator cannot store go to
+ * kafka.dlq_topic with their original key, value and headers, plus headers
+ * naming the error and the origin. A poison message's offset only counts as
+ * handled once its DLQ copy is acknowledged: the loop calls dlq_settle before
+ * committing a batch that passes it. Owned by the consumer thread. */
+#ifndef AUDITRAIL_AGGREGATOR_DLQ_H
+#define AUDITRAIL_AGGREGATOR_DLQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/conf_common.h"
+
+#define DLQ_H_ERROR     "auditrail-error"
+#define DLQ_H_REASON    "auditrail-error-class"
+#define DLQ_H_TOPIC     "auditrail-topic"
+#define DLQ_H_PARTITION "auditrail-partition"
+#define DLQ_H_OFFSET    "auditrail-offset"
+
+/* Headers for a DLQ copy: the original headers (NULL = none) except any
+ * auditrail-* ones (a re-DLQ'd message gets fresh origin headers), then
+ * auditrail-error (error), auditrail-error-class (reason), auditrail-topic,
+ * auditrail-partition and auditrail-offset (decimal). Caller owns the result
+ * (rd_kafka_headers_destroy, or hand it to rd_kafka_producev). */
+rd_kafka_headers_t *dlq_headers_build(const rd_kafka_headers_t *orig, const char *reason,
+                                      const char *error, const char *topic, int32_t partition,
+                                      int64_t offset);
+
+struct dlq;
+
+/* A producer (acks=all, idempotent) for `topic`, with kafka->brokers and
+ * kafka->properties. NULL with a message in err when librdkafka refuses
+ * the configuration. */
+struct dlq *dlq_new(const struct kafka_conf *kafka, const char *topic, char *err, size_t errlen);
+/* Flush what is in flight (up to timeout_ms) and free. NULL-safe. */
+void dlq_free(struct dlq *d, int timeout_ms);
+
+/* Queue a copy of one message (key/value/headers are copied; value may be
+ * NULL). It is pending until the broker acknowledges it. */
+void dlq_add(struct dlq *d, const void *key, size_t keylen, const void *value, size_t len,
+             const rd_kafka_headers_t *orig_headers, const char *reason, const char *error,
+             const char *topic, int32_t partition, int64_t offset);
+/* (Re)send every pending message not yet in flight and wait up to timeout_ms
+ * for acknowledgements. 0 when every pending message is acknowledged, -1 when
+ * some are not (failed ones will be re-sent by the next call). */
+int dlq_settle(struct dlq *d, int timeout_ms);
+/* Pending messages not yet acknowledged. */
+size_t dlq_unacked(const struct dlq *d);
+/* Forget every pending message (after the batch that covers them committed,
+ * or was abandoned); late delivery reports of forgotten messages are ignored. */
+void dlq_reset(struct dlq *d);
+/* Messages acknowledged since creation, and delivery failures seen. */
+uint64_t dlq_acked_total(const struct dlq *d);
+uint64_t dlq_failures_total(const struct dlq *d);
+
+#endif

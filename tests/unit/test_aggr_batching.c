@@ -1,0 +1,115 @@
+/* The batch flush rule: max_events, max_bytes, max_ms — whichever first. */
+#include "aggregator/aggregator.h"
+#include "aggregator/batch.h"
+#include "tests/support/aggr_harness.h"
+#include "tests/support/testutil.h"
+
+static const struct aggr_batch_conf bc = {
+    .max_events = 100, .max_bytes = 4096, .max_ms = 200, .max_message_bytes = 1 << 20};
+
+START_TEST(empty_is_never_due)
+{
+    ck_assert(!aggregator_batch_due(&bc, 0, 0, 0, 1000000));
+}
+END_TEST
+
+START_TEST(events_trigger)
+{
+    ck_assert(!aggregator_batch_due(&bc, 99, 10, 1000, 1000));
+    ck_assert(aggregator_batch_due(&bc, 100, 10, 1000, 1000));
+}
+END_TEST
+
+START_TEST(bytes_trigger)
+{
+    ck_assert(!aggregator_batch_due(&bc, 1, 4095, 1000, 1000));
+    ck_assert(aggregator_batch_due(&bc, 1, 4096, 1000, 1000));
+}
+END_TEST
+
+START_TEST(age_trigger)
+{
+    ck_assert(!aggregator_batch_due(&bc, 1, 10, 1000, 1199));
+    ck_assert(aggregator_batch_due(&bc, 1, 10, 1000, 1200));
+}
+END_TEST
+
+START_TEST(offsets_only_batch_is_due_by_age)
+{
+    /* Every message a re-send or DLQ'd: no bytes, but the offsets must
+     * still be committed. */
+    ck_assert(aggregator_batch_due(&bc, 3, 0, 1000, 1200));
+}
+END_TEST
+
+/* Rows of two partitions interleaved; partition 1 also has trailing
+ * messages with no row (DLQ'd or re-sends) up to offset 20. */
+START_TEST(split_preserves_offsets)
+{
+    struct tenv_stream s0, s1;
+    tenv_stream_init(&s0, "split0");
+    tenv_stream_init(&s1, "split1");
+    struct batch b;
+    batch_init(&b, "t");
+    /* p0: offsets 100..103 (expected 100); p1: offsets 7, 9, 11 (expected 5) */
+    int64_t p0 = 100, p1[] = {7, 9, 11};
+    for (int i = 0; i < 3; i++) {
+        struct envelope e;
+        tenv_next(&s0, "a", 1, &e);
+        batch_add(&b, &e, 0, p0);
+        batch_advance(&b, 0, 100, p0 + 1);
+        p0++;
+        tenv_next(&s1, "b", 1, &e);
+        batch_add(&b, &e, 1, p1[i]);
+        batch_advance(&b, 1, 5, p1[i] + 1);
+    }
+    batch_advance(&b, 1, 5, 20);
+    batch_advance(&b, 2, 40, 45); /* a partition with no rows at all */
+    ck_assert_uint_eq(b.n, 6);
+
+    struct batch lo, hi;
+    aggregator_batch_split(&b, 3, &lo, &hi); /* rows p0@100, p1@7, p0@101 | p1@9, p0@102, p1@11 */
+    ck_assert_uint_eq(lo.n, 3);
+    ck_assert_uint_eq(hi.n, 3);
+    ck_assert_ptr_nonnull(lo.rows[0].env.line);
+    struct batch_offset *o;
+    o = batch_offset_find(&lo, 0);
+    ck_assert_int_eq(o->expected_offset, 100);
+    ck_assert_int_eq(o->next_offset, 102);
+    o = batch_offset_find(&lo, 1);
+    ck_assert_int_eq(o->expected_offset, 5);
+    ck_assert_int_eq(o->next_offset, 8);
+    ck_assert_ptr_null(batch_offset_find(&lo, 2));
+    o = batch_offset_find(&hi, 0);
+    ck_assert_int_eq(o->expected_offset, 102);
+    ck_assert_int_eq(o->next_offset, 103);
+    o = batch_offset_find(&hi, 1);
+    ck_assert_int_eq(o->expected_offset, 8);
+    ck_assert_int_eq(o->next_offset, 20);
+    o = batch_offset_find(&hi, 2);
+    ck_assert_int_eq(o->expected_offset, 40);
+    ck_assert_int_eq(o->next_offset, 45);
+    /* Rows moved in order. */
+    ck_assert_int_eq(lo.rows[2].kafka_offset, 101);
+    ck_assert_int_eq(hi.rows[0].kafka_offset, 9);
+    ck_assert_int_eq(hi.rows[0].env.seq, 1);
+    ck_assert_ptr_null(b.rows[0].env.line);
+    batch_release(&lo);
+    batch_release(&hi);
+    batch_release(&b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("aggr_batching");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, empty_is_never_due);
+    tcase_add_test(tc, events_trigger);
+    tcase_add_test(tc, bytes_trigger);
+    tcase_add_test(tc, age_trigger);
+    tcase_add_test(tc, offsets_only_batch_is_due_by_age);
+    tcase_add_test(tc, split_preserves_offsets);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}

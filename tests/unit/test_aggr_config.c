@@ -1,0 +1,112 @@
+/* The aggregator's config table: defaults, required keys, cross checks. */
+#include <string.h>
+
+#include "aggregator/aggr_config.h"
+#include "tests/support/testutil.h"
+
+static const char *minimal = "kafka:\n  brokers: k:9092\npostgres:\n  primary: host=pg\n";
+
+START_TEST(defaults)
+{
+    struct aggr_config c = {0};
+    char err[512];
+    ck_assert_msg(aggr_config_load_string(&c, minimal, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.kafka.topic, "audit.events");
+    ck_assert_str_eq(c.kafka.dlq_topic, "audit.events.dlq");
+    ck_assert_str_eq(c.kafka.group, "auditrail-aggregator");
+    ck_assert_int_eq(c.batch.max_events, 5000);
+    ck_assert_int_eq(c.batch.max_bytes, 16 << 20);
+    ck_assert_int_eq(c.batch.max_ms, 200);
+    ck_assert_int_eq(c.dedupe.lru_size, 1000000);
+    ck_assert_int_eq(c.dedupe.redis_ttl_s, 86400);
+    ck_assert_int_eq(c.partitions.premake, 7);
+    ck_assert_int_eq(c.partitions.retention_days, 2190);
+    ck_assert(!c.partitions.retention_keep_table);
+    ck_assert_int_eq(c.partitions.maintenance_interval_s, 300);
+    ck_assert_ptr_null(c.redis.url);
+    struct breaker_conf bc, def;
+    aggr_config_breaker(&c, &bc);
+    breaker_conf_default(&def);
+    ck_assert_uint_eq(bc.window, def.window);
+    ck_assert_uint_eq(bc.min_calls, def.min_calls);
+    ck_assert_uint_eq(bc.failure_rate_pct, def.failure_rate_pct);
+    ck_assert_uint_eq(bc.consecutive_failures, def.consecutive_failures);
+    ck_assert_uint_eq(bc.open_base_ms, def.open_base_ms);
+    ck_assert_uint_eq(bc.open_max_ms, def.open_max_ms);
+    aggr_config_free(&c);
+}
+END_TEST
+
+START_TEST(primary_required)
+{
+    struct aggr_config c = {0};
+    char err[512] = "";
+    ck_assert_int_eq(aggr_config_load_string(&c, "kafka:\n  brokers: k:9092\n", err, sizeof(err)),
+                     -1);
+    ck_assert_msg(strstr(err, "postgres.primary") || strstr(err, "primary"), "%s", err);
+    aggr_config_free(&c);
+}
+END_TEST
+
+START_TEST(unknown_key_rejected)
+{
+    struct aggr_config c = {0};
+    char err[512] = "";
+    char *y = "kafka:\n  brokers: k:9092\npostgres:\n  primary: x\nbatch:\n  max_event: 5\n";
+    ck_assert_int_eq(aggr_config_load_string(&c, y, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "max_event"), "%s", err);
+    aggr_config_free(&c);
+}
+END_TEST
+
+START_TEST(dlq_must_differ)
+{
+    struct aggr_config c = {0};
+    char err[512] = "";
+    char *y = "kafka:\n  brokers: k:9092\n  topic: a\n  dlq_topic: a\npostgres:\n  primary: x\n";
+    ck_assert_int_eq(aggr_config_load_string(&c, y, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "dlq_topic"), "%s", err);
+    aggr_config_free(&c);
+}
+END_TEST
+
+START_TEST(breaker_cross_check)
+{
+    struct aggr_config c = {0};
+    char err[512] = "";
+    char *y = "kafka:\n  brokers: k:9092\npostgres:\n  primary: x\nbreaker:\n  window: 4\n"
+              "  min_calls: 5\n";
+    ck_assert_int_eq(aggr_config_load_string(&c, y, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "breaker.min_calls"), "%s", err);
+    aggr_config_free(&c);
+}
+END_TEST
+
+START_TEST(sizes_and_lists)
+{
+    struct aggr_config c = {0};
+    char err[512] = "";
+    char *y = "kafka:\n  brokers: [a:1, b:2]\npostgres:\n  primary: x\n  replicas: [r1, r2]\n"
+              "batch:\n  max_bytes: 1MiB\nredis:\n  url: redis://h:6379/0\n";
+    ck_assert_msg(aggr_config_load_string(&c, y, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(c.batch.max_bytes, 1 << 20);
+    ck_assert_uint_eq(c.kafka.brokers.n, 2);
+    ck_assert_uint_eq(c.postgres.replicas.n, 2);
+    ck_assert_str_eq(c.redis.url, "redis://h:6379/0");
+    aggr_config_free(&c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("aggr_config");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, defaults);
+    tcase_add_test(tc, primary_required);
+    tcase_add_test(tc, unknown_key_rejected);
+    tcase_add_test(tc, dlq_must_differ);
+    tcase_add_test(tc, breaker_cross_check);
+    tcase_add_test(tc, sizes_and_lists);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}

@@ -1,0 +1,163 @@
+/* Validation of consumed messages: every failure class gets its reason
+ * string (the DLQ's auditrail-error header and the metric label). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/validate.h"
+#include "common/xmalloc.h"
+#include "tests/support/aggr_harness.h"
+#include "tests/support/testutil.h"
+
+static char *valid_json(size_t *len)
+{
+    struct tenv_stream s;
+    tenv_stream_init(&s, "validate");
+    return tenv_next_json(&s, "user=alice action=read", 1764186645123456, len);
+}
+
+/* Replace the first occurrence of from with to in a heap string. */
+static char *replace(const char *in, const char *from, const char *to)
+{
+    const char *at = strstr(in, from);
+    ck_assert_msg(at != NULL, "'%s' not in %s", from, in);
+    return xasprintf("%.*s%s%s", (int)(at - in), in, to, at + strlen(from));
+}
+
+static enum validate_reason check(const char *json, char *err, size_t errlen)
+{
+    struct envelope e = {0};
+    enum validate_reason r = validate_message(json, strlen(json), 1 << 20, &e, err, errlen);
+    envelope_release(&e);
+    return r;
+}
+
+START_TEST(valid_message_passes)
+{
+    size_t len;
+    char *j = valid_json(&len);
+    struct envelope e = {0};
+    char err[256] = "";
+    ck_assert_int_eq(validate_message(j, len, 1 << 20, &e, err, sizeof(err)), VALIDATE_OK);
+    ck_assert_int_eq(e.seq, 0);
+    ck_assert_int_eq(e.time_us, 1764186645123456);
+    ck_assert_uint_eq(e.line_len, strlen("user=alice action=read"));
+    envelope_release(&e);
+    free(j);
+}
+END_TEST
+
+START_TEST(null_value)
+{
+    struct envelope e = {0};
+    char err[256];
+    ck_assert_int_eq(validate_message(NULL, 0, 1 << 20, &e, err, sizeof(err)), VALIDATE_NULL);
+    ck_assert_str_eq(validate_reason_name(VALIDATE_NULL), "null");
+    ck_assert_msg(strncmp(err, "null: ", 6) == 0, "%s", err);
+}
+END_TEST
+
+START_TEST(oversize)
+{
+    size_t len;
+    char *j = valid_json(&len);
+    struct envelope e = {0};
+    char err[256];
+    ck_assert_int_eq(validate_message(j, len, len - 1, &e, err, sizeof(err)), VALIDATE_OVERSIZE);
+    ck_assert_msg(strncmp(err, "oversize: ", 10) == 0, "%s", err);
+    /* Exactly at the limit is fine. */
+    ck_assert_int_eq(validate_message(j, len, len, &e, err, sizeof(err)), VALIDATE_OK);
+    envelope_release(&e);
+    free(j);
+}
+END_TEST
+
+START_TEST(not_json)
+{
+    char err[256];
+    ck_assert_int_eq(check("{\"v\":1,", err, sizeof(err)), VALIDATE_DECODE);
+    ck_assert_msg(strncmp(err, "decode: not JSON", 16) == 0, "%s", err);
+    ck_assert_int_eq(check("[1,2]", err, sizeof(err)), VALIDATE_DECODE);
+    ck_assert_str_eq(err, "decode: not an object");
+}
+END_TEST
+
+START_TEST(wrong_version)
+{
+    size_t len;
+    char *j = valid_json(&len);
+    char *bad = replace(j, "\"v\":1", "\"v\":2");
+    char err[256];
+    ck_assert_int_eq(check(bad, err, sizeof(err)), VALIDATE_VERSION);
+    ck_assert_msg(strncmp(err, "version: unsupported version", 28) == 0, "%s", err);
+    free(bad);
+    free(j);
+}
+END_TEST
+
+START_TEST(missing_field)
+{
+    size_t len;
+    char *j = valid_json(&len);
+    char *bad = replace(j, "\"seq\":0,", "");
+    char err[256];
+    ck_assert_int_eq(check(bad, err, sizeof(err)), VALIDATE_SCHEMA);
+    ck_assert_str_eq(err, "schema: missing field: seq");
+    free(bad);
+    free(j);
+}
+END_TEST
+
+START_TEST(bad_time)
+{
+    size_t len;
+    char *j = valid_json(&len);
+    char *bad = replace(j, "\"time\":\"2025-11-26T", "\"time\":\"2025-13-26T");
+    char err[256];
+    ck_assert_int_eq(check(bad, err, sizeof(err)), VALIDATE_TIME);
+    ck_assert_str_eq(err, "time: bad field: time");
+    free(bad);
+    free(j);
+}
+END_TEST
+
+START_TEST(tampered_record)
+{
+    size_t len;
+    char *j = valid_json(&len);
+    char *bad = replace(j, "alice", "mallo");
+    char err[256];
+    ck_assert_int_eq(check(bad, err, sizeof(err)), VALIDATE_INTEGRITY);
+    ck_assert_str_eq(err, "integrity: hash mismatch");
+    free(bad);
+    free(j);
+}
+END_TEST
+
+START_TEST(classify_table)
+{
+    ck_assert_int_eq(validate_classify("id mismatch"), VALIDATE_INTEGRITY);
+    ck_assert_int_eq(validate_classify("bad field: read_time"), VALIDATE_TIME);
+    ck_assert_int_eq(validate_classify("missing field: v"), VALIDATE_VERSION);
+    ck_assert_int_eq(validate_classify("unknown field: foo"), VALIDATE_SCHEMA);
+    ck_assert_int_eq(validate_classify(NULL), VALIDATE_SCHEMA);
+    ck_assert_str_eq(validate_reason_name(VALIDATE_STORAGE), "storage");
+    ck_assert_str_eq(validate_reason_name((enum validate_reason)99), "unknown");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("aggr_validate");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, valid_message_passes);
+    tcase_add_test(tc, null_value);
+    tcase_add_test(tc, oversize);
+    tcase_add_test(tc, not_json);
+    tcase_add_test(tc, wrong_version);
+    tcase_add_test(tc, missing_field);
+    tcase_add_test(tc, bad_time);
+    tcase_add_test(tc, tampered_record);
+    tcase_add_test(tc, classify_table);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}
