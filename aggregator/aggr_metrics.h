@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "aggregator/pg_writer.h"
 #include "aggregator/validate.h"
 
 struct metrics;
@@ -14,9 +15,6 @@ struct metric;
 
 enum dup_layer { DUP_BATCH = 0, DUP_LRU, DUP_REDIS, DUP_STREAM, DUP_PK, DUP_LAYER_COUNT };
 enum incident_kind { INCIDENT_FORK = 0, INCIDENT_GAP, INCIDENT_CHAIN_BREAK, INCIDENT_KIND_COUNT };
-/* PG_OK .. PG_FATAL of aggregator/pg_writer.h (not included here: its enum
- * pg_result clashes with libpq-fe.h's struct pg_result in one unit). */
-#define PG_RESULT_COUNT 5
 
 struct aggr_metrics {
     struct metrics *reg; /* not owned */

@@ -142,7 +142,8 @@ static void reset_batch(struct aggregator *a)
 static int load_offset(struct aggregator *a, int32_t p, int64_t *out)
 {
     char err[512];
-    enum pg_result r = pg_writer_load_offset(a->pg, a->cfg->kafka.topic, p, out, err, sizeof(err));
+    enum pg_write_result r =
+        pg_writer_load_offset(a->pg, a->cfg->kafka.topic, p, out, err, sizeof(err));
     if (r == PG_OK) {
         breaker_success(&a->pg_breaker);
         return 0;
@@ -237,7 +238,7 @@ static void commit_effects(struct aggregator *a, const struct batch *b,
 }
 
 /* Metrics and breaker bookkeeping of one batch transaction. */
-static void account_write(struct aggregator *a, enum pg_result r, uint64_t elapsed_us)
+static void account_write(struct aggregator *a, enum pg_write_result r, uint64_t elapsed_us)
 {
     metric_observe(a->m->batch_seconds, (double)elapsed_us / 1e6);
     if ((unsigned)r < PG_RESULT_COUNT)
@@ -249,11 +250,11 @@ static void account_write(struct aggregator *a, enum pg_result r, uint64_t elaps
 }
 
 /* One synchronous pg_writer_write (writer thread idle). stats zeroed. */
-static enum pg_result write_batch(struct aggregator *a, const struct batch *b,
-                                  struct pg_write_stats *st, char *err, size_t errlen)
+static enum pg_write_result write_batch(struct aggregator *a, const struct batch *b,
+                                        struct pg_write_stats *st, char *err, size_t errlen)
 {
     uint64_t t0 = time_mono_us();
-    enum pg_result r = pg_writer_write(a->pg, b, st, err, errlen);
+    enum pg_write_result r = pg_writer_write(a->pg, b, st, err, errlen);
     account_write(a, r, time_mono_us() - t0);
     return r;
 }
@@ -274,7 +275,7 @@ static void dlq_storage_row(struct aggregator *a, struct batch *b, size_t idx, c
             validate_reason_name(VALIDATE_STORAGE), error, b->topic, r->kafka_partition,
             r->kafka_offset);
     metric_inc(a->m->dlq[VALIDATE_STORAGE]);
-    alerter_fire(a->alerter, "AuditrailDLQ", ALERT_WARNING,
+    alerter_fire(a->alerter, "AuditrailDLQWrite", ALERT_WARNING,
                  "messages sent to the dead-letter topic", error, "reason",
                  validate_reason_name(VALIDATE_STORAGE), NULL);
     log_warn("row %s (%s[%d]@%" PRId64 ") refused by PostgreSQL, sent to the DLQ: %s", r->env.id,
@@ -315,8 +316,8 @@ void aggregator_batch_split(struct batch *b, size_t k, struct batch *lo, struct 
  * else by bisection), DLQ them, and store the rest. Sub-batches commit on
  * their own, so any other outcome means the caller must abandon what is
  * left and reload offsets. */
-static enum pg_result isolate(struct aggregator *a, struct batch *b, ssize_t bad,
-                              const char *why_in)
+static enum pg_write_result isolate(struct aggregator *a, struct batch *b, ssize_t bad,
+                                    const char *why_in)
 {
     char why[512];
     snprintf(why, sizeof(why), "%s", why_in);
@@ -330,7 +331,7 @@ static enum pg_result isolate(struct aggregator *a, struct batch *b, ssize_t bad
         } else {
             struct batch lo, hi;
             aggregator_batch_split(b, b->n / 2, &lo, &hi);
-            enum pg_result r = isolate(a, &lo, -2, why);
+            enum pg_write_result r = isolate(a, &lo, -2, why);
             if (r == PG_OK)
                 r = isolate(a, &hi, -2, why);
             batch_release(&lo);
@@ -343,7 +344,7 @@ static enum pg_result isolate(struct aggregator *a, struct batch *b, ssize_t bad
             return PG_TRANSIENT;
         }
         struct pg_write_stats st = {0};
-        enum pg_result r = write_batch(a, b, &st, why, sizeof(why));
+        enum pg_write_result r = write_batch(a, b, &st, why, sizeof(why));
         if (r == PG_OK) {
             commit_effects(a, b, &st);
             pg_write_stats_release(&st);
@@ -437,7 +438,7 @@ static enum flush_result finish_inflight(struct aggregator *a, struct writer_res
     case PG_DATA: {
         pg_write_stats_release(&res->stats);
         log_warn("batch refused by PostgreSQL (data error), isolating bad rows: %s", res->err);
-        enum pg_result r2 = isolate(a, &a->inflight, bad, res->err);
+        enum pg_write_result r2 = isolate(a, &a->inflight, bad, res->err);
         if (r2 == PG_OK) {
             batch_clear(&a->inflight);
             a->inflight_active = false;
@@ -647,7 +648,7 @@ static void handle_message(struct aggregator *a, rd_kafka_message_t *msg)
         dlq_add(a->dlq, msg->key, msg->key_len, msg->payload, msg->len, hdrs,
                 validate_reason_name(vr), err, a->cfg->kafka.topic, p, off);
         metric_inc(a->m->dlq[vr]);
-        alerter_fire(a->alerter, "AuditrailDLQ", ALERT_WARNING,
+        alerter_fire(a->alerter, "AuditrailDLQWrite", ALERT_WARNING,
                      "messages sent to the dead-letter topic", err, "reason",
                      validate_reason_name(vr), NULL);
         log_warn("%s[%d]@%" PRId64 " sent to the DLQ: %s", a->cfg->kafka.topic, (int)p, off, err);

@@ -10,7 +10,7 @@
 #include "common/envelope.h"
 
 struct batch_row {
-    struct envelope env;   /* owned by the batch */
+    struct envelope env; /* owned by the batch */
     int32_t kafka_partition;
     int64_t kafka_offset;
 };
@@ -32,7 +32,7 @@ struct batch {
     size_t n, cap;
     struct batch_offset *offsets;
     size_t noffsets, offcap;
-    size_t bytes; /* sum of line_len, for batch.max_bytes */
+    size_t bytes;      /* sum of line_len, for batch.max_bytes */
     uint64_t first_ms; /* monotonic ms when the first message was added */
 };
 

@@ -284,7 +284,7 @@ static void copy_row(struct buf *b, const struct envelope *e, struct src_cache *
 
 /* ---- results and errors ---- */
 
-const char *pg_result_name(enum pg_result r)
+const char *pg_result_name(enum pg_write_result r)
 {
     switch (r) {
     case PG_OK:
@@ -297,11 +297,13 @@ const char *pg_result_name(enum pg_result r)
         return "data";
     case PG_FATAL:
         return "fatal";
+    case PG_RESULT_COUNT:
+        break;
     }
     return "unknown";
 }
 
-enum pg_result pg_classify_sqlstate(const char *s)
+enum pg_write_result pg_classify_sqlstate(const char *s)
 {
     if (!s || strlen(s) != 5)
         return PG_TRANSIENT; /* no SQLSTATE: the connection failed */
@@ -324,8 +326,8 @@ static void trim_msg(char *err)
 }
 
 /* Classify a failed result (res may be NULL) and describe it in err. */
-static enum pg_result fail(struct pg_writer *w, PGresult *res, const char *what, char *err,
-                           size_t errlen)
+static enum pg_write_result fail(struct pg_writer *w, PGresult *res, const char *what, char *err,
+                                 size_t errlen)
 {
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
@@ -380,7 +382,7 @@ static int setup(struct pg_writer *w, char *err, size_t errlen)
 
 /* Connect (or reconnect) when needed. PG_OK, PG_TRANSIENT (server not
  * reachable) or PG_FATAL (schema missing, privileges). */
-static enum pg_result ensure_conn(struct pg_writer *w, char *err, size_t errlen)
+static enum pg_write_result ensure_conn(struct pg_writer *w, char *err, size_t errlen)
 {
     if (w->conn && PQstatus(w->conn) == CONNECTION_OK) {
         if (PQtransactionStatus(w->conn) != PQTRANS_IDLE)
@@ -406,7 +408,7 @@ static enum pg_result ensure_conn(struct pg_writer *w, char *err, size_t errlen)
         return PG_TRANSIENT;
     }
     if (setup(w, err, errlen) < 0) {
-        enum pg_result r = PQstatus(w->conn) == CONNECTION_OK ? PG_FATAL : PG_TRANSIENT;
+        enum pg_write_result r = PQstatus(w->conn) == CONNECTION_OK ? PG_FATAL : PG_TRANSIENT;
         PQfinish(w->conn);
         w->conn = NULL;
         return r;
@@ -447,9 +449,9 @@ void pg_write_stats_release(struct pg_write_stats *s)
     memset(s, 0, sizeof(*s));
 }
 
-enum pg_result pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
+enum pg_write_result pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
 {
-    enum pg_result r = ensure_conn(w, err, errlen);
+    enum pg_write_result r = ensure_conn(w, err, errlen);
     if (r != PG_OK)
         return r;
     PGresult *res = PQexec(w->conn, "SELECT 1");
@@ -459,10 +461,11 @@ enum pg_result pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
     return r;
 }
 
-enum pg_result pg_writer_load_offset(struct pg_writer *w, const char *topic, int32_t partition,
-                                     int64_t *out, char *err, size_t errlen)
+enum pg_write_result pg_writer_load_offset(struct pg_writer *w, const char *topic,
+                                           int32_t partition, int64_t *out, char *err,
+                                           size_t errlen)
 {
-    enum pg_result r = ensure_conn(w, err, errlen);
+    enum pg_write_result r = ensure_conn(w, err, errlen);
     if (r != PG_OK)
         return r;
     char part[16];
@@ -812,13 +815,13 @@ static const char *arr_done(struct buf *a)
 
 /* Run a prepared statement expecting `want`; on success *res holds the
  * result (or is cleared when res is NULL). */
-static enum pg_result exec_prep(struct pg_writer *w, const char *stmt, int np,
-                                const char *const *params, ExecStatusType want, PGresult **res,
-                                char *err, size_t errlen)
+static enum pg_write_result exec_prep(struct pg_writer *w, const char *stmt, int np,
+                                      const char *const *params, ExecStatusType want,
+                                      PGresult **res, char *err, size_t errlen)
 {
     PGresult *r = PQexecPrepared(w->conn, stmt, np, params, NULL, NULL, 0);
     if (PQresultStatus(r) != want) {
-        enum pg_result pr = fail(w, r, stmt, err, errlen);
+        enum pg_write_result pr = fail(w, r, stmt, err, errlen);
         PQclear(r);
         return pr;
     }
@@ -829,18 +832,19 @@ static enum pg_result exec_prep(struct pg_writer *w, const char *stmt, int np,
     return PG_OK;
 }
 
-static enum pg_result exec_simple(struct pg_writer *w, const char *sql, char *err, size_t errlen)
+static enum pg_write_result exec_simple(struct pg_writer *w, const char *sql, char *err,
+                                        size_t errlen)
 {
     PGresult *r = PQexec(w->conn, sql);
-    enum pg_result pr = PG_OK;
+    enum pg_write_result pr = PG_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         pr = fail(w, r, sql, err, errlen);
     PQclear(r);
     return pr;
 }
 
-static enum pg_result cas_offsets(struct pg_writer *w, const struct batch *b, char *err,
-                                  size_t errlen)
+static enum pg_write_result cas_offsets(struct pg_writer *w, const struct batch *b, char *err,
+                                        size_t errlen)
 {
     /* In partition order: two consumers overlapping during a rebalance
      * then queue on the same first row instead of deadlocking. */
@@ -859,7 +863,7 @@ static enum pg_result cas_offsets(struct pg_writer *w, const struct batch *b, ch
         snprintf(exp, sizeof(exp), "%" PRId64, o->expected_offset);
         const char *p[] = {w->group, b->topic, part, next, exp};
         PGresult *r = NULL;
-        enum pg_result pr =
+        enum pg_write_result pr =
             exec_prep(w, o->expected_offset < 0 ? STMT_W_OFFSET_INIT : STMT_W_OFFSET_CAS,
                       o->expected_offset < 0 ? 4 : 5, p, PGRES_COMMAND_OK, &r, err, errlen);
         if (pr != PG_OK)
@@ -890,8 +894,8 @@ struct copy_req {
 };
 
 /* COPY the rows whose status is 0 into events or the staging table. */
-static enum pg_result copy_rows(struct pg_writer *w, const struct batch *b, struct copy_req *q,
-                                char *err, size_t errlen)
+static enum pg_write_result copy_rows(struct pg_writer *w, const struct batch *b,
+                                      struct copy_req *q, char *err, size_t errlen)
 {
     q->bad_row = -1;
     q->attrs_col = false;
@@ -900,7 +904,7 @@ static enum pg_result copy_rows(struct pg_writer *w, const struct batch *b, stru
     const uint8_t *status = q->status;
     PGresult *r = PQexec(w->conn, sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-        enum pg_result pr = fail(w, r, "copy", err, errlen);
+        enum pg_write_result pr = fail(w, r, "copy", err, errlen);
         PQclear(r);
         return pr;
     }
@@ -929,7 +933,7 @@ static enum pg_result copy_rows(struct pg_writer *w, const struct batch *b, stru
     buf_free(&cb);
     if (PQputCopyEnd(w->conn, ok == 1 ? NULL : "client error") != 1)
         return fail(w, NULL, "copy end", err, errlen);
-    enum pg_result pr = PG_OK;
+    enum pg_write_result pr = PG_OK;
     while ((r = PQgetResult(w->conn)) != NULL) {
         if (PQresultStatus(r) != PGRES_COMMAND_OK && pr == PG_OK) {
             pr = fail(w, r, "copy", err, errlen);
@@ -952,7 +956,8 @@ static enum pg_result copy_rows(struct pg_writer *w, const struct batch *b, stru
     return pr;
 }
 
-static enum pg_result lock_streams(struct pg_writer *w, struct wctx *c, char *err, size_t errlen)
+static enum pg_write_result lock_streams(struct pg_writer *w, struct wctx *c, char *err,
+                                         size_t errlen)
 {
     struct buf a = {0};
     arr_init(&a);
@@ -960,7 +965,8 @@ static enum pg_result lock_streams(struct pg_writer *w, struct wctx *c, char *er
         arr_str(&a, c->st[i].id);
     const char *p[] = {arr_done(&a)};
     PGresult *r = NULL;
-    enum pg_result pr = exec_prep(w, STMT_W_STREAMS_LOCK, 1, p, PGRES_TUPLES_OK, &r, err, errlen);
+    enum pg_write_result pr =
+        exec_prep(w, STMT_W_STREAMS_LOCK, 1, p, PGRES_TUPLES_OK, &r, err, errlen);
     buf_free(&a);
     if (pr != PG_OK)
         return pr;
@@ -998,9 +1004,9 @@ struct lookup_pair {
 
 /* Run one lookup statement over pairs[i] for i in idx and append the
  * results to c->sh. */
-static enum pg_result lookup_run(struct pg_writer *w, struct wctx *c,
-                                 const struct lookup_pair *pairs, const size_t *idx, size_t n,
-                                 bool by_day, char *err, size_t errlen)
+static enum pg_write_result lookup_run(struct pg_writer *w, struct wctx *c,
+                                       const struct lookup_pair *pairs, const size_t *idx, size_t n,
+                                       bool by_day, char *err, size_t errlen)
 {
     struct buf ids = {0}, seqs = {0}, days = {0};
     arr_init(&ids);
@@ -1014,8 +1020,8 @@ static enum pg_result lookup_run(struct pg_writer *w, struct wctx *c,
     }
     const char *p[] = {arr_done(&ids), arr_done(&seqs), arr_done(&days)};
     PGresult *r = NULL;
-    enum pg_result pr = exec_prep(w, by_day ? STMT_W_LOOKUP_DAY : STMT_W_LOOKUP, by_day ? 3 : 2, p,
-                                  PGRES_TUPLES_OK, &r, err, errlen);
+    enum pg_write_result pr = exec_prep(w, by_day ? STMT_W_LOOKUP_DAY : STMT_W_LOOKUP,
+                                        by_day ? 3 : 2, p, PGRES_TUPLES_OK, &r, err, errlen);
     buf_free(&ids);
     buf_free(&seqs);
     buf_free(&days);
@@ -1068,7 +1074,7 @@ static bool pair_resolved(const struct wctx *c, const struct lookup_pair *lp)
 /* Fetch stored hashes for the (stream, seq) pairs that need them: first in
  * the partition of the row's own day (run-time pruned to one partition per
  * pair), then across all partitions for what that did not settle. */
-static enum pg_result lookup(struct pg_writer *w, struct wctx *c, char *err, size_t errlen)
+static enum pg_write_result lookup(struct pg_writer *w, struct wctx *c, char *err, size_t errlen)
 {
     const struct batch *b = c->b;
     struct lookup_pair *pairs = NULL;
@@ -1095,7 +1101,7 @@ static enum pg_result lookup(struct pg_writer *w, struct wctx *c, char *err, siz
         }
         gi = ge;
     }
-    enum pg_result pr = PG_OK;
+    enum pg_write_result pr = PG_OK;
     size_t *idx = NULL;
     if (np == 0)
         goto out;
@@ -1126,12 +1132,12 @@ out:
  * savepoint. If jsonb refuses a row's attrs, roll back to the savepoint and
  * resend with that row's attrs NULL. On a primary-key conflict (23505) roll
  * back and go through staging + INSERT … ON CONFLICT DO NOTHING instead. */
-static enum pg_result store_rows(struct pg_writer *w, struct wctx *c, size_t to_store,
-                                 size_t *inserted, ssize_t *bad_row, char *err, size_t errlen)
+static enum pg_write_result store_rows(struct pg_writer *w, struct wctx *c, size_t to_store,
+                                       size_t *inserted, ssize_t *bad_row, char *err, size_t errlen)
 {
     struct copy_req q = {.status = c->status, .sql = SQL_W_EVENTS_COPY};
     uint8_t *noattrs = NULL;
-    enum pg_result pr;
+    enum pg_write_result pr;
     for (int attempt = 0;; attempt++) {
         if ((pr = exec_simple(w, SQL_W_SAVEPOINT, err, errlen)) != PG_OK)
             goto out;
@@ -1187,7 +1193,8 @@ out:
     return pr;
 }
 
-static enum pg_result upsert_streams(struct pg_writer *w, struct wctx *c, char *err, size_t errlen)
+static enum pg_write_result upsert_streams(struct pg_writer *w, struct wctx *c, char *err,
+                                           size_t errlen)
 {
     struct buf a[7] = {{0}};
     for (int i = 0; i < 7; i++)
@@ -1209,7 +1216,7 @@ static enum pg_result upsert_streams(struct pg_writer *w, struct wctx *c, char *
         arr_str(&a[6], src_json(&sc, s->src));
         cnt++;
     }
-    enum pg_result pr = PG_OK;
+    enum pg_write_result pr = PG_OK;
     free(sc.json);
     if (cnt) {
         const char *p[7];
@@ -1222,8 +1229,8 @@ static enum pg_result upsert_streams(struct pg_writer *w, struct wctx *c, char *
     return pr;
 }
 
-static enum pg_result insert_incidents(struct pg_writer *w, struct wctx *c, char *err,
-                                       size_t errlen)
+static enum pg_write_result insert_incidents(struct pg_writer *w, struct wctx *c, char *err,
+                                             size_t errlen)
 {
     /* Rare: one prepared INSERT each. */
     for (size_t i = 0; i < c->ninc; i++) {
@@ -1232,7 +1239,7 @@ static enum pg_result insert_incidents(struct pg_writer *w, struct wctx *c, char
         snprintf(seq, sizeof(seq), "%" PRId64, in->seq);
         const char *p[] = {in->kind,     c->st[in->sidx].id, seq,
                            in->expected, in->actual,         in->evidence};
-        enum pg_result pr =
+        enum pg_write_result pr =
             exec_prep(w, STMT_W_INCIDENT, 6, p, PGRES_COMMAND_OK, NULL, err, errlen);
         if (pr != PG_OK)
             return pr;
@@ -1242,8 +1249,8 @@ static enum pg_result insert_incidents(struct pg_writer *w, struct wctx *c, char
     return PG_OK;
 }
 
-enum pg_result pg_writer_write(struct pg_writer *w, const struct batch *b,
-                               struct pg_write_stats *stats, char *err, size_t errlen)
+enum pg_write_result pg_writer_write(struct pg_writer *w, const struct batch *b,
+                                     struct pg_write_stats *stats, char *err, size_t errlen)
 {
     uint8_t *committed = stats->committed;
     memset(stats, 0, sizeof(*stats));
@@ -1254,7 +1261,7 @@ enum pg_result pg_writer_write(struct pg_writer *w, const struct batch *b,
 
     struct wctx c = {.b = b};
     struct part_groups g = {0};
-    enum pg_result pr = ensure_conn(w, err, errlen);
+    enum pg_write_result pr = ensure_conn(w, err, errlen);
     if (pr != PG_OK)
         return pr;
     if ((pr = exec_simple(w, "BEGIN", err, errlen)) != PG_OK)

@@ -12,17 +12,11 @@
 
 #include "aggregator/batch.h"
 
-/* libpq-fe.h declares `struct pg_result` (PGresult), and C shares one tag
- * namespace between structs and enums, so `enum pg_result` could not be used
- * in a unit that also includes libpq. The enum's real tag is pg_write_result;
- * the macro keeps `enum pg_result` working for callers. libpq-fe.h is
- * included first so that its own use of the tag is seen before the macro. */
-#include <libpq-fe.h>
-#define pg_result pg_write_result
-
 struct pg_writer;
 
-enum pg_result {
+/* (Not `pg_result`: libpq declares `struct pg_result`, and C shares one tag
+ * namespace between structs and enums.) */
+enum pg_write_result {
     PG_OK = 0,
     PG_TRANSIENT, /* connection lost, 40001/40P01 serialization/deadlock, 53xxx:
                      retry the same batch after backoff (reconnect is automatic) */
@@ -31,11 +25,12 @@ enum pg_result {
     PG_DATA,      /* 22xxx/23xxx other than the expected conflict: some row is
                      bad; nothing committed; see pg_write_stats.bad_row */
     PG_FATAL,     /* 42xxx schema/privilege and other non-retryable errors */
+    PG_RESULT_COUNT
 };
 
-const char *pg_result_name(enum pg_result r);
+const char *pg_result_name(enum pg_write_result r);
 /* Classify a SQLSTATE (5 chars, or NULL for a connection-level failure). */
-enum pg_result pg_classify_sqlstate(const char *sqlstate);
+enum pg_write_result pg_classify_sqlstate(const char *sqlstate);
 
 struct pg_write_stats {
     size_t inserted;     /* rows newly stored */
@@ -64,16 +59,17 @@ void pg_writer_free(struct pg_writer *w);
 
 /* The stored next offset for (group, topic, partition): 0 with *out set
  * (-1 when there is no row: start from the beginning), or a pg_result. */
-enum pg_result pg_writer_load_offset(struct pg_writer *w, const char *topic, int32_t partition,
-                                     int64_t *out, char *err, size_t errlen);
+enum pg_write_result pg_writer_load_offset(struct pg_writer *w, const char *topic,
+                                           int32_t partition, int64_t *out, char *err,
+                                           size_t errlen);
 
 /* Write the batch in one transaction. On PG_OK everything is committed and
  * stats are filled; on any other result nothing is committed. */
-enum pg_result pg_writer_write(struct pg_writer *w, const struct batch *b,
-                               struct pg_write_stats *stats, char *err, size_t errlen);
+enum pg_write_result pg_writer_write(struct pg_writer *w, const struct batch *b,
+                                     struct pg_write_stats *stats, char *err, size_t errlen);
 void pg_write_stats_release(struct pg_write_stats *s);
 
 /* Cheap liveness probe (SELECT 1, reconnecting if needed). */
-enum pg_result pg_writer_ping(struct pg_writer *w, char *err, size_t errlen);
+enum pg_write_result pg_writer_ping(struct pg_writer *w, char *err, size_t errlen);
 
 #endif

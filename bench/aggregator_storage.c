@@ -225,7 +225,7 @@ static double run_writer(struct pg_writer *w, struct envelope *envs, size_t rows
         int64_t next = (*expected < 0 ? 0 : *expected) + (int64_t)(j - i);
         batch_advance(&b, 0, *expected, next);
         *expected = next;
-        enum pg_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+        enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
         if (r != PG_OK) {
             fprintf(stderr, "write: %s: %s\n", pg_result_name(r), err);
             exit(1);

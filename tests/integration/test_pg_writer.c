@@ -36,7 +36,7 @@ static struct pg_writer *writer(void)
 static void write_ok(struct pg_writer *w, struct batch *b, struct pg_write_stats *st)
 {
     char err[512] = "";
-    enum pg_result r = pg_writer_write(w, b, st, err, sizeof(err));
+    enum pg_write_result r = pg_writer_write(w, b, st, err, sizeof(err));
     ck_assert_msg(r == PG_OK, "write: %s: %s", pg_result_name(r), err);
 }
 
@@ -596,7 +596,7 @@ END_TEST
 struct race {
     struct pg_writer *w;
     struct batch *b;
-    enum pg_result r;
+    enum pg_write_result r;
     char err[512];
 };
 
@@ -722,7 +722,7 @@ START_TEST(partitions_on_demand)
     fx_add_str(&b, &c, "after drop", FX_T0 + 5, 0, 41);
     batch_advance(&b, 0, 41, 42);
     char err[512];
-    enum pg_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
     if (r != PG_OK) {
         ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_result_name(r), err);
         write_ok(w, &b, &st);
@@ -750,7 +750,7 @@ static int child_write(int n)
         fx_add_str(&b, &c, "concurrent", FX_T0 + i * FX_DAY_US, n, i);
     batch_advance(&b, n, -1, 40);
     struct pg_write_stats st = {0};
-    enum pg_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
     if (r != PG_OK)
         fprintf(stderr, "child %d: %s: %s\n", n, pg_result_name(r), err);
     int rc = r == PG_OK && st.inserted == 40 ? 0 : 1;
@@ -800,7 +800,7 @@ START_TEST(reconnects_after_connection_loss)
     fx_add_str(&b, &c, "after", FX_T0, 0, 1);
     batch_advance(&b, 0, 1, 2);
     char err[512] = "";
-    enum pg_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
     /* The call that meets the dead link reports it; the next reconnects. */
     ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_result_name(r), err);
     write_ok(w, &b, &st);
