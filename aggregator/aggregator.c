@@ -34,6 +34,7 @@
 #include "common/xmalloc.h"
 
 #define PERIODIC_MS       1000
+#define OFFSET_CHECK_MS   5000 /* quiet partitions look for a replay this often */
 #define DLQ_SETTLE_MS     5000
 #define SHUTDOWN_FLUSH_MS 5000
 
@@ -44,6 +45,8 @@
 struct part_state {
     bool assigned, ready, paused;
     int64_t stored, pos;
+    int64_t hwm;          /* highest next offset this process committed (0: none) */
+    int64_t replay_until; /* offsets below this are a replay: caches bypassed (0: none) */
     struct metric *lag;
 };
 
@@ -87,6 +90,8 @@ struct aggregator {
     size_t batch_msgs;       /* messages handled into the batch (rows, dups, DLQ) */
     uint64_t batch_start_ms; /* when the first of them arrived */
     bool redis_filtered;     /* the Redis layer ran on this batch already */
+    bool batch_replay;       /* the batch holds replayed offsets: no Redis layer */
+    uint64_t next_offset_check_ms;
     struct part_state *parts;
     size_t nparts;
     bool retrying; /* a batch (in flight or sealing) waits for a retry; consumption paused */
@@ -135,6 +140,31 @@ static void reset_batch(struct aggregator *a)
     a->batch_msgs = 0;
     a->batch_start_ms = 0;
     a->redis_filtered = false;
+    a->batch_replay = false;
+}
+
+/* A replay (auditrail-aggregator replay, or PostgreSQL restored from a
+ * backup) moves the stored offset below what was already consumed: Kafka's
+ * committed offset for the group, or what this process committed. Records
+ * in that range were stored once and may be gone from PostgreSQL now, so the
+ * LRU and Redis, which only know they were committed, must not skip them:
+ * until the partition passes the old position PostgreSQL's exact per-stream
+ * rule alone decides. */
+static void note_replay(struct aggregator *a, int32_t p, int64_t stored)
+{
+    struct part_state *ps = part_get(a, p);
+    if (!ps)
+        return;
+    int64_t top = consumer_committed(a->c, p);
+    if (ps->hwm > top)
+        top = ps->hwm;
+    int64_t from = stored >= 0 ? stored : 0;
+    if (top > from && top > ps->replay_until) {
+        ps->replay_until = top;
+        log_info("%s[%d]: replaying offsets %" PRId64 "..%" PRId64
+                 ": the LRU and Redis dedupe layers are bypassed for them",
+                 a->cfg->kafka.topic, (int)p, from, top - 1);
+    }
 }
 
 /* The stored offset of p through the PostgreSQL breaker's bookkeeping.
@@ -146,6 +176,7 @@ static int load_offset(struct aggregator *a, int32_t p, int64_t *out)
         pg_writer_load_offset(a->pg, a->cfg->kafka.topic, p, out, err, sizeof(err));
     if (r == PG_OK) {
         breaker_success(&a->pg_breaker);
+        note_replay(a, p, *out);
         return 0;
     }
     if (r == PG_TRANSIENT)
@@ -227,10 +258,18 @@ static void commit_effects(struct aggregator *a, const struct batch *b,
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         struct part_state *ps = part_get(a, b->offsets[i].partition);
-        if (ps)
-            ps->stored = b->offsets[i].next_offset;
+        int64_t next = b->offsets[i].next_offset;
+        if (ps) {
+            ps->stored = next;
+            if (next > ps->hwm)
+                ps->hwm = next;
+            /* Kafka's committed offset marks how far a replay must bypass
+             * the caches: not lowered while one runs. */
+            if (next < ps->replay_until)
+                continue;
+        }
         parts[k] = b->offsets[i].partition;
-        offs[k++] = b->offsets[i].next_offset;
+        offs[k++] = next;
     }
     consumer_commit(a->c, parts, offs, k);
     free(parts);
@@ -380,7 +419,7 @@ static enum flush_result seal_and_submit(struct aggregator *a)
         schedule_retry(a);
         return FLUSH_RETRY;
     }
-    if (!a->redis_filtered) {
+    if (!a->redis_filtered && !a->batch_replay) {
         long dropped = dedupe_redis_filter(a->dd, &a->batch);
         if (dropped > 0)
             metric_add(a->m->duplicates[DUP_REDIS], (double)dropped);
@@ -404,6 +443,7 @@ static enum flush_result seal_and_submit(struct aggregator *a)
     a->batch_msgs = 0;
     a->batch_start_ms = 0;
     a->redis_filtered = false;
+    a->batch_replay = false;
     writer_submit(a->wr, &a->inflight);
     return FLUSH_DONE;
 }
@@ -655,10 +695,12 @@ static void handle_message(struct aggregator *a, rd_kafka_message_t *msg)
     } else if (dedupe_batch_seen(a->dd, env.id)) {
         metric_inc(a->m->duplicates[DUP_BATCH]);
         envelope_release(&env);
-    } else if (dedupe_lru_seen(a->dd, env.id)) {
+    } else if (off >= ps->replay_until && dedupe_lru_seen(a->dd, env.id)) {
         metric_inc(a->m->duplicates[DUP_LRU]);
         envelope_release(&env);
     } else {
+        if (off < ps->replay_until)
+            a->batch_replay = true;
         batch_add(&a->batch, &env, p, off);
     }
     /* Handled either way: stored, skipped as a re-send, or in the DLQ. */
@@ -725,6 +767,33 @@ static void run_maintenance(struct aggregator *a)
                  res.dropped);
 }
 
+/* A partition that is not being written notices a replay (its stored offset
+ * moved outside this process) here, not only at its next commit, which may
+ * never come for a quiet partition. Uses the writer's connection: only while
+ * the writer is idle. */
+static void check_stored_offsets(struct aggregator *a, uint64_t now)
+{
+    if (now < a->next_offset_check_ms || writer_busy(a->wr) ||
+        breaker_state(&a->pg_breaker) != BREAKER_CLOSED)
+        return;
+    a->next_offset_check_ms = now + OFFSET_CHECK_MS;
+    for (size_t i = 0; i < a->nparts; i++) {
+        struct part_state *ps = &a->parts[i];
+        int32_t p = (int32_t)i;
+        if (!ps->assigned || !ps->ready || ps->paused || batch_offset_find(&a->batch, p) ||
+            (a->inflight_active && batch_offset_find(&a->inflight, p)))
+            continue;
+        int64_t off;
+        if (load_offset(a, p, &off) != 0 || off == ps->stored)
+            continue;
+        log_info("%s[%d]: the stored offset moved from %" PRId64 " to %" PRId64
+                 " outside this process (a replay): seeking there",
+                 a->cfg->kafka.topic, (int)p, ps->stored, off);
+        ps->stored = ps->pos = off;
+        consumer_seek(a->c, p, start_offset(ps));
+    }
+}
+
 static void periodic(struct aggregator *a, uint64_t now)
 {
     if (now < a->next_periodic_ms)
@@ -743,6 +812,7 @@ static void periodic(struct aggregator *a, uint64_t now)
             log_info("loaded the stored offset of %s[%zu]: %" PRId64, a->cfg->kafka.topic, i, off);
         }
     }
+    check_stored_offsets(a, now);
     /* Probe PostgreSQL while the breaker is not closed and no batch does. */
     if (!batch_has_content(a) && !a->inflight_active &&
         breaker_state(&a->pg_breaker) != BREAKER_CLOSED && breaker_allow(&a->pg_breaker)) {

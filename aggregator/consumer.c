@@ -208,6 +208,18 @@ int64_t consumer_high_watermark(struct consumer *c, int32_t partition)
     return hi;
 }
 
+int64_t consumer_committed(struct consumer *c, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->topic, partition);
+    int64_t off = -1;
+    if (rd_kafka_committed(c->rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && !l->elems[0].err &&
+        l->elems[0].offset >= 0)
+        off = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return off;
+}
+
 const char *consumer_topic(const struct consumer *c)
 {
     return c->topic;

@@ -49,6 +49,9 @@ void consumer_commit(struct consumer *c, const int32_t *partitions, const int64_
                      size_t n);
 /* The cached high watermark of a partition, or -1 when unknown. */
 int64_t consumer_high_watermark(struct consumer *c, int32_t partition);
+/* The group's offset committed to Kafka for partition (asks the group
+ * coordinator, up to 5 s); -1 when there is none or it cannot be had. */
+int64_t consumer_committed(struct consumer *c, int32_t partition);
 const char *consumer_topic(const struct consumer *c);
 
 #endif

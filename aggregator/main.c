@@ -13,6 +13,7 @@
 #include "aggregator/aggr_metrics.h"
 #include "aggregator/aggregator.h"
 #include "aggregator/migrate.h"
+#include "aggregator/replay.h"
 #include "common/alert.h"
 #include "common/backoff.h"
 #include "common/httpd.h"
@@ -32,6 +33,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: auditrail-aggregator --config FILE [--check-config] "
                "[--role all|consumer|query]\n"
                "       auditrail-aggregator --config FILE migrate\n"
+               "       auditrail-aggregator --config FILE replay [PARTITION [OFFSET]]\n"
                "       auditrail-aggregator --config-reference\n");
 }
 
@@ -97,10 +99,33 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    bool migrate_only = false;
+    bool migrate_only = false, replay = false;
+    int32_t replay_partition = -1;
+    int64_t replay_offset = -1;
     if (optind < argc) {
         if (strcmp(argv[optind], "migrate") == 0 && optind + 1 == argc) {
             migrate_only = true;
+        } else if (strcmp(argv[optind], "replay") == 0 && argc - optind <= 3) {
+            replay = true;
+            char *end = NULL;
+            if (optind + 1 < argc) {
+                long p = strtol(argv[optind + 1], &end, 10);
+                if (*end || p < 0 || p > INT32_MAX) {
+                    fprintf(stderr, "auditrail-aggregator: replay: bad partition \"%s\"\n",
+                            argv[optind + 1]);
+                    return 2;
+                }
+                replay_partition = (int32_t)p;
+            }
+            if (optind + 2 < argc) {
+                long long o = strtoll(argv[optind + 2], &end, 10);
+                if (*end || o < 0) {
+                    fprintf(stderr, "auditrail-aggregator: replay: bad offset \"%s\"\n",
+                            argv[optind + 2]);
+                    return 2;
+                }
+                replay_offset = o;
+            }
         } else {
             usage(stderr);
             return 2;
@@ -154,6 +179,20 @@ int main(int argc, char **argv)
 
     if (migrate_only) {
         rc = run_migrations(&cfg, false) == 0 ? 0 : 1;
+        goto out;
+    }
+    if (replay) {
+        size_t changed = 0;
+        if (replay_set_offsets(cfg.postgres.primary, cfg.kafka.group, cfg.kafka.topic,
+                               replay_partition, replay_offset, &changed, err, sizeof(err)) != 0) {
+            log_error("%s", err);
+            goto out;
+        }
+        log_info("replay: group %s topic %s: %zu stored offset(s) %s; running aggregators "
+                 "follow at their next commit",
+                 cfg.kafka.group, cfg.kafka.topic, changed,
+                 replay_offset < 0 ? "removed (from the beginning)" : "set");
+        rc = 0;
         goto out;
     }
     reg = metrics_new();
