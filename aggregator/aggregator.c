@@ -448,6 +448,16 @@ static enum flush_result seal_and_submit(struct aggregator *a)
     return FLUSH_DONE;
 }
 
+/* A non-retryable PostgreSQL error (schema, privileges): nothing more can be
+ * stored; stop with an alert (flushed when the alerter is freed). */
+static void fatal_stop(struct aggregator *a, const char *why)
+{
+    a->fatal = true;
+    alerter_fire(a->alerter, "AuditrailFatal", ALERT_CRITICAL,
+                 "PostgreSQL refused a batch with a non-retryable error: the aggregator stops",
+                 why, NULL);
+}
+
 /* The in-flight batch's result (the writer is idle now). */
 static enum flush_result finish_inflight(struct aggregator *a, struct writer_result *res)
 {
@@ -487,7 +497,7 @@ static enum flush_result finish_inflight(struct aggregator *a, struct writer_res
             return FLUSH_DONE;
         }
         if (r2 == PG_FATAL) {
-            a->fatal = true;
+            fatal_stop(a, res->err);
             return FLUSH_FATAL;
         }
         abandon_all(a, true);
@@ -498,7 +508,7 @@ static enum flush_result finish_inflight(struct aggregator *a, struct writer_res
         pg_write_stats_release(&res->stats);
         log_error("PostgreSQL refused the batch with a non-retryable error, stopping: %s",
                   res->err);
-        a->fatal = true;
+        fatal_stop(a, res->err);
         return FLUSH_FATAL;
     }
 }
