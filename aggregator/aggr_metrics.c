@@ -61,6 +61,9 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
     am->breaker_redis =
         metrics_gauge(reg, P "breaker_state",
                       "circuit breaker state: 0 closed, 1 open, 2 half-open", "breaker=\"redis\"");
+    am->breaker_dlq =
+        metrics_gauge(reg, P "breaker_state",
+                      "circuit breaker state: 0 closed, 1 open, 2 half-open", "breaker=\"dlq\"");
     am->redis_errors =
         metrics_counter(reg, P "redis_errors_total", "Redis calls that failed", NULL);
     am->redis_skipped = metrics_counter(

@@ -26,7 +26,7 @@ struct aggr_metrics {
     struct metric *batch_results[PG_RESULT_COUNT];
     struct metric *partitions_created, *partitions_dropped;
     struct metric *incidents[INCIDENT_KIND_COUNT];
-    struct metric *breaker_pg, *breaker_redis;
+    struct metric *breaker_pg, *breaker_redis, *breaker_dlq;
     struct metric *redis_errors, *redis_skipped;
     struct metric *assigned, *paused, *ready;
 };

@@ -78,6 +78,7 @@ struct aggregator {
     struct consumer *c;
     struct maintenance *maint;
     struct breaker pg_breaker;
+    struct breaker dlq_breaker; /* the DLQ producer */
     struct backoff retry;
     struct writer *wr;
     /* The in-flight batch: submitted to the writer, or waiting for a retry
@@ -351,6 +352,22 @@ void aggregator_batch_split(struct batch *b, size_t k, struct batch *lo, struct 
     }
 }
 
+/* Are the DLQ copies of the batch acknowledged? Through the DLQ breaker: while
+ * it is open the producer is not hammered and the batch waits. */
+static bool dlq_ready(struct aggregator *a)
+{
+    if (dlq_unacked(a->dlq) == 0)
+        return true;
+    if (!breaker_allow(&a->dlq_breaker))
+        return false;
+    if (dlq_settle(a->dlq, DLQ_SETTLE_MS) == 0) {
+        breaker_success(&a->dlq_breaker);
+        return true;
+    }
+    breaker_failure(&a->dlq_breaker);
+    return false;
+}
+
 /* PG_DATA: isolate the rows PostgreSQL refuses (the row the writer names,
  * else by bisection), DLQ them, and store the rest. Sub-batches commit on
  * their own, so any other outcome means the caller must abandon what is
@@ -378,7 +395,7 @@ static enum pg_write_result isolate(struct aggregator *a, struct batch *b, ssize
             return r;
         }
         /* Write what is left (maybe only offsets) once its DLQ copies are in. */
-        if (dlq_unacked(a->dlq) > 0 && dlq_settle(a->dlq, DLQ_SETTLE_MS) != 0) {
+        if (!dlq_ready(a)) {
             log_warn("DLQ not acknowledged while isolating bad rows; abandoning the batch");
             return PG_TRANSIENT;
         }
@@ -402,6 +419,9 @@ static void schedule_retry(struct aggregator *a)
     uint64_t bw = breaker_wait_ms(&a->pg_breaker);
     if (bw > delay)
         delay = bw;
+    bw = breaker_wait_ms(&a->dlq_breaker);
+    if (bw > delay)
+        delay = bw;
     a->retrying = true;
     a->retry_at_ms = time_mono_ms() + delay;
 }
@@ -413,7 +433,7 @@ static enum flush_result seal_and_submit(struct aggregator *a)
 {
     if (!batch_has_content(a))
         return FLUSH_DONE;
-    if (dlq_unacked(a->dlq) > 0 && dlq_settle(a->dlq, DLQ_SETTLE_MS) != 0) {
+    if (!dlq_ready(a)) {
         log_warn("DLQ topic %s has not acknowledged %zu messages; the batch waits",
                  a->cfg->kafka.dlq_topic, dlq_unacked(a->dlq));
         schedule_retry(a);
@@ -454,8 +474,8 @@ static void fatal_stop(struct aggregator *a, const char *why)
 {
     a->fatal = true;
     alerter_fire(a->alerter, "AuditrailFatal", ALERT_CRITICAL,
-                 "PostgreSQL refused a batch with a non-retryable error: the aggregator stops",
-                 why, NULL);
+                 "PostgreSQL refused a batch with a non-retryable error: the aggregator stops", why,
+                 NULL);
 }
 
 /* The in-flight batch's result (the writer is idle now). */
@@ -847,6 +867,7 @@ static void periodic(struct aggregator *a, uint64_t now)
         assigned += a->parts[i].assigned;
     metric_set(a->m->assigned, (double)assigned);
     metric_set(a->m->breaker_pg, breaker_state(&a->pg_breaker));
+    metric_set(a->m->breaker_dlq, breaker_state(&a->dlq_breaker));
     const struct breaker *rb = dedupe_redis_breaker(a->dd);
     metric_set(a->m->breaker_redis, rb ? breaker_state(rb) : 0);
     sync_counters(a);
@@ -861,19 +882,21 @@ static void on_breaker_change(void *ud, const struct breaker *b, enum breaker_st
                               enum breaker_state to)
 {
     struct aggregator *a = ud;
+    bool pg = strcmp(b->name, "postgres") == 0;
     if (to == BREAKER_OPEN) {
-        log_warn("circuit breaker %s: %s -> open (consumption paused, not ready; next probe in "
-                 "%" PRIu64 " ms)",
-                 b->name, breaker_state_name(from), breaker_wait_ms(b));
+        log_warn("circuit breaker %s: %s -> open (%s; next probe in %" PRIu64 " ms)", b->name,
+                 breaker_state_name(from),
+                 pg ? "consumption paused, not ready" : "batches with DLQ copies wait",
+                 breaker_wait_ms(b));
         alerter_fire(a->alerter, "AuditrailBreakerOpen", ALERT_CRITICAL,
-                     "PostgreSQL primary breaker open: ingestion paused", NULL, "breaker",
-                     "postgres_primary", NULL);
+                     pg ? "PostgreSQL primary breaker open: ingestion paused"
+                        : "DLQ producer breaker open: partitions with poison messages wait",
+                     NULL, "breaker", b->name, NULL);
     } else {
         log_info("circuit breaker %s: %s -> %s", b->name, breaker_state_name(from),
                  breaker_state_name(to));
         if (to == BREAKER_CLOSED)
-            alerter_resolve(a->alerter, "AuditrailBreakerOpen", "breaker", "postgres_primary",
-                            NULL);
+            alerter_resolve(a->alerter, "AuditrailBreakerOpen", "breaker", b->name, NULL);
     }
 }
 
@@ -893,6 +916,7 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     struct breaker_conf bc;
     aggr_config_breaker(cfg, &bc);
     breaker_init(&a->pg_breaker, "postgres", &bc, NULL, NULL, NULL, NULL, on_breaker_change, a);
+    breaker_init(&a->dlq_breaker, "dlq", &bc, NULL, NULL, NULL, NULL, on_breaker_change, a);
     backoff_init(&a->retry, 100, bc.open_max_ms < 5000 ? bc.open_max_ms : 5000, NULL, NULL);
     batch_init(&a->batch, cfg->kafka.topic);
     batch_init(&a->inflight, cfg->kafka.topic);

@@ -344,6 +344,18 @@ static bool is_paused(void *ud)
 /* The DLQ topic cannot be written (its leader is unavailable): the batch
  * holding the poison message is not committed, consumption pauses, and
  * once the DLQ is back the message lands there and the offsets move on. */
+static bool dlq_breaker_not_closed(void *ud)
+{
+    struct paused_wait *w = ud;
+    return th_metric(w->port, "auditrail_aggregator_breaker_state{breaker=\"dlq\"}") >= 1;
+}
+
+static bool dlq_breaker_closed(void *ud)
+{
+    struct paused_wait *w = ud;
+    return th_metric(w->port, "auditrail_aggregator_breaker_state{breaker=\"dlq\"}") == 0;
+}
+
 START_TEST(dlq_unavailable_blocks_the_partition)
 {
     struct fx f;
@@ -363,6 +375,8 @@ START_TEST(dlq_unavailable_blocks_the_partition)
     fx_start(&f);
     struct paused_wait pw = {f.port};
     ck_assert_msg(test_wait_until(is_paused, &pw, 60000), "never paused for the DLQ");
+    /* Repeated failures open the DLQ producer's breaker (1 open, 2 half-open). */
+    ck_assert_msg(test_wait_until(dlq_breaker_not_closed, &pw, 60000), "DLQ breaker never opened");
     /* Nothing committed past (or with) the unacknowledged DLQ copy. */
     ck_assert_int_le(th_wait_offsets(f.db, f.topic, 1, 0), 0);
     ck_assert_int_eq(th_sql_int(f.db, "SELECT count(*) FROM auditrail.events"), 0);
@@ -371,6 +385,7 @@ START_TEST(dlq_unavailable_blocks_the_partition)
     ck_assert_int_eq(test_kafka_ctl(cmd, NULL, 0), 0);
     ck_assert_int_eq(th_wait_offsets(f.db, f.topic, 3, 90000), 3);
     ck_assert_int_eq(th_sql_int(f.db, "SELECT count(*) FROM auditrail.events"), 2);
+    ck_assert_msg(test_wait_until(dlq_breaker_closed, &pw, 30000), "DLQ breaker stayed open");
     size_t n = 0;
     struct th_msg *m = th_consume_all(f.dlq, 1, 30000, &n);
     ck_assert_uint_ge(n, 1); /* at least once: a retried copy may appear twice */
