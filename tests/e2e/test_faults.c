@@ -93,8 +93,8 @@ START_TEST(pg_primary_stopped)
     struct scenario s;
     struct scenario_opts o;
     scenario_defaults(&o);
-    o.count = 6000;
-    o.rate = 1000; /* 30 s of writing: the outage falls inside it */
+    o.count = 5000;
+    o.rate = 800; /* 30 s of writing: the outage falls inside it */
     scenario_start(&s, "pgstop", &o);
     await_flow(&s);
     ck_assert_int_eq(scenario_stack("stop pg-primary"), 0);
@@ -158,8 +158,8 @@ START_TEST(kafka_brokers_down)
     struct scenario s;
     struct scenario_opts o;
     scenario_defaults(&o);
-    o.count = 6000;
-    o.rate = 1000;
+    o.count = 5000;
+    o.rate = 800;
     scenario_start(&s, "kafkadown", &o);
     await_flow(&s);
     char reply[256];

@@ -1,25 +1,22 @@
 /* Aggregator test harness; see aggr_harness.h. */
 #include "tests/support/aggr_harness.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <openssl/sha.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/hashchain.h"
 #include "common/xmalloc.h"
+#include "tests/support/e2e.h"
 #include "tests/support/teststack.h"
 #include "tests/support/testutil.h"
 
@@ -212,13 +209,7 @@ char *th_msg_header(const struct th_msg *m, const char *name)
 
 int th_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t sl = sizeof(sa);
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    close(fd);
-    return ntohs(sa.sin_port);
+    return (int)e2e_free_port();
 }
 
 char *th_aggr_config(const char *dir, const char *name, const char *pg, const char *topic,
@@ -385,68 +376,27 @@ void th_assert_exactly_once(const char *conninfo, int64_t want)
         0);
 }
 
-struct th_buf {
-    char *p;
-    size_t n;
-};
-
-static size_t th_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct th_buf *b = ud;
-    size_t n = size * nmemb;
-    b->p = xrealloc(b->p, b->n + n + 1);
-    memcpy(b->p + b->n, ptr, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
-
+/* HTTP and ports: the e2e harness's client (tests/support/e2e.c) serves both. */
 char *th_http_get(int port, const char *path, long *status)
 {
-    CURL *c = curl_easy_init();
-    char *url = xasprintf("http://127.0.0.1:%d%s", port, path);
-    struct th_buf b = {xcalloc(1, 1), 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, th_write_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    *status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    } else {
-        free(b.p);
-        b.p = NULL;
+    char *body = NULL;
+    *status = e2e_http_get((unsigned)port, path, &body);
+    if (*status < 0) {
+        *status = 0;
+        free(body);
+        return NULL;
     }
-    curl_easy_cleanup(c);
-    free(url);
-    return b.p;
+    if (!body)
+        body = xstrdup("");
+    return body;
 }
 
 double th_metric(int port, const char *series)
 {
-    long st;
-    char *body = th_http_get(port, "/metrics", &st);
-    double v = -1;
-    if (body && st == 200) {
-        size_t n = strlen(series);
-        for (char *line = body; line && *line;) {
-            char *nl = strchr(line, '\n');
-            if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-                v = strtod(line + n + 1, NULL);
-                break;
-            }
-            line = nl ? nl + 1 : NULL;
-        }
-    }
-    free(body);
-    return v;
+    return e2e_metric((unsigned)port, series);
 }
 
 bool th_ready(int port)
 {
-    long st;
-    char *body = th_http_get(port, "/readyz", &st);
-    free(body);
-    return st == 200;
+    return e2e_http_get((unsigned)port, "/readyz", NULL) == 200;
 }

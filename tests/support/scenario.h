@@ -38,7 +38,7 @@ struct scenario {
 };
 
 /* Fill defaults: 1 aggregator, 5 files, 2000 records each, 1000 lines/s,
- * rotate every 1500 records by rename, 6 partitions, Redis on, writer on. */
+ * rotate every 1500 records by rename, 24 partitions, Redis on, writer on. */
 void scenario_defaults(struct scenario_opts *o);
 /* Create everything and start the processes; waits until the aggregators and
  * the agent answer /readyz. */

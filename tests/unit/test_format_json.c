@@ -6,63 +6,17 @@
 #include "agent/format.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+#include "tests/support/formatcheck.h"
 #include "tests/support/testutil.h"
-
-/* Line `idx` (0-based) of tests/fixtures/formats/NAME, heap. */
-static char *fixture_line(const char *name, int idx)
-{
-    char *path = xasprintf("%s/tests/fixtures/formats/%s", test_repo_root(), name);
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f, "open %s", path);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = -1;
-    for (int i = 0; i <= idx; i++) {
-        n = getline(&line, &cap, f);
-        ck_assert_int_ge(n, 0);
-    }
-    if (n > 0 && line[n - 1] == '\n')
-        line[n - 1] = '\0';
-    fclose(f);
-    free(path);
-    return line;
-}
-
-static int parse(enum format_kind k, const struct field_map *m, const char *s,
-                 struct parsed_record *r)
-{
-    return format_parse(k, m, (const uint8_t *)s, strlen(s), r);
-}
-
-static int64_t ts(const char *s)
-{
-    int64_t us;
-    ck_assert_int_eq(time_parse_rfc3339(s, strlen(s), &us), 0);
-    return us;
-}
-
-#define ck_field(got, want) ck_assert_str_eq((got) ? (got) : "(null)", (want))
-
-static void assert_failed(struct parsed_record *r)
-{
-    ck_assert_int_eq(r->format, FORMAT_RAW);
-    ck_assert(!r->have_time);
-    ck_assert_ptr_null(r->tenant);
-    ck_assert_ptr_null(r->actor);
-    ck_assert_ptr_null(r->action);
-    ck_assert_ptr_null(r->resource);
-    ck_assert_ptr_null(r->outcome);
-    ck_assert(r->err[0] != '\0');
-}
 
 START_TEST(json_defaults_and_go_escapes)
 {
-    char *l = fixture_line("json.log", 0);
+    char *l = fmt_fixture_line("json.log", 0);
     struct parsed_record r;
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, l, &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, l, &r), 0);
     ck_assert_int_eq(r.format, FORMAT_JSON);
     ck_assert(r.have_time);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45.123456Z"));
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45.123456Z"));
     ck_field(r.tenant, "clinic-a");
     ck_field(r.actor, "alice");
     ck_field(r.action, "patient.read");
@@ -76,9 +30,9 @@ END_TEST
 
 START_TEST(json_numbers_bools_objects_and_epoch_ms)
 {
-    char *l = fixture_line("json.log", 1);
+    char *l = fmt_fixture_line("json.log", 1);
     struct parsed_record r;
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, l, &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, l, &r), 0);
     ck_assert(r.have_time);
     ck_assert_int_eq(r.time_us, 1700000000123000LL);
     ck_field(r.tenant, "42");
@@ -94,10 +48,10 @@ END_TEST
 
 START_TEST(json_offset_time_and_alt_names)
 {
-    char *l = fixture_line("json.log", 2);
+    char *l = fmt_fixture_line("json.log", 2);
     struct parsed_record r;
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, l, &r), 0);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45Z"));
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, l, &r), 0);
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45Z"));
     ck_field(r.tenant, "clinic-b");
     ck_field(r.actor, "svc");
     ck_field(r.action, "export");
@@ -110,9 +64,9 @@ END_TEST
 
 START_TEST(json_without_time)
 {
-    char *l = fixture_line("json.log", 3);
+    char *l = fmt_fixture_line("json.log", 3);
     struct parsed_record r;
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, l, &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, l, &r), 0);
     ck_assert(!r.have_time);
     ck_field(r.actor, "carol");
     ck_assert_ptr_null(r.tenant);
@@ -124,27 +78,27 @@ END_TEST
 START_TEST(json_epoch_units)
 {
     struct parsed_record r;
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, "{\"ts\":1700000000}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, "{\"ts\":1700000000}", &r), 0);
     ck_assert_int_eq(r.time_us, 1700000000000000LL);
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, "{\"ts\":1700000000.25}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, "{\"ts\":1700000000.25}", &r), 0);
     ck_assert_int_eq(r.time_us, 1700000000250000LL);
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, "{\"ts\":1700000000123456}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, "{\"ts\":1700000000123456}", &r), 0);
     ck_assert_int_eq(r.time_us, 1700000000123456LL);
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, "{\"ts\":1700000000123456789}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, "{\"ts\":1700000000123456789}", &r), 0);
     ck_assert_int_eq(r.time_us, 1700000000123457LL);
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, "{\"ts\":\"1700000000.5\"}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, "{\"ts\":\"1700000000.5\"}", &r), 0);
     ck_assert_int_eq(r.time_us, 1700000000500000LL);
     /* default names: an unreadable candidate is skipped, not fatal */
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, "{\"ts\":-5,\"actor\":\"a\"}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, "{\"ts\":-5,\"actor\":\"a\"}", &r), 0);
     ck_assert(!r.have_time);
     ck_field(r.actor, "a");
     parsed_record_release(&r);
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL,
-                           "{\"time\":\"12ms\",\"timestamp\":\"2026-13-45T00:00:00Z\","
-                           "\"@timestamp\":true,\"recorded\":\"2026-11-26T19:50:45Z\"}",
-                           &r),
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL,
+                               "{\"time\":\"12ms\",\"timestamp\":\"2026-13-45T00:00:00Z\","
+                               "\"@timestamp\":true,\"recorded\":\"2026-11-26T19:50:45Z\"}",
+                               &r),
                      0);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45Z"));
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45Z"));
     /* a configured time path must read as a time when present */
     struct field_map m = {.time = "when"};
     const char *bad[] = {"{\"when\":\"2026-13-45T00:00:00Z\",\"actor\":\"a\"}",
@@ -154,34 +108,34 @@ START_TEST(json_epoch_units)
                          "{\"when\":{\"s\":1}}",
                          "{\"when\":\"2026-02-30T00:00:00Z\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_msg(parse(FORMAT_JSON, &m, bad[i], &r) == -1, "accepted %s", bad[i]);
-        assert_failed(&r);
+        ck_assert_msg(fmt_parse(FORMAT_JSON, &m, bad[i], &r) == -1, "accepted %s", bad[i]);
+        fmt_assert_failed(&r);
         ck_assert_ptr_nonnull(strstr(r.err, "when"));
     }
     /* null time counts as absent; the next name is used */
     ck_assert_int_eq(
-        parse(FORMAT_JSON, NULL, "{\"ts\":null,\"time\":\"2026-01-01T00:00:00Z\"}", &r), 0);
-    ck_assert_int_eq(r.time_us, ts("2026-01-01T00:00:00Z"));
+        fmt_parse(FORMAT_JSON, NULL, "{\"ts\":null,\"time\":\"2026-01-01T00:00:00Z\"}", &r), 0);
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-01-01T00:00:00Z"));
 }
 END_TEST
 
 START_TEST(json_big_numbers_and_reals)
 {
     struct parsed_record r;
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL,
-                           "{\"actor\":\"a\",\"trace\":18446744073709551615,\"status\":403.0,"
-                           "\"result\":1}",
-                           &r),
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL,
+                               "{\"actor\":\"a\",\"trace\":18446744073709551615,\"status\":403.0,"
+                               "\"result\":1}",
+                               &r),
                      0);
     ck_field(r.actor, "a");
     ck_field(r.outcome, "1"); /* "outcome" absent; "result" outranks "status" */
     parsed_record_release(&r);
     ck_assert_int_eq(
-        parse(FORMAT_JSON, NULL, "{\"actor\":-18446744073709551615,\"status\":2.5}", &r), 0);
+        fmt_parse(FORMAT_JSON, NULL, "{\"actor\":-18446744073709551615,\"status\":2.5}", &r), 0);
     ck_field(r.actor, "-1.84467440737096e+19");
     ck_field(r.outcome, "2.5");
     parsed_record_release(&r);
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, "{\"status\":403.0}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, "{\"status\":403.0}", &r), 0);
     ck_field(r.outcome, "403");
     parsed_record_release(&r);
 }
@@ -191,7 +145,7 @@ START_TEST(json_unicode_nul_and_crlf)
 {
     struct parsed_record r;
     const char l[] = "{\"actor\":\"J\\u00f6rg \\u4e2d \\ud83d\\ude00\",\"action\":\"a\\u0000b\"}\r";
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, l, &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, l, &r), 0);
     ck_field(r.actor, "J\xc3\xb6rg \xe4\xb8\xad \xf0\x9f\x98\x80");
     /* NUL inside a value must not truncate silently nor break the string */
     ck_field(r.action, "a\xef\xbf\xbd"
@@ -214,8 +168,8 @@ START_TEST(json_failures)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&r, 0x5a, sizeof(r)); /* out need not be initialised */
-        ck_assert_msg(parse(FORMAT_JSON, NULL, bad[i], &r) == -1, "accepted: %s", bad[i]);
-        assert_failed(&r);
+        ck_assert_msg(fmt_parse(FORMAT_JSON, NULL, bad[i], &r) == -1, "accepted: %s", bad[i]);
+        fmt_assert_failed(&r);
         parsed_record_release(&r);
     }
 }
@@ -233,8 +187,8 @@ START_TEST(json_field_map_paths)
                     "\"user\":{\"name\":\"dana\"},\"ops\":[{\"verb\":\"a\"},{\"verb\":\"b\"}],"
                     "\"flags\":[false],\"actor\":\"ignored\"}";
     struct parsed_record r;
-    ck_assert_int_eq(parse(FORMAT_JSON, &m, l, &r), 0);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45Z"));
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, &m, l, &r), 0);
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45Z"));
     ck_field(r.tenant, "7");
     ck_field(r.actor, "dana");
     ck_field(r.action, "b");
@@ -244,14 +198,16 @@ START_TEST(json_field_map_paths)
     /* a mapped object is kept as compact JSON; unmapped objects are ignored */
     struct field_map mo = {.resource = "ops"};
     ck_assert_int_eq(
-        parse(FORMAT_JSON, &mo, "{\"ops\":[{\"verb\":\"a\"},1],\"resource\":{\"x\":1}}", &r), 0);
+        fmt_parse(FORMAT_JSON, &mo, "{\"ops\":[{\"verb\":\"a\"},1],\"resource\":{\"x\":1}}", &r),
+        0);
     ck_field(r.resource, "[{\"verb\":\"a\"},1]");
     parsed_record_release(&r);
-    ck_assert_int_eq(parse(FORMAT_JSON, NULL, "{\"resource\":{\"x\":1},\"object\":[1]}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, NULL, "{\"resource\":{\"x\":1},\"object\":[1]}", &r),
+                     0);
     ck_assert_ptr_null(r.resource);
     parsed_record_release(&r);
     /* an override time path that is absent: no time, not an error, for json */
-    ck_assert_int_eq(parse(FORMAT_JSON, &m, "{\"ts\":\"2026-11-26T19:50:45Z\"}", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_JSON, &m, "{\"ts\":\"2026-11-26T19:50:45Z\"}", &r), 0);
     ck_assert(!r.have_time);
     parsed_record_release(&r);
 }
@@ -260,10 +216,10 @@ END_TEST
 START_TEST(k8s_fixture_lines)
 {
     struct parsed_record r;
-    char *l = fixture_line("k8s-audit.log", 0);
-    ck_assert_int_eq(parse(FORMAT_K8S_AUDIT, NULL, l, &r), 0);
+    char *l = fmt_fixture_line("k8s-audit.log", 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_K8S_AUDIT, NULL, l, &r), 0);
     ck_assert_int_eq(r.format, FORMAT_K8S_AUDIT);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45.121904Z"));
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45.121904Z"));
     ck_field(r.tenant, "clinic-a");
     ck_field(r.actor, "system:serviceaccount:clinic-a:ehr-api");
     ck_field(r.action, "get");
@@ -272,8 +228,8 @@ START_TEST(k8s_fixture_lines)
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("k8s-audit.log", 1);
-    ck_assert_int_eq(parse(FORMAT_K8S_AUDIT, NULL, l, &r), 0);
+    l = fmt_fixture_line("k8s-audit.log", 1);
+    ck_assert_int_eq(fmt_parse(FORMAT_K8S_AUDIT, NULL, l, &r), 0);
     ck_field(r.actor, "alice@hospital.example");
     ck_field(r.action, "patch");
     ck_field(r.resource, "deployments.apps/clinic-b/fhir-gw/scale");
@@ -281,15 +237,15 @@ START_TEST(k8s_fixture_lines)
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("k8s-audit.log", 2); /* cluster-scoped */
-    ck_assert_int_eq(parse(FORMAT_K8S_AUDIT, NULL, l, &r), 0);
+    l = fmt_fixture_line("k8s-audit.log", 2); /* cluster-scoped */
+    ck_assert_int_eq(fmt_parse(FORMAT_K8S_AUDIT, NULL, l, &r), 0);
     ck_field(r.resource, "nodes//worker-3");
     ck_assert_ptr_null(r.tenant);
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("k8s-audit.log", 3); /* non-resource URL */
-    ck_assert_int_eq(parse(FORMAT_K8S_AUDIT, NULL, l, &r), 0);
+    l = fmt_fixture_line("k8s-audit.log", 3); /* non-resource URL */
+    ck_assert_int_eq(fmt_parse(FORMAT_K8S_AUDIT, NULL, l, &r), 0);
     ck_field(r.resource, "/healthz");
     parsed_record_release(&r);
     free(l);
@@ -300,24 +256,24 @@ START_TEST(k8s_time_fallback_and_failures)
 {
     struct parsed_record r;
     ck_assert_int_eq(
-        parse(FORMAT_K8S_AUDIT, NULL,
-              "{\"verb\":\"list\",\"requestReceivedTimestamp\":\"2026-11-26T19:50:45Z\"}", &r),
+        fmt_parse(FORMAT_K8S_AUDIT, NULL,
+                  "{\"verb\":\"list\",\"requestReceivedTimestamp\":\"2026-11-26T19:50:45Z\"}", &r),
         0);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45Z"));
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45Z"));
     ck_field(r.action, "list");
     parsed_record_release(&r);
 
-    ck_assert_int_eq(parse(FORMAT_K8S_AUDIT, NULL, "{\"verb\":\"list\"}", &r), -1);
-    assert_failed(&r);
-    ck_assert_int_eq(parse(FORMAT_K8S_AUDIT, NULL, "{\"stageTimestamp\":\"soon\"}", &r), -1);
-    assert_failed(&r);
+    ck_assert_int_eq(fmt_parse(FORMAT_K8S_AUDIT, NULL, "{\"verb\":\"list\"}", &r), -1);
+    fmt_assert_failed(&r);
+    ck_assert_int_eq(fmt_parse(FORMAT_K8S_AUDIT, NULL, "{\"stageTimestamp\":\"soon\"}", &r), -1);
+    fmt_assert_failed(&r);
     ck_assert_int_eq(
-        parse(FORMAT_K8S_AUDIT, NULL, "{\"stageTimestamp\":\"2026-11-26T19:50:45Z\"", &r), -1);
-    assert_failed(&r);
+        fmt_parse(FORMAT_K8S_AUDIT, NULL, "{\"stageTimestamp\":\"2026-11-26T19:50:45Z\"", &r), -1);
+    fmt_assert_failed(&r);
 
     struct field_map m = {.actor = "user.groups.0", .tenant = "annotations.team"};
-    char *l = fixture_line("k8s-audit.log", 0);
-    ck_assert_int_eq(parse(FORMAT_K8S_AUDIT, &m, l, &r), 0);
+    char *l = fmt_fixture_line("k8s-audit.log", 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_K8S_AUDIT, &m, l, &r), 0);
     ck_field(r.actor, "system:serviceaccounts");
     ck_assert_ptr_null(r.tenant);
     ck_field(r.action, "get");
@@ -329,10 +285,10 @@ END_TEST
 START_TEST(fhir_fixture_lines)
 {
     struct parsed_record r;
-    char *l = fixture_line("fhir.log", 0);
-    ck_assert_int_eq(parse(FORMAT_FHIR, NULL, l, &r), 0);
+    char *l = fmt_fixture_line("fhir.log", 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_FHIR, NULL, l, &r), 0);
     ck_assert_int_eq(r.format, FORMAT_FHIR);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45Z")); /* +01:00 offset */
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45Z")); /* +01:00 offset */
     ck_field(r.tenant, "clinic-a");
     ck_field(r.actor, "npi-1234567890");
     ck_field(r.action, "R");
@@ -341,9 +297,9 @@ START_TEST(fhir_fixture_lines)
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("fhir.log", 1);
-    ck_assert_int_eq(parse(FORMAT_FHIR, NULL, l, &r), 0);
-    ck_assert_int_eq(r.time_us, ts("2026-11-27T00:55:00.250Z"));
+    l = fmt_fixture_line("fhir.log", 1);
+    ck_assert_int_eq(fmt_parse(FORMAT_FHIR, NULL, l, &r), 0);
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-27T00:55:00.250Z"));
     ck_field(r.tenant, "Organization/clinic-c");
     ck_field(r.actor, "Practitioner/dr-evans");
     ck_field(r.action, "110114");
@@ -352,8 +308,8 @@ START_TEST(fhir_fixture_lines)
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("fhir.log", 2);
-    ck_assert_int_eq(parse(FORMAT_FHIR, NULL, l, &r), 0);
+    l = fmt_fixture_line("fhir.log", 2);
+    ck_assert_int_eq(fmt_parse(FORMAT_FHIR, NULL, l, &r), 0);
     ck_field(r.actor, "Export job <nightly>");
     ck_field(r.action, "E");
     ck_field(r.resource, "Group/cohort-7/$export");
@@ -368,22 +324,23 @@ START_TEST(fhir_failures_and_map)
 {
     struct parsed_record r;
     ck_assert_int_eq(
-        parse(FORMAT_FHIR, NULL, "{\"resourceType\":\"AuditEvent\",\"action\":\"R\"}", &r), -1);
-    assert_failed(&r);
-    ck_assert_int_eq(parse(FORMAT_FHIR, NULL,
-                           "{\"resourceType\":\"Patient\",\"recorded\":\"2026-11-26T19:50:45Z\"}",
-                           &r),
-                     -1);
-    assert_failed(&r);
+        fmt_parse(FORMAT_FHIR, NULL, "{\"resourceType\":\"AuditEvent\",\"action\":\"R\"}", &r), -1);
+    fmt_assert_failed(&r);
     ck_assert_int_eq(
-        parse(FORMAT_FHIR, NULL,
-              "{\"resourceType\":\"AuditEvent\",\"recorded\":\"2026-11-26T25:00:00+01:00\"}", &r),
+        fmt_parse(FORMAT_FHIR, NULL,
+                  "{\"resourceType\":\"Patient\",\"recorded\":\"2026-11-26T19:50:45Z\"}", &r),
         -1);
-    assert_failed(&r);
+    fmt_assert_failed(&r);
+    ck_assert_int_eq(
+        fmt_parse(FORMAT_FHIR, NULL,
+                  "{\"resourceType\":\"AuditEvent\",\"recorded\":\"2026-11-26T25:00:00+01:00\"}",
+                  &r),
+        -1);
+    fmt_assert_failed(&r);
 
     struct field_map m = {.actor = "agent.0.who.display", .resource = "entity.0.type.code"};
-    char *l = fixture_line("fhir.log", 0);
-    ck_assert_int_eq(parse(FORMAT_FHIR, &m, l, &r), 0);
+    char *l = fmt_fixture_line("fhir.log", 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_FHIR, &m, l, &r), 0);
     ck_field(r.actor, "Dr. Carol Diaz");
     ck_field(r.resource, "1");
     parsed_record_release(&r);

@@ -7,61 +7,16 @@
 #include "agent/format.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+#include "tests/support/formatcheck.h"
 #include "tests/support/testutil.h"
-
-static char *fixture_line(const char *name, int idx)
-{
-    char *path = xasprintf("%s/tests/fixtures/formats/%s", test_repo_root(), name);
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f, "open %s", path);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = -1;
-    for (int i = 0; i <= idx; i++) {
-        n = getline(&line, &cap, f);
-        ck_assert_int_ge(n, 0);
-    }
-    if (n > 0 && line[n - 1] == '\n')
-        line[n - 1] = '\0';
-    fclose(f);
-    free(path);
-    return line;
-}
-
-static int parse(enum format_kind k, const struct field_map *m, const char *s,
-                 struct parsed_record *r)
-{
-    return format_parse(k, m, (const uint8_t *)s, strlen(s), r);
-}
-
-static int64_t ts(const char *s)
-{
-    int64_t us;
-    ck_assert_int_eq(time_parse_rfc3339(s, strlen(s), &us), 0);
-    return us;
-}
-
-#define ck_field(got, want) ck_assert_str_eq((got) ? (got) : "(null)", (want))
-
-static void assert_failed(struct parsed_record *r)
-{
-    ck_assert_int_eq(r->format, FORMAT_RAW);
-    ck_assert(!r->have_time);
-    ck_assert_ptr_null(r->tenant);
-    ck_assert_ptr_null(r->actor);
-    ck_assert_ptr_null(r->action);
-    ck_assert_ptr_null(r->resource);
-    ck_assert_ptr_null(r->outcome);
-    ck_assert(r->err[0] != '\0');
-}
 
 START_TEST(kv_fixture_lines)
 {
     struct parsed_record r;
-    char *l = fixture_line("kv.log", 0);
-    ck_assert_int_eq(parse(FORMAT_KV, NULL, l, &r), 0);
+    char *l = fmt_fixture_line("kv.log", 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_KV, NULL, l, &r), 0);
     ck_assert_int_eq(r.format, FORMAT_KV);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45.123Z"));
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45.123Z"));
     ck_field(r.tenant, "clinic-a");
     ck_field(r.actor, "alice");
     ck_field(r.action, "patient.read");
@@ -70,18 +25,18 @@ START_TEST(kv_fixture_lines)
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("kv.log", 1); /* space-separated date, quotes, commas */
-    ck_assert_int_eq(parse(FORMAT_KV, NULL, l, &r), 0);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:46.5Z"));
+    l = fmt_fixture_line("kv.log", 1); /* space-separated date, quotes, commas */
+    ck_assert_int_eq(fmt_parse(FORMAT_KV, NULL, l, &r), 0);
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:46.5Z"));
     ck_field(r.actor, "Dr. Bob O'Neil");
     ck_field(r.resource, "reports/q3, final.pdf");
     ck_field(r.outcome, "failed");
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("kv.log", 2); /* offset, alternative names */
-    ck_assert_int_eq(parse(FORMAT_KV, NULL, l, &r), 0);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:47Z"));
+    l = fmt_fixture_line("kv.log", 2); /* offset, alternative names */
+    ck_assert_int_eq(fmt_parse(FORMAT_KV, NULL, l, &r), 0);
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:47Z"));
     ck_field(r.tenant, "42");
     ck_field(r.actor, "svc-batch");
     ck_field(r.action, "phi.export");
@@ -95,11 +50,12 @@ END_TEST
 START_TEST(kv_escapes_priority_commas_crlf)
 {
     struct parsed_record r;
-    ck_assert_int_eq(parse(FORMAT_KV, NULL,
-                           "user=low actor=\"a \\\"quoted\\\" \\\\ name\",action=x, resource=r1,"
-                           "outcome=\"\" junk words\r",
-                           &r),
-                     0);
+    ck_assert_int_eq(
+        fmt_parse(FORMAT_KV, NULL,
+                  "user=low actor=\"a \\\"quoted\\\" \\\\ name\",action=x, resource=r1,"
+                  "outcome=\"\" junk words\r",
+                  &r),
+        0);
     ck_assert(!r.have_time);
     ck_field(r.actor, "a \"quoted\" \\ name"); /* actor outranks user */
     ck_field(r.action, "x");
@@ -109,12 +65,12 @@ START_TEST(kv_escapes_priority_commas_crlf)
     parsed_record_release(&r);
 
     /* unterminated quote: value runs to the end; invalid UTF-8 replaced */
-    ck_assert_int_eq(parse(FORMAT_KV, NULL, "actor=\"bad \xff\xc3 end", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_KV, NULL, "actor=\"bad \xff\xc3 end", &r), 0);
     ck_field(r.actor, "bad \xef\xbf\xbd\xef\xbf\xbd end");
     parsed_record_release(&r);
 
     /* first occurrence of the same key wins */
-    ck_assert_int_eq(parse(FORMAT_KV, NULL, "actor=a actor=b", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_KV, NULL, "actor=a actor=b", &r), 0);
     ck_field(r.actor, "a");
     parsed_record_release(&r);
 }
@@ -133,8 +89,8 @@ START_TEST(kv_failures)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&r, 0x5a, sizeof(r));
-        ck_assert_msg(parse(FORMAT_KV, NULL, bad[i], &r) == -1, "accepted: %s", bad[i]);
-        assert_failed(&r);
+        ck_assert_msg(fmt_parse(FORMAT_KV, NULL, bad[i], &r) == -1, "accepted: %s", bad[i]);
+        fmt_assert_failed(&r);
         parsed_record_release(&r);
     }
 }
@@ -144,26 +100,26 @@ START_TEST(kv_field_map)
 {
     struct field_map m = {.time = "when", .actor = "who", .tenant = "site"};
     struct parsed_record r;
-    ck_assert_int_eq(
-        parse(FORMAT_KV, &m, "who=erin actor=ignored site=s1 when=\"2026-11-26T19:50:45Z\"", &r),
-        0);
+    ck_assert_int_eq(fmt_parse(FORMAT_KV, &m,
+                               "who=erin actor=ignored site=s1 when=\"2026-11-26T19:50:45Z\"", &r),
+                     0);
     ck_field(r.actor, "erin");
     ck_field(r.tenant, "s1");
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45Z"));
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45Z"));
     parsed_record_release(&r);
-    ck_assert_int_eq(parse(FORMAT_KV, &m, "who=erin when=1700000000.5", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_KV, &m, "who=erin when=1700000000.5", &r), 0);
     ck_assert_int_eq(r.time_us, 1700000000500000LL);
     parsed_record_release(&r);
-    ck_assert_int_eq(parse(FORMAT_KV, &m, "who=erin when=later", &r), -1);
-    assert_failed(&r);
+    ck_assert_int_eq(fmt_parse(FORMAT_KV, &m, "who=erin when=later", &r), -1);
+    fmt_assert_failed(&r);
 }
 END_TEST
 
 START_TEST(auditd_syscall_enriched)
 {
     struct parsed_record r;
-    char *l = fixture_line("auditd.log", 0);
-    ck_assert_int_eq(parse(FORMAT_AUDITD, NULL, l, &r), 0);
+    char *l = fmt_fixture_line("auditd.log", 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, NULL, l, &r), 0);
     ck_assert_int_eq(r.format, FORMAT_AUDITD);
     ck_assert(r.have_time);
     ck_assert_int_eq(r.time_us, 1700000000123000LL);
@@ -180,23 +136,23 @@ END_TEST
 START_TEST(auditd_path_proctitle_user_records)
 {
     struct parsed_record r;
-    char *l = fixture_line("auditd.log", 1);
-    ck_assert_int_eq(parse(FORMAT_AUDITD, NULL, l, &r), 0);
+    char *l = fmt_fixture_line("auditd.log", 1);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, NULL, l, &r), 0);
     ck_field(r.action, "PATH");
     ck_field(r.resource, "/srv/ehr/exports/patients.csv");
     ck_assert_ptr_null(r.actor);
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("auditd.log", 2); /* hex proctitle with NUL separators */
+    l = fmt_fixture_line("auditd.log", 2); /* hex proctitle with NUL separators */
     struct field_map m = {.resource = "proctitle"};
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &m, l, &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &m, l, &r), 0);
     ck_field(r.resource, "cat /srv/ehr/exports/patients.csv");
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("auditd.log", 3); /* node= prefix, msg='...', unset AUID */
-    ck_assert_int_eq(parse(FORMAT_AUDITD, NULL, l, &r), 0);
+    l = fmt_fixture_line("auditd.log", 3); /* node= prefix, msg='...', unset AUID */
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, NULL, l, &r), 0);
     ck_assert_int_eq(r.time_us, 1700000100500000LL);
     ck_field(r.actor, "bob"); /* AUID/auid unset -> acct */
     ck_field(r.action, "USER_LOGIN:login");
@@ -204,30 +160,30 @@ START_TEST(auditd_path_proctitle_user_records)
     ck_field(r.outcome, "failed");
     parsed_record_release(&r);
     struct field_map mt = {.tenant = "node"};
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &mt, l, &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &mt, l, &r), 0);
     ck_field(r.tenant, "db-01.clinic.example");
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("auditd.log", 4); /* hex cmd inside msg='...' */
+    l = fmt_fixture_line("auditd.log", 4); /* hex cmd inside msg='...' */
     struct field_map mc = {.resource = "cmd"};
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &mc, l, &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &mc, l, &r), 0);
     ck_field(r.resource, "systemctl restart postgresql");
     ck_field(r.actor, "1000");
     ck_field(r.outcome, "success");
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("auditd.log", 5); /* quoted values with spaces */
+    l = fmt_fixture_line("auditd.log", 5); /* quoted values with spaces */
     struct field_map ma = {.resource = "a2"};
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &ma, l, &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &ma, l, &r), 0);
     ck_field(r.resource, "select * from patients");
     ck_field(r.action, "EXECVE");
     parsed_record_release(&r);
     free(l);
 
-    l = fixture_line("auditd.log", 6); /* the same argument hex-encoded, as auditd writes it */
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &ma, l, &r), 0);
+    l = fmt_fixture_line("auditd.log", 6); /* the same argument hex-encoded, as auditd writes it */
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &ma, l, &r), 0);
     ck_field(r.resource, "select * from patients");
     parsed_record_release(&r);
     free(l);
@@ -240,28 +196,31 @@ START_TEST(auditd_hex_rules)
     struct field_map m = {.resource = "name", .actor = "pid", .outcome = "a2"};
     /* non-printable decoded bytes keep the hex; non-hex keys are never decoded */
     ck_assert_int_eq(
-        parse(FORMAT_AUDITD, &m, "type=PATH msg=audit(1.0:1): name=0102 pid=6869 a2=6869", &r), 0);
+        fmt_parse(FORMAT_AUDITD, &m, "type=PATH msg=audit(1.0:1): name=0102 pid=6869 a2=6869", &r),
+        0);
     ck_field(r.resource, "0102");
     ck_field(r.actor, "6869");
     ck_field(r.outcome, "hi"); /* EXECVE argument */
     parsed_record_release(&r);
     /* SYSCALL register a0=ffffff9c decodes to unprintable bytes: kept */
     struct field_map ma = {.resource = "a0", .outcome = "a1[0]", .actor = "ab"};
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &ma,
-                           "type=EXECVE msg=audit(1.0:1): a0=ffffff9c a1[0]=2D63 ab=6869", &r),
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &ma,
+                               "type=EXECVE msg=audit(1.0:1): a0=ffffff9c a1[0]=2D63 ab=6869", &r),
                      0);
     ck_field(r.resource, "ffffff9c");
     ck_field(r.outcome, "-c");
     ck_field(r.actor, "6869");
     parsed_record_release(&r);
     /* odd length or non-hex: kept as is; quoted: never decoded */
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &m, "type=PATH msg=audit(1.0:1): name=abc", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &m, "type=PATH msg=audit(1.0:1): name=abc", &r), 0);
     ck_field(r.resource, "abc");
     parsed_record_release(&r);
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &m, "type=PATH msg=audit(1.0:1): name=\"6869\"", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &m, "type=PATH msg=audit(1.0:1): name=\"6869\"", &r),
+                     0);
     ck_field(r.resource, "6869");
     parsed_record_release(&r);
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &m, "type=PATH msg=audit(1.0:1): name=6869\r", &r), 0);
+    ck_assert_int_eq(fmt_parse(FORMAT_AUDITD, &m, "type=PATH msg=audit(1.0:1): name=6869\r", &r),
+                     0);
     ck_field(r.resource, "hi");
     parsed_record_release(&r);
 }
@@ -284,8 +243,8 @@ START_TEST(auditd_failures)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&r, 0x5a, sizeof(r));
-        ck_assert_msg(parse(FORMAT_AUDITD, NULL, bad[i], &r) == -1, "accepted: %s", bad[i]);
-        assert_failed(&r);
+        ck_assert_msg(fmt_parse(FORMAT_AUDITD, NULL, bad[i], &r) == -1, "accepted: %s", bad[i]);
+        fmt_assert_failed(&r);
         parsed_record_release(&r);
     }
 }
@@ -296,19 +255,19 @@ START_TEST(auditd_time_override)
     struct parsed_record r;
     struct field_map m = {.time = "when"};
     ck_assert_int_eq(
-        parse(FORMAT_AUDITD, &m,
-              "type=USER_CMD msg=audit(1700000000.000:1): when=\"2026-11-26T19:50:45Z\"", &r),
+        fmt_parse(FORMAT_AUDITD, &m,
+                  "type=USER_CMD msg=audit(1700000000.000:1): when=\"2026-11-26T19:50:45Z\"", &r),
         0);
-    ck_assert_int_eq(r.time_us, ts("2026-11-26T19:50:45Z"));
+    ck_assert_int_eq(r.time_us, fmt_ts("2026-11-26T19:50:45Z"));
     parsed_record_release(&r);
     /* absent: the header time stays */
-    ck_assert_int_eq(parse(FORMAT_AUDITD, &m, "type=USER_CMD msg=audit(1700000000.250:1): x=1", &r),
-                     0);
+    ck_assert_int_eq(
+        fmt_parse(FORMAT_AUDITD, &m, "type=USER_CMD msg=audit(1700000000.250:1): x=1", &r), 0);
     ck_assert_int_eq(r.time_us, 1700000000250000LL);
     parsed_record_release(&r);
     ck_assert_int_eq(
-        parse(FORMAT_AUDITD, &m, "type=USER_CMD msg=audit(1700000000.250:1): when=no", &r), -1);
-    assert_failed(&r);
+        fmt_parse(FORMAT_AUDITD, &m, "type=USER_CMD msg=audit(1700000000.250:1): when=no", &r), -1);
+    fmt_assert_failed(&r);
 }
 END_TEST
 
