@@ -17,6 +17,7 @@
 #include "common/xmalloc.h"
 #include "tests/support/agent_harness.h"
 #include "tests/support/teststack.h"
+#include "tests/support/e2e.h"
 #include "tests/support/testutil.h"
 
 struct env {
@@ -60,24 +61,6 @@ static void env_free(struct env *e)
     free(e->log);
     free(e->topic);
     free(e->brokers);
-}
-
-struct metric_wait {
-    int port;
-    const char *name;
-    double at_least;
-};
-
-static bool metric_reached(void *ud)
-{
-    struct metric_wait *w = ud;
-    return ah_metric(w->port, w->name) >= w->at_least;
-}
-
-static bool wait_metric(int port, const char *name, double v, unsigned ms)
-{
-    struct metric_wait w = {port, name, v};
-    return test_wait_until(metric_reached, &w, ms);
 }
 
 /* Every line of every regular file in dir (all end with '\n' unless final). */
@@ -301,7 +284,8 @@ START_TEST(test_brokers_down_20s)
     char *a = xasprintf("%s/a.log", e.logs);
     append_n(a, "before", 0, 1000, 100);
     pid_t agent = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 1000, 30000));
+    ck_assert(
+        e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 1000, 30000));
     struct ready_wait rw = {e.port, 200};
     ck_assert(test_wait_until(readyz_is, &rw, 10000));
     char reply[256];
@@ -313,7 +297,7 @@ START_TEST(test_brokers_down_20s)
     append_n(a, "during", 0, 20000, 80);
     rw.want = 503;
     ck_assert_msg(test_wait_until(readyz_is, &rw, 15000), "/readyz did not fail");
-    ck_assert(wait_metric(e.port, "auditrail_agent_backpressure_paused", 1, 15000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_backpressure_paused", 1, 15000));
     long rss_during = rss_kb(agent, "VmRSS:");
     while (test_now_ms() - down_at < 20000) {
         long r = rss_kb(agent, "VmRSS:");
@@ -325,7 +309,8 @@ START_TEST(test_brokers_down_20s)
     double unacked = ah_metric(e.port, "auditrail_agent_unacked_bytes");
     ck_assert_msg(unacked <= 256 * 1024 + 8192, "unacked bytes %.0f above the limit", unacked);
     ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "brokers up", reply, sizeof(reply)), 0);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 21000, 120000));
+    ck_assert(
+        e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 21000, 120000));
     rw.want = 200;
     ck_assert_msg(test_wait_until(readyz_is, &rw, 15000), "/readyz did not recover");
     ck_assert_int_eq(ah_agent_stop(agent, SIGTERM, 30000), 0);
@@ -355,10 +340,11 @@ START_TEST(test_deleted_before_fully_read)
     struct lineset ls = {0};
     lineset_add_file(&ls, a, false);
     pid_t agent = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 1, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 1, 20000));
     ck_assert_int_eq(unlink(a), 0);
-    ck_assert(wait_metric(e.port, "auditrail_agent_files_deleted_total", 1, 20000));
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 30000, 60000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_files_deleted_total", 1, 20000));
+    ck_assert(
+        e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 30000, 60000));
     ck_assert_int_eq(ah_agent_stop(agent, SIGTERM, 20000), 0);
     struct ah_msgs m = {0};
     size_t dups;
@@ -380,7 +366,7 @@ START_TEST(test_inode_reuse_after_restart)
     append_n(a, "same", 0, 1, 5);
     append_n(a, "A", 1, 50, 5);
     pid_t agent = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 50, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 50, 20000));
     ck_assert_int_eq(ah_agent_stop(agent, SIGTERM, 20000), 0);
     struct stat sa, sb;
     ck_assert_int_eq(stat(a, &sa), 0);
@@ -400,7 +386,7 @@ START_TEST(test_inode_reuse_after_restart)
     ck_assert_msg(reused, "the filesystem did not reuse the inode");
     lineset_add_file(&ls, b, false);
     agent = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 80, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 80, 20000));
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_inode_reuses_total"), 1);
     ck_assert_int_eq(ah_agent_stop(agent, SIGTERM, 20000), 0);
     struct ah_msgs m = {0};
@@ -442,7 +428,7 @@ START_TEST(test_copytruncate_long_line_binary)
     test_write_file(bin, rnd, bn, false);
     append_n(c, "pre", 0, 200, 10);
     pid_t agent = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 203, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 203, 20000));
     /* copytruncate: copy, then truncate in place, then the app writes on */
     size_t clen;
     uint8_t *cdata = ah_read_file(c, &clen);
@@ -458,8 +444,10 @@ START_TEST(test_copytruncate_long_line_binary)
     lineset_add_file(&ls, big, false);
     ck_assert_uint_eq(ls.n, before + 3);
     ls.lens[before + 1] = 512 * 1024; /* the cut record keeps max_record_bytes */
-    ck_assert(wait_metric(e.port, "auditrail_agent_file_truncations_total", 1, 20000));
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", (double)ls.n, 20000));
+    ck_assert(
+        e2e_wait_metric((unsigned)e.port, "auditrail_agent_file_truncations_total", 1, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", (double)ls.n,
+                              20000));
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_records_truncated_total"), 1);
     ck_assert_int_eq(ah_agent_stop(agent, SIGTERM, 20000), 0);
     struct ah_msgs m = {0};
@@ -502,16 +490,16 @@ START_TEST(test_failed_delivery_rewinds)
     char *a = xasprintf("%s/a.log", e.logs);
     append_n(a, "ok", 0, 100, 10);
     pid_t agent = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 100, 30000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 100, 30000));
     char reply[256];
     ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "brokers down", reply, sizeof(reply)), 0);
     append_n(a, "lost-then-resent", 0, 200, 10);
-    ck_assert(wait_metric(e.port, "auditrail_agent_delivery_errors_total", 1, 30000));
-    ck_assert(wait_metric(e.port, "auditrail_agent_rewinds_total", 1, 30000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_delivery_errors_total", 1, 30000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_rewinds_total", 1, 30000));
     struct ready_wait rw = {e.port, 503};
     ck_assert_msg(test_wait_until(readyz_is, &rw, 15000), "/readyz did not fail");
     ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "brokers up", reply, sizeof(reply)), 0);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 300, 60000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 300, 60000));
     ck_assert_int_eq(ah_agent_stop(agent, SIGTERM, 20000), 0);
     struct lineset ls = {0};
     lineset_add_file(&ls, a, false);
@@ -536,7 +524,7 @@ START_TEST(test_fatal_producer_error_exits_3)
     char *a = xasprintf("%s/a.log", e.logs);
     append_n(a, "acked", 0, 50, 10);
     pid_t agent = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 50, 30000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 50, 30000));
     char reply[256];
     /* Produce (API key 0) answered with OUT_OF_ORDER_SEQUENCE_NUMBER (45) */
     ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "errors push 0 45 3", reply, sizeof(reply)), 0);
@@ -544,7 +532,7 @@ START_TEST(test_fatal_producer_error_exits_3)
     ck_assert_int_eq(ah_agent_stop(agent, 0, 30000), 3);
     ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "errors clear 0", reply, sizeof(reply)), 0);
     agent = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 10, 30000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 10, 30000));
     ck_assert_int_eq(ah_agent_stop(agent, SIGTERM, 20000), 0);
     struct lineset ls = {0};
     lineset_add_file(&ls, a, false);

@@ -33,24 +33,6 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-struct metric_cond {
-    unsigned port;
-    const char *name;
-    double at_least;
-};
-
-static bool metric_reaches(void *ud)
-{
-    struct metric_cond *m = ud;
-    return e2e_metric(m->port, m->name) >= m->at_least;
-}
-
-static bool wait_metric(unsigned port, const char *name, double at_least, unsigned timeout_ms)
-{
-    struct metric_cond m = {port, name, at_least};
-    return test_wait_until(metric_reaches, &m, timeout_ms);
-}
-
 static bool not_ready(void *ud)
 {
     unsigned *port = ud;
@@ -100,8 +82,8 @@ START_TEST(pg_primary_stopped)
     ck_assert_int_eq(scenario_stack("stop pg-primary"), 0);
     ck_assert_msg(test_wait_until(not_ready, &s.aggr_port[0], 30000),
                   "aggregator stayed ready with PostgreSQL down");
-    ck_assert(wait_metric(s.aggr_port[0],
-                          "auditrail_aggregator_breaker_state{breaker=\"postgres\"}", 1, 30000));
+    ck_assert(e2e_wait_metric(
+        s.aggr_port[0], "auditrail_aggregator_breaker_state{breaker=\"postgres\"}", 1, 30000));
     sleep_ms(20000);
     ck_assert_int_eq(scenario_stack("start pg-primary"), 0);
     ck_assert(e2e_wait_ready(s.aggr_port[0], 60000));
@@ -141,7 +123,7 @@ START_TEST(redis_killed)
     await_flow(&s);
     ck_assert_int_eq(scenario_stack("kill redis"), 0);
     long long before = e2e_row_count(s.db);
-    ck_assert(wait_metric(s.aggr_port[0], "auditrail_aggregator_redis_errors_total", 1, 30000));
+    ck_assert(e2e_wait_metric(s.aggr_port[0], "auditrail_aggregator_redis_errors_total", 1, 30000));
     /* Rows keep landing while Redis is down. */
     ck_assert(e2e_wait_rows(s.db, before + 1000, 60000));
     ck_assert_int_eq(e2e_http_get(s.aggr_port[0], "/readyz", NULL), 200);
@@ -346,8 +328,8 @@ START_TEST(poison)
     free(p);
     p = xasprintf("%s/json-deleted.log", s.logdir);
     test_write_file(p, deleted, strlen(deleted), false);
-    ck_assert(
-        wait_metric(s.agent_port, "auditrail_agent_records_read_total", read_before + 1, 30000));
+    ck_assert(e2e_wait_metric(s.agent_port, "auditrail_agent_records_read_total", read_before + 1,
+                              30000));
     ck_assert_int_eq(unlink(p), 0);
     free(p);
     free(deleted);
@@ -355,7 +337,7 @@ START_TEST(poison)
 
     scenario_finish(&s, FINISH_TIMEOUT_MS);
     ck_assert_uint_eq(consume_dlq(s.dlq, s.topic, 5), 5);
-    ck_assert(wait_metric(s.aggr_port[0], "auditrail_aggregator_dlq_messages_total", 5, 10000));
+    ck_assert(e2e_wait_metric(s.aggr_port[0], "auditrail_aggregator_dlq_messages_total", 5, 10000));
     assert_alert(&s, "AuditrailDLQWrite");
     scenario_release(&s);
 }

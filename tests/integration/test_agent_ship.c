@@ -13,6 +13,7 @@
 #include "common/xmalloc.h"
 #include "tests/support/agent_harness.h"
 #include "tests/support/teststack.h"
+#include "tests/support/e2e.h"
 #include "tests/support/testutil.h"
 
 struct env {
@@ -44,24 +45,6 @@ static void env_free(struct env *e)
     free(e->log);
     free(e->topic);
     free(e->brokers);
-}
-
-struct metric_wait {
-    int port;
-    const char *name;
-    double at_least;
-};
-
-static bool metric_reached(void *ud)
-{
-    struct metric_wait *w = ud;
-    return ah_metric(w->port, w->name) >= w->at_least;
-}
-
-static bool wait_metric(int port, const char *name, double v, unsigned ms)
-{
-    struct metric_wait w = {port, name, v};
-    return test_wait_until(metric_reached, &w, ms);
 }
 
 static char *path_in(const struct env *e, const char *name)
@@ -124,12 +107,12 @@ START_TEST(test_byte_exact_and_chained)
     test_write_file(b, "b one\nb two\nno newline yet", 26, false);
 
     pid_t pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 8, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 8, 20000));
     /* b's last line waits for its newline while the file is live... */
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_records_read_total"), 8);
     /* ...and is emitted once the file is deleted and drained */
     unlink(b);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 9, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 9, 20000));
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_records_truncated_total"), 1);
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_truncated_bytes_total"), big - 1024);
     ck_assert_int_eq(ah_http_get(e.port, "/healthz", NULL), 200);
@@ -193,11 +176,11 @@ START_TEST(test_restart_continues_chain)
     char *a = path_in(&e, "app.log");
     append_lines(a, "r", 0, 100);
     pid_t pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 100, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 100, 20000));
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     append_lines(a, "r", 100, 250);
     pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 150, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 150, 20000));
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
 
     struct ah_msgs m = {0};
@@ -231,18 +214,18 @@ static void rotation_case(const char *rotated_name, const char *tag)
     char *a = path_in(&e, "app.log"), *r = path_in(&e, rotated_name);
     append_lines(a, "gen1", 0, 50);
     pid_t pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 50, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 50, 20000));
     ck_assert_int_eq(rename(a, r), 0);
     append_lines(r, "gen1", 50, 60); /* the writer has not reopened yet */
     test_write_file(r, "gen1 final without newline", 26, true);
     append_lines(a, "gen2", 0, 40);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 101, 20000));
-    ck_assert(wait_metric(e.port, "auditrail_agent_rotations_total", 1, 5000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 101, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_rotations_total", 1, 5000));
     /* a restart must not re-read either file */
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     pid = ah_agent_start(e.config, e.log);
     append_lines(a, "gen2", 40, 45);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 5, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 5, 20000));
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
 
     struct ah_msgs m = {0};
@@ -303,10 +286,10 @@ START_TEST(test_copytruncate_new_generation)
     char *a = path_in(&e, "app.log");
     append_lines(a, "before", 0, 30);
     pid_t pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 30, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 30, 20000));
     ck_assert_int_eq(truncate(a, 0), 0);
     append_lines(a, "after", 0, 20);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 50, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 50, 20000));
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_file_truncations_total"), 1);
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     struct ah_msgs m = {0};
@@ -333,7 +316,7 @@ START_TEST(test_multiline_join_and_flush)
     test_write_file(a, text, strlen(text), false);
     pid_t pid = ah_agent_start(e.config, e.log);
     /* the first record ends at the second start line; the second after 200 ms of quiet */
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 2, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 2, 20000));
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     struct ah_msgs m = {0};
     ah_consume(e.brokers, e.topic, 2, 20000, &m);
@@ -360,15 +343,15 @@ START_TEST(test_read_from_end)
     char *a = path_in(&e, "old.log"), *b = path_in(&e, "new.log");
     append_lines(a, "old", 0, 10);
     pid_t pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_open_files", 1, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_open_files", 1, 20000));
     append_lines(a, "tail", 0, 5);
     append_lines(b, "newfile", 0, 3); /* appears later: read from its beginning */
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 8, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 8, 20000));
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     /* a restart is not a first start: nothing old comes back */
     pid = ah_agent_start(e.config, e.log);
     append_lines(a, "tail", 5, 6);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 1, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 1, 20000));
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     struct ah_msgs m = {0};
     ah_consume(e.brokers, e.topic, 9, 20000, &m);
@@ -398,16 +381,16 @@ START_TEST(test_max_open_files)
         append_lines(f[i], name, 0, 10);
     }
     pid_t pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 10, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 10, 20000));
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_open_files"), 1);
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_files_waiting"), 2);
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_open_files_max"), 1);
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_records_acked_total"), 10);
     /* the open file goes away: drained, closed, the next one opens */
     unlink(f[0]);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 20, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 20, 20000));
     unlink(f[1]);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 30, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 30, 20000));
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_files_waiting"), 0);
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     for (int i = 0; i < 3; i++)
@@ -427,15 +410,16 @@ START_TEST(test_rotated_outside_glob_while_down)
     char *a = path_in(&e, "app.log"), *r = path_in(&e, "app.log-old");
     append_lines(a, "first", 0, 40);
     pid_t pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 40, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 40, 20000));
     /* let a checkpoint be written, then crash */
-    ck_assert(wait_metric(e.port, "auditrail_agent_checkpoint_writes_total", 2, 20000));
+    ck_assert(
+        e2e_wait_metric((unsigned)e.port, "auditrail_agent_checkpoint_writes_total", 2, 20000));
     ck_assert_int_eq(ah_agent_stop(pid, SIGKILL, 5000), 128 + SIGKILL);
     ck_assert_int_eq(rename(a, r), 0);
     append_lines(r, "first", 40, 55);
     append_lines(a, "second", 0, 20);
     pid = ah_agent_start(e.config, e.log);
-    ck_assert(wait_metric(e.port, "auditrail_agent_records_acked_total", 35, 20000));
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 35, 20000));
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     struct ah_msgs m = {0};
     ah_consume(e.brokers, e.topic, 75, 20000, &m);

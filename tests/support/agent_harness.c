@@ -2,15 +2,12 @@
  * verification (OpenSSL + jansson only). */
 #include "tests/support/agent_harness.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +19,7 @@
 #include <openssl/sha.h>
 
 #include "common/xmalloc.h"
+#include "tests/support/e2e.h"
 #include "tests/support/testutil.h"
 
 char *ah_write_config(const char *dir, const char *brokers, const char *topic, int http_port,
@@ -49,15 +47,7 @@ char *ah_write_config(const char *dir, const char *brokers, const char *topic, i
 
 int ah_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t l = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &l) < 0)
-        ck_abort_msg("no free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
+    return (int)e2e_free_port();
 }
 
 pid_t ah_agent_start(const char *config, const char *log)
@@ -101,67 +91,21 @@ int ah_agent_stop(pid_t pid, int sig, unsigned timeout_ms)
     return 128 + WTERMSIG(st);
 }
 
+/* HTTP: the e2e harness's client (tests/support/e2e.c) serves both. */
 int ah_http_get(int port, const char *path, char **body)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    char *req = xasprintf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    ssize_t w = write(fd, req, strlen(req));
-    free(req);
-    if (w < 0) {
-        close(fd);
-        return -1;
-    }
-    size_t cap = 65536, len = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (len + 1 >= cap) {
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-        ssize_t r = read(fd, buf + len, cap - len - 1);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-        status = -1;
-    if (body) {
-        char *b = strstr(buf, "\r\n\r\n");
-        *body = xstrdup(b ? b + 4 : "");
-    }
-    free(buf);
-    return status;
+    char *b = NULL;
+    long st = e2e_http_get((unsigned)port, path, &b);
+    if (body)
+        *body = b ? b : xstrdup("");
+    else
+        free(b);
+    return (int)st;
 }
 
 double ah_metric(int port, const char *name)
 {
-    char *body = NULL;
-    if (ah_http_get(port, "/metrics", &body) != 200) {
-        free(body);
-        return -1;
-    }
-    double v = -1;
-    size_t nl = strlen(name);
-    for (char *p = body; p && *p;) {
-        char *eol = strchr(p, '\n');
-        if (!strncmp(p, name, nl) && p[nl] == ' ') {
-            v = strtod(p + nl + 1, NULL);
-            break;
-        }
-        p = eol ? eol + 1 : NULL;
-    }
-    free(body);
-    return v;
+    return e2e_metric((unsigned)port, name);
 }
 
 /* --- consuming --- */

@@ -246,6 +246,24 @@ bool e2e_wait_ready(unsigned port, unsigned timeout_ms)
     return test_wait_until(ready_cond, &a, timeout_ms);
 }
 
+struct metric_arg {
+    unsigned port;
+    const char *name;
+    double at_least;
+};
+
+static bool metric_cond(void *ud)
+{
+    struct metric_arg *m = ud;
+    return e2e_metric(m->port, m->name) >= m->at_least;
+}
+
+bool e2e_wait_metric(unsigned port, const char *name, double at_least, unsigned timeout_ms)
+{
+    struct metric_arg m = {port, name, at_least};
+    return test_wait_until(metric_cond, &m, timeout_ms);
+}
+
 static void records_push(struct e2e_records *r, const uint8_t *p, size_t len, size_t cap)
 {
     if (cap && len > cap)

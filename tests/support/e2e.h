@@ -46,6 +46,8 @@ long e2e_http_get(unsigned port, const char *path, char **body);
  * endpoint is unreachable. */
 double e2e_metric(unsigned port, const char *name);
 bool e2e_wait_ready(unsigned port, unsigned timeout_ms);
+/* Wait until e2e_metric(port, name) >= at_least. */
+bool e2e_wait_metric(unsigned port, const char *name, double at_least, unsigned timeout_ms);
 
 /* Every record the writer wrote: every regular file under dir, split at '\n',
  * empty lines skipped, a last line without '\n' included, each cut to
