@@ -352,6 +352,16 @@ void aggregator_batch_split(struct batch *b, size_t k, struct batch *lo, struct 
     }
 }
 
+/* A non-retryable error (PostgreSQL schema or privileges, a fatal Kafka
+ * client error): nothing more can be stored; stop with an alert (flushed
+ * when the alerter is freed). */
+static void fatal_stop(struct aggregator *a, const char *why)
+{
+    a->fatal = true;
+    alerter_fire(a->alerter, "AuditrailFatal", ALERT_CRITICAL, "fatal error: the aggregator stops",
+                 why, NULL);
+}
+
 /* Are the DLQ copies of the batch acknowledged? Through the DLQ breaker: while
  * it is open the producer is not hammered and the batch waits. */
 static bool dlq_ready(struct aggregator *a)
@@ -365,6 +375,12 @@ static bool dlq_ready(struct aggregator *a)
         return true;
     }
     breaker_failure(&a->dlq_breaker);
+    char why[300];
+    if (dlq_fatal(a->dlq, why, sizeof(why))) {
+        log_error("DLQ producer: fatal error, nothing more can be sent to %s: %s",
+                  a->cfg->kafka.dlq_topic, why);
+        fatal_stop(a, why);
+    }
     return false;
 }
 
@@ -466,16 +482,6 @@ static enum flush_result seal_and_submit(struct aggregator *a)
     a->batch_replay = false;
     writer_submit(a->wr, &a->inflight);
     return FLUSH_DONE;
-}
-
-/* A non-retryable PostgreSQL error (schema, privileges): nothing more can be
- * stored; stop with an alert (flushed when the alerter is freed). */
-static void fatal_stop(struct aggregator *a, const char *why)
-{
-    a->fatal = true;
-    alerter_fire(a->alerter, "AuditrailFatal", ALERT_CRITICAL,
-                 "PostgreSQL refused a batch with a non-retryable error: the aggregator stops", why,
-                 NULL);
 }
 
 /* The in-flight batch's result (the writer is idle now). */
@@ -680,8 +686,14 @@ static void on_rebalance(void *ud, bool assign, rd_kafka_topic_partition_list_t 
 static void handle_message(struct aggregator *a, rd_kafka_message_t *msg)
 {
     if (msg->err) {
-        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        /* librdkafka retries what is transient by itself; a fatal error
+         * (e.g. the group fenced this member) ends the process. */
+        if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+            log_error("consumer: fatal error: %s", rd_kafka_message_errstr(msg));
+            fatal_stop(a, rd_kafka_message_errstr(msg));
+        } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             log_warn("consumer: %s", rd_kafka_message_errstr(msg));
+        }
         return;
     }
     if (!msg->rkt || strcmp(rd_kafka_topic_name(msg->rkt), a->cfg->kafka.topic) != 0)

@@ -213,3 +213,12 @@ uint64_t dlq_failures_total(const struct dlq *d)
 {
     return d->failures_total;
 }
+
+bool dlq_fatal(struct dlq *d, char *msg, size_t len)
+{
+    char buf[256] = "";
+    rd_kafka_resp_err_t e = rd_kafka_fatal_error(d->rk, buf, sizeof(buf));
+    if (e && msg)
+        snprintf(msg, len, "%s: %s", rd_kafka_err2name(e), buf);
+    return e != RD_KAFKA_RESP_ERR_NO_ERROR;
+}

@@ -6,6 +6,7 @@
 #ifndef AUDITRAIL_AGGREGATOR_DLQ_H
 #define AUDITRAIL_AGGREGATOR_DLQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,5 +55,8 @@ void dlq_reset(struct dlq *d);
 /* Messages acknowledged since creation, and delivery failures seen. */
 uint64_t dlq_acked_total(const struct dlq *d);
 uint64_t dlq_failures_total(const struct dlq *d);
+/* True after a fatal error of the (idempotent) DLQ producer: nothing more
+ * can be delivered by it; msg receives the reason. */
+bool dlq_fatal(struct dlq *d, char *msg, size_t len);
 
 #endif
