@@ -39,9 +39,9 @@ int field_map_from_cfg(const struct cfg_map *m, struct field_map *out, char *err
 struct parsed_record {
     enum format_kind format; /* the input's format, or FORMAT_RAW after an error */
     bool have_time;
-    int64_t time_us; /* event time from the payload, UTC µs */
+    int64_t time_us;                                    /* event time from the payload, UTC µs */
     char *tenant, *actor, *action, *resource, *outcome; /* heap or NULL */
-    char err[160];   /* why parsing failed (empty on success) */
+    char err[160];                                      /* why parsing failed (empty on success) */
 };
 
 /* Parse `len` bytes (no trailing '\n'; may contain '\r', NUL, invalid UTF-8).
@@ -49,8 +49,8 @@ struct parsed_record {
  * then out->format = FORMAT_RAW, no fields, no time, out->err says why.
  * FORMAT_RAW itself always succeeds with no fields. `out` need not be
  * initialised; release it with parsed_record_release. */
-int format_parse(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
-                 size_t len, struct parsed_record *out);
+int format_parse(enum format_kind kind, const struct field_map *map, const uint8_t *rec, size_t len,
+                 struct parsed_record *out);
 void parsed_record_release(struct parsed_record *r);
 
 #endif

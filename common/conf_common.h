@@ -8,10 +8,10 @@
 
 struct kafka_conf {
     struct cfg_strlist brokers;
-    char *topic;                 /* default audit.events */
-    char *group;                 /* consumer group (aggregator) */
-    char *dlq_topic;             /* default audit.events.dlq */
-    struct cfg_map properties;   /* librdkafka pass-through */
+    char *topic;               /* default audit.events */
+    char *group;               /* consumer group (aggregator) */
+    char *dlq_topic;           /* default audit.events.dlq */
+    struct cfg_map properties; /* librdkafka pass-through */
 };
 
 struct http_conf {

@@ -68,7 +68,10 @@ struct cfg_key {
     int64_t min, max;          /* CFG_INT bounds, checked when min < max */
 };
 
-#define CFG_END {NULL, CFG_STR, 0, NULL, NULL, false, NULL, 0, 0, 0}
+#define CFG_END                                                                                    \
+    {                                                                                              \
+        NULL, CFG_STR, 0, NULL, NULL, false, NULL, 0, 0, 0                                         \
+    }
 
 /* Load `path` into `out` (which must be zeroed by the caller) according to
  * `table`. Returns 0, or -1 with a one-line message in err ("FILE:LINE: key

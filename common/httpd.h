@@ -13,8 +13,8 @@ struct httpd;
 struct httpd_request;
 
 struct httpd_response {
-    int status;               /* default 200 */
-    char *body;               /* heap, freed by the server; NULL = empty */
+    int status; /* default 200 */
+    char *body; /* heap, freed by the server; NULL = empty */
     size_t body_len;
     const char *content_type; /* static string; default application/json */
     char *headers[8][2];      /* extra headers, heap strings, freed by the server */
@@ -34,7 +34,7 @@ struct httpd_conf {
     void *ready_ud;
     httpd_handler_fn handler; /* NULL = none */
     void *handler_ud;
-    unsigned threads;         /* thread pool size; 0 = 2 */
+    unsigned threads; /* thread pool size; 0 = 2 */
 };
 
 /* Start serving. Returns NULL with a message in err (e.g. bad listen

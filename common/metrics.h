@@ -26,11 +26,11 @@ struct metric *metrics_gauge(struct metrics *m, const char *name, const char *he
 struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help,
                                  const char *labels, const double *bounds, size_t n);
 
-void metric_inc(struct metric *s);            /* counter/gauge += 1 */
-void metric_add(struct metric *s, double v);  /* counter (v >= 0) or gauge */
-void metric_set(struct metric *s, double v);  /* gauge */
-void metric_observe(struct metric *s, double v); /* histogram */
-double metric_value(const struct metric *s);  /* counter/gauge; histogram: sum */
+void metric_inc(struct metric *s);                       /* counter/gauge += 1 */
+void metric_add(struct metric *s, double v);             /* counter (v >= 0) or gauge */
+void metric_set(struct metric *s, double v);             /* gauge */
+void metric_observe(struct metric *s, double v);         /* histogram */
+double metric_value(const struct metric *s);             /* counter/gauge; histogram: sum */
 unsigned long long metric_count(const struct metric *s); /* histogram: count */
 
 /* The whole registry as Prometheus text; heap string, caller frees. */

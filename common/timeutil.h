@@ -8,8 +8,8 @@
 
 #define TIME_RFC3339_LEN 28 /* "2026-11-26T19:50:45.123456Z" + NUL */
 
-int64_t time_now_us(void);    /* CLOCK_REALTIME */
-uint64_t time_mono_ms(void);  /* CLOCK_MONOTONIC */
+int64_t time_now_us(void);   /* CLOCK_REALTIME */
+uint64_t time_mono_ms(void); /* CLOCK_MONOTONIC */
 uint64_t time_mono_us(void);
 /* Write "YYYY-MM-DDTHH:MM:SS.ffffffZ" (always 6 fraction digits, UTC). */
 void time_format_us(int64_t us, char out[TIME_RFC3339_LEN]);
