@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "common/xmalloc.h"
+#include "common/io.h"
 
 #define CHECKPOINT_FILE    "checkpoint.json"
 #define CHECKPOINT_VERSION 1
@@ -241,21 +242,6 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int checkpoint_save(const struct checkpoint *c, const char *dir, char *err, size_t errlen)
 {
     char *path = xasprintf("%s/%s", dir, CHECKPOINT_FILE);
@@ -267,7 +253,8 @@ int checkpoint_save(const struct checkpoint *c, const char *dir, char *err, size
         snprintf(err, errlen, "checkpoint: create %s: %s", tmp, strerror(errno));
         goto out;
     }
-    if (write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+    if (io_write_all(fd, text, strlen(text)) < 0 || io_write_all(fd, "\n", 1) < 0 ||
+        fsync(fd) < 0) {
         snprintf(err, errlen, "checkpoint: write %s: %s", tmp, strerror(errno));
         goto out;
     }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "common/xmalloc.h"
 
 int test_run_suite(Suite *s)
@@ -56,17 +57,9 @@ void test_write_file(const char *path, const void *data, size_t len, bool append
         fprintf(stderr, "open %s: %s\n", path, strerror(errno));
         abort();
     }
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            fprintf(stderr, "write %s: %s\n", path, strerror(errno));
-            abort();
-        }
-        p += w;
-        len -= (size_t)w;
+    if (io_write_all(fd, data, len) < 0) {
+        fprintf(stderr, "write %s: %s\n", path, strerror(errno));
+        abort();
     }
     close(fd);
 }

@@ -16,6 +16,7 @@
 
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+#include "common/io.h"
 #include "tools/audit-writer/gen.h"
 
 static volatile sig_atomic_t g_stop; /* set by SIGTERM/SIGINT */
@@ -194,23 +195,6 @@ static int open_log(const char *path)
     return fd;
 }
 
-/* The whole buffer, retrying short writes and EINTR: a record is never left
- * half-written, even when a signal arrives in the middle. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Path of generation g (0 = oldest) of file f once `done` generations have
  * been rotated away; generation `done` is the live file. */
 static char *gen_path(const struct wfile *f, const struct opts *o, size_t g, size_t done)
@@ -255,7 +239,7 @@ static int copy_file(const char *from, const char *to)
             goto out;
         if (r == 0)
             break;
-        if (write_all(out, buf, (size_t)r) < 0)
+        if (io_write_all(out, buf, (size_t)r) < 0)
             goto out;
     }
     rc = 0;
@@ -405,7 +389,7 @@ int main(int argc, char **argv)
         if (o.rotate_every && f->gen_records >= o.rotate_every && rotate(f, &o) < 0)
             goto out;
         gen_record(f->fmt, &f->rng, n, time_now_us(), &o.gen, &buf);
-        if (write_all(f->fd, buf.p, buf.len) < 0) {
+        if (io_write_all(f->fd, buf.p, buf.len) < 0) {
             fprintf(stderr, "audit-writer: write %s: %s\n", f->path, strerror(errno));
             goto out;
         }
