@@ -177,7 +177,6 @@ static int load_offset(struct aggregator *a, int32_t p, int64_t *out)
         pg_writer_load_offset(a->pg, a->cfg->kafka.topic, p, out, err, sizeof(err));
     if (r == PG_OK) {
         breaker_success(&a->pg_breaker);
-        note_replay(a, p, *out);
         return 0;
     }
     if (r == PG_TRANSIENT)
@@ -185,6 +184,16 @@ static int load_offset(struct aggregator *a, int32_t p, int64_t *out)
     log_warn("loading the stored offset of %s[%d]: %s: %s", a->cfg->kafka.topic, (int)p,
              pg_result_name(r), err);
     return -1;
+}
+
+/* load_offset, then look for a replay (asks Kafka for the group's committed
+ * offset: only where the stored offset may have moved under us). */
+static int load_offset_replay(struct aggregator *a, int32_t p, int64_t *out)
+{
+    if (load_offset(a, p, out) != 0)
+        return -1;
+    note_replay(a, p, *out);
+    return 0;
 }
 
 /* Drop the in-flight batch and the batch being built without committing
@@ -212,7 +221,7 @@ static void abandon_all(struct aggregator *a, bool reload)
             continue;
         if (reload) {
             int64_t off;
-            if (load_offset(a, ps_list[i], &off) != 0) {
+            if (load_offset_replay(a, ps_list[i], &off) != 0) {
                 /* Stays paused until the periodic reload succeeds. */
                 ps->ready = false;
                 continue;
@@ -646,7 +655,7 @@ static void on_rebalance(void *ud, bool assign, rd_kafka_topic_partition_list_t 
             if (!ps->lag)
                 ps->lag = aggr_metrics_lag(a->m, tp->partition);
             int64_t off;
-            if (load_offset(a, tp->partition, &off) == 0) {
+            if (load_offset_replay(a, tp->partition, &off) == 0) {
                 ps->ready = true;
                 ps->stored = ps->pos = off;
                 tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
@@ -828,6 +837,7 @@ static void check_stored_offsets(struct aggregator *a, uint64_t now)
         int64_t off;
         if (load_offset(a, p, &off) != 0 || off == ps->stored)
             continue;
+        note_replay(a, p, off);
         log_info("%s[%d]: the stored offset moved from %" PRId64 " to %" PRId64
                  " outside this process (a replay): seeking there",
                  a->cfg->kafka.topic, (int)p, ps->stored, off);
@@ -848,7 +858,7 @@ static void periodic(struct aggregator *a, uint64_t now)
         if (!ps->assigned || ps->ready || writer_busy(a->wr) || !breaker_allow(&a->pg_breaker))
             continue;
         int64_t off;
-        if (load_offset(a, (int32_t)i, &off) == 0) {
+        if (load_offset_replay(a, (int32_t)i, &off) == 0) {
             ps->stored = ps->pos = off;
             ps->ready = true;
             log_info("loaded the stored offset of %s[%zu]: %" PRId64, a->cfg->kafka.topic, i, off);
