@@ -12,7 +12,6 @@
 #include <malloc.h>
 #include <poll.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,11 +97,6 @@ static bool ready_cb(void *ud, char *reason, size_t len)
     }
 }
 
-static struct tail_file *tail_of(struct ack_tracker *tr)
-{
-    return (struct tail_file *)((char *)tr - offsetof(struct tail_file, tr));
-}
-
 /* Delivery report (main thread, from producer_poll). */
 static void on_delivery(void *ud, void *opaque, bool ok, const char *err)
 {
@@ -110,19 +104,19 @@ static void on_delivery(void *ud, void *opaque, bool ok, const char *err)
     struct ack_msg *m = opaque;
     a->inflight_bytes -= m->bytes;
     a->inflight_records--;
-    struct ack_tracker *tr;
-    enum ack_result res = ack_tracker_delivered(m, ok, &tr);
+    void *owner;
+    enum ack_result res = ack_tracker_delivered(m, ok, &owner);
+    struct tail_file *tf = owner;
     if (ok) {
         metric_inc(a->am.records_acked);
-        if (tr)
-            tail_file_delivered(tail_of(tr));
+        if (tf)
+            tail_file_delivered(tf);
         if (res == ACK_ADVANCED)
             a->ckpt_dirty = true;
         return;
     }
     metric_inc(a->am.delivery_errors);
     if (res == ACK_REWIND) {
-        struct tail_file *tf = tail_of(tr);
         log_warn("stream %s: delivery failed: %s", tf->stream, err ? err : "?");
         if (!a->stopping)
             tail_file_rewind(tf, &a->ctx, time_mono_ms());

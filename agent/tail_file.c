@@ -62,7 +62,7 @@ struct tail_file *tail_file_from_checkpoint(const struct checkpoint_entry *e)
     memcpy(tf->stream, e->stream, sizeof(tf->stream));
     struct ack_pos pos = {.offset = e->offset, .seq = e->seq};
     memcpy(pos.prev, e->prev, CHAIN_HASH_LEN);
-    ack_tracker_init(&tf->tr, &pos);
+    ack_tracker_init(&tf->tr, &pos, tf);
     tf->next_seq = e->seq;
     memcpy(tf->prev, e->prev, CHAIN_HASH_LEN);
     tf->done = e->done;
@@ -98,7 +98,7 @@ static void new_stream(struct tail_file *tf, uint64_t offset, uint64_t generatio
 {
     ack_tracker_orphan_all(&tf->tr);
     struct ack_pos pos = {.offset = offset, .seq = 0};
-    ack_tracker_init(&tf->tr, &pos);
+    ack_tracker_init(&tf->tr, &pos, tf);
     tf->generation = generation;
     tf->have_id = false;
     tf->fp_len = 0;
