@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <malloc.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,8 +20,7 @@
 #include "agent/ack_tracker.h"
 #include "agent/agent_metrics.h"
 #include "agent/checkpoint.h"
-#include "agent/producer.h"
-#include "agent/record.h"
+#include "agent/ship.h"
 #include "agent/tail_file.h"
 #include "agent/tail_scan.h"
 #include "agent/tail_watch.h"
@@ -50,18 +48,15 @@ struct agent {
     struct metrics *metrics;
     struct agent_metrics am;
     struct httpd *httpd;
-    struct producer *prod;
+    struct ship *ship;
     struct tail_watch *watch;
     struct tail_ctx ctx;
-    struct record_ctx rctx;
     struct tail_file *files;
     bool first_start;
-    bool stopping;
 
-    uint64_t inflight_bytes, inflight_records;
-    bool paused;
-    size_t rr; /* round-robin start of the reading rounds */
-    bool ckpt_dirty;
+    size_t rr;          /* round-robin start of the reading rounds */
+    bool ckpt_dirty;    /* files closed or forgotten since the last checkpoint */
+    uint64_t ckpt_acks; /* ship_progress at the last checkpoint */
     uint64_t next_ckpt_ms, next_rescan_ms, start_ms;
 
     _Atomic int ready;
@@ -95,84 +90,6 @@ static bool ready_cb(void *ud, char *reason, size_t len)
         snprintf(reason, len, "records not acknowledged by Kafka");
         return false;
     }
-}
-
-/* Delivery report (main thread, from producer_poll). */
-static void on_delivery(void *ud, void *opaque, bool ok, const char *err)
-{
-    struct agent *a = ud;
-    struct ack_msg *m = opaque;
-    a->inflight_bytes -= m->bytes;
-    a->inflight_records--;
-    void *owner;
-    enum ack_result res = ack_tracker_delivered(m, ok, &owner);
-    struct tail_file *tf = owner;
-    if (ok) {
-        metric_inc(a->am.records_acked);
-        if (tf)
-            tail_file_delivered(tf);
-        if (res == ACK_ADVANCED)
-            a->ckpt_dirty = true;
-        return;
-    }
-    metric_inc(a->am.delivery_errors);
-    if (res == ACK_REWIND) {
-        log_warn("stream %s: delivery failed: %s", tf->stream, err ? err : "?");
-        if (!a->stopping)
-            tail_file_rewind(tf, &a->ctx, time_mono_ms());
-    }
-}
-
-/* The sink of tail_file: one record -> one Kafka message. */
-static enum tail_emit_rc on_emit(void *ud, struct tail_file *tf, const struct tail_record *r)
-{
-    struct agent *a = ud;
-    const struct agent_input *in = &a->cfg->inputs[tf->input];
-    struct record_in ri = {
-        .kind = in->kind,
-        .map = &in->map,
-        .stream_hex = tf->stream,
-        .path = tf->path,
-        .seq = r->seq,
-        .offset = r->fr->offset,
-        .truncated = r->fr->truncated,
-        .prev = r->prev,
-        .hash = r->hash,
-        .data = r->fr->data,
-        .len = r->fr->len,
-        .read_time_us = r->read_time_us,
-    };
-    size_t len = 0;
-    bool parse_failed = false;
-    char *payload = record_encode(&a->rctx, &ri, &len, &parse_failed);
-    if (!payload) {
-        log_error("stream %s: cannot encode record seq %llu", tf->stream,
-                  (unsigned long long)r->seq);
-        tf->resume_ms = time_mono_ms() + 1000;
-        return TAIL_EMIT_PAUSE_BEFORE;
-    }
-    if (parse_failed)
-        metric_inc(a->am.parse_errors[in->kind]);
-    /* Count what the message holds in memory, not just its length. */
-    r->msg->bytes = malloc_usable_size(payload);
-    enum producer_send_rc rc =
-        producer_send(a->prod, tf->stream, CHAIN_STREAM_HEX_LEN, payload, len, r->msg);
-    if (rc != PRODUCER_OK) {
-        free(payload);
-        a->paused = true;
-        if (rc == PRODUCER_ERROR)
-            tf->resume_ms = time_mono_ms() + 1000;
-        return TAIL_EMIT_PAUSE_BEFORE;
-    }
-    a->inflight_bytes += r->msg->bytes;
-    a->inflight_records++;
-    metric_inc(a->am.records_produced);
-    if (a->inflight_bytes >= (uint64_t)a->cfg->file.agent.max_inflight_bytes ||
-        a->inflight_records >= (uint64_t)a->cfg->file.agent.max_inflight_records) {
-        a->paused = true;
-        return TAIL_EMIT_PAUSE_AFTER;
-    }
-    return TAIL_EMIT_OK;
 }
 
 static struct tail_file *find_file(struct agent *a, uint64_t dev, uint64_t ino)
@@ -223,9 +140,9 @@ static void on_found(void *ud, const char *path, size_t input, const struct stat
         }
         return;
     }
-    tf = tail_file_new(path, input, st, tail_file_btime(AT_FDCWD, path, -1));
+    tf = tail_file_new(&a->ctx, path, input, st,
+                       ss->initial && a->first_start && a->cfg->read_from_end);
     tf->seen = true;
-    tf->start_at_end = ss->initial && a->first_start && a->cfg->read_from_end;
     add_file(a, tf);
 }
 
@@ -299,8 +216,7 @@ static void rescan(struct agent *a, bool initial)
             tf->state == TAIL_WAITING || (tf->state == TAIL_KNOWN && tf->seen &&
                                           (tf->size != tf->closed_size || (initial && !tf->done)));
         if (want && open_n < max_open) {
-            bool from_end = tf->state == TAIL_WAITING && tf->start_at_end;
-            if (tail_file_open(tf, &a->ctx, from_end) == 0) {
+            if (tail_file_open(tf) == 0) {
                 open_n++;
                 opened++;
             } else if (tf->state == TAIL_WAITING) {
@@ -320,6 +236,7 @@ static void rescan(struct agent *a, bool initial)
 static int save_checkpoint(struct agent *a)
 {
     struct checkpoint c = {0};
+    uint64_t acks = ship_progress(a->ship);
     for (struct tail_file *tf = a->files; tf; tf = tf->next) {
         struct checkpoint_entry e;
         if (tail_file_checkpoint(tf, &e))
@@ -335,6 +252,7 @@ static int save_checkpoint(struct agent *a)
     }
     metric_inc(a->am.checkpoint_writes);
     a->ckpt_dirty = false;
+    a->ckpt_acks = acks;
     return 0;
 }
 
@@ -383,18 +301,16 @@ static void update_gauges(struct agent *a, uint64_t now)
     metric_set(a->am.streams, (double)streams);
     metric_set(a->am.deleted_open_bytes, (double)deleted_bytes);
     metric_set(a->am.buffered_bytes, (double)buffered);
-    metric_set(a->am.unacked_bytes, (double)a->inflight_bytes);
-    metric_set(a->am.unacked_records, (double)a->inflight_records);
-    metric_set(a->am.backpressure_paused, a->paused ? 1 : 0);
+    ship_update_gauges(a->ship);
     double age = oldest ? (double)(now - oldest) / 1000.0 : 0;
     metric_set(a->am.oldest_unacked_age, age);
 
-    uint64_t up = producer_last_up_ms(a->prod);
+    uint64_t up = ship_kafka_up_ms(a->ship);
     uint64_t unready = (uint64_t)a->cfg->file.agent.kafka_unready_ms;
     bool kafka_up = up && now - up < 3000; /* statistics arrive every second */
     metric_set(a->am.kafka_up, kafka_up ? 1 : 0);
     int st = READY_OK;
-    if (producer_is_fatal(a->prod, NULL, 0))
+    if (ship_is_fatal(a->ship, NULL, 0))
         st = READY_FATAL;
     else if (now - (up ? up : a->start_ms) > unready)
         st = READY_KAFKA_DOWN;
@@ -436,37 +352,16 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
         goto fail;
     }
     a->first_start = lr == 0;
+    tail_ctx_init(&a->ctx, cfg, &a->am, ship_send, NULL);
     for (size_t i = 0; i < c.n; i++)
-        add_file(a, tail_file_from_checkpoint(&c.v[i]));
+        add_file(a, tail_file_from_checkpoint(&a->ctx, &c.v[i]));
     log_info("checkpoint: %s (%zu streams)", a->first_start ? "none, first start" : "loaded", c.n);
     checkpoint_release(&c);
 
-    a->ctx.cfg = cfg;
-    a->ctx.source_name = s->source_name;
-    a->ctx.m = &a->am;
-    a->ctx.emit = on_emit;
-    a->ctx.emit_ud = a;
-    a->ctx.buf_len = (size_t)s->read_buffer_bytes;
-    a->ctx.buf = xmalloc(a->ctx.buf_len);
-
-    a->rctx.source_name = s->source_name;
-    a->rctx.host = s->source.host;
-    a->rctx.namespace_ = s->source.namespace_;
-    a->rctx.pod = s->source.pod;
-    a->rctx.container = s->source.container;
-    a->rctx.max_past_us = s->max_past_s * 1000000;
-    a->rctx.max_future_us = s->max_future_s * 1000000;
-
-    struct producer_opts po = {
-        .max_inflight_bytes = (size_t)s->max_inflight_bytes,
-        .max_inflight_records = (size_t)s->max_inflight_records,
-        .max_record_bytes = (size_t)s->max_record_bytes,
-        .dr = on_delivery,
-        .ud = a,
-    };
-    a->prod = producer_new(&cfg->file.kafka, &po, err, errlen);
-    if (!a->prod)
+    a->ship = ship_new(cfg, &a->am, err, errlen);
+    if (!a->ship)
         goto fail;
+    a->ctx.emit_ud = a->ship;
     a->watch = tail_watch_new();
 
     if (cfg->file.http.listen && *cfg->file.http.listen) {
@@ -491,25 +386,16 @@ void agent_free(struct agent *a)
 {
     if (!a)
         return;
-    httpd_stop(a->httpd); /* first: its threads read a->metrics and a->ready */
-    if (a->prod) {
-        /* Remaining messages come back as failed reports that free their
-         * trackers' entries; nothing here is acknowledged any more. */
-        a->stopping = true;
-        producer_purge(a->prod);
-        uint64_t until = time_mono_ms() + 1000;
-        do
-            producer_poll(a->prod, 10);
-        while (a->inflight_records > 0 && time_mono_ms() < until);
-    }
+    httpd_stop(a->httpd);  /* first: its threads read a->metrics and a->ready */
+    ship_abandon(a->ship); /* no delivery report may outlive the files */
     while (a->files) {
         struct tail_file *tf = a->files;
         a->files = tf->next;
         tail_file_free(tf);
     }
-    producer_free(a->prod);
+    ship_free(a->ship);
     tail_watch_free(a->watch);
-    free(a->ctx.buf);
+    tail_ctx_release(&a->ctx);
     alerter_free(a->alerts); /* flushes pending alerts within alerts.timeout_ms */
     metrics_free(a->metrics);
     free(a);
@@ -534,45 +420,26 @@ static bool read_round(struct agent *a, uint64_t now)
                 continue;
             if (tf->state != TAIL_OPEN || now < tf->resume_ms)
                 continue;
-            if (a->paused)
+            if (ship_paused(a->ship))
                 return false;
-            if (tail_file_read(tf, &a->ctx, READ_BUDGET, now) == 0 && !tf->at_eof)
+            if (tail_file_read(tf, READ_BUDGET, now))
                 more = true;
-            producer_poll(a->prod, 0); /* serve reports between files: keeps memory low */
+            ship_poll(a->ship, 0); /* serve reports between files: keeps memory low */
         }
     }
-    return more && !a->paused;
+    return more && !ship_paused(a->ship);
 }
 
 static void check_files(struct agent *a, uint64_t now)
 {
     bool closed = false;
     for (struct tail_file *tf = a->files; tf; tf = tf->next)
-        if (tail_file_check(tf, &a->ctx, now)) {
+        if (tail_file_check(tf, now)) {
             closed = true;
             a->ckpt_dirty = true;
         }
     if (closed)
         a->next_rescan_ms = now; /* a slot is free for a waiting file */
-}
-
-static void shutdown_drain(struct agent *a)
-{
-    uint64_t deadline = time_mono_ms() + (uint64_t)a->cfg->file.agent.shutdown_timeout_ms;
-    log_info("stopping: waiting up to %lld ms for %llu outstanding deliveries",
-             (long long)a->cfg->file.agent.shutdown_timeout_ms,
-             (unsigned long long)a->inflight_records);
-    while (a->inflight_records > 0 && time_mono_ms() < deadline &&
-           !producer_is_fatal(a->prod, NULL, 0))
-        producer_poll(a->prod, 50);
-    a->stopping = true;
-    if (a->inflight_records > 0) {
-        log_warn("stopping with %llu deliveries outstanding: they will be re-sent after the "
-                 "restart",
-                 (unsigned long long)a->inflight_records);
-        producer_purge(a->prod);
-        producer_poll(a->prod, 100);
-    }
 }
 
 int agent_run(struct agent *a, volatile sig_atomic_t *stop)
@@ -588,7 +455,7 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
     while (!*stop) {
         struct pollfd pfd[2] = {
             {.fd = tail_watch_fd(a->watch), .events = POLLIN},
-            {.fd = producer_wake_fd(a->prod), .events = POLLIN},
+            {.fd = ship_wake_fd(a->ship), .events = POLLIN},
         };
         int timeout = more ? 0 : LOOP_TICK_MS;
         if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
@@ -604,11 +471,11 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
             log_warn("inotify queue overflow: rescanning");
         }
         if (pfd[1].revents & POLLIN)
-            producer_clear_wake(a->prod);
-        producer_poll(a->prod, 0);
+            ship_clear_wake(a->ship);
+        ship_poll(a->ship, 0);
 
         char fmsg[256];
-        if (producer_is_fatal(a->prod, fmsg, sizeof(fmsg))) {
+        if (ship_is_fatal(a->ship, fmsg, sizeof(fmsg))) {
             update_gauges(a, now);
             log_error("stopping after a fatal Kafka producer error (%s); the checkpoint keeps "
                       "only acknowledged records, a restart re-sends the rest",
@@ -620,22 +487,20 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
             rescan(a, false);
             a->next_rescan_ms = now + (uint64_t)s->rescan_interval_ms;
         }
-        if (a->paused && a->inflight_bytes < (uint64_t)s->max_inflight_bytes &&
-            a->inflight_records < (uint64_t)s->max_inflight_records)
-            a->paused = false;
+        ship_update_pause(a->ship);
         more = read_round(a, now);
         check_files(a, now);
         if (now >= a->next_ckpt_ms) {
-            if (a->ckpt_dirty)
+            if (a->ckpt_dirty || ship_progress(a->ship) != a->ckpt_acks)
                 (void)save_checkpoint(a);
             a->next_ckpt_ms = now + (uint64_t)s->checkpoint_interval_ms;
         }
         update_gauges(a, now);
     }
     if (status == 0)
-        shutdown_drain(a);
+        ship_drain(a->ship, s->shutdown_timeout_ms);
     else
-        a->stopping = true;
+        ship_stop(a->ship);
     if (save_checkpoint(a) < 0 && status == 0)
         status = 1;
     log_info("stopped (exit %d)", status);
