@@ -2,14 +2,19 @@
  * truncation, rotation, deletion, drain-then-close, rewind. */
 #include "agent/tail_file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/framer.h"
+#include "agent/stream_id.h"
+#include "agent/tail_scan.h"
 #include "common/hashchain.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -19,6 +24,41 @@
 #define REWIND_BASE_MS 100
 #define REWIND_MAX_MS  5000
 #define EMIT_RETRY_MS  1000 /* after the sink could not take a record (TAIL_EMIT_BACKOFF) */
+
+struct tail_file {
+    const struct tail_ctx *ctx;
+    enum tail_state state;
+    char *path;      /* current name (the rotated name once known) */
+    char *live_path; /* the name it was found under; elsewhere = rotated away */
+    size_t input;    /* index into cfg->inputs */
+    int fd;
+    uint64_t dev, ino, btime;
+    uint64_t size;        /* last fstat */
+    uint64_t closed_size; /* KNOWN: size when it was closed; reopened only if it changes */
+    bool start_at_end;    /* read_from: end applies (found at the very first start) */
+
+    /* identity */
+    uint64_t generation;
+    bool have_id;
+    uint8_t fp[STREAM_FP_LEN];
+    uint64_t fp_len;
+    char stream[2 * STREAM_ID_LEN + 1];
+
+    /* chain position of the next record to produce */
+    uint64_t next_seq;
+    uint8_t prev[CHAIN_HASH_LEN];
+    struct ack_tracker tr; /* tr.acked = the checkpoint; tr.owner = this file */
+    bool done;             /* finished and fully acknowledged (checkpoint flag) */
+
+    struct framer *fr;
+    bool gone;     /* rotated away or deleted: drain, finish, close */
+    bool deleted;  /* link count 0 */
+    bool at_eof;   /* the last read returned 0 bytes */
+    bool finished; /* framer_finish ran (final unterminated line emitted) */
+    uint64_t last_data_ms;
+    uint64_t resume_ms; /* no reading before this (backoff after a failed delivery) */
+    unsigned failures;  /* consecutive failed deliveries, for the backoff */
+};
 
 void tail_ctx_init(struct tail_ctx *ctx, const struct agent_config *cfg, struct agent_metrics *m,
                    tail_emit_fn emit, void *emit_ud)
@@ -112,6 +152,66 @@ void tail_file_free(struct tail_file *tf)
     free(tf->path);
     free(tf->live_path);
     free(tf);
+}
+
+bool tail_file_is(const struct tail_file *tf, uint64_t dev, uint64_t ino)
+{
+    return tf->dev == dev && tf->ino == ino;
+}
+
+enum tail_state tail_file_state(const struct tail_file *tf)
+{
+    return tf->state;
+}
+
+const char *tail_file_path(const struct tail_file *tf)
+{
+    return tf->path;
+}
+
+void tail_file_found(struct tail_file *tf, const char *path, size_t input, const struct stat *st)
+{
+    if (strcmp(tf->path, path) != 0) {
+        free(tf->path);
+        tf->path = xstrdup(path);
+    }
+    if (tf->state == TAIL_KNOWN) {
+        tf->input = input;
+        tf->size = (uint64_t)st->st_size;
+    }
+}
+
+bool tail_file_find_renamed(struct tail_file *tf)
+{
+    char *copy = xstrdup(tf->path);
+    char *dir = xstrdup(dirname(copy));
+    bool found = false;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+            tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
+            char *path = xasprintf("%s/%s", dir, de->d_name);
+            int in = tail_scan_match(tf->ctx->cfg, tf->live_path);
+            tail_file_found(tf, path, in >= 0 ? (size_t)in : 0, &st);
+            free(path);
+            found = true;
+            break;
+        }
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    free(copy);
+    return found;
+}
+
+bool tail_file_wants_open(const struct tail_file *tf, bool initial)
+{
+    if (tf->state == TAIL_WAITING)
+        return true;
+    return tf->state == TAIL_KNOWN && (tf->size != tf->closed_size || (initial && !tf->done));
 }
 
 /* Forget the current stream and start a new one at `offset` (a new file, a
@@ -309,9 +409,14 @@ static void paused_at(struct tail_file *tf, uint64_t resume)
     tf->at_eof = false;
 }
 
+bool tail_file_readable(const struct tail_file *tf, uint64_t now_ms)
+{
+    return tf->state == TAIL_OPEN && now_ms >= tf->resume_ms;
+}
+
 bool tail_file_read(struct tail_file *tf, size_t budget, uint64_t now_ms)
 {
-    if (tf->state != TAIL_OPEN || now_ms < tf->resume_ms)
+    if (!tail_file_readable(tf, now_ms))
         return false;
     const struct tail_ctx *ctx = tf->ctx;
     struct emit_state es;
@@ -414,18 +519,18 @@ static bool follow_file(struct tail_file *tf)
 /* A gone file read to its end and quiet for rotate_wait_ms: emit its last
  * unterminated line, then close it once everything is acknowledged.
  * Returns 1 when it was closed. */
-static int finish_gone(struct tail_file *tf, struct emit_state *es, uint64_t now_ms)
+static bool finish_gone(struct tail_file *tf, struct emit_state *es, uint64_t now_ms)
 {
     if (!tf->finished && now_ms >= tf->resume_ms) {
         es->final = true;
         if (framer_finish(tf->fr, on_record, es)) {
             paused_at(tf, es->resume);
-            return 0;
+            return false;
         }
         tf->finished = true;
     }
     if (!tf->finished || tf->tr.n > 0)
-        return 0;
+        return false;
     log_info("stream %s: %s drained and acknowledged up to offset %llu: closed",
              tf->have_id ? tf->stream : "(no records)", tf->path,
              (unsigned long long)tf->tr.acked.offset);
@@ -433,13 +538,13 @@ static int finish_gone(struct tail_file *tf, struct emit_state *es, uint64_t now
     tf->state = TAIL_KNOWN;
     tf->done = true;
     tf->closed_size = tf->size; /* trailing empty lines are not records */
-    return 1;
+    return true;
 }
 
-int tail_file_check(struct tail_file *tf, uint64_t now_ms)
+bool tail_file_check(struct tail_file *tf, uint64_t now_ms)
 {
     if (tf->state != TAIL_OPEN || !follow_file(tf))
-        return 0;
+        return false;
     const struct agent_input *in = &tf->ctx->cfg->inputs[tf->input];
     bool quiet_eof = tf->size == framer_position(tf->fr) && tf->at_eof;
     struct emit_state es;
@@ -449,13 +554,13 @@ int tail_file_check(struct tail_file *tf, uint64_t now_ms)
         now_ms >= tf->resume_ms) {
         if (framer_flush(tf->fr, on_record, &es)) {
             paused_at(tf, es.resume);
-            return 0;
+            return false;
         }
     }
     if (tf->gone && quiet_eof &&
         now_ms - tf->last_data_ms >= (uint64_t)tf->ctx->cfg->file.agent.rotate_wait_ms)
         return finish_gone(tf, &es, now_ms);
-    return 0;
+    return false;
 }
 
 /* A delivery of this stream failed: go back to the acknowledged prefix and
@@ -500,16 +605,6 @@ enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *er
     return res;
 }
 
-enum tail_state tail_file_state(const struct tail_file *tf)
-{
-    return tf->state;
-}
-
-const char *tail_file_path(const struct tail_file *tf)
-{
-    return tf->path;
-}
-
 bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e)
 {
     if (tf->state == TAIL_WAITING)
@@ -531,4 +626,19 @@ bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e
     memcpy(e->prev, tf->tr.acked.prev, CHAIN_HASH_LEN);
     e->done = tf->state == TAIL_KNOWN && tf->done;
     return true;
+}
+
+void tail_file_add_stats(const struct tail_file *tf, struct tail_stats *s)
+{
+    s->open += tf->state == TAIL_OPEN;
+    s->waiting += tf->state == TAIL_WAITING;
+    s->streams += tf->have_id;
+    if (tf->state == TAIL_OPEN) {
+        if (tf->deleted)
+            s->deleted_bytes += tf->size;
+        s->buffered_bytes += framer_buffered_bytes(tf->fr);
+    }
+    uint64_t o = ack_tracker_oldest_ms(&tf->tr);
+    if (o && (!s->oldest_unacked_ms || o < s->oldest_unacked_ms))
+        s->oldest_unacked_ms = o;
 }
