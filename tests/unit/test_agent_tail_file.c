@@ -124,12 +124,18 @@ static struct tail_file *open_new(struct fixture *f)
     return tf;
 }
 
+/* setup, then a.log holding `text`, opened as a new file. */
+static struct tail_file *start(struct fixture *f, const char *text)
+{
+    setup(f);
+    test_write_file(f->path, text, strlen(text), false);
+    return open_new(f);
+}
+
 START_TEST(test_resume_keeps_id_and_chain)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "one\ntwo\n", 8, false);
-    struct tail_file *tf = open_new(&f);
+    struct tail_file *tf = start(&f, "one\ntwo\n");
     tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 2);
     char id[33];
@@ -170,9 +176,7 @@ END_TEST
 START_TEST(test_reused_inode_is_a_new_stream)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "first file\nline\n", 16, false);
-    struct tail_file *tf = open_new(&f);
+    struct tail_file *tf = start(&f, "first file\nline\n");
     tail_file_read(tf, 1 << 20, time_mono_ms());
     ack_all(&f);
     char id[33];
@@ -203,9 +207,7 @@ END_TEST
 START_TEST(test_truncation_new_generation)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "aaaa\nbbbb\ncccc\n", 15, false);
-    struct tail_file *tf = open_new(&f);
+    struct tail_file *tf = start(&f, "aaaa\nbbbb\ncccc\n");
     tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 3);
     char id[33];
@@ -228,9 +230,7 @@ END_TEST
 START_TEST(test_rewind_rereads_identical_records)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "r0\nr1\nr2\nr3\n", 12, false);
-    struct tail_file *tf = open_new(&f);
+    struct tail_file *tf = start(&f, "r0\nr1\nr2\nr3\n");
     uint64_t now = time_mono_ms();
     tail_file_read(tf, 1 << 20, now);
     ck_assert_uint_eq(f.n, 4);
@@ -274,9 +274,7 @@ END_TEST
 START_TEST(test_failure_while_stopping_does_not_rewind)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "s0\ns1\n", 6, false);
-    struct tail_file *tf = open_new(&f);
+    struct tail_file *tf = start(&f, "s0\ns1\n");
     uint64_t now = time_mono_ms();
     tail_file_read(tf, 1 << 20, now);
     ck_assert_uint_eq(f.n, 2);
@@ -300,9 +298,7 @@ END_TEST
 START_TEST(test_sink_refusals_resume_at_the_right_record)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "q0\nq1\nq2\nq3\n", 12, false);
-    struct tail_file *tf = open_new(&f);
+    struct tail_file *tf = start(&f, "q0\nq1\nq2\nq3\n");
     uint64_t now = time_mono_ms();
     f.refuse = 1;
     f.refuse_rc = TAIL_EMIT_PAUSE_BEFORE;
@@ -338,9 +334,7 @@ END_TEST
 START_TEST(test_rotation_drains_and_finishes_last_line)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "a\nb\npartial", 11, false);
-    struct tail_file *tf = open_new(&f);
+    struct tail_file *tf = start(&f, "a\nb\npartial");
     tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 2);
     tail_file_check(tf, time_mono_ms());

@@ -136,6 +136,14 @@ static void checkpoint_of(struct fixture *f, struct checkpoint *c)
     ck_assert_uint_eq(c->n, 1);
 }
 
+/* The agent restarts from checkpoint c: a new set holding c's files. */
+static void restart(struct fixture *f, const struct checkpoint *c)
+{
+    tail_set_free(f->set);
+    f->set = tail_set_new(&f->cfg, &f->m, sink, f);
+    tail_set_load(f->set, c);
+}
+
 START_TEST(test_gone_checkpointed_file_is_forgotten)
 {
     struct fixture f;
@@ -143,9 +151,7 @@ START_TEST(test_gone_checkpointed_file_is_forgotten)
     char *a = write_log(&f, "a.log", "a0\na1\n");
     struct checkpoint c = {0};
     checkpoint_of(&f, &c);
-    tail_set_free(f.set);
-    f.set = tail_set_new(&f.cfg, &f.m, sink, &f);
-    tail_set_load(f.set, &c);
+    restart(&f, &c);
     ck_assert_uint_eq(count_state(f.set, TAIL_KNOWN), 1);
     ck_assert_int_eq(unlink(a), 0);
     ck_assert_uint_eq(tail_set_rescan(f.set, true, false), TAIL_SET_FORGOT);
@@ -164,14 +170,12 @@ START_TEST(test_renamed_outside_the_globs_is_found_at_start)
     struct checkpoint c = {0};
     checkpoint_of(&f, &c);
     size_t before = f.records;
-    tail_set_free(f.set);
     /* while the agent is down: rotated to a name the glob does not match,
      * one more line written to it */
     char *rot = xasprintf("%s/a.log.1", f.dir);
     ck_assert_int_eq(rename(a, rot), 0);
     test_write_file(rot, "a2\n", 3, true);
-    f.set = tail_set_new(&f.cfg, &f.m, sink, &f);
-    tail_set_load(f.set, &c);
+    restart(&f, &c);
     ck_assert_uint_eq(tail_set_rescan(f.set, true, false), TAIL_SET_OPENED);
     ck_assert_uint_eq(tail_set_count(f.set), 1);
     struct tail_file *tf = tail_set_file(f.set, 0);
