@@ -88,7 +88,17 @@ START_TEST(wrong_version)
     char *bad = replace(j, "\"v\":1", "\"v\":2");
     char err[256];
     ck_assert_int_eq(check(bad, err, sizeof(err)), VALIDATE_VERSION);
-    ck_assert_msg(strncmp(err, "version: unsupported version", 28) == 0, "%s", err);
+    ck_assert_str_eq(err, "version: unsupported version: 2");
+    free(bad);
+    /* The DLQ header text stays "<class>: <decoder reason>" for the cases the
+     * decoder has no detail for, too. */
+    bad = replace(j, "\"v\":1", "\"v\":\"1\"");
+    ck_assert_int_eq(check(bad, err, sizeof(err)), VALIDATE_VERSION);
+    ck_assert_str_eq(err, "version: bad field: v");
+    free(bad);
+    bad = replace(j, "\"v\":1,", "");
+    ck_assert_int_eq(check(bad, err, sizeof(err)), VALIDATE_VERSION);
+    ck_assert_str_eq(err, "version: missing field: v");
     free(bad);
     free(j);
 }
@@ -135,11 +145,19 @@ END_TEST
 
 START_TEST(classify_table)
 {
-    ck_assert_int_eq(validate_classify("id mismatch"), VALIDATE_INTEGRITY);
-    ck_assert_int_eq(validate_classify("bad field: read_time"), VALIDATE_TIME);
-    ck_assert_int_eq(validate_classify("missing field: v"), VALIDATE_VERSION);
-    ck_assert_int_eq(validate_classify("unknown field: foo"), VALIDATE_SCHEMA);
-    ck_assert_int_eq(validate_classify(NULL), VALIDATE_SCHEMA);
+    ck_assert_int_eq(validate_classify(ENVELOPE_OK), VALIDATE_OK);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_NOT_JSON), VALIDATE_DECODE);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_NOT_OBJECT), VALIDATE_DECODE);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_NO_VERSION), VALIDATE_VERSION);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_BAD_VERSION), VALIDATE_VERSION);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_UNSUPPORTED_VERSION), VALIDATE_VERSION);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_MISSING_FIELD), VALIDATE_SCHEMA);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_BAD_FIELD), VALIDATE_SCHEMA);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_UNKNOWN_FIELD), VALIDATE_SCHEMA);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_LINE_TWICE), VALIDATE_SCHEMA);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_BAD_TIME), VALIDATE_TIME);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_HASH_MISMATCH), VALIDATE_INTEGRITY);
+    ck_assert_int_eq(validate_classify(ENVELOPE_ERR_ID_MISMATCH), VALIDATE_INTEGRITY);
     ck_assert_str_eq(validate_reason_name(VALIDATE_STORAGE), "storage");
     ck_assert_str_eq(validate_reason_name((enum validate_reason)99), "unknown");
 }
