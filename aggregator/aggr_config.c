@@ -100,7 +100,6 @@ const struct cfg_key aggr_config_keys[] = {
     SEC("breaker", breaker, breaker_keys, "circuit breakers (PostgreSQL primary, Redis)"),
     SEC("alerts", alerts, alerts_conf_keys,
         "Alertmanager-compatible webhook: breaker opens, DLQ writes, integrity incidents"),
-    SEC("alerts", alerts, alerts_conf_keys, "Alertmanager-compatible webhook (optional)"),
     CFG_END,
 };
 

@@ -796,9 +796,26 @@ static yaml_node_t *map_find(struct cfg_ctx *c, yaml_node_t *map, const char *na
     return NULL;
 }
 
+/* A table naming a key twice is a programming error that the loader would
+ * hide: it applies both entries, so a map (alerts.headers) gets every entry
+ * twice. Caught at the first load of the table, in every test. */
+static void table_assert_unique(const struct cfg_key *table, const char *prefix)
+{
+    for (const struct cfg_key *t = table; t->name; t++) {
+        for (const struct cfg_key *u = table; u < t; u++) {
+            if (strcmp(u->name, t->name) == 0) {
+                fprintf(stderr, "config table bug: key %s%s%s listed twice\n", prefix,
+                        *prefix ? "." : "", t->name);
+                abort();
+            }
+        }
+    }
+}
+
 static int apply_table(struct cfg_ctx *c, const struct cfg_key *table, void *base,
                        const char *prefix, yaml_node_t *map, int ctx_line, bool env_ok)
 {
+    table_assert_unique(table, prefix);
     if (map) {
         if (check_keys(c, map, prefix) < 0)
             return -1;

@@ -97,6 +97,27 @@ START_TEST(sizes_and_lists)
 }
 END_TEST
 
+/* Issue 9 item 8: the alerts section was in the table twice, so the loader
+ * read it twice and every configured header and label was sent twice. */
+START_TEST(alerts_section_read_once)
+{
+    struct aggr_config c = {0};
+    char err[512] = "";
+    char *y = "kafka:\n  brokers: k:9092\npostgres:\n  primary: x\nalerts:\n"
+              "  url: http://am:9093/api/v2/alerts\n  headers: {Authorization: Bearer t}\n"
+              "  labels: {cluster: eu}\n";
+    ck_assert_msg(aggr_config_load_string(&c, y, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c.alerts.headers.n, 1);
+    ck_assert_str_eq(c.alerts.headers.keys[0], "Authorization");
+    ck_assert_uint_eq(c.alerts.labels.n, 1);
+    aggr_config_free(&c);
+    size_t sections = 0;
+    for (const struct cfg_key *k = aggr_config_keys; k->name; k++)
+        sections += strcmp(k->name, "alerts") == 0;
+    ck_assert_uint_eq(sections, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("aggr_config");
@@ -107,6 +128,7 @@ int main(void)
     tcase_add_test(tc, dlq_must_differ);
     tcase_add_test(tc, breaker_cross_check);
     tcase_add_test(tc, sizes_and_lists);
+    tcase_add_test(tc, alerts_section_read_once);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
