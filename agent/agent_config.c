@@ -260,7 +260,7 @@ static int agent_check(struct cfg_check *chk, void *ud)
     empty_to_null(&a->source.namespace_);
     empty_to_null(&a->source.pod);
     empty_to_null(&a->source.container);
-    if (log_conf_check(chk, &c->file.log) < 0)
+    if (log_conf_check(chk, &c->file.log) < 0 || alerter_conf_check(chk, &c->file.alerts) < 0)
         return -1;
     if (!strcmp(a->read_from, "end"))
         c->read_from_end = true;

@@ -110,7 +110,7 @@ const struct cfg_key aggr_config_keys[] = {
 static int aggr_config_check(struct cfg_check *chk, void *ud)
 {
     struct aggr_config *c = ud;
-    if (log_conf_check(chk, &c->log) < 0)
+    if (log_conf_check(chk, &c->log) < 0 || alerter_conf_check(chk, &c->alerts) < 0)
         return -1;
     if (!c->kafka.topic || !*c->kafka.topic)
         return cfg_check_fail(chk, "kafka.topic", "must not be empty");

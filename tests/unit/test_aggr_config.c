@@ -145,6 +145,11 @@ START_TEST(log_level_checked_not_echoed)
     ck_assert_int_eq(aggr_config_load_string(&c, y, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "config:6: log.level: expected debug, info, warn or error");
     aggr_config_free(&c);
+    y = "kafka:\n  brokers: k:9092\npostgres:\n  primary: x\nalerts:\n"
+        "  url: ftp://s3cret@am/\n";
+    ck_assert_int_eq(aggr_config_load_string(&c, y, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "config:6: alerts.url: expected an http:// or https:// URL");
+    aggr_config_free(&c);
 }
 END_TEST
 
