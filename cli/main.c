@@ -10,24 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/xmalloc.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9200"
 
-struct buf {
-    char *data;
-    size_t len;
-};
-
 static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    b->data = xrealloc(b->data, b->len + n + 1);
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
+    buf_add(ud, ptr, size * nmemb);
+    return size * nmemb;
 }
 
 /* GET base+path; returns the HTTP status, or -1 with a message on stderr
@@ -61,28 +52,29 @@ out:
 
 static int cmd_health(const char *url)
 {
-    struct buf h = {0}, r = {0};
+    struct buf h = BUF_INIT, r = BUF_INIT;
     long hs = http_get(url, "/healthz", &h);
     long rs = hs < 0 ? -1 : http_get(url, "/readyz", &r);
     int rc = 2;
     if (hs >= 0 && rs >= 0) {
-        printf("healthz %ld %s\n", hs, h.data ? h.data : "");
-        printf("readyz  %ld %s\n", rs, r.data ? r.data : "");
+        printf("healthz %ld %s\n", hs, buf_cstr(&h));
+        printf("readyz  %ld %s\n", rs, buf_cstr(&r));
         rc = (hs == 200 && rs == 200) ? 0 : 1;
     }
-    free(h.data);
-    free(r.data);
+    buf_release(&h);
+    buf_release(&r);
     return rc;
 }
 
 static int cmd_metrics(const char *url, const char *prefix)
 {
-    struct buf m = {0};
+    struct buf m = BUF_INIT;
     long st = http_get(url, "/metrics", &m);
     int rc = 2;
-    if (st == 200 && m.data) {
+    if (st == 200) {
         size_t plen = prefix ? strlen(prefix) : 0;
-        for (char *line = strtok(m.data, "\n"); line; line = strtok(NULL, "\n")) {
+        char *text = (char *)buf_cstr(&m);
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
             if (!prefix || strncmp(line, prefix, plen) == 0)
                 puts(line);
         }
@@ -90,7 +82,7 @@ static int cmd_metrics(const char *url, const char *prefix)
     } else if (st >= 0) {
         fprintf(stderr, "auditrail: /metrics answered %ld\n", st);
     }
-    free(m.data);
+    buf_release(&m);
     return rc;
 }
 
