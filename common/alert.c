@@ -530,6 +530,36 @@ int alerter_conf_check(struct cfg_check *chk, const struct alerter_conf *c)
     return 0;
 }
 
+/* The worker's curl handle: URL, headers (ours, then alerts.headers; a
+ * Content-Type there replaces ours), timeouts. -1 when curl cannot start. */
+static int curl_setup(struct alerter *a, const struct cfg_map *headers)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* refcounted; thread-safe in libcurl >= 7.84 */
+    a->curl = curl_easy_init();
+    if (!a->curl)
+        return -1;
+    bool own_ct = false;
+    for (size_t i = 0; i < headers->n; i++)
+        own_ct |= strcasecmp(headers->keys[i], "Content-Type") == 0;
+    if (!own_ct)
+        a->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    for (size_t i = 0; i < headers->n; i++) {
+        char *h = xasprintf("%s: %s", headers->keys[i], headers->vals[i] ? headers->vals[i] : "");
+        a->headers = curl_slist_append(a->headers, h);
+        free(h);
+    }
+    CURL *c = a->curl;
+    curl_easy_setopt(c, CURLOPT_URL, a->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, a->headers);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)a->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)a->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "auditrail-alerter");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    return 0;
+}
+
 struct alerter *alerter_new(const struct alerter_conf *conf, struct metrics *m, char *err,
                             size_t errlen)
 {
@@ -583,33 +613,10 @@ struct alerter *alerter_new(const struct alerter_conf *conf, struct metrics *m, 
         breaker_conf_default(&bc);
     breaker_init(&a->breaker, "alert_webhook", &bc, NULL, NULL, NULL, NULL, on_breaker_change, a);
 
-    curl_global_init(CURL_GLOBAL_DEFAULT); /* refcounted; thread-safe in libcurl >= 7.84 */
-    a->curl = curl_easy_init();
-    if (!a->curl) {
+    if (curl_setup(a, &conf->headers) < 0) {
         snprintf(err, errlen, "alerts: curl_easy_init failed");
         goto fail;
     }
-    bool own_ct = false;
-    for (size_t i = 0; i < conf->headers.n; i++)
-        own_ct |= strcasecmp(conf->headers.keys[i], "Content-Type") == 0;
-    if (!own_ct)
-        a->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    for (size_t i = 0; i < conf->headers.n; i++) {
-        char *h = xasprintf("%s: %s", conf->headers.keys[i],
-                            conf->headers.vals[i] ? conf->headers.vals[i] : "");
-        a->headers = curl_slist_append(a->headers, h);
-        free(h);
-    }
-    CURL *c = a->curl;
-    curl_easy_setopt(c, CURLOPT_URL, a->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, a->headers);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)a->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)a->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "auditrail-alerter");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-
     int rc = pthread_create(&a->thread, NULL, worker_main, a);
     if (rc != 0) {
         snprintf(err, errlen, "alerts: cannot start thread: %s", strerror(rc));

@@ -528,6 +528,55 @@ static int set_list(struct cfg_ctx *c, const struct cfg_key *key, void *base, co
     return 0;
 }
 
+/* Set key from its (non-null) value in the file. */
+static int apply_file_value(struct cfg_ctx *c, const struct cfg_key *key, void *base,
+                            const char *path, yaml_node_t *val, bool env_ok)
+{
+    struct cfg_src src = {CFG_FROM_FILE, node_line(val), NULL};
+    bool ok;
+    switch (key->type) {
+    case CFG_STRLIST:
+        ok = val->type == YAML_SCALAR_NODE || val->type == YAML_SEQUENCE_NODE;
+        break;
+    case CFG_MAP:
+    case CFG_SECTION:
+        ok = val->type == YAML_MAPPING_NODE;
+        break;
+    case CFG_LIST:
+        ok = val->type == YAML_SEQUENCE_NODE;
+        break;
+    default:
+        ok = val->type == YAML_SCALAR_NODE;
+    }
+    if (!ok)
+        return cfg_fail(c, &src, path, "expected %s, got %s", type_expected(key->type),
+                        node_kind(val));
+    if (node_has_nul(val))
+        return cfg_fail(c, &src, path, "contains a NUL character");
+    int rc;
+    switch (key->type) {
+    case CFG_STRLIST:
+        if (val->type == YAML_SEQUENCE_NODE)
+            rc = set_strlist_seq(c, key, base, path, val);
+        else
+            rc = set_scalar(c, key, base, path, &src, node_text(val));
+        break;
+    case CFG_MAP:
+        rc = set_map(c, key, base, path, val);
+        break;
+    case CFG_SECTION:
+        rc =
+            apply_table(c, key->sub, (char *)base + key->offset, path, val, node_line(val), env_ok);
+        break;
+    case CFG_LIST:
+        rc = set_list(c, key, base, path, val);
+        break;
+    default:
+        rc = set_scalar(c, key, base, path, &src, node_text(val));
+    }
+    return rc;
+}
+
 /* Set one key from (in order) its environment variable, the file, its
  * default; or fail when it is required. `val` is NULL when the key is absent
  * from the file; ctx_line locates "missing" errors. */
@@ -549,51 +598,7 @@ static int apply_key(struct cfg_ctx *c, const struct cfg_key *key, void *base, c
         val = NULL;
     }
     if (val) {
-        struct cfg_src src = {CFG_FROM_FILE, node_line(val), NULL};
-        bool ok;
-        switch (key->type) {
-        case CFG_STRLIST:
-            ok = val->type == YAML_SCALAR_NODE || val->type == YAML_SEQUENCE_NODE;
-            break;
-        case CFG_MAP:
-        case CFG_SECTION:
-            ok = val->type == YAML_MAPPING_NODE;
-            break;
-        case CFG_LIST:
-            ok = val->type == YAML_SEQUENCE_NODE;
-            break;
-        default:
-            ok = val->type == YAML_SCALAR_NODE;
-        }
-        if (!ok) {
-            cfg_fail(c, &src, path, "expected %s, got %s", type_expected(key->type),
-                     node_kind(val));
-            goto out;
-        }
-        if (node_has_nul(val)) {
-            cfg_fail(c, &src, path, "contains a NUL character");
-            goto out;
-        }
-        switch (key->type) {
-        case CFG_STRLIST:
-            if (val->type == YAML_SEQUENCE_NODE)
-                rc = set_strlist_seq(c, key, base, path, val);
-            else
-                rc = set_scalar(c, key, base, path, &src, node_text(val));
-            break;
-        case CFG_MAP:
-            rc = set_map(c, key, base, path, val);
-            break;
-        case CFG_SECTION:
-            rc = apply_table(c, key->sub, (char *)base + key->offset, path, val, node_line(val),
-                             env_ok);
-            break;
-        case CFG_LIST:
-            rc = set_list(c, key, base, path, val);
-            break;
-        default:
-            rc = set_scalar(c, key, base, path, &src, node_text(val));
-        }
+        rc = apply_file_value(c, key, base, path, val, env_ok);
         goto out;
     }
     if (key->required && (!key->def || key->type == CFG_SECTION)) {
