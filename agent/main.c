@@ -9,7 +9,6 @@
 #include "agent/agent_config.h"
 #include "agent/agent_metrics.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "common/prog.h"
 
 static int load(void *cfg, const char *path, char *err, size_t errlen)
@@ -17,16 +16,11 @@ static int load(void *cfg, const char *path, char *err, size_t errlen)
     return agent_config_load(cfg, path, err, errlen);
 }
 
-/* Every metric family the agent registers, as /metrics shows them at start. */
-static void metrics_reference(FILE *f)
+/* The agent's metric families (--metrics-reference). */
+static void register_metrics(struct metrics *m)
 {
-    struct metrics *m = metrics_new();
     struct agent_metrics am;
     agent_metrics_init(&am, m);
-    char *text = metrics_render(m);
-    fputs(text, f);
-    free(text);
-    metrics_free(m);
 }
 
 static const struct prog agent_prog = {
@@ -35,7 +29,7 @@ static const struct prog agent_prog = {
              "       auditrail-agent --config-reference | --metrics-reference | --version",
     .config_keys = agent_conf_keys,
     .load = load,
-    .metrics_reference = metrics_reference,
+    .register_metrics = register_metrics,
 };
 
 int main(int argc, char **argv)

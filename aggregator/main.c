@@ -42,18 +42,13 @@ static int load(void *cfg, const char *path, char *err, size_t errlen)
     return aggr_config_load_file(cfg, path, err, errlen);
 }
 
-/* Every metric family the aggregator registers (consumer_lag shown for
- * partition 0: it is registered per partition as they are assigned). */
-static void metrics_reference(FILE *f)
+/* The aggregator's metric families (--metrics-reference); consumer_lag is
+ * registered per partition as they are assigned: shown for partition 0. */
+static void register_metrics(struct metrics *m)
 {
-    struct metrics *m = metrics_new();
     struct aggr_metrics am;
     aggr_metrics_init(&am, m);
     aggr_metrics_lag(&am, 0);
-    char *text = metrics_render(m);
-    fputs(text, f);
-    free(text);
-    metrics_free(m);
 }
 
 static const struct prog_option aggr_options[] = {
@@ -70,7 +65,7 @@ static const struct prog aggr_prog = {
     .options = aggr_options,
     .config_keys = aggr_config_keys,
     .load = load,
-    .metrics_reference = metrics_reference,
+    .register_metrics = register_metrics,
 };
 
 /* The subcommand (none, migrate, replay [P [OFFSET]]) and --role. -1 when

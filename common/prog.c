@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/metrics.h"
+
 /* The Makefile defines it from the VERSION file; other builds (fuzzing)
  * have no use for it. */
 #ifndef AUDITRAIL_VERSION
@@ -121,14 +123,19 @@ int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
     }
     if ((config_ref || a->check_config) && !p->config_keys)
         return prog_usage_error(p, "has no configuration file of its own");
-    if (metrics_ref && !p->metrics_reference)
+    if (metrics_ref && !p->register_metrics)
         return prog_usage_error(p, "has no metrics");
     if (config_ref) {
         cfg_print_reference(p->config_keys, stdout);
         return 0;
     }
     if (metrics_ref) {
-        p->metrics_reference(stdout);
+        struct metrics *m = metrics_new();
+        p->register_metrics(m);
+        char *text = metrics_render(m);
+        fputs(text, stdout);
+        free(text);
+        metrics_free(m);
         return 0;
     }
     a->argc = argc - optind;

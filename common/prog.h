@@ -13,6 +13,8 @@
 
 #include "common/config.h"
 
+struct metrics;
+
 #define PROG_EXIT_USAGE 2 /* bad usage or configuration */
 
 /* A program's own option with an argument, e.g. --role ROLE. */
@@ -35,9 +37,10 @@ struct prog {
      * then usage errors. */
     const struct cfg_key *config_keys;
     prog_load_fn load;
-    /* Prints the program's metric families for --metrics-reference; NULL
+    /* Registers the program's metric families in m, for
+     * --metrics-reference (printed as /metrics shows them at start); NULL
      * when it has none. */
-    void (*metrics_reference)(FILE *f);
+    void (*register_metrics)(struct metrics *m);
 };
 
 struct prog_args {
