@@ -7,6 +7,7 @@
 #include "aggregator/redis_store.h"
 #include "common/alert.h"
 #include "common/hashchain.h"
+#include "common/htab.h"
 #include "common/log.h"
 #include "common/lru.h"
 #include "common/timeutil.h"
@@ -14,20 +15,11 @@
 
 #define ID_LEN CHAIN_UUID_LEN
 
-/* Open-addressing set of ids for the batch being built; cleared per batch by
- * a generation stamp so a reset is O(1). */
-struct idslot {
-    uint32_t gen;
-    char id[ID_LEN];
-};
-
 struct dedupe {
     struct lru *lru;
     struct redis_store *redis;
     struct breaker redis_breaker;
-    struct idslot *slots;
-    size_t nslots, used; /* nslots is a power of two */
-    uint32_t gen;
+    struct htab batch_ids; /* ids of the batch being built; cleared per batch */
     struct dedupe_stats stats;
     struct alerter *alerter; /* borrowed, may be NULL */
 };
@@ -62,9 +54,7 @@ struct dedupe *dedupe_new(size_t lru_size, struct redis_store *redis,
         bconf = &def;
     }
     breaker_init(&d->redis_breaker, "redis", bconf, NULL, NULL, NULL, NULL, on_redis_breaker, d);
-    d->nslots = 1024;
-    d->slots = xcalloc(d->nslots, sizeof(*d->slots));
-    d->gen = 1;
+    htab_init(&d->batch_ids, ID_LEN, 512);
     return d;
 }
 
@@ -73,60 +63,20 @@ void dedupe_free(struct dedupe *d)
     if (!d)
         return;
     lru_free(d->lru);
-    free(d->slots);
+    htab_release(&d->batch_ids);
     free(d);
-}
-
-static uint64_t id_hash(const char *id)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < ID_LEN; i++) {
-        h ^= (unsigned char)id[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static void set_grow(struct dedupe *d)
-{
-    struct idslot *old = d->slots;
-    size_t oldn = d->nslots;
-    d->nslots *= 2;
-    d->slots = xcalloc(d->nslots, sizeof(*d->slots));
-    for (size_t i = 0; i < oldn; i++) {
-        if (old[i].gen != d->gen)
-            continue;
-        size_t j = id_hash(old[i].id) & (d->nslots - 1);
-        while (d->slots[j].gen == d->gen)
-            j = (j + 1) & (d->nslots - 1);
-        d->slots[j] = old[i];
-    }
-    free(old);
 }
 
 bool dedupe_batch_seen(struct dedupe *d, const char *id)
 {
-    if ((d->used + 1) * 2 > d->nslots)
-        set_grow(d);
-    size_t j = id_hash(id) & (d->nslots - 1);
-    while (d->slots[j].gen == d->gen) {
-        if (memcmp(d->slots[j].id, id, ID_LEN) == 0)
-            return true;
-        j = (j + 1) & (d->nslots - 1);
-    }
-    d->slots[j].gen = d->gen;
-    memcpy(d->slots[j].id, id, ID_LEN);
-    d->used++;
-    return false;
+    bool added;
+    htab_put(&d->batch_ids, id, &added);
+    return !added;
 }
 
 void dedupe_batch_reset(struct dedupe *d)
 {
-    d->used = 0;
-    if (++d->gen == 0) { /* wrapped: stale stamps could match again */
-        memset(d->slots, 0, d->nslots * sizeof(*d->slots));
-        d->gen = 1;
-    }
+    htab_clear(&d->batch_ids);
 }
 
 bool dedupe_lru_seen(struct dedupe *d, const char *id)

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "aggregator/pg_sql.h"
+#include "common/htab.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -182,37 +183,24 @@ int part_cache_refresh(struct part_cache *c, PGconn *conn, char *err, size_t err
     return 0;
 }
 
-static size_t hash_day(int64_t day)
-{
-    uint64_t x = (uint64_t)(day / PART_DAY_US);
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
 void part_groups_build(struct part_groups *g, const int64_t *times_us, size_t n)
 {
     memset(g, 0, sizeof(*g));
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    /* Open addressing: slot -> group index + 1 (0 = empty). */
-    size_t *slot = xcalloc(cap, sizeof(*slot));
+    struct htab day_group; /* day start -> group index */
+    htab_init(&day_group, sizeof(int64_t), n);
     size_t *grp = xmalloc((n ? n : 1) * sizeof(*grp));
     size_t *count = xmalloc((n ? n : 1) * sizeof(*count));
     g->days = xmalloc((n ? n : 1) * sizeof(*g->days));
     for (size_t i = 0; i < n; i++) {
         int64_t d = part_day_floor(times_us[i]);
-        size_t h = hash_day(d) & (cap - 1);
-        while (slot[h] && g->days[slot[h] - 1] != d)
-            h = (h + 1) & (cap - 1);
-        if (!slot[h]) {
+        bool added;
+        size_t *k = htab_put(&day_group, &d, &added);
+        if (added) {
+            *k = g->m;
             g->days[g->m] = d;
-            count[g->m] = 0;
-            slot[h] = ++g->m;
+            count[g->m++] = 0;
         }
-        grp[i] = slot[h] - 1;
+        grp[i] = *k;
         count[grp[i]]++;
     }
     g->start = xmalloc((g->m + 1) * sizeof(*g->start));
@@ -225,7 +213,7 @@ void part_groups_build(struct part_groups *g, const int64_t *times_us, size_t n)
     g->idx = xmalloc((n ? n : 1) * sizeof(*g->idx));
     for (size_t i = 0; i < n; i++)
         g->idx[count[grp[i]]++] = i;
-    free(slot);
+    htab_release(&day_group);
     free(grp);
     free(count);
 }
