@@ -173,8 +173,7 @@ static void note_replay(struct aggregator *a, int32_t p, int64_t stored)
 static int load_offset(struct aggregator *a, int32_t p, int64_t *out)
 {
     char err[512];
-    enum pg_write_result r =
-        pg_writer_load_offset(a->pg, a->cfg->kafka.topic, p, out, err, sizeof(err));
+    enum pg_status r = pg_writer_load_offset(a->pg, a->cfg->kafka.topic, p, out, err, sizeof(err));
     if (r == PG_OK) {
         breaker_success(&a->pg_breaker);
         return 0;
@@ -182,7 +181,7 @@ static int load_offset(struct aggregator *a, int32_t p, int64_t *out)
     if (r == PG_TRANSIENT)
         breaker_failure(&a->pg_breaker);
     log_warn("loading the stored offset of %s[%d]: %s: %s", a->cfg->kafka.topic, (int)p,
-             pg_result_name(r), err);
+             pg_status_name(r), err);
     return -1;
 }
 
@@ -287,10 +286,10 @@ static void commit_effects(struct aggregator *a, const struct batch *b,
 }
 
 /* Metrics and breaker bookkeeping of one batch transaction. */
-static void account_write(struct aggregator *a, enum pg_write_result r, uint64_t elapsed_us)
+static void account_write(struct aggregator *a, enum pg_status r, uint64_t elapsed_us)
 {
     metric_observe(a->m->batch_seconds, (double)elapsed_us / 1e6);
-    if ((unsigned)r < PG_RESULT_COUNT)
+    if ((unsigned)r < PG_STATUS_COUNT)
         metric_inc(a->m->batch_results[r]);
     if (r == PG_TRANSIENT)
         breaker_failure(&a->pg_breaker);
@@ -299,11 +298,11 @@ static void account_write(struct aggregator *a, enum pg_write_result r, uint64_t
 }
 
 /* One synchronous pg_writer_write (writer thread idle). stats zeroed. */
-static enum pg_write_result write_batch(struct aggregator *a, const struct batch *b,
-                                        struct pg_write_stats *st, char *err, size_t errlen)
+static enum pg_status write_batch(struct aggregator *a, const struct batch *b,
+                                  struct pg_write_stats *st, char *err, size_t errlen)
 {
     uint64_t t0 = time_mono_us();
-    enum pg_write_result r = pg_writer_write(a->pg, b, st, err, errlen);
+    enum pg_status r = pg_writer_write(a->pg, b, st, err, errlen);
     account_write(a, r, time_mono_us() - t0);
     return r;
 }
@@ -397,8 +396,8 @@ static bool dlq_ready(struct aggregator *a)
  * else by bisection), DLQ them, and store the rest. Sub-batches commit on
  * their own, so any other outcome means the caller must abandon what is
  * left and reload offsets. */
-static enum pg_write_result isolate(struct aggregator *a, struct batch *b, ssize_t bad,
-                                    const char *why_in)
+static enum pg_status isolate(struct aggregator *a, struct batch *b, ssize_t bad,
+                              const char *why_in)
 {
     char why[512];
     snprintf(why, sizeof(why), "%s", why_in);
@@ -412,7 +411,7 @@ static enum pg_write_result isolate(struct aggregator *a, struct batch *b, ssize
         } else {
             struct batch lo, hi;
             aggregator_batch_split(b, b->n / 2, &lo, &hi);
-            enum pg_write_result r = isolate(a, &lo, -2, why);
+            enum pg_status r = isolate(a, &lo, -2, why);
             if (r == PG_OK)
                 r = isolate(a, &hi, -2, why);
             batch_release(&lo);
@@ -425,7 +424,7 @@ static enum pg_write_result isolate(struct aggregator *a, struct batch *b, ssize
             return PG_TRANSIENT;
         }
         struct pg_write_stats st = {0};
-        enum pg_write_result r = write_batch(a, b, &st, why, sizeof(why));
+        enum pg_status r = write_batch(a, b, &st, why, sizeof(why));
         if (r == PG_OK) {
             commit_effects(a, b, &st);
             pg_write_stats_release(&st);
@@ -523,7 +522,7 @@ static enum flush_result finish_inflight(struct aggregator *a, struct writer_res
     case PG_DATA: {
         pg_write_stats_release(&res->stats);
         log_warn("batch refused by PostgreSQL (data error), isolating bad rows: %s", res->err);
-        enum pg_write_result r2 = isolate(a, &a->inflight, bad, res->err);
+        enum pg_status r2 = isolate(a, &a->inflight, bad, res->err);
         if (r2 == PG_OK) {
             batch_clear(&a->inflight);
             a->inflight_active = false;

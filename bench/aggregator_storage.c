@@ -16,6 +16,7 @@
 
 #include "aggregator/batch.h"
 #include "aggregator/migrate.h"
+#include "aggregator/pg_sql.h"
 #include "aggregator/pg_writer.h"
 #include "common/hashchain.h"
 #include "common/timeutil.h"
@@ -157,10 +158,6 @@ static void text_row(FILE *f, const struct envelope *e)
     fputc('\n', f);
 }
 
-#define COPY_COLS                                                                                  \
-    "event_time, id, stream_id, seq, file_offset, hash, prev_hash, read_time, time_source,"        \
-    " tenant, actor, action, resource, outcome, format, source, raw, truncated_bytes, attrs"
-
 /* Raw COPY of rows [0, n) in batches: seconds. */
 static double run_copy(PGconn *cc, struct envelope *envs, size_t rows, size_t bsz)
 {
@@ -178,7 +175,7 @@ static double run_copy(PGconn *cc, struct envelope *envs, size_t rows, size_t bs
     uint64_t t0 = time_mono_us();
     for (size_t k = 0; k < nchunks; k++) {
         exec_or_die(cc, "BEGIN");
-        PGresult *r = PQexec(cc, "COPY auditrail.events (" COPY_COLS ") FROM STDIN");
+        PGresult *r = PQexec(cc, "COPY auditrail.events (" SQL_W_COPY_COLS ") FROM STDIN");
         if (PQresultStatus(r) != PGRES_COPY_IN) {
             fprintf(stderr, "copy: %s", PQresultErrorMessage(r));
             exit(1);
@@ -225,9 +222,9 @@ static double run_writer(struct pg_writer *w, struct envelope *envs, size_t rows
         int64_t next = (*expected < 0 ? 0 : *expected) + (int64_t)(j - i);
         batch_advance(&b, 0, *expected, next);
         *expected = next;
-        enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+        enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
         if (r != PG_OK) {
-            fprintf(stderr, "write: %s: %s\n", pg_result_name(r), err);
+            fprintf(stderr, "write: %s: %s\n", pg_status_name(r), err);
             exit(1);
         }
         stored += st.inserted;

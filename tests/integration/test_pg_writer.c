@@ -36,8 +36,8 @@ static struct pg_writer *writer(void)
 static void write_ok(struct pg_writer *w, struct batch *b, struct pg_write_stats *st)
 {
     char err[512] = "";
-    enum pg_write_result r = pg_writer_write(w, b, st, err, sizeof(err));
-    ck_assert_msg(r == PG_OK, "write: %s: %s", pg_result_name(r), err);
+    enum pg_status r = pg_writer_write(w, b, st, err, sizeof(err));
+    ck_assert_msg(r == PG_OK, "write: %s: %s", pg_status_name(r), err);
 }
 
 static int64_t q(const char *fmt, const char *a)
@@ -596,7 +596,7 @@ END_TEST
 struct race {
     struct pg_writer *w;
     struct batch *b;
-    enum pg_write_result r;
+    enum pg_status r;
     char err[512];
 };
 
@@ -644,7 +644,7 @@ START_TEST(offset_race_with_open_transaction)
     /* ...and loses once the other commits. */
     test_pg_exec(other, "COMMIT");
     pthread_join(th, NULL);
-    ck_assert_msg(x.r == PG_CONFLICT, "%s: %s", pg_result_name(x.r), x.err);
+    ck_assert_msg(x.r == PG_CONFLICT, "%s: %s", pg_status_name(x.r), x.err);
     ck_assert_int_eq(nevents(), 1);
     int64_t off = 0;
     char err[256];
@@ -722,9 +722,9 @@ START_TEST(partitions_on_demand)
     fx_add_str(&b, &c, "after drop", FX_T0 + 5, 0, 41);
     batch_advance(&b, 0, 41, 42);
     char err[512];
-    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
     if (r != PG_OK) {
-        ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_result_name(r), err);
+        ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_status_name(r), err);
         write_ok(w, &b, &st);
     }
     ck_assert_int_eq(
@@ -750,9 +750,9 @@ static int child_write(int n)
         fx_add_str(&b, &c, "concurrent", FX_T0 + i * FX_DAY_US, n, i);
     batch_advance(&b, n, -1, 40);
     struct pg_write_stats st = {0};
-    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
     if (r != PG_OK)
-        fprintf(stderr, "child %d: %s: %s\n", n, pg_result_name(r), err);
+        fprintf(stderr, "child %d: %s: %s\n", n, pg_status_name(r), err);
     int rc = r == PG_OK && st.inserted == 40 ? 0 : 1;
     pg_write_stats_release(&st);
     batch_release(&b);
@@ -800,9 +800,9 @@ START_TEST(reconnects_after_connection_loss)
     fx_add_str(&b, &c, "after", FX_T0, 0, 1);
     batch_advance(&b, 0, 1, 2);
     char err[512] = "";
-    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
     /* The call that meets the dead link reports it; the next reconnects. */
-    ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_result_name(r), err);
+    ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_status_name(r), err);
     write_ok(w, &b, &st);
     ck_assert_uint_eq(st.inserted, 1);
     ck_assert_int_eq(nevents(), 2);

@@ -165,11 +165,11 @@ START_TEST(sqlstate_classes)
     ck_assert_int_eq(pg_classify_sqlstate("28P01"), PG_FATAL);
     ck_assert_int_eq(pg_classify_sqlstate("XX000"), PG_FATAL);
     ck_assert_int_eq(pg_classify_sqlstate("57P0"), PG_TRANSIENT); /* malformed: no state */
-    ck_assert_str_eq(pg_result_name(PG_OK), "ok");
-    ck_assert_str_eq(pg_result_name(PG_TRANSIENT), "transient");
-    ck_assert_str_eq(pg_result_name(PG_CONFLICT), "conflict");
-    ck_assert_str_eq(pg_result_name(PG_DATA), "data");
-    ck_assert_str_eq(pg_result_name(PG_FATAL), "fatal");
+    ck_assert_str_eq(pg_status_name(PG_OK), "ok");
+    ck_assert_str_eq(pg_status_name(PG_TRANSIENT), "transient");
+    ck_assert_str_eq(pg_status_name(PG_CONFLICT), "conflict");
+    ck_assert_str_eq(pg_status_name(PG_DATA), "data");
+    ck_assert_str_eq(pg_status_name(PG_FATAL), "fatal");
 }
 END_TEST
 
