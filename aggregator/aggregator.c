@@ -328,35 +328,10 @@ static void dlq_storage_row(struct aggregator *a, struct batch *b, size_t idx, c
     log_warn("row %s (%s[%d]@%" PRId64 ") refused by PostgreSQL, sent to the DLQ: %s", r->env.id,
              b->topic, (int)r->kafka_partition, r->kafka_offset, why);
     free(val);
-    b->bytes -= r->env.line_len;
-    envelope_release(&r->env);
-    memmove(&b->rows[idx], &b->rows[idx + 1], (b->n - idx - 1) * sizeof(*b->rows));
-    b->n--;
-    memset(&b->rows[b->n], 0, sizeof(*b->rows));
-}
-
-void aggregator_batch_split(struct batch *b, size_t k, struct batch *lo, struct batch *hi)
-{
-    batch_init(lo, b->topic);
-    batch_init(hi, b->topic);
-    for (size_t i = 0; i < b->n; i++) {
-        struct batch_row *r = &b->rows[i];
-        int32_t p = r->kafka_partition;
-        int64_t off = r->kafka_offset;
-        if (i < k) {
-            const struct batch_offset *o = batch_offset_find(b, p);
-            batch_add(lo, &r->env, p, off);
-            batch_advance(lo, p, o ? o->expected_offset : -1, off + 1);
-        } else {
-            batch_add(hi, &r->env, p, off);
-        }
-    }
-    for (size_t i = 0; i < b->noffsets; i++) {
-        const struct batch_offset *o = &b->offsets[i];
-        const struct batch_offset *lo_o = batch_offset_find(lo, o->partition);
-        batch_advance(hi, o->partition, lo_o ? lo_o->next_offset : o->expected_offset,
-                      o->next_offset);
-    }
+    uint8_t *drop = xcalloc(b->n, 1);
+    drop[idx] = 1;
+    batch_remove(b, drop);
+    free(drop);
 }
 
 /* A non-retryable error (PostgreSQL schema or privileges, a fatal Kafka
@@ -409,7 +384,7 @@ static enum pg_status isolate(struct aggregator *a, struct batch *b, ssize_t bad
             dlq_storage_row(a, b, b->n == 1 ? 0 : (size_t)bad, why);
         } else {
             struct batch lo, hi;
-            aggregator_batch_split(b, b->n / 2, &lo, &hi);
+            batch_split(b, b->n / 2, &lo, &hi);
             enum pg_status r = isolate(a, &lo, -2, why);
             if (r == PG_OK)
                 r = isolate(a, &hi, -2, why);
@@ -765,21 +740,11 @@ static void handle_message(struct aggregator *a, rd_kafka_message_t *msg)
     ps->pos = off + 1;
 }
 
-bool aggregator_batch_due(const struct aggr_batch_conf *bc, size_t msgs, size_t bytes,
-                          uint64_t start_ms, uint64_t now_ms)
-{
-    if (msgs == 0 && bytes == 0)
-        return false;
-    return msgs >= (size_t)bc->max_events || bytes >= (size_t)bc->max_bytes ||
-           now_ms >= start_ms + (uint64_t)bc->max_ms;
-}
-
-static bool batch_due(const struct aggregator *a, uint64_t now)
+static bool building_due(const struct aggregator *a, uint64_t now)
 {
     if (!batch_has_content(a))
         return false;
-    return aggregator_batch_due(&a->cfg->batch, a->batch_msgs, a->batch.bytes, a->batch_start_ms,
-                                now);
+    return batch_due(&a->cfg->batch, a->batch_msgs, a->batch.bytes, a->batch_start_ms, now);
 }
 
 static void update_ready(struct aggregator *a)
@@ -997,7 +962,7 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
             }
             if (a->retry_at_ms - now < (uint64_t)timeout)
                 timeout = (int)(a->retry_at_ms - now);
-        } else if (batch_due(a, now)) {
+        } else if (building_due(a, now)) {
             if (!a->inflight_active) {
                 seal_and_submit(a);
                 sync_counters(a);

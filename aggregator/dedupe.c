@@ -104,24 +104,7 @@ long dedupe_redis_filter(struct dedupe *d, struct batch *b)
         goto out;
     }
     breaker_success(&d->redis_breaker);
-    size_t w = 0;
-    dropped = 0;
-    b->bytes = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (seen[i]) {
-            envelope_release(&b->rows[i].env);
-            dropped++;
-            continue;
-        }
-        if (w != i)
-            b->rows[w] = b->rows[i];
-        b->bytes += b->rows[w].env.line_len;
-        w++;
-    }
-    /* Slots past w were moved or released; zero them so nothing frees twice. */
-    if (w < b->n)
-        memset(&b->rows[w], 0, (b->n - w) * sizeof(*b->rows));
-    b->n = w;
+    dropped = (long)batch_remove(b, seen);
 out:
     free(ids);
     free(seen);
