@@ -42,6 +42,28 @@ static int exec_ok(struct pg_connection *conn, const char *sql, int nparams,
     return pg_conn_exec(conn, sql, nparams, params, out, err, errlen) == PG_OK ? 0 : -1;
 }
 
+/* One migration and its schema_migrations row in one transaction. 0, or
+ * -1 + err (rolled back). */
+static int apply_one(struct pg_connection *conn, const struct migration *m, const char *sum,
+                     char *err, size_t errlen)
+{
+    if (exec_ok(conn, SQL_BEGIN, 0, NULL, NULL, err, errlen) < 0)
+        return -1;
+    char ver[16], e2[512];
+    snprintf(ver, sizeof(ver), "%d", m->version);
+    const char *params[] = {ver, m->name, sum};
+    /* The simple protocol runs the file's statements inside our transaction
+     * block; the record goes in the same transaction. */
+    if (exec_ok(conn, m->sql, 0, NULL, NULL, e2, sizeof(e2)) < 0 ||
+        exec_ok(conn, SQL_MIGRATE_RECORD, 3, params, NULL, e2, sizeof(e2)) < 0 ||
+        exec_ok(conn, SQL_COMMIT, 0, NULL, NULL, e2, sizeof(e2)) < 0) {
+        snprintf(err, errlen, "migration %03d_%s: %s", m->version, m->name, e2);
+        pg_conn_rollback(conn);
+        return -1;
+    }
+    return 0;
+}
+
 int migrate_apply(struct pg_connection *conn, const struct migration *m, size_t n,
                   struct migrate_report *rep, char *err, size_t errlen)
 {
@@ -90,21 +112,8 @@ int migrate_apply(struct pg_connection *conn, const struct migration *m, size_t 
             r.already++;
             continue;
         }
-        if (exec_ok(conn, SQL_BEGIN, 0, NULL, NULL, err, errlen) < 0)
+        if (apply_one(conn, &m[i], sum, err, errlen) < 0)
             goto out;
-        char ver[16];
-        snprintf(ver, sizeof(ver), "%d", m[i].version);
-        const char *params[] = {ver, m[i].name, sum};
-        char e2[512];
-        /* PQexec runs the file's statements (simple protocol) inside our
-         * transaction block; the record goes in the same transaction. */
-        if (exec_ok(conn, m[i].sql, 0, NULL, NULL, e2, sizeof(e2)) < 0 ||
-            exec_ok(conn, SQL_MIGRATE_RECORD, 3, params, NULL, e2, sizeof(e2)) < 0 ||
-            exec_ok(conn, SQL_COMMIT, 0, NULL, NULL, e2, sizeof(e2)) < 0) {
-            snprintf(err, errlen, "migration %03d_%s: %s", m[i].version, m[i].name, e2);
-            pg_conn_rollback(conn);
-            goto out;
-        }
         log_info("migrate: applied %03d_%s", m[i].version, m[i].name);
         r.applied++;
         if (m[i].version > r.current_version)

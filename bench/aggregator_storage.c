@@ -239,6 +239,24 @@ static double run_writer(struct pg_writer *w, struct envelope *envs, size_t rows
     return s;
 }
 
+/* Round r's rows, twice (the writer takes its copy over): new streams each
+ * round, so every row is new on both sides. */
+static void make_round(struct envelope *envs, struct envelope *copy, size_t rows, int r)
+{
+    struct envelope *sides[2] = {envs, copy};
+    for (int side = 0; side < 2; side++) {
+        struct chain ch[STREAMS];
+        for (int s = 0; s < STREAMS; s++) {
+            snprintf(ch[s].stream, sizeof(ch[s].stream), "%032x",
+                     0xbe9c0000u + (unsigned)(r * STREAMS + s));
+            ch[s].seq = 0;
+            chain_genesis(ch[s].stream, ch[s].prev);
+        }
+        for (size_t i = 0; i < rows; i++)
+            make_env(&sides[side][i], &ch[i % STREAMS], i);
+    }
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -274,23 +292,7 @@ int main(int argc, char **argv)
     struct envelope *envs = xcalloc(rows, sizeof(*envs));
     struct envelope *copy = xcalloc(rows, sizeof(*copy)); /* the writer's */
     for (int r = 0; r < rounds; r++) {
-        /* New streams each round: every row is new on both sides. */
-        struct chain ch[STREAMS];
-        for (int s = 0; s < STREAMS; s++) {
-            snprintf(ch[s].stream, sizeof(ch[s].stream), "%032x",
-                     0xbe9c0000u + (unsigned)(r * STREAMS + s));
-            ch[s].seq = 0;
-            chain_genesis(ch[s].stream, ch[s].prev);
-        }
-        /* The same rows for both sides (the writer takes its copy over). */
-        for (size_t i = 0; i < rows; i++)
-            make_env(&envs[i], &ch[i % STREAMS], i);
-        for (int k = 0; k < STREAMS; k++) {
-            ch[k].seq = 0;
-            chain_genesis(ch[k].stream, ch[k].prev);
-        }
-        for (size_t i = 0; i < rows; i++)
-            make_env(&copy[i], &ch[i % STREAMS], i);
+        make_round(envs, copy, rows, r);
         /* Alternate the order: neither side always runs on a warmer server. */
         if (r % 2 == 0) {
             rc[r] = run_copy(cc, envs, rows, bsz);
