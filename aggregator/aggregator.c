@@ -47,9 +47,6 @@ static void run_maintenance(struct aggregator *a)
         return;
     metric_add(a->m->partitions_created, res.created);
     metric_add(a->m->partitions_dropped, res.dropped);
-    if (res.created || res.dropped)
-        log_info("partition maintenance (%s lock): %d created, %d dropped", res.lock, res.created,
-                 res.dropped);
 }
 
 static void periodic(struct aggregator *a, uint64_t now)
@@ -70,7 +67,6 @@ static void periodic(struct aggregator *a, uint64_t now)
 void aggregator_set_alerter(struct aggregator *a, struct alerter *al)
 {
     a->alerter = al;
-    dedupe_set_alerter(a->dd, al);
 }
 
 struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_metrics *am, char *err,
@@ -99,7 +95,7 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
         if (!a->redis)
             goto fail;
     }
-    a->dd = dedupe_new((size_t)cfg->dedupe.lru_size, a->redis, &bc);
+    a->dd = dedupe_new((size_t)cfg->dedupe.lru_size, a->redis, &bc, health_on_breaker_change, a);
     a->dlq = dlq_new(&cfg->kafka, cfg->kafka.dlq_topic, err, errlen);
     if (!a->dlq)
         goto fail;

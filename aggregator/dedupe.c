@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "aggregator/redis_store.h"
-#include "common/alert.h"
 #include "common/hashchain.h"
 #include "common/htab.h"
 #include "common/log.h"
@@ -21,29 +20,11 @@ struct dedupe {
     struct breaker redis_breaker;
     struct htab batch_ids; /* ids of the batch being built; cleared per batch */
     struct dedupe_stats stats;
-    struct alerter *alerter; /* borrowed, may be NULL */
 };
 
-static void on_redis_breaker(void *ud, const struct breaker *b, enum breaker_state from,
-                             enum breaker_state to)
-{
-    struct dedupe *d = ud;
-    if (to == BREAKER_OPEN) {
-        log_warn("circuit breaker %s: %s -> open (dedupe falls back to the LRU and PostgreSQL)",
-                 b->name, breaker_state_name(from));
-        alerter_fire(d->alerter, "AuditrailBreakerOpen", ALERT_WARNING,
-                     "Redis breaker open: dedupe falls back to the LRU and PostgreSQL", NULL,
-                     "breaker", "redis", NULL);
-    } else {
-        log_info("circuit breaker %s: %s -> %s", b->name, breaker_state_name(from),
-                 breaker_state_name(to));
-        if (to == BREAKER_CLOSED)
-            alerter_resolve(d->alerter, "AuditrailBreakerOpen", "breaker", "redis", NULL);
-    }
-}
-
 struct dedupe *dedupe_new(size_t lru_size, struct redis_store *redis,
-                          const struct breaker_conf *bconf)
+                          const struct breaker_conf *bconf, breaker_change_fn on_change,
+                          void *change_ud)
 {
     struct dedupe *d = xcalloc(1, sizeof(*d));
     d->lru = lru_new(lru_size ? lru_size : 1, 0, NULL);
@@ -53,7 +34,7 @@ struct dedupe *dedupe_new(size_t lru_size, struct redis_store *redis,
         breaker_conf_default(&def);
         bconf = &def;
     }
-    breaker_init(&d->redis_breaker, "redis", bconf, NULL, NULL, NULL, NULL, on_redis_breaker, d);
+    breaker_init(&d->redis_breaker, "redis", bconf, NULL, NULL, NULL, NULL, on_change, change_ud);
     htab_init(&d->batch_ids, ID_LEN, 512);
     return d;
 }
@@ -132,11 +113,6 @@ void dedupe_mark_committed(struct dedupe *d, const struct batch *b, const uint8_
         }
     }
     free(ids);
-}
-
-void dedupe_set_alerter(struct dedupe *d, struct alerter *al)
-{
-    d->alerter = al;
 }
 
 const struct dedupe_stats *dedupe_stats(const struct dedupe *d)

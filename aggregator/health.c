@@ -1,7 +1,7 @@
 /* The aggregator's health (aggregator_int.h): what /readyz says, the
  * gauges and counters /metrics shows, breaker transitions logged and
- * alerted, DLQ alerts, and the PostgreSQL probe while its breaker is open.
- * Consumer thread, except aggregator_ready (httpd threads: an atomic). */
+ * alerted (all three breakers: PostgreSQL, DLQ, Redis), DLQ alerts, and the PostgreSQL probe while
+ * its breaker is open. Consumer thread, except aggregator_ready (httpd threads: an atomic). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,26 +47,37 @@ bool aggregator_ready(void *ud, char *reason, size_t len)
     return false;
 }
 
+/* What an open breaker means, for the log and the alert. */
+static const struct {
+    const char *name, *effect, *summary;
+    enum alert_severity severity;
+} breaker_texts[] = {
+    {"postgres", "consumption paused, not ready",
+     "PostgreSQL primary breaker open: ingestion paused", ALERT_CRITICAL},
+    {"dlq", "batches with DLQ copies wait",
+     "DLQ producer breaker open: partitions with poison messages wait", ALERT_CRITICAL},
+    {"redis", "dedupe falls back to the LRU and PostgreSQL",
+     "Redis breaker open: dedupe falls back to the LRU and PostgreSQL", ALERT_WARNING},
+};
+
 void health_on_breaker_change(void *ud, const struct breaker *b, enum breaker_state from,
                               enum breaker_state to)
 {
     struct aggregator *a = ud;
-    bool pg = strcmp(b->name, "postgres") == 0;
-    if (to == BREAKER_OPEN) {
-        log_warn("circuit breaker %s: %s -> open (%s; next probe in %" PRIu64 " ms)", b->name,
-                 breaker_state_name(from),
-                 pg ? "consumption paused, not ready" : "batches with DLQ copies wait",
-                 breaker_wait_ms(b));
-        alerter_fire(a->alerter, "AuditrailBreakerOpen", ALERT_CRITICAL,
-                     pg ? "PostgreSQL primary breaker open: ingestion paused"
-                        : "DLQ producer breaker open: partitions with poison messages wait",
-                     NULL, "breaker", b->name, NULL);
-    } else {
+    if (to != BREAKER_OPEN) {
         log_info("circuit breaker %s: %s -> %s", b->name, breaker_state_name(from),
                  breaker_state_name(to));
         if (to == BREAKER_CLOSED)
             alerter_resolve(a->alerter, "AuditrailBreakerOpen", "breaker", b->name, NULL);
+        return;
     }
+    size_t i = 0, n = sizeof(breaker_texts) / sizeof(breaker_texts[0]);
+    while (i + 1 < n && strcmp(breaker_texts[i].name, b->name) != 0)
+        i++;
+    log_warn("circuit breaker %s: %s -> open (%s; next probe in %" PRIu64 " ms)", b->name,
+             breaker_state_name(from), breaker_texts[i].effect, breaker_wait_ms(b));
+    alerter_fire(a->alerter, "AuditrailBreakerOpen", breaker_texts[i].severity,
+                 breaker_texts[i].summary, NULL, "breaker", b->name, NULL);
 }
 
 /* Counters kept by modules without access to the registry. */
