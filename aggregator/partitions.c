@@ -156,7 +156,7 @@ int part_cache_refresh(struct part_cache *c, struct pg_connection *conn, char *e
     return part_cache_load(c, conn, err, errlen) == PG_OK ? 0 : -1;
 }
 
-void part_groups_build(struct part_groups *g, const int64_t *times_us, size_t n)
+void part_groups_init(struct part_groups *g, const int64_t *times_us, size_t n)
 {
     memset(g, 0, sizeof(*g));
     struct htab day_group; /* day start -> group index */

@@ -58,7 +58,7 @@ struct part_groups {
 };
 /* Group n times by UTC day with a hash map; O(n + m). out is overwritten
  * (release it with part_groups_release). */
-void part_groups_build(struct part_groups *out, const int64_t *times_us, size_t n);
+void part_groups_init(struct part_groups *out, const int64_t *times_us, size_t n);
 void part_groups_release(struct part_groups *g);
 
 /* Make sure a partition exists for each of the n days (day starts). Must run

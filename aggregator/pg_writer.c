@@ -474,7 +474,7 @@ static enum pg_status ensure_partitions(struct pg_writer *w, const struct batch 
     for (size_t i = 0; i < b->n; i++)
         times[i] = b->rows[i].env.time_us;
     struct part_groups g;
-    part_groups_build(&g, times, b->n);
+    part_groups_init(&g, times, b->n);
     free(times);
     int made = 0;
     enum pg_status pr = part_ensure(&w->parts, w->conn, g.days, g.m, &made, err, errlen);

@@ -103,7 +103,7 @@ START_TEST(groups_by_day)
                    0};
     size_t n = sizeof(t) / sizeof(t[0]);
     struct part_groups g;
-    part_groups_build(&g, t, n);
+    part_groups_init(&g, t, n);
     ck_assert_uint_eq(g.m, 5); /* 02-29, 02-28, 03-01, 1969-12-31, 1970-01-01 */
     ck_assert_int_eq(g.days[0], T20240229);
     ck_assert_int_eq(g.days[1], T20240229 - DAY);
@@ -123,7 +123,7 @@ START_TEST(groups_by_day)
     ck_assert_uint_eq(g.idx[g.start[0] + 1], 3);
     part_groups_release(&g);
 
-    part_groups_build(&g, NULL, 0);
+    part_groups_init(&g, NULL, 0);
     ck_assert_uint_eq(g.m, 0);
     ck_assert_uint_eq(g.start[0], 0);
     part_groups_release(&g);
@@ -133,7 +133,7 @@ START_TEST(groups_by_day)
     int64_t *many = xmalloc(N * sizeof(*many));
     for (size_t i = 0; i < N; i++)
         many[i] = (int64_t)(i % 40) * DAY + (int64_t)i;
-    part_groups_build(&g, many, N);
+    part_groups_init(&g, many, N);
     ck_assert_uint_eq(g.m, 40);
     for (size_t k = 0; k < g.m; k++)
         ck_assert_uint_eq(g.start[k + 1] - g.start[k], N / 40);
