@@ -115,61 +115,71 @@ void consume_sync_pause(struct aggregator *a)
     metric_set(a->m->paused, paused > 0 ? 1 : 0);
 }
 
+/* Partition tp was assigned to us: load its stored offset (the start
+ * position handed to librdkafka through tp->offset). */
+static void assign_one(struct aggregator *a, struct part_state *ps, rd_kafka_topic_partition_t *tp)
+{
+    ps->assigned = true;
+    ps->paused = false;
+    if (!ps->lag)
+        ps->lag = aggr_metrics_lag(a->m, tp->partition);
+    int64_t off;
+    if (consume_load_offset_replay(a, tp->partition, &off) == 0) {
+        ps->ready = true;
+        ps->stored = ps->pos = off;
+        tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
+    } else {
+        /* Assigned but paused (consume_sync_pause) until the offset loads;
+         * anything fetched meanwhile is dropped. */
+        ps->ready = false;
+        ps->stored = ps->pos = -1;
+        tp->offset = RD_KAFKA_OFFSET_INVALID;
+    }
+    log_info("assigned %s[%d] from offset %" PRId64 "%s", tp->topic, (int)tp->partition, ps->stored,
+             ps->ready ? "" : " (offset not loaded yet: paused)");
+}
+
+static void revoke_one(struct part_state *ps, const rd_kafka_topic_partition_t *tp)
+{
+    ps->assigned = ps->ready = ps->paused = false;
+    ps->stored = ps->pos = -1;
+    if (ps->lag)
+        metric_set(ps->lag, 0);
+    log_info("revoked %s[%d]", tp->topic, (int)tp->partition);
+}
+
 void consume_rebalance(void *ud, bool assign, rd_kafka_topic_partition_list_t *parts)
 {
     struct aggregator *a = ud;
-    const char *topic = a->cfg->kafka.topic;
     metric_inc(a->m->rebalances);
     a->joined = true;
     if (assign) {
         /* The stored offsets are read with the pg_writer: the writer thread
          * must be idle. */
         flush_drain(a);
-        for (int i = 0; i < parts->cnt; i++) {
-            rd_kafka_topic_partition_t *tp = &parts->elems[i];
-            struct part_state *ps = consume_part(a, tp->partition);
-            if (!ps || strcmp(tp->topic, topic) != 0)
-                continue;
-            ps->assigned = true;
-            ps->paused = false;
-            if (!ps->lag)
-                ps->lag = aggr_metrics_lag(a->m, tp->partition);
-            int64_t off;
-            if (consume_load_offset_replay(a, tp->partition, &off) == 0) {
-                ps->ready = true;
-                ps->stored = ps->pos = off;
-                tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
-            } else {
-                /* Assigned but paused (consume_sync_pause) until the offset loads;
-                 * anything fetched meanwhile is dropped. */
-                ps->ready = false;
-                ps->stored = ps->pos = -1;
-                tp->offset = RD_KAFKA_OFFSET_INVALID;
-            }
-            log_info("assigned %s[%d] from offset %" PRId64 "%s", topic, (int)tp->partition,
-                     ps->stored, ps->ready ? "" : " (offset not loaded yet: paused)");
-        }
-        consumer_assign(a->c, parts);
-        consume_sync_pause(a);
-        return;
+    } else {
+        /* Revocation: commit what we have while we still own the
+         * partitions; if that fails, drop it (the next owner starts from
+         * the stored offsets). Partitions kept (cooperative protocol) are
+         * sought back. */
+        flush_all_once(a);
     }
-
-    /* Revocation: commit what we have while we still own the partitions;
-     * if that fails, drop it (the next owner starts from the stored
-     * offsets). Partitions kept (cooperative protocol) are sought back. */
-    flush_all_once(a);
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         struct part_state *ps = consume_part(a, tp->partition);
-        if (!ps || strcmp(tp->topic, topic) != 0)
+        if (!ps || strcmp(tp->topic, a->cfg->kafka.topic) != 0)
             continue;
-        ps->assigned = ps->ready = ps->paused = false;
-        ps->stored = ps->pos = -1;
-        if (ps->lag)
-            metric_set(ps->lag, 0);
-        log_info("revoked %s[%d]", topic, (int)tp->partition);
+        if (assign)
+            assign_one(a, ps, tp);
+        else
+            revoke_one(ps, tp);
     }
-    consumer_unassign(a->c, parts);
+    if (assign) {
+        consumer_assign(a->c, parts);
+        consume_sync_pause(a);
+    } else {
+        consumer_unassign(a->c, parts);
+    }
 }
 
 /* A message librdkafka reports as an error: it retries what is transient

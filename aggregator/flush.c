@@ -33,6 +33,8 @@ bool flush_due(const struct aggregator *a, uint64_t now)
     return batch_due(&a->cfg->batch, a->batch_msgs, a->batch.bytes, a->batch_start_ms, now);
 }
 
+/* Start a new batch being built: empty, and the layers that track it (the
+ * dedupe batch set, the DLQ's unacknowledged copies) forget it. */
 static void reset_batch(struct aggregator *a)
 {
     batch_clear(&a->batch);
@@ -288,16 +290,10 @@ enum flush_result flush_seal_and_submit(struct aggregator *a)
     struct batch tmp = a->inflight;
     a->inflight = a->batch;
     a->batch = tmp;
-    batch_clear(&a->batch);
     a->inflight_msgs = a->batch_msgs;
     a->inflight_active = true;
     a->retrying = false;
-    dlq_reset(a->dlq);
-    dedupe_batch_reset(a->dd);
-    a->batch_msgs = 0;
-    a->batch_start_ms = 0;
-    a->redis_filtered = false;
-    a->batch_replay = false;
+    reset_batch(a);
     writer_submit(a->wr, &a->inflight);
     return FLUSH_DONE;
 }
