@@ -1,6 +1,6 @@
 /* Unit tests of the aggregator's storage side that need no server: UTC day
  * math, partition-bound routing, grouping by day, SQLSTATE classification,
- * the batch container. */
+ * array parameters, the batch container. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +173,25 @@ START_TEST(sqlstate_classes)
 }
 END_TEST
 
+START_TEST(array_literals)
+{
+    struct buf a = BUF_INIT;
+    pg_array_begin(&a);
+    ck_assert_str_eq(pg_array_end(&a), "{}");
+    pg_array_begin(&a); /* reusable */
+    pg_array_str(&a, "plain");
+    pg_array_str(&a, "with \"quote\" and \\ backslash");
+    pg_array_str(&a, "");
+    ck_assert_str_eq(pg_array_end(&a),
+                     "{\"plain\",\"with \\\"quote\\\" and \\\\ backslash\",\"\"}");
+    pg_array_begin(&a);
+    pg_array_i64(&a, -1);
+    pg_array_i64(&a, INT64_MAX);
+    ck_assert_str_eq(pg_array_end(&a), "{-1,9223372036854775807}");
+    buf_release(&a);
+}
+END_TEST
+
 static void env_with_line(struct envelope *e, const char *line)
 {
     memset(e, 0, sizeof(*e));
@@ -241,6 +260,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cache_binary_search);
     tcase_add_test(tc, groups_by_day);
     tcase_add_test(tc, sqlstate_classes);
+    tcase_add_test(tc, array_literals);
     tcase_add_test(tc, batch_container);
     suite_add_tcase(s, tc);
     return s;
