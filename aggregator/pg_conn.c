@@ -68,10 +68,11 @@ bool pg_conn_ok(const struct pg_connection *c)
 static void label(const char *sql, char *out, size_t len)
 {
     size_t n = strcspn(sql, "\n");
-    if (n > LABEL_MAX)
-        snprintf(out, len, "%.*s…", LABEL_MAX, sql);
-    else
-        snprintf(out, len, "%.*s", (int)n, sql);
+    bool cut = n > LABEL_MAX;
+    if (cut) /* on a UTF-8 boundary: migrations may hold non-ASCII text */
+        for (n = LABEL_MAX; n > 0 && ((unsigned char)sql[n] & 0xC0) == 0x80; n--)
+            ;
+    snprintf(out, len, "%.*s%s", (int)n, sql, cut ? "…" : "");
 }
 
 /* Describe a failed call in err ("what: [SQLSTATE] message") and classify
