@@ -151,6 +151,12 @@ format-check:
 clean:
 	rm -rf build build-*
 
+# The version the binaries report (auditrail_build_info), the image labels and
+# the charts' appVersion carry: one VERSION file.
+VERSION := $(shell cat VERSION)
+$(OBJ)/common/procmetrics.o: CPPFLAGS += -DAUDITRAIL_VERSION=\"$(VERSION)\"
+$(OBJ)/common/procmetrics.o: VERSION
+
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

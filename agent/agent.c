@@ -1,8 +1,9 @@
 /* The agent's main loop: discovery, reading under the in-flight budget,
  * delivery reports -> acknowledged prefixes -> checkpoint, health.
  *
- * Threads: everything here runs on the main thread except ready_cb, which
- * runs on libmicrohttpd's threads and reads only the atomics below. */
+ * Threads: everything here runs on the main thread except ready_cb and
+ * livez_cb, which run on libmicrohttpd's threads and read only the atomics
+ * below. */
 #include "agent/agent.h"
 
 #include <dirent.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent/ack_tracker.h"
+#include "agent/agent_health.h"
 #include "agent/agent_metrics.h"
 #include "agent/checkpoint.h"
 #include "agent/producer.h"
@@ -31,12 +33,12 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/procmetrics.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
-#define LOOP_TICK_MS  100           /* timers (flush, rotate_wait, checks) resolution */
-#define READ_BUDGET   (1024 * 1024) /* bytes per file per round, for fairness */
-#define LOOP_STALL_MS 30000         /* /readyz fails when the loop stops turning */
+#define LOOP_TICK_MS 100           /* timers (flush, rotate_wait, checks) resolution */
+#define READ_BUDGET  (1024 * 1024) /* bytes per file per round, for fairness */
 
 enum ready_state {
     READY_OK = 0,
@@ -71,31 +73,30 @@ struct agent {
     int alerted; /* the ready state last alerted on (main thread) */
 };
 
+/* Readiness and liveness (agent_health.h): Kafka's health is in the metrics
+ * and alerts, not in /readyz; /livez fails when the loop stops turning. */
 static bool ready_cb(void *ud, char *reason, size_t len)
 {
     struct agent *a = ud;
     int st = atomic_load(&a->ready);
-    uint64_t hb = atomic_load(&a->heartbeat_ms);
-    if (time_mono_ms() - hb > LOOP_STALL_MS) {
-        snprintf(reason, len, "main loop stalled");
+    return agent_health_ready(st == READY_STARTING, st == READY_FATAL,
+                              atomic_load(&a->heartbeat_ms), time_mono_ms(), reason, len);
+}
+
+static bool livez_cb(void *ud, const struct httpd_request *req, struct httpd_response *resp)
+{
+    struct agent *a = ud;
+    if (strcmp(httpd_request_path(req), "/livez") != 0)
         return false;
+    char reason[128];
+    if (agent_health_live(atomic_load(&a->heartbeat_ms), time_mono_ms(), reason, sizeof(reason))) {
+        resp->body = xstrdup("{\"live\":true}");
+    } else {
+        resp->status = 503;
+        resp->body = xasprintf("{\"live\":false,\"reason\":\"%s\"}", reason);
     }
-    switch (st) {
-    case READY_OK:
-        return true;
-    case READY_STARTING:
-        snprintf(reason, len, "starting");
-        return false;
-    case READY_FATAL:
-        snprintf(reason, len, "fatal Kafka producer error");
-        return false;
-    case READY_KAFKA_DOWN:
-        snprintf(reason, len, "Kafka unreachable");
-        return false;
-    default:
-        snprintf(reason, len, "records not acknowledged by Kafka");
-        return false;
-    }
+    resp->body_len = strlen(resp->body);
+    return true;
 }
 
 static struct tail_file *tail_of(struct ack_tracker *tr)
@@ -421,6 +422,7 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
     atomic_store(&a->ready, READY_STARTING);
     atomic_store(&a->heartbeat_ms, a->start_ms);
     a->metrics = metrics_new();
+    procmetrics_register(a->metrics, "agent");
     agent_metrics_init(&a->am, a->metrics);
     a->alerted = READY_STARTING;
     struct alerter_conf ac = cfg->file.alerts;
@@ -481,11 +483,13 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
             .metrics = a->metrics,
             .ready = ready_cb,
             .ready_ud = a,
+            .handler = livez_cb,
+            .handler_ud = a,
         };
         a->httpd = httpd_start(&hc, err, errlen);
         if (!a->httpd)
             goto fail;
-        log_info("http: /healthz /readyz /metrics on port %u", httpd_port(a->httpd));
+        log_info("http: /healthz /livez /readyz /metrics on port %u", httpd_port(a->httpd));
     }
     return a;
 fail:

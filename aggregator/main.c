@@ -19,6 +19,7 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/procmetrics.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -196,6 +197,7 @@ int main(int argc, char **argv)
         goto out;
     }
     reg = metrics_new();
+    procmetrics_register(reg, "aggregator");
     aggr_metrics_init(&am, reg);
     char instance[256] = "";
     gethostname(instance, sizeof(instance) - 1);

@@ -15,6 +15,18 @@
 #include "tests/support/teststack.h"
 #include "tests/support/e2e.h"
 #include "tests/support/testutil.h"
+#include "tests/support/webhook.h"
+
+struct alert_wait {
+    struct webhook *hook;
+    const char *name;
+};
+
+static bool alert_seen(void *ud)
+{
+    struct alert_wait *w = ud;
+    return webhook_count(w->hook, w->name) > 0;
+}
 
 struct env {
     char *dir, *logs, *config, *log, *topic;
@@ -484,6 +496,63 @@ START_TEST(test_check_config)
 }
 END_TEST
 
+/* Kafka unreachable from the start: the agent keeps reading into its
+ * in-flight budget, fires AuditrailKafkaUnavailable, shows kafka_up 0, and
+ * stays ready and live: a sidecar's readiness must not take the application
+ * out of its Services for a Kafka outage (the file is the buffer). Its
+ * /metrics carries the process metrics and build info. */
+START_TEST(test_kafka_unreachable_stays_ready)
+{
+    struct env e;
+    env_init(&e, "agent-nokafka", "", "    - path: %s/*.log\n      format: raw\n");
+    struct webhook *hook = webhook_start();
+    free(e.config);
+    char *brokers = xasprintf("127.0.0.1:%d", ah_free_port()); /* nothing listens */
+    char *inputs = xasprintf("    - path: %s/*.log\n      format: raw\n", e.logs);
+    char *alerts =
+        xasprintf("alerts:\n  url: http://127.0.0.1:%u/api/v2/alerts\n", webhook_port(hook));
+    e.config =
+        ah_write_config(e.dir, brokers, e.topic, e.port,
+                        "  kafka_unready_ms: 300\n  shutdown_timeout_ms: 0\n", inputs, alerts);
+    char *a = path_in(&e, "a.log");
+    append_lines(a, "k", 0, 20);
+    pid_t pid = ah_agent_start(e.config, e.log);
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_read_total", 20, 20000));
+    struct alert_wait w = {hook, "AuditrailKafkaUnavailable"};
+    ck_assert_msg(test_wait_until(alert_seen, &w, 20000), "no AuditrailKafkaUnavailable alert");
+    ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_kafka_up"), 0);
+    ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_records_acked_total"), 0);
+    char *body = NULL;
+    ck_assert_int_eq(ah_http_get(e.port, "/readyz", &body), 200);
+    free(body);
+    body = NULL;
+    ck_assert_int_eq(ah_http_get(e.port, "/livez", &body), 200);
+    ck_assert_ptr_nonnull(strstr(body, "\"live\":true"));
+    free(body);
+    body = NULL;
+    ck_assert_int_eq(ah_http_get(e.port, "/metrics", &body), 200);
+    static const char *const fams[] = {
+        "\nprocess_resident_memory_bytes ",
+        "\nprocess_open_fds ",
+        "\nprocess_cpu_seconds_total ",
+        "\nprocess_start_time_seconds ",
+        "\nprocess_max_fds ",
+        "\nauditrail_build_info{program=\"agent\",version=\"",
+    };
+    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++)
+        ck_assert_msg(strstr(body, fams[i]), "/metrics lacks%s", fams[i]);
+    free(body);
+    ck_assert(ah_metric(e.port, "process_open_fds") > 0);
+    ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
+    webhook_stop(hook);
+    free(a);
+    free(alerts);
+    free(inputs);
+    free(brokers);
+    env_free(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("agent_ship");
@@ -499,6 +568,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_read_from_end);
     tcase_add_test(tc, test_max_open_files);
     tcase_add_test(tc, test_rotated_outside_glob_while_down);
+    tcase_add_test(tc, test_kafka_unreachable_stays_ready);
     suite_add_tcase(s, tc);
     return s;
 }
