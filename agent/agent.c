@@ -174,6 +174,7 @@ static enum tail_emit_rc on_emit(void *ud, struct tail_file *tf, const struct ta
     a->inflight_bytes += r->msg->bytes;
     a->inflight_records++;
     metric_inc(a->am.records_produced);
+    metric_inc(a->am.produced_by_format[in->kind]);
     if (a->inflight_bytes >= (uint64_t)a->cfg->file.agent.max_inflight_bytes ||
         a->inflight_records >= (uint64_t)a->cfg->file.agent.max_inflight_records) {
         a->paused = true;
@@ -371,7 +372,7 @@ static void alert_on_change(struct agent *a, int st)
 static void update_gauges(struct agent *a, uint64_t now)
 {
     size_t open_n = 0, waiting = 0, streams = 0;
-    uint64_t deleted_bytes = 0, oldest = 0, buffered = 0;
+    uint64_t deleted_bytes = 0, oldest = 0, buffered = 0, backlog = 0;
     for (struct tail_file *tf = a->files; tf; tf = tf->next) {
         open_n += tf->state == TAIL_OPEN;
         waiting += tf->state == TAIL_WAITING;
@@ -380,6 +381,8 @@ static void update_gauges(struct agent *a, uint64_t now)
             if (tf->deleted)
                 deleted_bytes += tf->size;
             buffered += framer_buffered_bytes(tf->fr);
+            if (tf->size > tf->tr.acked.offset)
+                backlog += tf->size - tf->tr.acked.offset;
         }
         uint64_t o = ack_tracker_oldest_ms(&tf->tr);
         if (o && (!oldest || o < oldest))
@@ -389,6 +392,7 @@ static void update_gauges(struct agent *a, uint64_t now)
     metric_set(a->am.files_waiting, (double)waiting);
     metric_set(a->am.streams, (double)streams);
     metric_set(a->am.deleted_open_bytes, (double)deleted_bytes);
+    metric_set(a->am.backlog_bytes, (double)backlog);
     metric_set(a->am.buffered_bytes, (double)buffered);
     metric_set(a->am.unacked_bytes, (double)a->inflight_bytes);
     metric_set(a->am.unacked_records, (double)a->inflight_records);

@@ -181,6 +181,11 @@ static void append_lines(const char *path, const char *tag, int from, int to)
     fclose(f);
 }
 
+static bool backlog_empty(void *ud)
+{
+    return ah_metric(*(int *)ud, "auditrail_agent_backlog_bytes") == 0;
+}
+
 START_TEST(test_restart_continues_chain)
 {
     struct env e;
@@ -189,6 +194,7 @@ START_TEST(test_restart_continues_chain)
     append_lines(a, "r", 0, 100);
     pid_t pid = ah_agent_start(e.config, e.log);
     ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 100, 20000));
+    ck_assert_msg(test_wait_until(backlog_empty, &e.port, 20000), "backlog_bytes not 0 once acked");
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     append_lines(a, "r", 100, 250);
     pid = ah_agent_start(e.config, e.log);
@@ -518,6 +524,9 @@ START_TEST(test_kafka_unreachable_stays_ready)
     append_lines(a, "k", 0, 20);
     pid_t pid = ah_agent_start(e.config, e.log);
     ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_read_total", 20, 20000));
+    /* nothing acknowledged: the whole file is backlog */
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_backlog_bytes", 20 * 14, 20000));
+    ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_backlog_bytes"), 20 * 14);
     struct alert_wait w = {hook, "AuditrailKafkaUnavailable"};
     ck_assert_msg(test_wait_until(alert_seen, &w, 20000), "no AuditrailKafkaUnavailable alert");
     ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_kafka_up"), 0);
@@ -541,6 +550,13 @@ START_TEST(test_kafka_unreachable_stays_ready)
     };
     for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++)
         ck_assert_msg(strstr(body, fams[i]), "/metrics lacks%s", fams[i]);
+    /* handed to the producer (librdkafka queues them while no broker is up),
+     * counted under the input's format */
+    ck_assert_msg(
+        strstr(body, "\nauditrail_agent_records_produced_by_format_total{format=\"raw\"} 20\n"),
+        "raw records not counted by format");
+    ck_assert(
+        strstr(body, "\nauditrail_agent_records_produced_by_format_total{format=\"json\"} 0\n"));
     free(body);
     ck_assert(ah_metric(e.port, "process_open_fds") > 0);
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
