@@ -76,34 +76,20 @@ int procmetrics_parse_stat(const char *text, struct procmetrics_stat *out)
         return -1;
     p++;
     struct procmetrics_stat st = {0};
+    uint64_t *at[25] = {0}; /* field number -> where it goes; others skipped */
+    at[14] = &st.utime_ticks;
+    at[15] = &st.stime_ticks;
+    at[22] = &st.starttime_ticks;
+    at[23] = &st.vsize_bytes;
+    at[24] = &st.rss_pages;
     for (int field = 3; field <= 24; field++) {
         while (*p == ' ')
             p++;
         if (!*p || *p == '\n')
             return -1;
-        uint64_t *dst = NULL;
-        switch (field) {
-        case 14:
-            dst = &st.utime_ticks;
-            break;
-        case 15:
-            dst = &st.stime_ticks;
-            break;
-        case 22:
-            dst = &st.starttime_ticks;
-            break;
-        case 23:
-            dst = &st.vsize_bytes;
-            break;
-        case 24:
-            dst = &st.rss_pages;
-            break;
-        default:
-            break;
-        }
         char *end;
-        if (dst) {
-            if (parse_u64(p, &end, dst) < 0 || (*end != ' ' && *end != '\n' && *end))
+        if (at[field]) {
+            if (parse_u64(p, &end, at[field]) < 0 || (*end != ' ' && *end != '\n' && *end))
                 return -1;
             p = end;
         } else {

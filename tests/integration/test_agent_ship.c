@@ -540,16 +540,9 @@ START_TEST(test_kafka_unreachable_stays_ready)
     free(body);
     body = NULL;
     ck_assert_int_eq(ah_http_get(e.port, "/metrics", &body), 200);
-    static const char *const fams[] = {
-        "\nprocess_resident_memory_bytes ",
-        "\nprocess_open_fds ",
-        "\nprocess_cpu_seconds_total ",
-        "\nprocess_start_time_seconds ",
-        "\nprocess_max_fds ",
-        "\nauditrail_build_info{program=\"agent\",version=\"",
-    };
-    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++)
-        ck_assert_msg(strstr(body, fams[i]), "/metrics lacks%s", fams[i]);
+    /* the process metrics are registered (their values: test_procmetrics) */
+    ck_assert(strstr(body, "\nprocess_resident_memory_bytes "));
+    ck_assert(strstr(body, "\nauditrail_build_info{program=\"agent\",version=\""));
     /* handed to the producer (librdkafka queues them while no broker is up),
      * counted under the input's format */
     ck_assert_msg(
