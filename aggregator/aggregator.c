@@ -85,7 +85,10 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     batch_init(&a->batch, cfg->kafka.topic);
     batch_init(&a->inflight, cfg->kafka.topic);
 
-    a->pg = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, err, errlen);
+    struct pg_writer_opts wo = PG_WRITER_OPTS_DEFAULT;
+    aggr_config_pg_limits(cfg, &wo.limits);
+    wo.max_days = (int)cfg->partitions.max_days_per_batch;
+    a->pg = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, &wo, err, errlen);
     if (!a->pg)
         goto fail;
     a->wr = writer_new(a->pg);
@@ -109,6 +112,7 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     mc.retention_days = (int)cfg->partitions.retention_days;
     mc.keep_table = cfg->partitions.retention_keep_table;
     mc.holder = holder;
+    mc.pg_limits = &wo.limits;
     a->maint = maintenance_new(cfg->postgres.primary, &mc);
 
     a->c = consumer_new(&cfg->kafka, consume_rebalance, a, err, errlen);

@@ -73,7 +73,7 @@ int consume_load_offset(struct aggregator *a, int32_t p, int64_t *out)
         breaker_success(&a->pg_breaker);
         return 0;
     }
-    if (r == PG_TRANSIENT)
+    if (pg_status_retryable(r))
         breaker_failure(&a->pg_breaker);
     log_warn("loading the stored offset of %s[%d]: %s: %s", a->cfg->kafka.topic, (int)p,
              pg_status_name(r), err);

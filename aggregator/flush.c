@@ -141,7 +141,7 @@ static void account_write(struct aggregator *a, enum pg_status r, uint64_t elaps
     metric_observe(a->m->batch_seconds, (double)elapsed_us / 1e6);
     if ((unsigned)r < PG_STATUS_COUNT)
         metric_inc(a->m->batch_results[r]);
-    if (r == PG_TRANSIENT)
+    if (pg_status_retryable(r))
         breaker_failure(&a->pg_breaker);
     else
         breaker_success(&a->pg_breaker); /* PostgreSQL answered */
@@ -316,6 +316,7 @@ enum flush_result flush_finish(struct aggregator *a, struct writer_result *res)
         backoff_reset(&a->retry);
         return FLUSH_DONE;
     case PG_TRANSIENT:
+    case PG_RESOURCE:
         pg_write_stats_release(&res->stats);
         log_warn("batch of %zu rows not written (will retry): %s", a->inflight.n, res->err);
         schedule_retry(a);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregator/pg_conn.h"
 #include "aggregator/redis_store.h"
 
 struct maintenance_conf {
@@ -24,6 +25,7 @@ struct maintenance_conf {
     const char *lease_name; /* Redis key of the lease, default
                                "auditrail:lease:maintenance" (its token counter
                                is "<lease_name>:token"); copied */
+    const struct pg_limits *pg_limits; /* its connection's (NULL: PG_LIMITS_DEFAULT); copied */
 };
 
 /* Session advisory lock of the fallback path ("audmain1"). */

@@ -74,7 +74,7 @@ static int closed_port(void)
 static void put_row(int64_t t, unsigned stream)
 {
     char err[512];
-    struct pg_writer *w = pg_writer_new(ci, "g", err, sizeof(err));
+    struct pg_writer *w = pg_writer_new(ci, "g", NULL, err, sizeof(err));
     ck_assert_msg(w, "%s", err);
     struct batch b;
     batch_init(&b, "t");
