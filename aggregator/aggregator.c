@@ -130,6 +130,8 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
     while (!*stop && !a->fatal) {
         uint64_t now = time_mono_ms();
         periodic(a, now);
+        if (a->held && !writer_busy(a->wr))
+            a->held = false; /* the write ended and its result was taken */
         consume_sync_pause(a);
         health_update_ready(a);
         if (writer_busy(a->wr) && writer_wait(a->wr, 0, &res)) {
@@ -145,17 +147,24 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
             }
             if (a->retry_at_ms - now < (uint64_t)timeout)
                 timeout = (int)(a->retry_at_ms - now);
-        } else if (flush_due(a, now)) {
-            if (!a->inflight_active) {
-                flush_seal_and_submit(a);
-                health_sync_counters(a);
-            } else if (writer_wait(a->wr, 100, &res)) {
-                /* One batch in flight at a time: wait for it rather than
-                 * grow this one past its limits. */
-                flush_finish(a, &res);
-                health_sync_counters(a);
-            }
+        } else if (flush_due(a, now) && !a->inflight_active) {
+            flush_seal_and_submit(a);
+            health_sync_counters(a);
             continue;
+        } else if (flush_due(a, now)) {
+            /* One batch in flight at a time: wait for it a little rather
+             * than grow this one past its limits; if it takes longer, hold
+             * intake (partitions paused) and keep polling, so that the
+             * group keeps us however long PostgreSQL takes. */
+            if (!a->held) {
+                if (writer_wait(a->wr, 100, &res)) {
+                    flush_finish(a, &res);
+                    health_sync_counters(a);
+                    continue;
+                }
+                a->held = true;
+                consume_sync_pause(a);
+            }
         } else if (flush_has_content(a)) {
             uint64_t due = a->batch_start_ms + (uint64_t)a->cfg->batch.max_ms;
             timeout = due > now ? (int)(due - now < 100 ? due - now : 100) : 0;
