@@ -223,6 +223,7 @@ struct copy_req {
     size_t cut_rows; /* rows sent with an indexed field cut */
     ssize_t bad_row; /* batch index of the row the server named, or -1 */
     bool attrs_col;  /* the error was in the attrs column */
+    bool constraint; /* the error names a constraint (not partition routing) */
     char sqlstate[6];
 };
 
@@ -244,6 +245,7 @@ static void copy_failure(struct copy_req *q, const struct batch *b, const PGresu
         if (!q->status[i] && --line == 0)
             q->bad_row = (ssize_t)i;
     q->attrs_col = cp && strstr(cp, "column attrs") != NULL;
+    q->constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) != NULL;
 }
 
 /* COPY the rows whose status is 0 into events or the staging table. */
@@ -252,6 +254,7 @@ static enum pg_status copy_rows(struct pg_writer *w, const struct batch *b, stru
 {
     q->bad_row = -1;
     q->attrs_col = false;
+    q->constraint = false;
     q->sqlstate[0] = '\0';
     q->cut_rows = 0;
     enum pg_status pr = pg_conn_copy_begin(w->conn, q->sql, err, errlen);
@@ -511,11 +514,12 @@ static enum pg_status store_rows(struct pg_writer *w, const struct batch *b, con
         stats->bad_row = -1;
     }
     if (strcmp(q.sqlstate, "23505") != 0) {
-        /* events has no CHECK constraint, so 23514 is "no partition of
-         * relation found for row": every row's day was ensured, so our cache
-         * is stale (a partition was dropped behind us); the caller's retry
-         * refreshes it and re-creates the partition. */
-        if (strcmp(q.sqlstate, "23514") == 0)
+        /* 23514 without a constraint is "no partition of relation found
+         * for row": every row's day was ensured, so our cache is stale (a
+         * partition was dropped behind us); the caller's retry refreshes it
+         * and re-creates the partition. With one, it is a CHECK constraint
+         * (an operator's) refusing the row: data. */
+        if (strcmp(q.sqlstate, "23514") == 0 && !q.constraint)
             pr = PG_TRANSIENT;
         goto out;
     }

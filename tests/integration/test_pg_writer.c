@@ -623,6 +623,27 @@ START_TEST(bad_row_is_data_error)
 }
 END_TEST
 
+/* A CHECK constraint an operator added refuses a row (23514, like "no
+ * partition for row", which is transient): the row is a data error, named,
+ * not a batch retried forever. */
+START_TEST(check_constraint_is_data_error)
+{
+    test_pg_exec(db, "ALTER TABLE auditrail.events ADD CONSTRAINT no_forbidden"
+                     " CHECK (position('FORBIDDEN' IN coalesce(actor, '')) = 0)");
+    struct fx_chain c;
+    fx_chain_init(&c, 11);
+    for (int i = 0; i < 4; i++)
+        fx_add_str(&b, &c, "ok", FX_T0, 0, i);
+    free(b.rows[1].env.fields.actor);
+    b.rows[1].env.fields.actor = xstrdup("FORBIDDEN-SECRET");
+    batch_advance(&b, 0, -1, 4);
+    const char *e = write_fails(PG_DATA);
+    ck_assert_int_eq(st.bad_row, 1);
+    ck_assert_msg(strstr(e, "[23514]") && !strstr(e, "SECRET"), "%s", e);
+    ck_assert_int_eq(nevents(), 0);
+}
+END_TEST
+
 START_TEST(partitions_on_demand)
 {
     struct fx_chain c;
@@ -1097,6 +1118,7 @@ static Suite *suite(void)
     tcase_add_test(tc, offset_cas_conflict_commits_nothing);
     tcase_add_test(tc, offset_race_with_open_transaction);
     tcase_add_test(tc, bad_row_is_data_error);
+    tcase_add_test(tc, check_constraint_is_data_error);
     tcase_add_test(tc, partitions_on_demand);
     tcase_add_test(tc, reconnects_after_connection_loss);
     tcase_add_test(tc, primary_key_guard_when_streams_disagree);
