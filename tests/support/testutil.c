@@ -18,9 +18,12 @@ int test_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
+    int failed = srunner_ntests_failed(sr), ran = srunner_ntests_run(sr);
     srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    if (ran == 0)
+        fprintf(stderr, "no test ran: check CK_RUN_SUITE, CK_RUN_CASE, CK_INCLUDE_TAGS and "
+                        "CK_EXCLUDE_TAGS\n");
+    return failed == 0 && ran > 0 ? 0 : 1;
 }
 
 char *test_tmpdir(const char *prefix)

@@ -9,7 +9,8 @@
 #include <stdint.h>
 
 /* Run the suite (CK_FORK honoured), print Check's summary, return the exit
- * status for main(): 0 when every test passed. */
+ * status for main(): 0 when every test passed, 1 when one failed or when no
+ * test ran at all (a stray CK_RUN_CASE or CK_INCLUDE_TAGS selected none). */
 int test_run_suite(Suite *s);
 
 /* mkdtemp under $TMPDIR (or /tmp); heap path, caller frees. Aborts on failure. */
