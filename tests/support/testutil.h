@@ -19,6 +19,12 @@ char *test_tmpdir(const char *prefix);
 void test_rmtree(const char *path);
 /* Write/append bytes to a file; abort on failure. */
 void test_write_file(const char *path, const void *data, size_t len, bool append);
+/* A whole file (heap, NUL after its *len bytes); NULL when it cannot be read. */
+uint8_t *test_read_file(const char *path, size_t *len);
+
+/* A seed for a test's randomness: $AUDITRAIL_TEST_SEED when set, else from
+ * the clock. Printed on stderr with `what`, so a failure can be replayed. */
+unsigned test_seed(const char *what);
 
 /* A value from the local stack (scripts/stack writes .stack/env): looked up in
  * the environment first, then in $AUDITRAIL_STACK_ENV or <repo>/.stack/env.
