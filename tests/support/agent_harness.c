@@ -296,7 +296,8 @@ static bool same_record(const struct ah_msg *a, const struct ah_msg *b)
 /* Sort, drop exact re-sends; false on a fork (a different re-send). */
 static bool dedupe(struct ah_msgs *m, char *err, size_t errlen)
 {
-    qsort(m->v, m->n, sizeof(*m->v), cmp_msg);
+    if (m->n > 1)
+        qsort(m->v, m->n, sizeof(*m->v), cmp_msg);
     size_t w = 0;
     for (size_t i = 0; i < m->n; i++) {
         struct ah_msg *x = &m->v[i];

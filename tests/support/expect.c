@@ -85,7 +85,8 @@ void expect_add_dir(struct expect *x, const char *dir, size_t max_record)
         }
     }
     closedir(d);
-    qsort(paths, n, sizeof(*paths), cmp_name); /* a stable order for messages */
+    if (n > 1)
+        qsort(paths, n, sizeof(*paths), cmp_name); /* a stable order for messages */
     for (size_t i = 0; i < n; i++) {
         expect_add_file(x, paths[i], true, max_record);
         free(paths[i]);
