@@ -78,6 +78,11 @@ $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+# The version lives in one place, VERSION; --version prints it (common/prog.c).
+VERSION := $(shell cat VERSION)
+$(OBJ)/common/prog.o: CPPFLAGS += -DAUDITRAIL_VERSION='"$(VERSION)"'
+$(OBJ)/common/prog.o: VERSION
+
 $(LIBCOMMON): $(call objs,$(COMMON_SRC))
 $(LIBAGENT): $(call objs,$(AGENT_SRC))
 $(LIBAGGR): $(call objs,$(AGGR_SRC))
