@@ -23,6 +23,7 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/procmetrics.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -117,11 +118,13 @@ static int start_http(struct agent *a, char *err, size_t errlen)
         .metrics = a->metrics,
         .ready = agent_health_ready,
         .ready_ud = a->health,
+        .handler = agent_health_routes,
+        .handler_ud = a->health,
     };
     a->httpd = httpd_start(&hc, err, errlen);
     if (!a->httpd)
         return -1;
-    log_info("http: /healthz /readyz /metrics on port %u", httpd_port(a->httpd));
+    log_info("http: /healthz /livez /readyz /metrics on port %u", httpd_port(a->httpd));
     return 0;
 }
 
@@ -131,6 +134,7 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
     struct checkpoint c = {0};
     a->cfg = cfg;
     a->metrics = metrics_new();
+    procmetrics_register(a->metrics, "agent");
     agent_metrics_init(&a->am, a->metrics);
     a->health = agent_health_new(cfg, a->metrics, &a->am, err, errlen);
     if (!a->health)

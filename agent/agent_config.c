@@ -184,8 +184,9 @@ static const struct cfg_key section_keys[] = {
      .def = "15000",
      .min = 100,
      .max = 3600000,
-     .help = "/readyz fails when no broker has been up, or a record has waited for its "
-             "acknowledgement, for longer than this"},
+     .help = "the AuditrailKafkaUnavailable alert fires when no broker has been up, or a "
+             "record has waited for its acknowledgement, for longer than this (/readyz does "
+             "not follow Kafka)"},
     {.name = "inputs",
      .type = CFG_LIST,
      .offset = A(inputs),

@@ -1,17 +1,18 @@
-/* Ready state machine and the alerts that follow it; a heartbeat proves the
- * main loop turns. */
+/* Readiness and liveness rules, Kafka's state machine and the alerts that
+ * follow it; a heartbeat proves the main loop turns. */
 #include "agent/agent_health.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/alert.h"
+#include "common/httpd.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
-#define LOOP_STALL_MS 30000 /* /readyz fails when the loop stops turning */
-#define KAFKA_UP_MS   3000  /* statistics arrive every second */
+#define KAFKA_UP_MS 3000 /* statistics arrive every second */
 
 enum ready_state {
     READY_OK = 0,
@@ -60,31 +61,56 @@ void agent_health_free(struct agent_health *h)
     free(h);
 }
 
+bool agent_live_rule(uint64_t heartbeat_ms, uint64_t now_ms, char *reason, size_t len)
+{
+    /* now_ms is read after heartbeat_ms on the same monotonic clock, but a
+     * caller may hold an older now: never underflow */
+    if (now_ms > heartbeat_ms && now_ms - heartbeat_ms > AGENT_LOOP_STALL_MS) {
+        snprintf(reason, len, "main loop stalled for %llu ms",
+                 (unsigned long long)(now_ms - heartbeat_ms));
+        return false;
+    }
+    return true;
+}
+
+bool agent_ready_rule(bool starting, bool fatal, uint64_t heartbeat_ms, uint64_t now_ms,
+                      char *reason, size_t len)
+{
+    if (!agent_live_rule(heartbeat_ms, now_ms, reason, len))
+        return false;
+    if (fatal) {
+        snprintf(reason, len, "fatal Kafka producer error");
+        return false;
+    }
+    if (starting) {
+        snprintf(reason, len, "starting");
+        return false;
+    }
+    return true; /* Kafka down or slow included: reading, the file buffers */
+}
+
 bool agent_health_ready(void *ud, char *reason, size_t len)
 {
     struct agent_health *h = ud;
     int st = atomic_load(&h->ready);
-    uint64_t hb = atomic_load(&h->heartbeat_ms);
-    if (time_mono_ms() - hb > LOOP_STALL_MS) {
-        snprintf(reason, len, "main loop stalled");
+    return agent_ready_rule(st == READY_STARTING, st == READY_FATAL, atomic_load(&h->heartbeat_ms),
+                            time_mono_ms(), reason, len);
+}
+
+bool agent_health_routes(void *ud, const struct httpd_request *req, struct httpd_response *resp)
+{
+    struct agent_health *h = ud;
+    if (strcmp(httpd_request_path(req), "/livez") != 0)
         return false;
+    char reason[128];
+    if (agent_live_rule(atomic_load(&h->heartbeat_ms), time_mono_ms(), reason, sizeof(reason))) {
+        resp->body = xstrdup("{\"live\":true}");
+    } else {
+        resp->status = 503;
+        resp->body = xasprintf("{\"live\":false,\"reason\":\"%s\"}", reason);
     }
-    switch (st) {
-    case READY_OK:
-        return true;
-    case READY_STARTING:
-        snprintf(reason, len, "starting");
-        return false;
-    case READY_FATAL:
-        snprintf(reason, len, "fatal Kafka producer error");
-        return false;
-    case READY_KAFKA_DOWN:
-        snprintf(reason, len, "Kafka unreachable");
-        return false;
-    default:
-        snprintf(reason, len, "records not acknowledged by Kafka");
-        return false;
-    }
+    resp->body_len = strlen(resp->body);
+    return true;
 }
 
 /* Alerts follow the ready state: Kafka unreachable fires (and resolves when

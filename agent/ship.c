@@ -100,6 +100,7 @@ enum tail_emit_rc ship_send(void *ud, const struct record_in *r, struct ack_msg 
     s->inflight_bytes += msg->bytes;
     s->inflight_records++;
     metric_inc(s->m->records_produced);
+    metric_inc(s->m->produced_by_format[r->kind]);
     if (s->inflight_bytes >= s->max_bytes || s->inflight_records >= s->max_records) {
         s->paused = true;
         return TAIL_EMIT_PAUSE_AFTER;

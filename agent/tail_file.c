@@ -637,6 +637,8 @@ void tail_file_add_stats(const struct tail_file *tf, struct tail_stats *s)
         if (tf->deleted)
             s->deleted_bytes += tf->size;
         s->buffered_bytes += framer_buffered_bytes(tf->fr);
+        if (tf->size > tf->tr.acked.offset)
+            s->backlog_bytes += tf->size - tf->tr.acked.offset;
     }
     uint64_t o = ack_tracker_oldest_ms(&tf->tr);
     if (o && (!s->oldest_unacked_ms || o < s->oldest_unacked_ms))

@@ -123,6 +123,7 @@ struct tail_stats {
     size_t open, waiting, streams;
     uint64_t deleted_bytes;     /* sizes of deleted files held open */
     uint64_t buffered_bytes;    /* framer buffers */
+    uint64_t backlog_bytes;     /* open files' bytes past their acknowledged prefix */
     uint64_t oldest_unacked_ms; /* monotonic; 0 = nothing in flight */
 };
 /* Add tf's share to *s. */

@@ -181,6 +181,7 @@ uint64_t tail_set_update_gauges(const struct tail_set *set, uint64_t now_ms)
     metric_set(m->streams, (double)s.streams);
     metric_set(m->deleted_open_bytes, (double)s.deleted_bytes);
     metric_set(m->buffered_bytes, (double)s.buffered_bytes);
+    metric_set(m->backlog_bytes, (double)s.backlog_bytes);
     uint64_t oldest = s.oldest_unacked_ms;
     metric_set(m->oldest_unacked_age, oldest ? (double)(now_ms - oldest) / 1000.0 : 0);
     return oldest;

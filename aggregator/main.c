@@ -18,6 +18,7 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/procmetrics.h"
 #include "common/prog.h"
 
 /* Migrations at start: PostgreSQL may still be starting (a pod restarting
@@ -172,6 +173,7 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
     int rc = 1;
     char err[1024], instance[256] = "";
     struct metrics *reg = metrics_new();
+    procmetrics_register(reg, "aggregator");
     struct aggr_metrics am;
     struct aggregator *a = NULL;
     struct httpd *h = NULL;

@@ -40,10 +40,18 @@ struct metric {
     unsigned long long count;
 };
 
+struct collector {
+    metrics_collect_fn fn;
+    void *ud;
+    void (*free_ud)(void *);
+};
+
 struct metrics {
     pthread_mutex_t mu;
     struct family **fams; /* in registration order */
     size_t n, cap;
+    struct collector *colls; /* run at the start of every render */
+    size_t ncolls;
 };
 
 static const char *type_name(enum metric_type t)
@@ -90,6 +98,10 @@ void metrics_free(struct metrics *m)
         free(f);
     }
     free(m->fams);
+    for (size_t i = 0; i < m->ncolls; i++)
+        if (m->colls[i].free_ud)
+            m->colls[i].free_ud(m->colls[i].ud);
+    free(m->colls);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -281,6 +293,15 @@ unsigned long long metric_count(const struct metric *s)
     return c;
 }
 
+void metrics_add_collector(struct metrics *m, metrics_collect_fn fn, void *ud,
+                           void (*free_ud)(void *))
+{
+    pthread_mutex_lock(&m->mu);
+    m->colls = xrealloc(m->colls, (m->ncolls + 1) * sizeof(*m->colls));
+    m->colls[m->ncolls++] = (struct collector){fn, ud, free_ud};
+    pthread_mutex_unlock(&m->mu);
+}
+
 /* ---- rendering */
 
 /* Prometheus floats: shortest text that reads back to the same double,
@@ -371,6 +392,8 @@ char *metrics_render(struct metrics *m)
 {
     struct buf b = BUF_INIT;
     pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->ncolls; i++)
+        m->colls[i].fn(m->colls[i].ud);
     for (size_t i = 0; i < m->n; i++) {
         struct family *f = m->fams[i];
         buf_adds(&b, "# HELP ");

@@ -16,6 +16,7 @@
 #include "tests/support/agent_harness.h"
 #include "tests/support/probe.h"
 #include "tests/support/testutil.h"
+#include "tests/support/webhook.h"
 
 #define RAW_INPUTS "    - path: %s/*.log\n      format: raw\n"
 
@@ -108,6 +109,8 @@ START_TEST(test_restart_continues_chain)
     append_lines(a, "r", 0, 100);
     ah_start(&e);
     ah_wait_acked(&e, 100);
+    ck_assert_msg(probe_wait_metric_range(e.port, "auditrail_agent_backlog_bytes", 0, 0, 20000),
+                  "backlog_bytes not 0 once acked");
     ah_stop(&e);
     append_lines(a, "r", 100, 250);
     ah_start(&e);
@@ -421,6 +424,62 @@ START_TEST(test_check_config)
 }
 END_TEST
 
+/* Kafka unreachable from the start: the agent keeps reading into its
+ * in-flight budget, fires AuditrailKafkaUnavailable, shows kafka_up 0, and
+ * stays ready and live: a sidecar's readiness must not take the application
+ * out of its Services for a Kafka outage (the file is the buffer). Its
+ * /metrics carries the process metrics and build info. */
+START_TEST(test_kafka_unreachable_stays_ready)
+{
+    struct webhook *hook = webhook_start();
+    char *brokers = xasprintf("127.0.0.1:%u", probe_free_port()); /* nothing listens */
+    char *alerts = xasprintf("http://127.0.0.1:%u/api/v2/alerts", webhook_port(hook));
+    struct ah_env e;
+    ah_env_init(&e, "agent-nokafka",
+                &(struct ah_opts){.agent_extra = "  kafka_unready_ms: 300\n"
+                                                 "  shutdown_timeout_ms: 0\n",
+                                  .inputs = RAW_INPUTS,
+                                  .brokers = brokers,
+                                  .alerts_url = alerts});
+    char *a = ah_path(&e, "a.log");
+    append_lines(a, "k", 0, 20);
+    ah_start(&e);
+    ck_assert(probe_wait_metric(e.port, "auditrail_agent_records_read_total", 20, 20000));
+    /* nothing acknowledged: the whole file is backlog */
+    ck_assert(probe_wait_metric(e.port, "auditrail_agent_backlog_bytes", 20 * 14, 20000));
+    ck_assert_int_eq(probe_metric_value(e.port, "auditrail_agent_backlog_bytes"), 20 * 14);
+    ck_assert_msg(webhook_wait(hook, "AuditrailKafkaUnavailable", 20000),
+                  "no AuditrailKafkaUnavailable alert");
+    ck_assert_int_eq(probe_metric_value(e.port, "auditrail_agent_kafka_up"), 0);
+    ck_assert_int_eq(probe_metric_value(e.port, "auditrail_agent_records_acked_total"), 0);
+    ck_assert_int_eq(probe_http_get(e.port, "/readyz", NULL), 200);
+    char *body = NULL;
+    ck_assert_int_eq(probe_http_get(e.port, "/livez", &body), 200);
+    ck_assert_ptr_nonnull(strstr(body, "\"live\":true"));
+    free(body);
+    body = NULL;
+    ck_assert_int_eq(probe_http_get(e.port, "/metrics", &body), 200);
+    /* the process metrics are registered (their values: test_procmetrics) */
+    ck_assert(strstr(body, "\nprocess_resident_memory_bytes "));
+    ck_assert(strstr(body, "\nauditrail_build_info{program=\"agent\",version=\""));
+    /* handed to the producer (librdkafka queues them while no broker is up),
+     * counted under the input's format */
+    ck_assert_msg(
+        strstr(body, "\nauditrail_agent_records_produced_by_format_total{format=\"raw\"} 20\n"),
+        "raw records not counted by format");
+    ck_assert(
+        strstr(body, "\nauditrail_agent_records_produced_by_format_total{format=\"json\"} 0\n"));
+    free(body);
+    ck_assert(probe_metric_value(e.port, "process_open_fds") > 0);
+    ah_stop(&e);
+    webhook_stop(hook);
+    free(a);
+    free(alerts);
+    free(brokers);
+    ah_env_release(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("agent_ship");
@@ -436,6 +495,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_read_from_end);
     tcase_add_test(tc, test_max_open_files);
     tcase_add_test(tc, test_rotated_outside_glob_while_down);
+    tcase_add_test(tc, test_kafka_unreachable_stays_ready);
     suite_add_tcase(s, tc);
     return s;
 }

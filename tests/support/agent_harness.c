@@ -38,6 +38,9 @@ void ah_env_init(struct ah_env *e, const char *name, const struct ah_opts *o)
         char reply[256];
         ck_assert_msg(test_kafka_mock_ctl(e->mock, cmd, reply, sizeof(reply)) == 0, "%s", reply);
         free(cmd);
+    } else if (o->brokers) {
+        e->brokers = xstrdup(o->brokers);
+        e->topic = xasprintf("%s.%d", name, (int)getpid());
     } else {
         e->brokers = xstrdup(test_stack("STACK_KAFKA_BROKERS"));
         e->topic = o->topic ? xstrdup(o->topic) : test_kafka_topic(name, partitions);
@@ -56,6 +59,7 @@ void ah_env_init(struct ah_env *e, const char *name, const struct ah_opts *o)
         .agent_extra = o->agent_extra,
         .inputs = inputs,
         .kafka_properties = o->kafka_properties,
+        .alerts_url = o->alerts_url,
     };
     e->config = configs_write_agent(path, &c);
     free(path);

@@ -21,6 +21,8 @@ struct ah_opts {
     int partitions;               /* of the topic; 0 = 4 */
     bool private_mock;            /* a kafka-mock of its own, for Kafka faults */
     const char *topic;            /* ship to this topic of the stack (NULL: a new one) */
+    const char *brokers;          /* ship there instead (a topic named after the env) */
+    const char *alerts_url;       /* NULL: no alerts section */
 };
 
 struct ah_env {
