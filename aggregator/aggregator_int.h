@@ -95,6 +95,7 @@ struct aggregator {
     uint64_t last_dlq_failures;
     atomic_int ready_code;   /* read by httpd threads */
     bool stall_alerted;      /* AuditrailWriteStalled fired and not yet resolved */
+    bool pg_answered;        /* a write or probe succeeded since it fired */
     bool resource_alerted;   /* AuditrailWriteResources fired and not yet resolved */
     struct alerter *alerter; /* borrowed, may be NULL */
 };

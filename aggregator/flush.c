@@ -157,6 +157,8 @@ static void account_write(struct aggregator *a, enum pg_status r, uint64_t elaps
         breaker_failure(&a->pg_breaker);
     else
         breaker_success(&a->pg_breaker); /* PostgreSQL answered */
+    if (r == PG_OK)
+        a->pg_answered = true;
 }
 
 /* One synchronous pg_writer_write (writer thread idle). stats zeroed. */

@@ -67,8 +67,10 @@ bool aggregator_ready(void *ud, char *reason, size_t len)
     return false;
 }
 
-/* AuditrailWriteStalled fires once while a write is stalled, and resolves
- * when it is over (it ended: committed, failed or timed out). */
+/* AuditrailWriteStalled fires once when a write stalls, and resolves once
+ * PostgreSQL answers again (a batch committed or a probe succeeded), not
+ * when the stalled call merely timed out: the retries that follow would
+ * make it flap. /readyz follows the call in flight itself. */
 static void publish_stall(struct aggregator *a)
 {
     uint64_t ms;
@@ -76,6 +78,7 @@ static void publish_stall(struct aggregator *a)
     metric_set(a->m->write_inflight, (double)ms / 1000.0);
     if (stalled && !a->stall_alerted) {
         a->stall_alerted = true;
+        a->pg_answered = false;
         char desc[160];
         snprintf(desc, sizeof(desc),
                  "a PostgreSQL write has been in flight for %" PRIu64
@@ -84,9 +87,9 @@ static void publish_stall(struct aggregator *a)
         log_warn("%s", desc);
         alerter_fire(a->alerter, "AuditrailWriteStalled", ALERT_CRITICAL,
                      "PostgreSQL does not answer a write: ingestion stalled", desc, NULL);
-    } else if (!stalled && a->stall_alerted) {
+    } else if (!stalled && a->stall_alerted && a->pg_answered) {
         a->stall_alerted = false;
-        log_info("the stalled PostgreSQL write is over");
+        log_info("PostgreSQL answers writes again after a stall");
         alerter_resolve(a->alerter, "AuditrailWriteStalled", NULL);
     }
 }
@@ -142,9 +145,10 @@ void health_probe_pg(struct aggregator *a)
         breaker_state(&a->pg_breaker) == BREAKER_CLOSED || !breaker_allow(&a->pg_breaker))
         return;
     char err[256];
-    if (pg_writer_ping(a->pg, err, sizeof(err)) == PG_OK)
+    if (pg_writer_ping(a->pg, err, sizeof(err)) == PG_OK) {
+        a->pg_answered = true;
         breaker_success(&a->pg_breaker);
-    else
+    } else
         breaker_failure(&a->pg_breaker);
 }
 
