@@ -364,6 +364,13 @@ static enum flush_result finish_orphan(struct aggregator *a, struct writer_resul
     if (res->r == PG_OK) {
         log_info("an abandoned batch write committed after all (%zu rows)", a->inflight.n);
         commit_effects(a, &a->inflight, &res->stats);
+        /* Intake was held since: a partition still ours goes on from there
+         * (consume_sync_pause seeks when it resumes). */
+        for (size_t i = 0; i < a->inflight.noffsets; i++) {
+            struct part_state *ps = consume_part(a, a->inflight.offsets[i].partition);
+            if (ps && ps->assigned && ps->ready && ps->pos < ps->stored)
+                ps->pos = ps->stored;
+        }
     } else {
         log_info("an abandoned batch write ended without committing: %s", res->err);
     }

@@ -52,7 +52,7 @@ static void sleep_ms(unsigned ms)
 /* ---- the fixture: one aggregator, its database, topic and webhook ---- */
 
 struct hp {
-    char *db, *topic, *dlq, *dir, *brokers, *cfg, *log;
+    char *db, *topic, *dlq, *dir, *brokers, *log;
     unsigned port;
     struct webhook *hook;
     rd_kafka_t *prod;
@@ -62,41 +62,60 @@ struct hp {
     int64_t t_us;
 };
 
-/* env: NAME=value overrides of the aggregator's configuration (may be
- * NULL): the postgres section is written by configs.c. */
-static void hp_init(struct hp *x, const char *name, const char *const *env)
+/* An aggregator of the fixture's group on port, with its config in
+ * dir/<tag>.yaml and its log in dir/<tag>.log; env: NAME=value overrides
+ * of its configuration (may be NULL: the postgres section is written by
+ * configs.c). Started; *log (may be NULL) gets the log's path. */
+static struct proc *hp_aggregator(struct hp *x, const char *tag, unsigned port,
+                                  const char *const *env, char **log)
 {
-    memset(x, 0, sizeof(*x));
-    x->db = test_pg_fresh_db(name);
-    x->topic = test_kafka_topic(name, 1);
-    x->dlq = test_kafka_topic("hostile-pg-dlq", 1);
-    x->dir = test_tmpdir(name);
-    x->brokers = xstrdup(test_stack("STACK_KAFKA_BROKERS"));
-    x->log = xasprintf("%s/aggregator.log", x->dir);
-    x->port = probe_free_port();
-    x->hook = webhook_start();
-    x->prod = tk_producer_new(x->brokers);
-    tchain_init(&x->chain, name);
-    x->t_us = time_now_us() - HOUR_US;
     char *alerts = xasprintf("http://127.0.0.1:%u/api/v2/alerts", webhook_port(x->hook));
-    char *path = xasprintf("%s/aggregator.yaml", x->dir);
+    char *path = xasprintf("%s/%s.yaml", x->dir, tag);
+    char *logp = xasprintf("%s/%s.log", x->dir, tag);
     struct configs_aggregator c = {
         .brokers = x->brokers,
         .topic = x->topic,
         .group = x->topic,
         .dlq_topic = x->dlq,
         .postgres = x->db,
-        .http_port = x->port,
+        .http_port = port,
         .alerts_url = alerts,
     };
-    x->cfg = configs_write_aggregator(path, &c);
+    char *cfg = configs_write_aggregator(path, &c);
+    char *bin = test_bin("auditrail-aggregator");
+    const char *argv[] = {bin, "--config", cfg, NULL};
+    struct proc *p = proc_spawn(tag, argv, env, logp);
+    free(bin);
+    free(cfg);
     free(path);
     free(alerts);
-    char *bin = test_bin("auditrail-aggregator");
-    const char *argv[] = {bin, "--config", x->cfg, NULL};
-    x->aggr = proc_spawn("auditrail-aggregator", argv, env, x->log);
-    free(bin);
+    if (log)
+        *log = logp;
+    else
+        free(logp);
+    return p;
+}
+
+static void hp_init_parts(struct hp *x, const char *name, const char *const *env, int partitions)
+{
+    memset(x, 0, sizeof(*x));
+    x->db = test_pg_fresh_db(name);
+    x->topic = test_kafka_topic(name, partitions);
+    x->dlq = test_kafka_topic("hostile-pg-dlq", 1);
+    x->dir = test_tmpdir(name);
+    x->brokers = xstrdup(test_stack("STACK_KAFKA_BROKERS"));
+    x->port = probe_free_port();
+    x->hook = webhook_start();
+    x->prod = tk_producer_new(x->brokers);
+    tchain_init(&x->chain, name);
+    x->t_us = time_now_us() - HOUR_US;
+    x->aggr = hp_aggregator(x, "aggregator", x->port, env, &x->log);
     ck_assert_msg(probe_wait_ready(x->port, WAIT_MS), "aggregator not ready (log %s)", x->log);
+}
+
+static void hp_init(struct hp *x, const char *name, const char *const *env)
+{
+    hp_init_parts(x, name, env, 1);
 }
 
 static void assert_alive(struct hp *x)
@@ -111,7 +130,7 @@ static void assert_alive(struct hp *x)
  * stored. */
 static void hp_send(struct hp *x, struct trec *r)
 {
-    tk_produce(x->prod, x->topic, 0, r->stream, strlen(r->stream), r->json, r->json_len, NULL);
+    tk_produce(x->prod, x->topic, -1, r->stream, strlen(r->stream), r->json, r->json_len, NULL);
     trecs_push(&x->want, r);
 }
 
@@ -203,7 +222,6 @@ static void hp_release(struct hp *x)
     free(x->dlq);
     free(x->dir);
     free(x->brokers);
-    free(x->cfg);
     free(x->log);
 }
 
@@ -377,6 +395,55 @@ START_TEST(frozen_postgres)
 }
 END_TEST
 
+/* A rebalance while a write hangs (a lock held on auditrail.streams, no
+ * lock or statement timeout): the revocation waited for the writer without
+ * bound, inside librdkafka's poll, so the member stopped polling and the
+ * group could not rebalance with it. Now it waits 5 s, abandons the batch
+ * (the write is left to finish: its result is only accounted) and the
+ * group rebalances at once, both members each with a partition, while the
+ * write still hangs; once the lock goes, everything lands exactly once. */
+START_TEST(revocation_during_stalled_write)
+{
+    static const char *const env[] = {"AUDITRAIL_POSTGRES_LOCK_TIMEOUT_MS=0",
+                                      "AUDITRAIL_POSTGRES_STATEMENT_TIMEOUT_MS=240000",
+                                      "AUDITRAIL_POSTGRES_CLIENT_TIMEOUT_MS=250000",
+                                      "AUDITRAIL_POSTGRES_WRITE_STALL_MS=2000", NULL};
+    struct hp x;
+    hp_init_parts(&x, "hostile_revoke", env, 2);
+    hp_normal(&x, 20);
+    ck_assert(store_wait_rows(x.db, 20, WAIT_MS));
+
+    PGconn *lock = test_pg_connect(x.db);
+    test_pg_exec(lock, "BEGIN; LOCK TABLE auditrail.streams IN ACCESS EXCLUSIVE MODE");
+    hp_normal(&x, 10);
+    struct ready_probe rp = {x.port, NULL};
+    ck_assert_msg(test_wait_until(stalled_reason, &rp, WAIT_MS), "no write in flight");
+    free(rp.body);
+
+    unsigned port2 = probe_free_port();
+    char *log2 = NULL;
+    struct proc *second = hp_aggregator(&x, "second", port2, env, &log2);
+    /* The group rebalances while the lock is still held. */
+    ck_assert_msg(probe_wait_metric_range(port2, METRIC_P "assigned_partitions", 1, 1, WAIT_MS),
+                  "the second member got no partition (logs %s, %s)", x.log, log2);
+    ck_assert_msg(probe_wait_metric_range(x.port, METRIC_P "assigned_partitions", 1, 1, WAIT_MS),
+                  "the first member did not keep one partition (log %s)", x.log);
+    ck_assert_int_eq(test_pg_int(x.db, "SELECT count(*) FROM auditrail.events"), 20);
+    assert_alive(&x);
+    test_pg_exec(lock, "COMMIT");
+    PQfinish(lock);
+    hp_normal(&x, 10);
+    hp_drained(&x);
+    int st = 0;
+    ck_assert_msg(proc_alive(second, &st), "the second member exited (log %s)", log2);
+    ck_assert_int_eq(proc_stop(second, 30000), 0);
+    proc_free(second);
+    free(log2);
+    hp_finish(&x);
+    hp_release(&x);
+}
+END_TEST
+
 /* ---- item 5: long indexed fields ---------------------------------------- */
 
 /* A 3 KB resource (a signed URL): PostgreSQL refused the row (54000: index
@@ -487,6 +554,173 @@ START_TEST(resource_error_single_record_waits)
 }
 END_TEST
 
+/* ---- item 7: a backfill over 400 days ----------------------------------- */
+
+/* Records each transaction at its COMMIT (deferred constraint triggers on
+ * the offsets and streams rows the writer writes): how many locks it holds.
+ * Test-only objects in the case's own database. */
+static void record_locks(const char *db)
+{
+    PGconn *c = test_pg_connect(db);
+    test_pg_exec(c, "CREATE TABLE public.tx_locks (n int);"
+                    "CREATE FUNCTION public.tx_locks_f() RETURNS trigger LANGUAGE plpgsql AS $$"
+                    " BEGIN INSERT INTO public.tx_locks SELECT count(*) FROM pg_locks"
+                    "  WHERE pid = pg_backend_pid(); RETURN NULL; END $$;"
+                    "CREATE CONSTRAINT TRIGGER tx_locks_s AFTER INSERT OR UPDATE ON"
+                    " auditrail.streams DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+                    " EXECUTE FUNCTION public.tx_locks_f();"
+                    "CREATE CONSTRAINT TRIGGER tx_locks_o AFTER INSERT OR UPDATE ON"
+                    " auditrail.kafka_offsets DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+                    " EXECUTE FUNCTION public.tx_locks_f()");
+    PQfinish(c);
+}
+
+/* One stream backfilled over 400 days, sent at once (a few batches of
+ * many days each): one transaction created and locked a partition per
+ * day with its indexes (about 14 locks a day, where the lock table holds
+ * 64 per connection), and out of shared memory was retried forever. Now a
+ * transaction writes at most partitions.max_days_per_batch days (8): its
+ * locks stay bounded and everything lands, in order, never in the DLQ. */
+START_TEST(backfill_400_days)
+{
+    enum { DAYS = 400 };
+    const int64_t day_us = 24 * HOUR_US;
+    struct hp x;
+    hp_init(&x, "hostile_backfill", NULL);
+    record_locks(x.db);
+    hp_normal(&x, 5);
+    struct tchain back;
+    tchain_init(&back, "hostile_backfill_400");
+    int64_t t0 = time_now_us() - (int64_t)(DAYS + 1) * day_us;
+    for (int i = 0; i < DAYS; i++) {
+        char line[96];
+        snprintf(line, sizeof(line), "{\"actor\":\"dr.backfill\",\"action\":\"read\",\"n\":%d}", i);
+        struct trec r;
+        tchain_next(&back, line, strlen(line), t0 + (int64_t)i * day_us, &r);
+        hp_send(&x, &r);
+    }
+    tk_flush(x.prod);
+    hp_normal(&x, 5);
+    ck_assert_msg(store_wait_rows(x.db, DAYS + 10, WAIT_MS), "not stored (log %s)", x.log);
+    ck_assert_int_ge(test_pg_int(x.db, "SELECT count(*) FROM pg_inherits"
+                                       " WHERE inhparent = 'auditrail.events'::regclass"),
+                     DAYS);
+    int peak = test_pg_int(x.db, "SELECT max(n) FROM public.tx_locks");
+    ck_assert_msg(peak > 0 && peak <= 16 * 8 + 32, "a transaction held %d locks", peak);
+    ck_assert_msg(metric(&x, METRIC_P "dlq_messages_total") == 0, "records dead-lettered (log %s)",
+                  x.log);
+    hp_finish(&x);
+    hp_release(&x);
+}
+END_TEST
+
+/* ---- item 8: one new stream through two partitions at once ------------- */
+
+struct lock_waiters {
+    const char *db;
+    long long n;
+};
+
+/* Sessions of the case's database waiting for a lock (the writers). */
+static bool lock_waiters(void *ud)
+{
+    struct lock_waiters *w = ud;
+    return test_pg_int(w->db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                              " 'Lock' AND datname = current_database()") >= w->n;
+}
+
+/* The ten first records of the stream "hostile_race_new" read at t_us
+ * (+ seq µs), produced to partition part. */
+static void race_copy(struct hp *x, int32_t part, int64_t t_us, struct trecs *out)
+{
+    struct tchain c;
+    tchain_init(&c, "hostile_race_new");
+    for (int i = 0; i < 10; i++) {
+        char line[96];
+        snprintf(line, sizeof(line), "{\"actor\":\"dr.race\",\"action\":\"read\",\"n\":%d}", i);
+        struct trec r;
+        tchain_next(&c, line, strlen(line), t_us + i, &r);
+        tk_produce(x->prod, x->topic, part, r.stream, strlen(r.stream), r.json, r.json_len, NULL);
+        trecs_push(out, &r);
+    }
+}
+
+/* One new stream arriving through both partitions of the topic (a re-send
+ * with a new read time, so another primary key), each partition with its
+ * own aggregator of the group. New streams were not locked: both writers
+ * found no stored state and both stored every record (20 rows, a chain
+ * with every seq twice). Now the new stream's row is inserted and locked
+ * first: the second writer waits for the first and drops the records as
+ * re-sends. Both writers are held at their COPY (a SHARE lock on the day's
+ * partition) until both are in, so they really overlap. */
+START_TEST(new_stream_two_writers)
+{
+    static const char *const env[] = {"AUDITRAIL_POSTGRES_LOCK_TIMEOUT_MS=0", NULL};
+    struct hp x;
+    hp_init_parts(&x, "hostile_race", env, 2);
+    unsigned port2 = probe_free_port();
+    char *log2 = NULL;
+    struct proc *second = hp_aggregator(&x, "second", port2, env, &log2);
+    ck_assert_msg(probe_wait_metric_range(port2, METRIC_P "assigned_partitions", 1, 1, WAIT_MS),
+                  "the second member got no partition (logs %s, %s)", x.log, log2);
+    ck_assert_msg(probe_wait_metric_range(x.port, METRIC_P "assigned_partitions", 1, 1, WAIT_MS),
+                  "the first member did not keep one partition (log %s)", x.log);
+    hp_normal(&x, 5); /* the day's partition exists */
+    ck_assert(store_wait_rows(x.db, 5, WAIT_MS));
+
+    char day[16];
+    time_t secs = (time_t)(x.t_us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(day, sizeof(day), "%Y%m%d", &tm);
+    char *sql = xasprintf("BEGIN; LOCK TABLE auditrail.events_p%s IN SHARE MODE", day);
+    PGconn *lock = test_pg_connect(x.db);
+    test_pg_exec(lock, sql);
+    free(sql);
+    struct trecs a = {0}, b = {0};
+    int64_t ta = x.t_us + 1000, tb = x.t_us + 1000000;
+    race_copy(&x, 0, ta, &a);
+    race_copy(&x, 1, tb, &b);
+    tk_flush(x.prod);
+    struct lock_waiters w = {x.db, 2};
+    ck_assert_msg(test_wait_until(lock_waiters, &w, WAIT_MS), "the two writers did not meet");
+    test_pg_exec(lock, "COMMIT");
+    PQfinish(lock);
+
+    hp_drained(&x);
+    char *q =
+        xasprintf("SELECT count(*) FROM auditrail.events WHERE stream_id = '%s'", a.v[0].stream);
+    ck_assert_int_eq(test_pg_int(x.db, q), 10);
+    free(q);
+    q = xasprintf("SELECT last_seq FROM auditrail.streams WHERE stream_id = '%s'", a.v[0].stream);
+    ck_assert_int_eq(test_pg_int(x.db, q), 9);
+    free(q);
+    /* Whichever copy won, all of it: its records must be stored exactly. */
+    q = xasprintf("SELECT (extract(epoch FROM min(event_time)) * 1000000)::bigint FROM"
+                  " auditrail.events WHERE stream_id = '%s'",
+                  a.v[0].stream);
+    long long first_us = test_pg_int(x.db, q);
+    free(q);
+    ck_assert_msg(first_us == ta || first_us == tb, "race rows at %lld", first_us);
+    struct trecs *won = first_us == ta ? &a : &b;
+    for (size_t i = 0; i < won->n; i++)
+        trecs_push(&x.want, &won->v[i]);
+    trecs_release(&a);
+    trecs_release(&b);
+    ck_assert_double_ge(
+        metric(&x, METRIC_P "duplicates_total{layer=\"stream\"}") +
+            probe_metric_value(port2, METRIC_P "duplicates_total{layer=\"stream\"}"),
+        10);
+    int st = 0;
+    ck_assert_msg(proc_alive(second, &st), "the second member exited (log %s)", log2);
+    ck_assert_int_eq(proc_stop(second, 30000), 0);
+    proc_free(second);
+    free(log2);
+    hp_finish(&x);
+    hp_release(&x);
+}
+END_TEST
+
 /* ---- items 1 and 13: a row refused by PostgreSQL, quoting its content --- */
 
 /* An operator's trigger refuses a row, quoting the record in the message
@@ -540,6 +774,9 @@ static Suite *suite(void)
     tcase_add_test(tc, resource_error_shrinks_batch);
     tcase_add_test(tc, resource_error_single_record_waits);
     tcase_add_test(tc, refused_row_text_scrubbed);
+    tcase_add_test(tc, revocation_during_stalled_write);
+    tcase_add_test(tc, backfill_400_days);
+    tcase_add_test(tc, new_stream_two_writers);
     suite_add_tcase(s, tc);
     TCase *fz = tcase_create("frozen");
     tcase_add_checked_fixture(fz, NULL, thaw_teardown);
