@@ -13,6 +13,7 @@
 #include <sys/time.h>
 
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -60,7 +61,9 @@ struct redis_store *redis_store_new(const char *url, uint64_t ttl_s, unsigned ti
 {
     static const char scheme[] = "redis://";
     if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-        snprintf(err, errlen, "redis url must start with redis:// (got '%s')", url ? url : "");
+        char shown[256];
+        redact_url(url ? url : "", shown, sizeof(shown));
+        snprintf(err, errlen, "redis url must start with redis:// (got '%s')", shown);
         return NULL;
     }
     const char *p = url + sizeof(scheme) - 1;

@@ -162,13 +162,16 @@ END_TEST
 START_TEST(url_parsing)
 {
     char err[256];
-    const char *bad[] = {"http://127.0.0.1:6379", "redis://",       "redis://h:99999",
-                         "redis://h:12/x",        "redis://h:port", "redis://:7/0"};
+    const char *bad[] = {
+        "http://127.0.0.1:6379", "redis://",     "redis://h:99999",      "redis://h:12/x",
+        "redis://h:port",        "redis://:7/0", "rediss://:s3cret@h:7", "redis://u:s3cret@h:port"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         ck_assert_msg(redis_store_new(bad[i], 1, 1, err, sizeof(err)) == NULL, "%s accepted",
                       bad[i]);
         ck_assert(err[0] != '\0');
+        /* the error names the URL without its password (issue 9 item 13) */
+        ck_assert_msg(strstr(err, "s3cret") == NULL, "%s", err);
     }
     ck_assert_ptr_null(redis_store_new(NULL, 1, 1, err, sizeof(err)));
     const char *good[] = {"redis://localhost", "redis://h:1/2", "redis://:pw@h:7/1",
