@@ -34,33 +34,47 @@ static void day_tm(int64_t day_us, struct tm *tm)
     gmtime_r(&s, tm);
 }
 
+/* The name's date part: YYYYMMDD for years 0000-9999 (DESIGN.md §5), more
+ * year digits after 9999, and an 'm' (minus) before the digits of a
+ * negative year: always a plain identifier ([a-z0-9_]), whatever the date
+ * (a '-' in "events_p-0011231" was a syntax error, 42601). The acceptance
+ * window keeps such days out of the table; the names stay safe anyway. */
 void part_day_name(int64_t day_us, char out[PART_NAME_LEN])
 {
     struct tm tm;
     day_tm(day_us, &tm);
-    snprintf(out, PART_NAME_LEN, "events_p%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday);
+    long long year = (long long)tm.tm_year + 1900;
+    snprintf(out, PART_NAME_LEN, "events_p%s%04lld%02d%02d", year < 0 ? "m" : "",
+             year < 0 ? -year : year, tm.tm_mon + 1, tm.tm_mday);
 }
 
 int part_name_day(const char *name, int64_t *day_us)
 {
-    if (strncmp(name, "events_p", 8) != 0 || strlen(name) != 16)
+    if (strncmp(name, "events_p", 8) != 0)
         return -1;
-    int v[8];
-    for (int i = 0; i < 8; i++) {
-        char ch = name[8 + i];
-        if (ch < '0' || ch > '9')
-            return -1;
-        v[i] = ch - '0';
-    }
+    const char *p = name + 8;
+    bool neg = *p == 'm';
+    p += neg;
+    size_t nd = strlen(p);
+    if (nd < 8 || nd > 12 || strspn(p, "0123456789") != nd)
+        return -1;
+    long long year = 0;
+    for (size_t i = 0; i < nd - 4; i++)
+        year = year * 10 + (p[i] - '0');
     struct tm tm = {0};
-    tm.tm_year = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3] - 1900;
-    tm.tm_mon = v[4] * 10 + v[5] - 1;
-    tm.tm_mday = v[6] * 10 + v[7];
+    tm.tm_year = (int)((neg ? -year : year) - 1900);
+    tm.tm_mon = (p[nd - 4] - '0') * 10 + (p[nd - 3] - '0') - 1;
+    tm.tm_mday = (p[nd - 2] - '0') * 10 + (p[nd - 1] - '0');
     int mon = tm.tm_mon, mday = tm.tm_mday;
     time_t t = timegm(&tm);
     /* timegm normalizes 20260230 to March 2nd: reject what it changed. */
     if (tm.tm_mon != mon || tm.tm_mday != mday)
+        return -1;
+    /* One spelling per day: "events_p020261126" or "events_pm0000…" are not
+     * names part_day_name makes. */
+    char back[PART_NAME_LEN];
+    part_day_name((int64_t)t * 1000000, back);
+    if (strcmp(back, name) != 0)
         return -1;
     *day_us = (int64_t)t * 1000000;
     return 0;
@@ -201,12 +215,19 @@ void part_groups_release(struct part_groups *g)
     memset(g, 0, sizeof(*g));
 }
 
+/* A day's start as a timestamptz literal; years before 1 are written the
+ * way PostgreSQL reads them (year 0 is 1 BC). */
 static void fmt_bound(int64_t us, char *out, size_t len)
 {
     struct tm tm;
     time_t s = (time_t)(part_day_floor(us) / 1000000);
     gmtime_r(&s, &tm);
-    snprintf(out, len, "%04d-%02d-%02d 00:00:00+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    long long year = (long long)tm.tm_year + 1900;
+    /* The moduli bound the text for the compiler; gmtime_r's fields and the
+     * years of int64 microseconds (|year| < 300000) are within them. */
+    unsigned y = (unsigned)((year > 0 ? year : 1 - year) % 1000000);
+    snprintf(out, len, "%04u-%02u-%02u 00:00:00+00%s", y, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u, year > 0 ? "" : " BC");
 }
 
 static int cmp_i64(const void *a, const void *b)

@@ -23,9 +23,11 @@
 
 /* Start of the UTC day holding us (floor, correct for negative times). */
 int64_t part_day_floor(int64_t us);
-/* "events_pYYYYMMDD" for the UTC day starting at day_us. */
+/* "events_pYYYYMMDD" for the UTC day starting at day_us; a year past 9999
+ * has more digits, a negative one an 'm' before them: an identifier for
+ * any day. */
 void part_day_name(int64_t day_us, char out[PART_NAME_LEN]);
-/* Parse "events_pYYYYMMDD" (exactly) into the day's start; 0 or -1. */
+/* Parse a name part_day_name makes (exactly) into the day's start; 0 or -1. */
 int part_name_day(const char *name, int64_t *day_us);
 
 struct part_bound {

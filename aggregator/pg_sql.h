@@ -43,11 +43,11 @@
 /* DDL formats: %s are a partition name (events_pYYYYMMDD, from
  * part_day_name) and bounds ('YYYY-MM-DD 00:00:00+00'), never input. */
 #define SQL_PART_CREATE_FMT                                                                        \
-    "CREATE TABLE IF NOT EXISTS auditrail.%s PARTITION OF auditrail.events"                        \
+    "CREATE TABLE IF NOT EXISTS auditrail.\"%s\" PARTITION OF auditrail.events"                    \
     " FOR VALUES FROM ('%s') TO ('%s')"
-#define SQL_PART_DETACH_FMT "ALTER TABLE auditrail.events DETACH PARTITION auditrail.%s"
-#define SQL_PART_KEEP_FMT   "ALTER TABLE auditrail.%s RENAME TO %s_detached"
-#define SQL_PART_DROP_FMT   "DROP TABLE auditrail.%s"
+#define SQL_PART_DETACH_FMT "ALTER TABLE auditrail.events DETACH PARTITION auditrail.\"%s\""
+#define SQL_PART_KEEP_FMT   "ALTER TABLE auditrail.\"%s\" RENAME TO \"%s_detached\""
+#define SQL_PART_DROP_FMT   "DROP TABLE auditrail.\"%s\""
 
 /* ---- writer (pg_writer.c) ---- */
 #define SQL_W_SESSION "SET TIME ZONE 'UTC'"

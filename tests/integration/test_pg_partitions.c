@@ -330,6 +330,45 @@ START_TEST(maintenance_unreachable_pg)
 }
 END_TEST
 
+/* Issue 9 item 1: days at the edges of the calendar (year 0 with an offset
+ * is year -1; 9999 with a negative offset is 10000) get partitions with
+ * valid names and bounds, hold rows written by the writer, and retention
+ * reads their names back. On the old names ("events_p-0011231") the CREATE
+ * was a syntax error (42601, fatal). */
+START_TEST(calendar_edge_days)
+{
+    static const int64_t y0 = INT64_C(-62167219200) * 1000000;
+    static const int64_t y10000 = INT64_C(253402300800) * 1000000;
+    const int64_t days[] = {y0 - FX_DAY_US, y0, y10000 - FX_DAY_US, y10000};
+    struct part_cache c;
+    part_cache_init(&c);
+    char err[512];
+    int created = 0;
+    ck_assert_int_eq(pg_conn_exec(pc, "BEGIN", 0, NULL, NULL, err, sizeof(err)), PG_OK);
+    enum pg_status st = part_ensure(&c, pc, days, 4, &created, err, sizeof(err));
+    ck_assert_msg(st == PG_OK, "%s: %s", pg_status_name(st), err);
+    ck_assert_int_eq(pg_conn_exec(pc, "COMMIT", 0, NULL, NULL, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(created, 4);
+    ck_assert(attached("events_pm00011231"));
+    ck_assert(attached("events_p00000101"));
+    ck_assert(attached("events_p99991231"));
+    ck_assert(attached("events_p100000101"));
+    /* the bounds are the days: a row of each lands in its own partition */
+    for (size_t i = 0; i < 4; i++)
+        put_row(days[i] + 3600 * INT64_C(1000000), (unsigned)i + 1);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events_pm00011231"), 1);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events_p100000101"), 1);
+    /* retention parses the names back and drops the old ones */
+    int n = 0;
+    ck_assert_msg(part_retention(&c, pc, FX_T0, 5, false, NULL, NULL, &n, err, sizeof(err)) == 0,
+                  "%s", err);
+    ck_assert_int_eq(n, 2);
+    ck_assert(!exists("events_pm00011231"));
+    ck_assert(attached("events_p100000101"));
+    part_cache_release(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pg_partitions");
@@ -339,6 +378,7 @@ static Suite *suite(void)
     tcase_add_test(tc, premake_days_ahead);
     tcase_add_test(tc, retention_drops_only_old);
     tcase_add_test(tc, retention_keep_table_detaches);
+    tcase_add_test(tc, calendar_edge_days);
     tcase_add_test(tc, fence_stops_ddl);
     tcase_add_test(tc, maintenance_with_redis);
     tcase_add_test(tc, maintenance_redis_down_uses_advisory_lock);
