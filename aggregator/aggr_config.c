@@ -47,6 +47,13 @@ static const struct cfg_key batch_keys[] = {
     CFG_END,
 };
 
+static const struct cfg_key ingest_keys[] = {
+    KI("max_future_s", struct aggr_ingest_conf, max_future_s, "86400", 0, 315360000,
+       "a record whose time is later than now plus this goes to the DLQ (class time); the "
+       "lower bound is the retention horizon"),
+    CFG_END,
+};
+
 static const struct cfg_key dedupe_keys[] = {
     KI("lru_size", struct aggr_dedupe_conf, lru_size, "1000000", 1, 100000000,
        "ids kept in the in-process window of committed records"),
@@ -97,6 +104,7 @@ const struct cfg_key aggr_config_keys[] = {
     SEC("postgres", postgres, pg_keys, "PostgreSQL"),
     SEC("redis", redis, redis_keys, "Redis (optional)"),
     SEC("batch", batch, batch_keys, "batching"),
+    SEC("ingest", ingest, ingest_keys, "what ingest accepts: the time window"),
     SEC("dedupe", dedupe, dedupe_keys, "dedupe windows"),
     SEC("partitions", partitions, partitions_keys, "daily partitions and retention"),
     SEC("breaker", breaker, breaker_keys, "circuit breakers (PostgreSQL primary, Redis)"),

@@ -21,6 +21,10 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
         metrics_counter(reg, P "rebalances_total", "partition assignments and revocations", NULL);
     am->seek_gaps = metrics_counter(reg, P "offset_gaps_total",
                                     "messages whose offset skipped past the expected one", NULL);
+    am->keyless = metrics_counter(reg, P "messages_without_key_total",
+                                  "messages without a Kafka key (accepted; the agent always sets "
+                                  "the stream id)",
+                                  NULL);
     for (int i = 0; i < DUP_LAYER_COUNT; i++) {
         snprintf(l, sizeof(l), "layer=\"%s\"", layer_names[i]);
         am->duplicates[i] = metrics_counter(reg, P "duplicates_total",

@@ -18,7 +18,7 @@ enum incident_kind { INCIDENT_FORK = 0, INCIDENT_GAP, INCIDENT_CHAIN_BREAK, INCI
 
 struct aggr_metrics {
     struct metrics *reg; /* not owned */
-    struct metric *consumed, *inserted, *rebalances, *seek_gaps;
+    struct metric *consumed, *inserted, *rebalances, *seek_gaps, *keyless;
     struct metric *duplicates[DUP_LAYER_COUNT];
     struct metric *dlq[VALIDATE_REASON_COUNT]; /* [VALIDATE_OK] unused */
     struct metric *dlq_failures;

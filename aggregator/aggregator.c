@@ -84,6 +84,9 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     backoff_init(&a->retry, 100, bc.open_max_ms < 5000 ? bc.open_max_ms : 5000, NULL, NULL);
     batch_init(&a->batch, cfg->kafka.topic);
     batch_init(&a->inflight, cfg->kafka.topic);
+    a->window.max_future_us = cfg->ingest.max_future_s * 1000000;
+    a->window.max_age_us =
+        validate_max_age_us(cfg->partitions.retention_days, cfg->partitions.maintenance_interval_s);
 
     a->pg = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, err, errlen);
     if (!a->pg)

@@ -59,6 +59,7 @@ struct aggregator {
     struct dlq *dlq;
     struct consumer *c;
     struct maintenance *maint;
+    struct validate_window window; /* what ingest accepts (validate_accept) */
     struct breaker pg_breaker;
     struct breaker dlq_breaker; /* the DLQ producer */
     struct backoff retry;

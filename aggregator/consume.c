@@ -204,6 +204,15 @@ static void ingest(struct aggregator *a, struct part_state *ps, rd_kafka_message
     char err[512];
     enum validate_reason vr = validate_message(
         msg->payload, msg->len, (size_t)a->cfg->batch.max_message_bytes, &env, err, sizeof(err));
+    if (vr == VALIDATE_OK) {
+        bool keyless = false;
+        vr = validate_accept(&env, msg->key, msg->key_len, &a->window, time_now_us(), &keyless, err,
+                             sizeof(err));
+        if (keyless)
+            metric_inc(a->m->keyless);
+        if (vr != VALIDATE_OK)
+            envelope_release(&env);
+    }
     if (vr != VALIDATE_OK) {
         rd_kafka_headers_t *hdrs = NULL;
         if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
