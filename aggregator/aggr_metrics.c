@@ -37,6 +37,10 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
     }
     am->dlq_failures = metrics_counter(reg, P "dlq_delivery_failures_total",
                                        "DLQ deliveries that failed (retried)", NULL);
+    am->dlq_truncated = metrics_counter(reg, P "dlq_truncated_total",
+                                        "DLQ copies cut to a prefix to fit "
+                                        "kafka.dlq_max_message_bytes (or the DLQ topic's limit)",
+                                        NULL);
     static const double size_bounds[] = {1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000};
     static const double sec_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,   0.25,   0.5,   1,    2.5,   5};

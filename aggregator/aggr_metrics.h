@@ -21,7 +21,7 @@ struct aggr_metrics {
     struct metric *consumed, *inserted, *rebalances, *seek_gaps, *keyless;
     struct metric *duplicates[DUP_LAYER_COUNT];
     struct metric *dlq[VALIDATE_REASON_COUNT]; /* [VALIDATE_OK] unused */
-    struct metric *dlq_failures;
+    struct metric *dlq_failures, *dlq_truncated;
     struct metric *batch_size, *batch_seconds;
     struct metric *batch_results[PG_STATUS_COUNT];
     struct metric *partitions_created, *partitions_dropped;

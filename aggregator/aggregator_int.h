@@ -84,7 +84,7 @@ struct aggregator {
     bool joined;
     uint64_t next_periodic_ms, next_maint_ms;
     struct dedupe_stats last_dd;
-    uint64_t last_dlq_failures;
+    uint64_t last_dlq_failures, last_dlq_cut;
     atomic_int ready_code;   /* read by httpd threads */
     struct alerter *alerter; /* borrowed, may be NULL */
 };
