@@ -41,6 +41,17 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
                                         "DLQ copies cut to a prefix to fit "
                                         "kafka.dlq_max_message_bytes (or the DLQ topic's limit)",
                                         NULL);
+    for (int i = 0; i < OFFSET_RESET_KIND_COUNT; i++) {
+        snprintf(l, sizeof(l), "kind=\"%s\"", offset_reset_kind_name((enum offset_reset_kind)i));
+        am->offset_resets[i] =
+            metrics_counter(reg, P "offset_resets_total",
+                            "Kafka partitions whose log no longer held the position (read again "
+                            "from the log start), by kind",
+                            l);
+    }
+    am->offsets_skipped = metrics_counter(
+        reg, P "offsets_skipped_total",
+        "offsets a partition's log deleted before they were read (offset reset log_start)", NULL);
     static const double size_bounds[] = {1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000};
     static const double sec_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,   0.25,   0.5,   1,    2.5,   5};

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "aggregator/offset_reset.h"
 #include "aggregator/pg_writer.h"
 #include "aggregator/validate.h"
 
@@ -22,6 +23,7 @@ struct aggr_metrics {
     struct metric *duplicates[DUP_LAYER_COUNT];
     struct metric *dlq[VALIDATE_REASON_COUNT]; /* [VALIDATE_OK] unused */
     struct metric *dlq_failures, *dlq_truncated;
+    struct metric *offset_resets[OFFSET_RESET_KIND_COUNT], *offsets_skipped;
     struct metric *batch_size, *batch_seconds;
     struct metric *batch_results[PG_STATUS_COUNT];
     struct metric *partitions_created, *partitions_dropped;

@@ -56,6 +56,7 @@ static void periodic(struct aggregator *a, uint64_t now)
     a->next_periodic_ms = now + PERIODIC_MS;
     consume_reload_offsets(a);
     consume_check_stored_offsets(a, now);
+    consume_apply_resets(a);
     health_probe_pg(a);
     health_publish(a);
     if (a->maint && now >= a->next_maint_ms) {

@@ -36,6 +36,15 @@ struct part_state {
     int64_t stored, pos;
     int64_t hwm;          /* highest next offset this process committed (0: none) */
     int64_t replay_until; /* offsets below this are a replay: caches bypassed (0: none) */
+    /* Messages in [stale_from, stale_to) were skipped by a seek of ours: one
+     * arriving late is stale prefetch. Any other message below pos means the
+     * log moved (consume_note_reset). */
+    int64_t stale_from, stale_to;
+    /* The log no longer holds our position (out of range, or a message
+     * below it): paused until the batches no longer hold the partition,
+     * then read again from the log start (consume_apply_resets). */
+    bool reset_pending, reset_backwards;
+    int64_t reset_at;
     struct metric *lag;
 };
 
@@ -119,6 +128,9 @@ void consume_sync_pause(struct aggregator *a);
 void consume_reload_offsets(struct aggregator *a);
 /* Every OFFSET_CHECK_MS: notice offsets moved by a replay on quiet partitions. */
 void consume_check_stored_offsets(struct aggregator *a, uint64_t now);
+/* Apply the pending offset resets whose partitions no batch holds any more:
+ * count, log, alert, and read the partition again from its log start. */
+void consume_apply_resets(struct aggregator *a);
 
 /* ---- flush.c ---- */
 
