@@ -69,6 +69,11 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
         metrics_counter(reg, P "partitions_created_total", "daily event partitions created", NULL);
     am->partitions_dropped = metrics_counter(reg, P "partitions_dropped_total",
                                              "daily event partitions dropped by retention", NULL);
+    am->partitions_kept = metrics_counter(
+        reg, P "retention_kept_total",
+        "expired partitions retention kept because they were written within the last "
+        "maintenance period",
+        NULL);
     for (int i = 0; i < INCIDENT_KIND_COUNT; i++) {
         snprintf(l, sizeof(l), "kind=\"%s\"", kind_names[i]);
         am->incidents[i] = metrics_counter(reg, P "integrity_incidents_total",

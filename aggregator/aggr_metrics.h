@@ -26,7 +26,7 @@ struct aggr_metrics {
     struct metric *offset_resets[OFFSET_RESET_KIND_COUNT], *offsets_skipped;
     struct metric *batch_size, *batch_seconds;
     struct metric *batch_results[PG_STATUS_COUNT];
-    struct metric *partitions_created, *partitions_dropped;
+    struct metric *partitions_created, *partitions_dropped, *partitions_kept;
     struct metric *incidents[INCIDENT_KIND_COUNT];
     struct metric *breaker_pg, *breaker_redis, *breaker_dlq;
     struct metric *redis_errors, *redis_skipped;

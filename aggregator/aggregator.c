@@ -47,6 +47,7 @@ static void run_maintenance(struct aggregator *a)
         return;
     metric_add(a->m->partitions_created, res.created);
     metric_add(a->m->partitions_dropped, res.dropped);
+    metric_add(a->m->partitions_kept, res.kept);
 }
 
 static void periodic(struct aggregator *a, uint64_t now)
@@ -112,6 +113,10 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     mc.premake_days = (int)cfg->partitions.premake;
     mc.retention_days = (int)cfg->partitions.retention_days;
     mc.keep_table = cfg->partitions.retention_keep_table;
+    /* "written within the last maintenance period": a writer refreshes its
+     * note once a minute and its transaction may run a while: two minutes
+     * more. */
+    mc.recent_write_s = cfg->partitions.maintenance_interval_s + 120;
     mc.holder = holder;
     a->maint = maintenance_new(cfg->postgres.primary, &mc);
 

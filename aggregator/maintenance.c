@@ -42,6 +42,7 @@ void maintenance_conf_defaults(struct maintenance_conf *c)
     c->premake_days = 7;
     c->retention_days = 2190;
     c->keep_table = false;
+    c->recent_write_s = 420;
     c->lease_ttl_ms = 300000;
 }
 
@@ -171,7 +172,8 @@ int maintenance_run_once(struct maintenance *m, struct redis_store *redis, int64
                      &res->created, err, errlen) < 0)
         goto out;
     if (part_retention(&m->parts, m->conn, now_us, m->conf.retention_days, m->conf.keep_table,
-                       fence_check, &f, &res->dropped, err, errlen) < 0)
+                       m->conf.recent_write_s, fence_check, &f, &res->dropped, &res->kept, err,
+                       errlen) < 0)
         goto out;
     rc = 0;
 out:

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "aggregator/pg_sql.h"
+#include "common/buf.h"
 #include "common/htab.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -288,6 +289,30 @@ out:
     return s;
 }
 
+enum pg_status part_note_writes(struct pg_connection *conn, const int64_t *days, size_t n,
+                                int64_t now_us, char *err, size_t errlen)
+{
+    int64_t today = part_day_floor(now_us);
+    struct buf arr = BUF_INIT;
+    pg_array_begin(&arr);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (part_day_floor(days[i]) >= today)
+            continue; /* today's and the future's: no retention near them */
+        char name[PART_NAME_LEN];
+        part_day_name(days[i], name);
+        pg_array_str(&arr, name);
+        k++;
+    }
+    enum pg_status s = PG_OK;
+    if (k > 0) {
+        const char *p[] = {pg_array_end(&arr)};
+        s = pg_conn_exec(conn, SQL_PART_NOTE_WRITES, 1, p, NULL, err, errlen);
+    }
+    buf_release(&arr);
+    return s;
+}
+
 int part_premake(struct part_cache *c, struct pg_connection *conn, int64_t now_us, int days,
                  part_fence_fn fence, void *fence_ud, int *created, char *err, size_t errlen)
 {
@@ -316,14 +341,36 @@ out:
     return rc;
 }
 
+/* Was partition `name` written within the last recent_s seconds (noted by
+ * part_note_writes)? Runs after DETACH, whose lock waited for every writer
+ * of the partition: their notes are committed and visible. 1 (with *ago),
+ * 0, or -1 + err. */
+static int written_recently(struct pg_connection *conn, const char *name, int64_t recent_s,
+                            int64_t *ago, char *err, size_t errlen)
+{
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%" PRId64, recent_s);
+    const char *p[] = {name, secs};
+    PGresult *res = NULL;
+    if (pg_conn_exec(conn, SQL_PART_RECENT_WRITE, 2, p, &res, err, errlen) != PG_OK)
+        return -1;
+    int found = PQntuples(res) > 0;
+    if (found)
+        *ago = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return found;
+}
+
 /* Detach (and drop, or keep renamed) one partition in a transaction of
- * its own. 0, or -1 + err (rolled back). */
-static int retire(struct pg_connection *conn, const char *name, bool keep_table,
+ * its own, unless it was written within recent_s seconds (then rolled
+ * back: 1). 0, 1, or -1 + err (rolled back). */
+static int retire(struct pg_connection *conn, const char *name, bool keep_table, int64_t recent_s,
                   part_fence_fn fence, void *fence_ud, char *err, size_t errlen)
 {
     char key[24], detach[256], finish[256];
     snprintf(key, sizeof(key), "%" PRId64, PART_LOCK_KEY);
     const char *kp[] = {key};
+    const char *np[] = {name};
     snprintf(detach, sizeof(detach), SQL_PART_DETACH_FMT, name);
     if (keep_table)
         snprintf(finish, sizeof(finish), SQL_PART_KEEP_FMT, name, name);
@@ -331,24 +378,38 @@ static int retire(struct pg_connection *conn, const char *name, bool keep_table,
         snprintf(finish, sizeof(finish), SQL_PART_DROP_FMT, name);
     if (pg_conn_exec(conn, SQL_BEGIN, 0, NULL, NULL, err, errlen) != PG_OK)
         return -1;
+    int64_t ago = 0;
+    int recent = 0;
     if (pg_conn_exec(conn, SQL_PART_LOCK_TIMEOUT, 0, NULL, NULL, err, errlen) != PG_OK ||
         (fence && fence(conn, fence_ud, err, errlen) < 0) ||
         pg_conn_exec(conn, SQL_PART_XACT_LOCK, 1, kp, NULL, err, errlen) != PG_OK ||
         pg_conn_exec(conn, detach, 0, NULL, NULL, err, errlen) != PG_OK ||
-        pg_conn_exec(conn, finish, 0, NULL, NULL, err, errlen) != PG_OK ||
-        pg_conn_exec(conn, SQL_COMMIT, 0, NULL, NULL, err, errlen) != PG_OK) {
+        (recent = written_recently(conn, name, recent_s, &ago, err, errlen)) < 0)
+        goto fail;
+    if (recent) {
         pg_conn_rollback(conn);
-        return -1;
+        log_warn("partitions: retention keeps auditrail.%s: written %" PRId64
+                 " s ago, within the last maintenance period (a writer whose acceptance window "
+                 "differs from this one's: check partitions.retention_days and the clocks)",
+                 name, ago);
+        return 1;
     }
+    if (pg_conn_exec(conn, finish, 0, NULL, NULL, err, errlen) != PG_OK ||
+        pg_conn_exec(conn, SQL_PART_FORGET_WRITES, 1, np, NULL, err, errlen) != PG_OK ||
+        pg_conn_exec(conn, SQL_COMMIT, 0, NULL, NULL, err, errlen) != PG_OK)
+        goto fail;
     log_info("partitions: retention %s auditrail.%s", keep_table ? "detached" : "dropped", name);
     return 0;
+fail:
+    pg_conn_rollback(conn);
+    return -1;
 }
 
 int part_retention(struct part_cache *c, struct pg_connection *conn, int64_t now_us,
-                   int retention_days, bool keep_table, part_fence_fn fence, void *fence_ud,
-                   int *dropped, char *err, size_t errlen)
+                   int retention_days, bool keep_table, int64_t recent_s, part_fence_fn fence,
+                   void *fence_ud, int *dropped, int *kept, char *err, size_t errlen)
 {
-    int done = 0, rc = -1;
+    int done = 0, spared = 0, rc = -1;
     PGresult *list = NULL;
     if (retention_days <= 0) { /* keep forever */
         rc = 0;
@@ -373,9 +434,13 @@ int part_retention(struct part_cache *c, struct pg_connection *conn, int64_t now
          * catalog string. */
         char name[PART_NAME_LEN];
         part_day_name(day, name);
-        if (retire(conn, name, keep_table, fence, fence_ud, err, errlen) < 0)
+        int r = retire(conn, name, keep_table, recent_s, fence, fence_ud, err, errlen);
+        if (r < 0)
             goto out;
-        done++;
+        if (r == 1)
+            spared++;
+        else
+            done++;
     }
     rc = 0;
 out:
@@ -383,5 +448,7 @@ out:
     c->stale = true; /* the set changed (or may have) */
     if (dropped)
         *dropped = done;
+    if (kept)
+        *kept = spared;
     return rc;
 }

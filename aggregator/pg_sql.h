@@ -40,6 +40,22 @@
     "   'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m) b"                                  \
     " WHERE i.inhparent = 'auditrail.events'::regclass"
 #define SQL_PART_LOCK_TIMEOUT "SET LOCAL lock_timeout = '5s'"
+/* The writer notes its writes to partitions of past days ($1 text[] of
+ * names), at most once a minute per partition: a fresh note is only read,
+ * so writers do not queue on its row lock. */
+#define SQL_PART_NOTE_WRITES                                                                       \
+    "WITH d AS (SELECT DISTINCT unnest($1::text[]) AS partition),"                                 \
+    " stale AS (SELECT d.partition FROM d LEFT JOIN auditrail.partition_writes w USING "           \
+    "(partition)"                                                                                  \
+    "   WHERE w.last_write IS NULL OR w.last_write < now() - interval '60 seconds')"               \
+    " INSERT INTO auditrail.partition_writes (partition, last_write)"                              \
+    " SELECT partition, now() FROM stale"                                                          \
+    " ON CONFLICT (partition) DO UPDATE SET last_write = excluded.last_write"
+/* Seconds since the last noted write of partition $1 if within $2 seconds. */
+#define SQL_PART_RECENT_WRITE                                                                      \
+    "SELECT extract(epoch FROM now() - last_write)::bigint FROM auditrail.partition_writes"        \
+    " WHERE partition = $1 AND last_write > now() - $2::bigint * interval '1 second'"
+#define SQL_PART_FORGET_WRITES "DELETE FROM auditrail.partition_writes WHERE partition = $1"
 /* DDL formats: %s are a partition name (events_pYYYYMMDD, from
  * part_day_name) and bounds ('YYYY-MM-DD 00:00:00+00'), never input. */
 #define SQL_PART_CREATE_FMT                                                                        \
