@@ -24,8 +24,11 @@ struct maintenance_conf {
     uint64_t lease_ttl_ms;  /* Redis lease time, default 300000 */
     const char *holder;     /* this instance's name (e.g. pod name); copied */
     const char *lease_name; /* Redis key of the lease, default
-                               "auditrail:lease:maintenance" (its token counter
-                               is "<lease_name>:token"); copied */
+                               "auditrail:lease:maintenance"; copied */
+    const char *token_key;  /* its fencing-token counter, default
+                               "auditrail:lease:maintenance:token" (one for
+                               every lease name: tokens stay comparable with
+                               the highest one PostgreSQL holds); copied */
 };
 
 /* Session advisory lock of the fallback path ("audmain1"). */

@@ -162,6 +162,10 @@
 #define SQL_M_FENCE_ADVISORY                                                                       \
     "SELECT token FROM auditrail.maintenance_lease WHERE name = $1 FOR UPDATE"
 
+/* ---- the database's identity (aggregator.c: Redis namespaces) ---- */
+#define SQL_DB_IDENTITY                                                                            \
+    "SELECT current_database(), system_identifier::text FROM pg_control_system()"
+
 /* ---- replay (replay.c) ---- */
 #define SQL_REPLAY_DELETE_ALL                                                                      \
     "DELETE FROM auditrail.kafka_offsets WHERE consumer_group = $1 AND topic = $2"
