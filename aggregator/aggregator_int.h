@@ -81,6 +81,8 @@ struct aggregator {
     size_t inflight_msgs;
     struct batch batch;      /* the batch being built */
     size_t batch_msgs;       /* messages handled into the batch (rows, dups, DLQ) */
+    size_t batch_bytes;      /* their value bytes (batch.max_bytes): decoded rows and DLQ
+                                copies are held in memory until the batch commits */
     uint64_t batch_start_ms; /* when the first of them arrived */
     bool redis_filtered;     /* the Redis layer ran on this batch already */
     bool batch_replay;       /* the batch holds replayed offsets: no Redis layer */

@@ -389,6 +389,7 @@ void consume_message(struct aggregator *a, rd_kafka_message_t *msg)
     if (a->batch_msgs == 0)
         a->batch_start_ms = time_mono_ms();
     a->batch_msgs++;
+    a->batch_bytes += msg->len; /* the whole value, not only the line it carries */
     ingest(a, ps, msg, p, off);
     /* Handled either way: stored, skipped as a re-send, or in the DLQ. The
      * compare-and-set expects what PostgreSQL will hold when this batch is
