@@ -81,6 +81,7 @@ char *configs_write_aggregator(const char *path, const struct configs_aggregator
     add_key(&b, "  dlq_topic: ", c->dlq_topic);
     BUF_LIT(&b, "  properties:\n");
     BUF_LIT(&b, KAFKA_GROUP_PROPERTIES);
+    buf_adds(&b, c->kafka_properties ? c->kafka_properties : "");
     BUF_LIT(&b, "postgres:\n");
     add_key(&b, "  primary: ", c->postgres);
     if (c->redis_url) {
@@ -91,6 +92,7 @@ char *configs_write_aggregator(const char *path, const struct configs_aggregator
     BUF_LIT(&b, "batch:\n  max_ms: 100\n");
     if (c->batch_max_events > 0)
         buf_addf(&b, "  max_events: %d\n", c->batch_max_events);
+    buf_adds(&b, c->batch_extra ? c->batch_extra : "");
     /* Breakers probe often: a healed dependency is used again quickly. */
     BUF_LIT(&b, "breaker:\n  open_base_ms: 100\n  open_max_ms: 1000\n");
     add_common(&b, c->alerts_url, c->http_port);
