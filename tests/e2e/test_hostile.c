@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aggregator/dlq.h"
@@ -296,6 +297,70 @@ START_TEST(time_window)
     ck_assert(webhook_wait(x.hook, "AuditrailDLQWrite", WAIT_MS));
     hx_normal(&x, 3);
     hx_finish(&x);
+    hx_release(&x);
+}
+END_TEST
+
+/* A backfill of 7-year-old log lines through a real agent told to keep
+ * payload times that old (agent.max_past_s: 100 years): every line is
+ * dead-lettered with class time and counted, none stored (retention would
+ * have dropped its partition at the next maintenance run). */
+START_TEST(backfill_7_years_via_agent)
+{
+    struct hx x;
+    struct hx_opts o;
+    hx_defaults(&o);
+    hx_init(&x, "hostile-backfill", &o);
+    hx_normal(&x, 2);
+    char *logs = xasprintf("%s/logs", x.dir), *ck = xasprintf("%s/checkpoints", x.dir);
+    ck_assert_int_eq(mkdir(logs, 0755), 0);
+    ck_assert_int_eq(mkdir(ck, 0755), 0);
+    char *file = xasprintf("%s/backfill.log", logs);
+    for (int i = 0; i < 5; i++) {
+        char line[160];
+        snprintf(line, sizeof(line),
+                 "{\"ts\":\"2019-11-29T08:00:0%dZ\",\"actor\":\"backfill\",\"note\":\"%s\"}\n", i,
+                 SECRET_MARKER);
+        test_write_file(file, line, strlen(line), true);
+    }
+    char *inputs = xasprintf("    - path: %s/*.log\n      format: json\n", logs);
+    char *alerts = secrets_alerts_url(webhook_port(x.hook));
+    char *cfgpath = xasprintf("%s/agent.yaml", x.dir), *alog = xasprintf("%s/agent.log", x.dir);
+    unsigned aport = probe_free_port();
+    struct configs_agent c = {
+        .source_name = "hostile/backfill",
+        .checkpoint_dir = ck,
+        .brokers = x.brokers,
+        .topic = x.topic,
+        .http_port = aport,
+        .agent_extra = "  max_past_s: 3162240000\n  rescan_interval_ms: 200\n",
+        .inputs = inputs,
+        .kafka_properties = secrets_kafka_properties(),
+        .alerts_url = alerts,
+    };
+    char *acfg = configs_write_agent(cfgpath, &c);
+    struct proc *agent = proc_spawn_program("auditrail-agent", acfg, alog);
+    ck_assert_msg(probe_wait_ready(aport, WAIT_MS), "agent not ready (log %s)", alog);
+    ck_assert_msg(
+        probe_wait_metric(x.port, METRIC_P "dlq_messages_total{reason=\"time\"}", 5, WAIT_MS),
+        "the backfill was not dead-lettered (logs %s)", x.dir);
+    ck_assert_int_eq(proc_stop(agent, 30000), 0);
+    secrets_assert_file_clean(alog, true);
+    hx_normal(&x, 2);
+    struct tk_msgs m = {0};
+    dlq_read(&x, &m);
+    ck_assert_uint_eq(dlq_count(&m, "time", "time: 2019-11-29T08:00:0"), 5);
+    tk_msgs_release(&m);
+    hx_finish(&x);
+    proc_free(agent);
+    free(acfg);
+    free(cfgpath);
+    free(alog);
+    free(alerts);
+    free(inputs);
+    free(file);
+    free(logs);
+    free(ck);
     hx_release(&x);
 }
 END_TEST
@@ -620,6 +685,7 @@ int main(void)
         const TTest *t;
     } cases[] = {
         {"time_window", time_window},
+        {"backfill_7_years_via_agent", backfill_7_years_via_agent},
         {"dlq_oversize", dlq_oversize},
         {"offset_reset", offset_reset},
         {"key_checked", key_checked},
