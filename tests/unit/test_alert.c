@@ -795,23 +795,6 @@ START_TEST(test_bad_url_rejected)
 }
 END_TEST
 
-START_TEST(test_url_for_logs)
-{
-    static const char *const cases[][2] = {
-        {"http://am:9093/api/v2/alerts", "http://am:9093/api/v2/alerts"},
-        {"https://user:pw@am.example/api/v2/alerts", "https://am.example/api/v2/alerts"},
-        {"http://am/api?token=s3cret#frag", "http://am/api"},
-        {"http://tok@am", "http://am"},
-        {"http://am/a@b", "http://am/a@b"}, /* an @ in the path is not user info */
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *u = alerter_url_for_logs(cases[i][0]);
-        ck_assert_str_eq(u, cases[i][1]);
-        free(u);
-    }
-}
-END_TEST
-
 /* ---- the body alone (common/alert_body.c), no receiver ---------------- */
 
 START_TEST(test_body_bytes)
@@ -1036,7 +1019,6 @@ static Suite *alert_suite(void)
     tcase_add_test(tc, test_free_with_stuck_receiver);
     tcase_add_test(tc, test_disabled_is_noop);
     tcase_add_test(tc, test_bad_url_rejected);
-    tcase_add_test(tc, test_url_for_logs);
     tcase_add_test(tc, test_body_bytes);
     tcase_add_test(tc, test_alert_key);
     tcase_add_test(tc, test_private_metrics_registry);
