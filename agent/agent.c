@@ -29,6 +29,10 @@
 
 #define LOOP_TICK_MS 100           /* timers (flush, rotate_wait, checks) resolution */
 #define READ_BUDGET  (1024 * 1024) /* bytes per file per round, for fairness */
+/* A reading round ends after this long (or as soon as inotify has news), so
+ * that discovery runs between rounds even while a backlog is read: a file
+ * created and rotated away meanwhile must be seen at its globbed name. */
+#define READ_SLICE_MS 50
 
 struct agent {
     const struct agent_config *cfg;
@@ -71,7 +75,7 @@ static void rescan(struct agent *a, bool initial)
     metric_inc(a->am.rescans);
     tail_watch_refresh(a->watch, a->cfg);
     bool from_end = initial && a->first_start && a->cfg->read_from_end;
-    unsigned changes = tail_set_rescan(a->files, initial, from_end);
+    unsigned changes = tail_set_rescan(a->files, from_end);
     if (changes & TAIL_SET_FORGOT)
         a->ckpt_dirty = true;
     /* Remember new files at once: if one is rotated outside the globs while
@@ -173,8 +177,10 @@ void agent_free(struct agent *a)
 }
 
 /* One reading round over the open files, starting one file further each
- * round so that under backpressure no file starves the others. Returns true
- * if any file may have more to read right away. */
+ * round so that under backpressure no file starves the others, and cut
+ * short after READ_SLICE_MS or when inotify has news (the next round starts
+ * after the last file read). Returns true if any file may have more to read
+ * right away. */
 static bool read_round(struct agent *a, uint64_t now)
 {
     size_t n = tail_set_count(a->files);
@@ -191,8 +197,34 @@ static bool read_round(struct agent *a, uint64_t now)
         if (tail_file_read(tf, READ_BUDGET, now))
             more = true;
         ship_poll(a->ship, 0); /* serve reports between files: keeps memory low */
+        if (k + 1 < n && (time_mono_ms() - now >= READ_SLICE_MS || tail_watch_pending(a->watch))) {
+            a->rr = first + k + 1;
+            return !ship_paused(a->ship);
+        }
     }
     return more && !ship_paused(a->ship);
+}
+
+/* Follow what inotify reports (renames first: a file renamed away from a
+ * globbed name unseen is picked up at its new name; after an overflow, the
+ * sweep looks for such files), then rescan when something changed or the
+ * interval is up. */
+static void discover(struct agent *a, uint64_t now)
+{
+    struct tail_watch_events ev = {0};
+    tail_watch_drain(a->watch, &ev);
+    if (ev.overflow) {
+        metric_inc(a->am.inotify_overflows);
+        log_warn("inotify queue overflow: rescanning, and sweeping for files rotated away unseen");
+        (void)tail_set_sweep(a->files, tail_set_last_scan_ns(a->files));
+    }
+    if (ev.n_moves > 0)
+        (void)tail_set_follow_moves(a->files, ev.moves, ev.n_moves);
+    if (ev.files_changed || ev.overflow || now >= a->next_rescan_ms) {
+        rescan(a, false);
+        a->next_rescan_ms = now + (uint64_t)a->cfg->file.agent.rescan_interval_ms;
+    }
+    tail_watch_events_release(&ev);
 }
 
 /* One turn of the loop: wait for inotify, delivery reports or the tick, then
@@ -209,12 +241,6 @@ static int turn(struct agent *a, bool *more)
         return 1;
     }
     uint64_t now = time_mono_ms();
-    struct tail_watch_events ev = {0};
-    tail_watch_drain(a->watch, &ev);
-    if (ev.overflow) {
-        metric_inc(a->am.inotify_overflows);
-        log_warn("inotify queue overflow: rescanning");
-    }
     if (pfd[1].revents & POLLIN)
         ship_clear_wake(a->ship);
     ship_poll(a->ship, 0);
@@ -227,10 +253,7 @@ static int turn(struct agent *a, bool *more)
                   fmsg);
         return 3;
     }
-    if (ev.files_changed || ev.overflow || now >= a->next_rescan_ms) {
-        rescan(a, false);
-        a->next_rescan_ms = now + (uint64_t)s->rescan_interval_ms;
-    }
+    discover(a, now);
     ship_update_pause(a->ship);
     *more = read_round(a, now);
     if (tail_set_check(a->files, now)) {
@@ -250,6 +273,9 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
 {
     const struct agent_section *s = &a->cfg->file.agent;
     uint64_t now = time_mono_ms();
+    /* Files born and rotated away while the agent was not running. */
+    if (!a->first_start && tail_set_loaded_scan_ns(a->files) > 0)
+        (void)tail_set_sweep(a->files, tail_set_loaded_scan_ns(a->files));
     rescan(a, true);
     a->next_rescan_ms = now + (uint64_t)s->rescan_interval_ms;
     a->next_ckpt_ms = now + (uint64_t)s->checkpoint_interval_ms;

@@ -20,7 +20,29 @@ void agent_metrics_init(struct agent_metrics *am, struct metrics *m)
         m, P "rewinds_total", "Streams rewound to their checkpoint after a failed delivery", NULL);
     am->records_lost = metrics_counter(
         m, P "records_lost_total",
-        "Records whose delivery failed after their file was truncated (cannot be re-read)", NULL);
+        "Records given up: not acknowledged when their file could no longer be re-read "
+        "(truncated), or left unshipped at exit after drain_timeout_s",
+        NULL);
+    am->files_lost = metrics_counter(
+        m, P "files_lost_total",
+        "Files given up before all their records were acknowledged: gone (deleted, or moved "
+        "out of their directory) while not open; their records cannot be counted",
+        NULL);
+    am->files_recovered = metrics_counter(
+        m, P "files_recovered_total",
+        "Files found only after they had left a globbed name unseen (renamed before a scan, "
+        "or by the sweep after an inotify overflow or a restart) and read from there",
+        NULL);
+    for (int v = 1; v <= TAIL_GUARD_REFUSALS; v++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"",
+                 tail_guard_reason((enum tail_guard_verdict)v));
+        am->files_refused[v] = metrics_counter(
+            m, P "files_refused_total",
+            "Names matching an input that are not read: symbolic links (agent.follow_symlinks), "
+            "links leaving their directory, FIFOs, sockets, devices, files on /proc or /sys",
+            labels);
+    }
     for (int k = 0; k < FORMAT_COUNT; k++) {
         char labels[64];
         snprintf(labels, sizeof(labels), "format=\"%s\"", format_kind_name((enum format_kind)k));

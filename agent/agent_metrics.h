@@ -3,6 +3,7 @@
 #define AUDITRAIL_AGENT_METRICS_H
 
 #include "agent/format.h"
+#include "agent/tail_guard.h"
 #include "common/metrics.h"
 
 struct agent_metrics {
@@ -18,6 +19,8 @@ struct agent_metrics {
     struct metric *checkpoint_writes, *checkpoint_errors;
     struct metric *rescans, *inotify_overflows, *kafka_fatal, *kafka_up;
     struct metric *buffered_bytes;
+    struct metric *files_refused[TAIL_GUARD_REFUSALS + 1]; /* by verdict, [0] unused */
+    struct metric *files_recovered, *files_lost;
 };
 
 void agent_metrics_init(struct agent_metrics *am, struct metrics *m);

@@ -117,6 +117,7 @@ char *checkpoint_to_json(const struct checkpoint *c)
         json_array_append_new(arr, o);
     }
     json_object_set_new(root, "streams", arr);
+    json_object_set_new(root, "scanned_at_ns", u64_json(c->scanned_at_ns));
     char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(root);
     char *out = xstrdup(s);
@@ -198,6 +199,12 @@ int checkpoint_from_json(struct checkpoint *c, const char *text, char *err, size
         checkpoint_add(c, &e);
         free(path);
         free(live);
+    }
+    /* Absent from files written before it existed: 0, unknown. */
+    if (json_object_get(root, "scanned_at_ns") &&
+        get_u64(root, "scanned_at_ns", &c->scanned_at_ns)) {
+        snprintf(err, errlen, "checkpoint: scanned_at_ns is malformed");
+        goto out;
     }
     rc = 1;
 out:

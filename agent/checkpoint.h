@@ -30,6 +30,9 @@ struct checkpoint_entry {
 struct checkpoint {
     struct checkpoint_entry *v;
     size_t n, cap;
+    /* Wall-clock ns at which the scan these entries reflect started: files
+     * born after it were never seen (0 = unknown, e.g. an older file). */
+    uint64_t scanned_at_ns;
 };
 
 /* Append a copy of e (path duplicated). */

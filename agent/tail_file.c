@@ -14,6 +14,7 @@
 
 #include "agent/framer.h"
 #include "agent/stream_id.h"
+#include "agent/tail_guard.h"
 #include "agent/tail_scan.h"
 #include "common/hashchain.h"
 #include "common/log.h"
@@ -58,6 +59,7 @@ struct tail_file {
     uint64_t last_data_ms;
     uint64_t resume_ms; /* no reading before this (backoff after a failed delivery) */
     unsigned failures;  /* consecutive failed deliveries, for the backoff */
+    bool open_warned;   /* an open refusal or error was logged (once per file) */
 };
 
 void tail_ctx_init(struct tail_ctx *ctx, const struct agent_config *cfg, struct agent_metrics *m,
@@ -103,6 +105,15 @@ struct tail_file *tail_file_new(const struct tail_ctx *ctx, const char *path, si
     tf->btime = file_btime(AT_FDCWD, path);
     tf->size = (uint64_t)st->st_size;
     tf->start_at_end = from_end;
+    return tf;
+}
+
+struct tail_file *tail_file_new_rotated(const struct tail_ctx *ctx, const char *path,
+                                        const char *live_path, size_t input, const struct stat *st)
+{
+    struct tail_file *tf = tail_file_new(ctx, path, input, st, false);
+    free(tf->live_path);
+    tf->live_path = xstrdup(live_path);
     return tf;
 }
 
@@ -159,6 +170,18 @@ bool tail_file_is(const struct tail_file *tf, uint64_t dev, uint64_t ino)
     return tf->dev == dev && tf->ino == ino;
 }
 
+void tail_file_identity(const struct tail_file *tf, uint64_t *dev, uint64_t *ino, uint64_t *btime)
+{
+    *dev = tf->dev;
+    *ino = tf->ino;
+    *btime = tf->btime;
+}
+
+bool tail_file_unfinished(const struct tail_file *tf)
+{
+    return tf->state == TAIL_WAITING || (tf->state == TAIL_KNOWN && !tf->done);
+}
+
 enum tail_state tail_file_state(const struct tail_file *tf)
 {
     return tf->state;
@@ -167,6 +190,11 @@ enum tail_state tail_file_state(const struct tail_file *tf)
 const char *tail_file_path(const struct tail_file *tf)
 {
     return tf->path;
+}
+
+const char *tail_file_live_path(const struct tail_file *tf)
+{
+    return tf->live_path;
 }
 
 void tail_file_found(struct tail_file *tf, const char *path, size_t input, const struct stat *st)
@@ -183,22 +211,25 @@ void tail_file_found(struct tail_file *tf, const char *path, size_t input, const
 
 bool tail_file_find_renamed(struct tail_file *tf)
 {
+    struct stat st;
+    if (lstat(tf->path, &st) == 0 && S_ISREG(st.st_mode) &&
+        tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino))
+        return true; /* still at its current name (one outside the globs) */
     char *copy = xstrdup(tf->path);
     char *dir = xstrdup(dirname(copy));
     bool found = false;
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
-        struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
-            tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
-            char *path = xasprintf("%s/%s", dir, de->d_name);
-            int in = tail_scan_match(tf->ctx->cfg, tf->live_path);
-            tail_file_found(tf, path, in >= 0 ? (size_t)in : 0, &st);
-            free(path);
-            found = true;
-            break;
-        }
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            !tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino))
+            continue;
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        int in = tail_scan_match(tf->ctx->cfg, tf->live_path);
+        tail_file_found(tf, path, in >= 0 ? (size_t)in : tf->input, &st);
+        free(path);
+        found = true;
+        break;
     }
     if (d)
         closedir(d);
@@ -207,11 +238,11 @@ bool tail_file_find_renamed(struct tail_file *tf)
     return found;
 }
 
-bool tail_file_wants_open(const struct tail_file *tf, bool initial)
+bool tail_file_wants_open(const struct tail_file *tf)
 {
     if (tf->state == TAIL_WAITING)
         return true;
-    return tf->state == TAIL_KNOWN && (tf->size != tf->closed_size || (initial && !tf->done));
+    return tf->state == TAIL_KNOWN && (tf->size != tf->closed_size || !tf->done);
 }
 
 /* Forget the current stream and start a new one at `offset` (a new file, a
@@ -270,26 +301,26 @@ int tail_file_open(struct tail_file *tf)
 {
     const struct tail_ctx *ctx = tf->ctx;
     bool from_end = tf->state == TAIL_WAITING && tf->start_at_end;
-    int fd = open(tf->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            log_warn("open %s: %s", tf->path, strerror(errno));
-        return -1;
-    }
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    enum tail_guard_verdict v;
+    int fd = tail_guard_open(tf->path, ctx->cfg->file.agent.follow_symlinks, &st, &v);
+    if (fd < 0) {
+        if (v != TAIL_GUARD_GONE && !tf->open_warned) {
+            tf->open_warned = true;
+            if (v == TAIL_GUARD_ERROR)
+                log_warn("open %s: %s", tf->path, strerror(errno));
+            else
+                log_warn("not reading %s: %s", tf->path, tail_guard_explain(v));
+        }
         return -1;
     }
     uint64_t btime = file_btime(fd, "");
     if ((uint64_t)st.st_dev != tf->dev || (uint64_t)st.st_ino != tf->ino) {
-        if (tf->state == TAIL_KNOWN) {
-            close(fd); /* the name moved on between scan and open; the next scan sorts it */
-            return -1;
-        }
-        tf->dev = (uint64_t)st.st_dev;
-        tf->ino = (uint64_t)st.st_ino;
-        tf->btime = btime;
+        /* The name moved on between the scan and now (renamed, replaced):
+         * this file is elsewhere, the next scan looks for it by its inode
+         * and finds the newcomer at the name. */
+        close(fd);
+        return -1;
     }
     const struct agent_input *in = &ctx->cfg->inputs[tf->input];
     tf->fd = fd;
@@ -505,8 +536,9 @@ static bool follow_file(struct tail_file *tf)
     }
     if (!tf->gone) {
         struct stat ls;
-        if (stat(tf->live_path, &ls) < 0 || (uint64_t)ls.st_dev != tf->dev ||
-            (uint64_t)ls.st_ino != tf->ino) {
+        int rc = tf->ctx->cfg->file.agent.follow_symlinks ? stat(tf->live_path, &ls)
+                                                          : lstat(tf->live_path, &ls);
+        if (rc < 0 || (uint64_t)ls.st_dev != tf->dev || (uint64_t)ls.st_ino != tf->ino) {
             tf->gone = true;
             metric_inc(m->rotations);
             learn_name(tf);
@@ -607,8 +639,6 @@ enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *er
 
 bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e)
 {
-    if (tf->state == TAIL_WAITING)
-        return false;
     memset(e, 0, sizeof(*e));
     e->path = tf->path;
     e->live_path = tf->live_path;
@@ -621,7 +651,9 @@ bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e
         e->fp_len = tf->fp_len;
         memcpy(e->stream, tf->stream, sizeof(e->stream));
     }
-    e->offset = tf->tr.acked.offset;
+    /* A waiting file is remembered from where it will start, so that a
+     * restart still finds it if it is rotated away meanwhile. */
+    e->offset = tf->state == TAIL_WAITING ? (tf->start_at_end ? tf->size : 0) : tf->tr.acked.offset;
     e->seq = tf->tr.acked.seq;
     memcpy(e->prev, tf->tr.acked.prev, CHAIN_HASH_LEN);
     e->done = tf->state == TAIL_KNOWN && tf->done;

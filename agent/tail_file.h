@@ -57,6 +57,11 @@ enum tail_state {
  * its reading starts at its end (read_from: end at the very first start). */
 struct tail_file *tail_file_new(const struct tail_ctx *ctx, const char *path, size_t input,
                                 const struct stat *st, bool from_end);
+/* A file found at path after it had left its globbed name live_path unseen
+ * (renamed before any scan saw it): read from its start, and drained and
+ * closed like any rotated-away file. */
+struct tail_file *tail_file_new_rotated(const struct tail_ctx *ctx, const char *path,
+                                        const char *live_path, size_t input, const struct stat *st);
 /* A closed file from the checkpoint. */
 struct tail_file *tail_file_from_checkpoint(const struct tail_ctx *ctx,
                                             const struct checkpoint_entry *e);
@@ -65,28 +70,39 @@ void tail_file_free(struct tail_file *tf);
 
 /* Is this the file with that device and inode? */
 bool tail_file_is(const struct tail_file *tf, uint64_t dev, uint64_t ino);
+/* Its device, inode and birth time (ns, 0 = unknown). */
+void tail_file_identity(const struct tail_file *tf, uint64_t *dev, uint64_t *ino, uint64_t *btime);
+/* Not finished: waiting to be opened, or closed (from the checkpoint) with
+ * records that may not all be acknowledged yet. */
+bool tail_file_unfinished(const struct tail_file *tf);
 enum tail_state tail_file_state(const struct tail_file *tf);
 /* The file's current name (the rotated name once known); valid until the
  * next call that changes tf. */
 const char *tail_file_path(const struct tail_file *tf);
+/* The globbed name it was found under (its current name elsewhere means it
+ * was rotated away). */
+const char *tail_file_live_path(const struct tail_file *tf);
 
 /* The scan found tf (tail_file_is) at path for cfg->inputs[input]: remember
  * the name; a closed file also takes the input and the size. */
 void tail_file_found(struct tail_file *tf, const char *path, size_t input, const struct stat *st);
-/* After a restart, for a checkpointed file the globs no longer find: it may
- * have been rotated to a name outside them while the agent was down. Looks
- * for its inode in its directory; true when found (as tail_file_found). */
+/* For an unfinished file (tail_file_unfinished) the globs no longer find at
+ * its name: it may have been rotated to a name outside them (while the agent
+ * was down, or between a scan and the open). Looks for its inode in its
+ * directory; true when found (as tail_file_found). */
 bool tail_file_find_renamed(struct tail_file *tf);
 /* Should the scan open this (found) file? A waiting one always; a closed one
- * when its size changed since it was closed, or, at the initial scan, when
- * it was not finished before the restart. */
-bool tail_file_wants_open(const struct tail_file *tf, bool initial);
+ * when it is unfinished or its size changed since it was closed. */
+bool tail_file_wants_open(const struct tail_file *tf);
 
-/* Open a WAITING or KNOWN file at its path and decide where to start:
+/* Open a WAITING or KNOWN file at its path (under tail_guard's rules) and
+ * decide where to start:
  * KNOWN: verify dev/inode/fingerprint and offset <= size, then resume
  * (offset, seq, prev) - or start a new stream at 0 (inode reused, truncated);
  * WAITING: from 0, or from its end (tail_file_new's from_end).
- * Returns 0, -1 when the file cannot be opened (it stays as it was). */
+ * Returns 0, -1 when the file cannot be opened (it stays as it was; a name
+ * that now holds another inode counts as not found: the next scan looks for
+ * the file by its inode). A refusal or an error is logged once per file. */
 int tail_file_open(struct tail_file *tf) __attribute__((warn_unused_result));
 
 /* Open and not backing off (after a failed delivery or read error). */
@@ -112,10 +128,10 @@ bool tail_file_check(struct tail_file *tf, uint64_t now_ms);
 enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *err, bool may_rewind,
                                     uint64_t now_ms);
 
-/* Fill a checkpoint entry (pointing into tf, valid until tf changes); false
- * for a file not opened yet. A file without a record yet is saved without id
- * (fp_len 0), so that a restart finds it even if it was rotated outside the
- * globs meanwhile. */
+/* Fill a checkpoint entry (pointing into tf, valid until tf changes). A file
+ * without a record yet (or not opened yet: from where it will start) is saved
+ * without id (fp_len 0), so that a restart finds it even if it was rotated
+ * outside the globs meanwhile. Returns true. */
 bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e);
 
 /* Totals over files, for the gauges. */
