@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/agent_health.h"
 #include "agent/agent_metrics.h"
@@ -20,6 +21,7 @@
 #include "agent/tail_file.h"
 #include "agent/tail_set.h"
 #include "agent/tail_watch.h"
+#include "common/alert.h"
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -44,6 +46,7 @@ struct agent {
     struct tail_watch *watch;
     struct tail_set *files;
     bool first_start;
+    int lock_fd; /* flock of checkpoint_dir, held while the agent lives */
 
     size_t rr;          /* round-robin start of the reading rounds */
     bool ckpt_dirty;    /* files closed or forgotten since the last checkpoint */
@@ -96,7 +99,10 @@ static void update_health(struct agent *a, uint64_t now)
     agent_health_update(a->health, &in, now);
 }
 
-/* Reads the checkpoint into c; a->first_start when there is none. */
+/* Locks the checkpoint directory and reads the checkpoint into c;
+ * a->first_start when there is none. A corrupt checkpoint never stops the
+ * start: the previous generation, or none, is used (records are sent again,
+ * the aggregator drops them), with an alert. */
 static int load_checkpoint(struct agent *a, struct checkpoint *c, char *err, size_t errlen)
 {
     const char *dir = a->cfg->file.agent.checkpoint_dir;
@@ -104,11 +110,36 @@ static int load_checkpoint(struct agent *a, struct checkpoint *c, char *err, siz
         snprintf(err, errlen, "agent.checkpoint_dir %s: %s", dir, strerror(errno));
         return -1;
     }
-    int lr = checkpoint_load(c, dir, err, errlen);
-    if (lr < 0)
+    a->lock_fd = checkpoint_lock(dir, err, errlen);
+    if (a->lock_fd < 0)
         return -1;
-    a->first_start = lr == 0;
-    log_info("checkpoint: %s (%zu streams)", a->first_start ? "none, first start" : "loaded", c->n);
+    char why[1024];
+    int lr = checkpoint_load(c, dir, why, sizeof(why));
+    if (lr < 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    a->first_start = lr == CHECKPOINT_NONE;
+    if (lr == CHECKPOINT_FALLBACK || lr == CHECKPOINT_LOST) {
+        bool lost = lr == CHECKPOINT_LOST;
+        metric_inc(a->am.checkpoint_fallbacks);
+        log_error("%s: %s", why,
+                  lost ? "every file is read again from its start; unfinished files rotated "
+                         "outside the globs before the checkpoint was written cannot be found"
+                       : "records after its positions are sent again");
+        agent_health_alert(a->health, "AuditrailCheckpointCorrupt",
+                           lost ? ALERT_CRITICAL : ALERT_WARNING,
+                           lost ? "agent checkpoint unreadable: files are read again from "
+                                  "their start"
+                                : "agent checkpoint unreadable: the previous generation is used",
+                           why);
+    }
+    log_info("checkpoint: %s (%zu streams)",
+             a->first_start              ? "none, first start"
+             : lr == CHECKPOINT_FALLBACK ? "previous generation loaded"
+             : lr == CHECKPOINT_LOST     ? "none readable"
+                                         : "loaded",
+             c->n);
     return 0;
 }
 
@@ -137,6 +168,7 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
     struct agent *a = xcalloc(1, sizeof(*a));
     struct checkpoint c = {0};
     a->cfg = cfg;
+    a->lock_fd = -1;
     a->metrics = metrics_new();
     procmetrics_register(a->metrics, "agent");
     agent_metrics_init(&a->am, a->metrics);
@@ -173,6 +205,8 @@ void agent_free(struct agent *a)
     tail_watch_free(a->watch);
     agent_health_free(a->health); /* flushes pending alerts within alerts.timeout_ms */
     metrics_free(a->metrics);
+    if (a->lock_fd >= 0)
+        close(a->lock_fd); /* last: the checkpoint is final */
     free(a);
 }
 

@@ -136,6 +136,12 @@ static void alert_on_change(struct agent_health *h, int st)
     h->alerted = st;
 }
 
+void agent_health_alert(struct agent_health *h, const char *name, int severity, const char *summary,
+                        const char *description)
+{
+    alerter_fire(h->alerts, name, (enum alert_severity)severity, summary, description, NULL);
+}
+
 void agent_health_update(struct agent_health *h, const struct agent_health_in *in, uint64_t now_ms)
 {
     uint64_t up = in->kafka_up_ms;

@@ -53,6 +53,11 @@ struct agent_health_in {
     bool fatal;                 /* fatal producer error */
     uint64_t oldest_unacked_ms; /* monotonic; 0 = nothing in flight */
 };
+/* Fire a one-off alert (name, severity as common/alert.h; description may be
+ * NULL): a corrupt checkpoint, records given up. Main thread. */
+void agent_health_alert(struct agent_health *h, const char *name, int severity, const char *summary,
+                        const char *description);
+
 /* Decide Kafka's state (its gauges and alerts) now; proves the loop turns. */
 void agent_health_update(struct agent_health *h, const struct agent_health_in *in, uint64_t now_ms);
 

@@ -88,6 +88,11 @@ void agent_metrics_init(struct agent_metrics *am, struct metrics *m)
         metrics_counter(m, P "checkpoint_writes_total", "Checkpoint files written", NULL);
     am->checkpoint_errors =
         metrics_counter(m, P "checkpoint_errors_total", "Checkpoint writes that failed", NULL);
+    am->checkpoint_fallbacks = metrics_counter(
+        m, P "checkpoint_fallbacks_total",
+        "Starts whose latest checkpoint could not be read: the previous generation was used, or "
+        "none (records are sent again from older positions)",
+        NULL);
     am->rescans = metrics_counter(m, P "rescans_total", "Glob rescans", NULL);
     am->inotify_overflows =
         metrics_counter(m, P "inotify_overflows_total", "inotify queue overflows", NULL);

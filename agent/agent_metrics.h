@@ -16,7 +16,7 @@ struct agent_metrics {
     struct metric *open_files, *open_files_max, *files_waiting, *streams;
     struct metric *backpressure_paused, *unacked_bytes, *unacked_records, *oldest_unacked_age;
     struct metric *deleted_open_bytes, *backlog_bytes;
-    struct metric *checkpoint_writes, *checkpoint_errors;
+    struct metric *checkpoint_writes, *checkpoint_errors, *checkpoint_fallbacks;
     struct metric *rescans, *inotify_overflows, *kafka_fatal, *kafka_up;
     struct metric *buffered_bytes;
     struct metric *files_refused[TAIL_GUARD_REFUSALS + 1]; /* by verdict, [0] unused */
