@@ -303,6 +303,49 @@ static int turn(struct agent *a, bool *more)
     return 0;
 }
 
+/* Stopping (SIGTERM): in Kubernetes the pod's emptyDir with whatever was
+ * not read goes with it, so keep reading every file to its end and
+ * shipping it, for at most drain_timeout_s, before the last
+ * acknowledgements are awaited. Returns 0, or the exit status of a fatal
+ * error meanwhile. */
+static int drain(struct agent *a)
+{
+    const struct agent_section *s = &a->cfg->file.agent;
+    if (s->drain_timeout_s <= 0)
+        return 0;
+    uint64_t start = time_mono_ms(), deadline = start + (uint64_t)s->drain_timeout_s * 1000;
+    log_info("stopping: reading every file to its end and shipping it (at most %llds)",
+             (long long)s->drain_timeout_s);
+    tail_set_drain_mode(a->files);
+    bool more = true;
+    int status = 0;
+    while (status == 0 && !tail_set_drained(a->files) && time_mono_ms() < deadline)
+        status = turn(a, &more);
+    if (status == 0 && tail_set_drained(a->files))
+        log_info("stopping: every file shipped and acknowledged in %llu ms",
+                 (unsigned long long)(time_mono_ms() - start));
+    else if (status == 0)
+        log_warn("stopping: drain_timeout_s (%llds) is up before every file was shipped",
+                 (long long)s->drain_timeout_s);
+    return status;
+}
+
+/* Everything past the acknowledged prefixes at exit: logged per file and,
+ * after a stop (the pod and its log volume may be going away), counted as
+ * lost. */
+static void report_unshipped(struct agent *a, bool count)
+{
+    uint64_t n = tail_set_report_unshipped(a->files);
+    if (n == 0)
+        return;
+    if (count)
+        metric_add(a->am.records_lost, (double)n);
+    log_error("exiting with %llu record%s not shipped: a restart on the same files sends them, "
+              "but they are lost if the log volume goes away (Kubernetes deletes an emptyDir "
+              "with its pod)",
+              (unsigned long long)n, n == 1 ? "" : "s");
+}
+
 int agent_run(struct agent *a, volatile sig_atomic_t *stop)
 {
     const struct agent_section *s = &a->cfg->file.agent;
@@ -319,9 +362,12 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
     while (!*stop && status == 0)
         status = turn(a, &more);
     if (status == 0)
+        status = drain(a);
+    if (status == 0)
         ship_drain(a->ship, s->shutdown_timeout_ms);
     else
         ship_stop(a->ship);
+    report_unshipped(a, status == 0);
     if (save_checkpoint(a) < 0 && status == 0)
         status = 1;
     log_info("stopped (exit %d)", status);

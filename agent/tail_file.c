@@ -581,18 +581,83 @@ bool tail_file_check(struct tail_file *tf, uint64_t now_ms)
     bool quiet_eof = tf->size == framer_position(tf->fr) && tf->at_eof;
     struct emit_state es;
     emit_state_init(&es, tf);
+    /* Stopping, nothing waits for quiet: the pod is going away. */
+    uint64_t flush_ms = tf->ctx->draining ? 0 : (uint64_t)in->conf->multiline.flush_ms;
+    uint64_t rotate_wait_ms =
+        tf->ctx->draining ? 0 : (uint64_t)tf->ctx->cfg->file.agent.rotate_wait_ms;
     if (in->has_start && quiet_eof && framer_pending(tf->fr) &&
-        now_ms - tf->last_data_ms >= (uint64_t)in->conf->multiline.flush_ms &&
-        now_ms >= tf->resume_ms) {
+        now_ms - tf->last_data_ms >= flush_ms && now_ms >= tf->resume_ms) {
         if (framer_flush(tf->fr, on_record, &es)) {
             paused_at(tf, es.resume);
             return false;
         }
     }
-    if (tf->gone && quiet_eof &&
-        now_ms - tf->last_data_ms >= (uint64_t)tf->ctx->cfg->file.agent.rotate_wait_ms)
+    if (tf->gone && quiet_eof && now_ms - tf->last_data_ms >= rotate_wait_ms)
         return finish_gone(tf, &es, now_ms);
     return false;
+}
+
+bool tail_file_drained(const struct tail_file *tf)
+{
+    switch (tf->state) {
+    case TAIL_WAITING:
+        return tf->size == 0;
+    case TAIL_KNOWN:
+        return tf->done || tf->size <= tf->tr.acked.offset;
+    case TAIL_OPEN:
+        break;
+    }
+    return tf->tr.n == 0 && tf->at_eof && framer_position(tf->fr) >= tf->size &&
+           !framer_holds_record(tf->fr) && (!tf->gone || tf->finished);
+}
+
+static int count_record(void *ud, const struct framer_record *r)
+{
+    struct tail_unshipped *u = ud;
+    u->records++;
+    return 0;
+}
+
+void tail_file_unshipped(const struct tail_file *tf, struct tail_unshipped *u)
+{
+    memset(u, 0, sizeof(*u));
+    if (tf->state == TAIL_KNOWN && tf->done)
+        return;
+    uint64_t from =
+        tf->state == TAIL_WAITING ? (tf->start_at_end ? tf->size : 0) : tf->tr.acked.offset;
+    int fd = tf->fd;
+    if (fd < 0) {
+        struct stat st;
+        enum tail_guard_verdict v;
+        fd = tail_guard_open(tf->path, tf->ctx->cfg->file.agent.follow_symlinks, &st, &v);
+        if (fd < 0 || !tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
+            if (fd >= 0)
+                close(fd);
+            return;
+        }
+    }
+    const struct agent_input *in = &tf->ctx->cfg->inputs[tf->input];
+    struct framer *fr = framer_new((size_t)tf->ctx->cfg->file.agent.max_record_bytes,
+                                   in->has_start ? &in->start : NULL);
+    framer_reset(fr, from);
+    uint8_t buf[65536];
+    for (uint64_t pos = from;;) {
+        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        (void)framer_feed(fr, buf, (size_t)n, count_record, u);
+        pos += (uint64_t)n;
+        u->bytes += (uint64_t)n;
+    }
+    uint64_t complete = u->records;
+    u->partial = framer_pending(fr) && !framer_holds_record(fr);
+    (void)framer_finish(fr, count_record, u);
+    u->partial = u->partial && u->records > complete;
+    framer_free(fr);
+    if (fd != tf->fd)
+        close(fd);
 }
 
 /* A delivery of this stream failed: go back to the acknowledged prefix and

@@ -40,6 +40,7 @@ struct tail_ctx {
     void *emit_ud;
     uint8_t *buf; /* the one read buffer (agent.read_buffer_bytes) */
     size_t buf_len;
+    bool draining; /* stopping: flush and finish at once, no quiet period */
 };
 
 /* cfg, m and the sink's ud are borrowed; allocates the read buffer. */
@@ -133,6 +134,21 @@ enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *er
  * without id (fp_len 0), so that a restart finds it even if it was rotated
  * outside the globs meanwhile. Returns true. */
 bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e);
+
+/* Stopping (ctx->draining): has everything that can be shipped been
+ * acknowledged? Open: read to its end, nothing held back but an
+ * unterminated last line, nothing in flight; closed: nothing past its
+ * acknowledged prefix; waiting: only when empty. */
+bool tail_file_drained(const struct tail_file *tf);
+
+/* What is past the acknowledged prefix: records (as the framer would cut
+ * them, an unterminated last line included) and bytes. Reads the file (it
+ * is opened for it when closed); 0 when it cannot be read. */
+struct tail_unshipped {
+    uint64_t records, bytes;
+    bool partial; /* the last of them is an unterminated line */
+};
+void tail_file_unshipped(const struct tail_file *tf, struct tail_unshipped *u);
 
 /* Totals over files, for the gauges. */
 struct tail_stats {

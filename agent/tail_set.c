@@ -428,6 +428,39 @@ bool tail_set_check(struct tail_set *set, uint64_t now_ms)
     return closed;
 }
 
+void tail_set_drain_mode(struct tail_set *set)
+{
+    set->ctx.draining = true;
+}
+
+bool tail_set_drained(const struct tail_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (!tail_file_drained(set->v[i].tf))
+            return false;
+    return true;
+}
+
+uint64_t tail_set_report_unshipped(const struct tail_set *set)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        struct tail_file *tf = set->v[i].tf;
+        struct tail_unshipped u;
+        tail_file_unshipped(tf, &u);
+        if (u.records == 0)
+            continue;
+        struct checkpoint_entry e;
+        (void)tail_file_checkpoint(tf, &e);
+        log_warn("%s: %llu record%s (%llu bytes) from offset %llu not shipped%s", e.path,
+                 (unsigned long long)u.records, u.records == 1 ? "" : "s",
+                 (unsigned long long)u.bytes, (unsigned long long)e.offset,
+                 u.partial ? ", the last an unterminated line waiting for its newline" : "");
+        total += u.records;
+    }
+    return total;
+}
+
 void tail_set_checkpoint(const struct tail_set *set, struct checkpoint *c)
 {
     for (size_t i = 0; i < set->n; i++) {

@@ -75,6 +75,15 @@ struct tail_file *tail_set_file(const struct tail_set *set, size_t i);
 /* tail_file_check on every file; true when one was closed (a slot is free). */
 bool tail_set_check(struct tail_set *set, uint64_t now_ms);
 
+/* Stopping: from now on multiline records are flushed and rotated-away or
+ * deleted files finished as soon as they are read to their end. */
+void tail_set_drain_mode(struct tail_set *set);
+/* Has every file shipped (and had acknowledged) all it can? */
+bool tail_set_drained(const struct tail_set *set);
+/* What could not be shipped: logs each file with records left (and an
+ * unterminated last line) and returns the total number of records. */
+uint64_t tail_set_report_unshipped(const struct tail_set *set);
+
 /* Append every file's entry to c (entries are copied) and the time of the
  * latest scan (scanned_at_ns). */
 void tail_set_checkpoint(const struct tail_set *set, struct checkpoint *c);
