@@ -96,6 +96,7 @@ static void update_health(struct agent *a, uint64_t now)
         .fatal = ship_is_fatal(a->ship, NULL, 0),
         .oldest_unacked_ms = oldest,
     };
+    in.refused = ship_refused(a->ship, in.refused_why, sizeof(in.refused_why));
     agent_health_update(a->health, &in, now);
 }
 
@@ -181,7 +182,8 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
     a->ship = ship_new(cfg, &a->am, err, errlen);
     if (!a->ship)
         goto fail;
-    a->files = tail_set_new(cfg, &a->am, ship_send, a->ship);
+    struct tail_sink sink = {ship_send, ship_fit, a->ship};
+    a->files = tail_set_new(cfg, &a->am, &sink);
     tail_set_load(a->files, &c);
     checkpoint_release(&c);
     a->watch = tail_watch_new();

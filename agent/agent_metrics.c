@@ -14,8 +14,21 @@ void agent_metrics_init(struct agent_metrics *am, struct metrics *m)
                                            "Records handed to the Kafka producer", NULL);
     am->records_acked =
         metrics_counter(m, P "records_acked_total", "Records acknowledged by Kafka", NULL);
-    am->delivery_errors = metrics_counter(m, P "delivery_errors_total",
-                                          "Failed deliveries (the stream is re-read)", NULL);
+    for (int r = 1; r < PRODUCER_RESULTS; r++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "class=\"%s\"",
+                 producer_result_name((enum producer_result)r));
+        am->delivery_errors[r] = metrics_counter(
+            m, P "delivery_errors_total",
+            "Failed deliveries (the stream is re-read), by class: transient, too_large (cut to "
+            "fit), authorization and permanent (alerted)",
+            labels);
+    }
+    am->message_max_bytes = metrics_gauge(
+        m, P "message_max_bytes",
+        "Largest message the agent produces: the producer's message.max.bytes, or less once "
+        "the broker refused a message as too large (records are cut to fit)",
+        NULL);
     am->records_rewound = metrics_counter(
         m, P "rewinds_total", "Streams rewound to their checkpoint after a failed delivery", NULL);
     am->records_lost = metrics_counter(

@@ -3,12 +3,14 @@
 #define AUDITRAIL_AGENT_METRICS_H
 
 #include "agent/format.h"
+#include "agent/producer.h"
 #include "agent/tail_guard.h"
 #include "common/metrics.h"
 
 struct agent_metrics {
     struct metric *records_read, *bytes_read, *records_produced, *records_acked;
-    struct metric *delivery_errors, *records_rewound, *records_lost;
+    struct metric *delivery_errors[PRODUCER_RESULTS]; /* by class, [0] unused */
+    struct metric *records_rewound, *records_lost, *message_max_bytes;
     struct metric *parse_errors[FORMAT_COUNT];
     struct metric *produced_by_format[FORMAT_COUNT]; /* records_produced_total by input format */
     struct metric *records_truncated, *truncated_bytes;

@@ -57,18 +57,20 @@ struct tail_file {
     bool at_eof;   /* the last read returned 0 bytes */
     bool finished; /* framer_finish ran (final unterminated line emitted) */
     uint64_t last_data_ms;
-    uint64_t resume_ms; /* no reading before this (backoff after a failed delivery) */
-    unsigned failures;  /* consecutive failed deliveries, for the backoff */
-    bool open_warned;   /* an open refusal or error was logged (once per file) */
+    uint64_t resume_ms;      /* no reading before this (backoff after a failed delivery) */
+    unsigned failures;       /* consecutive failed deliveries, for the backoff */
+    bool open_warned;        /* an open refusal or error was logged (once per file) */
+    bool wait_ack;           /* a TAIL_EMIT_WAIT_ACK record is in flight: read nothing more */
+    uint64_t retry_since_ms; /* first attempt of the oldest record re-sent after a failure */
 };
 
 void tail_ctx_init(struct tail_ctx *ctx, const struct agent_config *cfg, struct agent_metrics *m,
-                   tail_emit_fn emit, void *emit_ud)
+                   const struct tail_sink *sink)
 {
+    memset(ctx, 0, sizeof(*ctx));
     ctx->cfg = cfg;
     ctx->m = m;
-    ctx->emit = emit;
-    ctx->emit_ud = emit_ud;
+    ctx->sink = *sink;
     ctx->buf_len = (size_t)cfg->file.agent.read_buffer_bytes;
     ctx->buf = xmalloc(ctx->buf_len);
 }
@@ -392,8 +394,7 @@ static int on_record(void *ud, const struct framer_record *r)
         return 1;
     }
     const struct agent_input *in = &ctx->cfg->inputs[tf->input];
-    uint8_t hash[CHAIN_HASH_LEN];
-    chain_next(tf->prev, tf->next_seq, r->data, r->len, hash);
+    uint8_t hash[CHAIN_HASH_LEN] = {0};
     struct record_in rec = {
         .kind = in->kind,
         .map = &in->map,
@@ -408,8 +409,17 @@ static int on_record(void *ud, const struct framer_record *r)
         .len = r->len,
         .read_time_us = es->now_us,
     };
+    /* The cut is decided before the hash: the hash covers the bytes kept. */
+    if (ctx->sink.fit) {
+        size_t keep = ctx->sink.fit(ctx->sink.ud, &rec);
+        if (keep < rec.len) {
+            rec.truncated += rec.len - keep;
+            rec.len = keep;
+        }
+    }
+    chain_next(tf->prev, tf->next_seq, r->data, rec.len, hash);
     struct ack_msg *msg = ack_msg_new(tf->next_seq, r->end, hash, 0, es->now_ms);
-    enum tail_emit_rc rc = ctx->emit(ctx->emit_ud, &rec, msg);
+    enum tail_emit_rc rc = ctx->sink.emit(ctx->sink.ud, &rec, msg);
     if (rc == TAIL_EMIT_PAUSE_BEFORE || rc == TAIL_EMIT_BACKOFF) {
         free(msg);
         if (rc == TAIL_EMIT_BACKOFF)
@@ -421,11 +431,13 @@ static int on_record(void *ud, const struct framer_record *r)
     tf->next_seq++;
     memcpy(tf->prev, hash, CHAIN_HASH_LEN);
     metric_inc(ctx->m->records_read);
-    if (r->truncated) {
+    if (rec.truncated) {
         metric_inc(ctx->m->records_truncated);
-        metric_add(ctx->m->truncated_bytes, (double)r->truncated);
+        metric_add(ctx->m->truncated_bytes, (double)rec.truncated);
     }
-    if (rc == TAIL_EMIT_PAUSE_AFTER) {
+    if (rc == TAIL_EMIT_WAIT_ACK)
+        tf->wait_ack = true;
+    if (rc == TAIL_EMIT_PAUSE_AFTER || rc == TAIL_EMIT_WAIT_ACK) {
         es->resume = r->end;
         return 1;
     }
@@ -442,13 +454,14 @@ static void paused_at(struct tail_file *tf, uint64_t resume)
 
 bool tail_file_readable(const struct tail_file *tf, uint64_t now_ms)
 {
-    return tf->state == TAIL_OPEN && now_ms >= tf->resume_ms;
+    return tf->state == TAIL_OPEN && now_ms >= tf->resume_ms && !(tf->wait_ack && tf->tr.n > 0);
 }
 
 bool tail_file_read(struct tail_file *tf, size_t budget, uint64_t now_ms)
 {
     if (!tail_file_readable(tf, now_ms))
         return false;
+    tf->wait_ack = false;
     const struct tail_ctx *ctx = tf->ctx;
     struct emit_state es;
     emit_state_init(&es, tf);
@@ -553,7 +566,7 @@ static bool follow_file(struct tail_file *tf)
  * Returns 1 when it was closed. */
 static bool finish_gone(struct tail_file *tf, struct emit_state *es, uint64_t now_ms)
 {
-    if (!tf->finished && now_ms >= tf->resume_ms) {
+    if (!tf->finished && tail_file_readable(tf, now_ms)) {
         es->final = true;
         if (framer_finish(tf->fr, on_record, es)) {
             paused_at(tf, es->resume);
@@ -586,7 +599,7 @@ bool tail_file_check(struct tail_file *tf, uint64_t now_ms)
     uint64_t rotate_wait_ms =
         tf->ctx->draining ? 0 : (uint64_t)tf->ctx->cfg->file.agent.rotate_wait_ms;
     if (in->has_start && quiet_eof && framer_pending(tf->fr) &&
-        now_ms - tf->last_data_ms >= flush_ms && now_ms >= tf->resume_ms) {
+        now_ms - tf->last_data_ms >= flush_ms && tail_file_readable(tf, now_ms)) {
         if (framer_flush(tf->fr, on_record, &es)) {
             paused_at(tf, es.resume);
             return false;
@@ -683,14 +696,21 @@ enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *er
                                     uint64_t now_ms)
 {
     void *owner;
+    /* The first attempt of the oldest record in flight: a re-send must not
+     * make a wedged stream look young (readiness and alerts watch it). */
+    uint64_t oldest = msg->tr ? ack_tracker_oldest_ms(msg->tr) : 0;
     enum ack_result res = ack_tracker_delivered(msg, ok, &owner);
     struct tail_file *tf = owner;
     if (!tf)
         return res; /* orphaned: its stream was dropped or rewound meanwhile */
     if (ok) {
         tf->failures = 0;
+        if (res == ACK_ADVANCED)
+            tf->retry_since_ms = 0;
         return res;
     }
+    if (oldest && (!tf->retry_since_ms || oldest < tf->retry_since_ms))
+        tf->retry_since_ms = oldest;
     if (!err)
         err = "?";
     if (may_rewind && tf->state == TAIL_OPEN)
@@ -738,6 +758,8 @@ void tail_file_add_stats(const struct tail_file *tf, struct tail_stats *s)
             s->backlog_bytes += tf->size - tf->tr.acked.offset;
     }
     uint64_t o = ack_tracker_oldest_ms(&tf->tr);
+    if (tf->retry_since_ms && (!o || tf->retry_since_ms < o))
+        o = tf->retry_since_ms;
     if (o && (!s->oldest_unacked_ms || o < s->oldest_unacked_ms))
         s->oldest_unacked_ms = o;
 }

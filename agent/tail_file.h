@@ -25,27 +25,42 @@ enum tail_emit_rc {
     TAIL_EMIT_PAUSE_AFTER,  /* produced, but the in-flight limit is reached */
     TAIL_EMIT_PAUSE_BEFORE, /* not produced (queue full): re-read it later */
     TAIL_EMIT_BACKOFF,      /* not produced (cannot encode or produce): retry this file in 1 s */
+    TAIL_EMIT_WAIT_ACK,     /* produced; produce nothing more of this stream until it is
+                             * acknowledged (a message the broker might refuse as too
+                             * large: if it does, it is cut and hashed again, and no later
+                             * record may have been chained to it meanwhile) */
 };
 
 /* The sink: r is valid during the call only; the sink sets msg->bytes (the
  * memory the message holds) and passes msg as the delivery report's opaque.
  * tail_file tracks msg when the record was produced, frees it otherwise. */
 typedef enum tail_emit_rc (*tail_emit_fn)(void *ud, const struct record_in *r, struct ack_msg *msg);
+/* How many of r's r->len bytes fit in one message (<= r->len), asked before
+ * the record is hashed: a record is hashed once, at the size it can be
+ * shipped. r->hash points to a placeholder. Must depend only on the bytes
+ * (and the sink's limits), so that a re-read cuts the same way. */
+typedef size_t (*tail_fit_fn)(void *ud, const struct record_in *r);
+
+struct tail_sink {
+    tail_emit_fn emit;
+    tail_fit_fn fit; /* NULL: records are cut at max_record_bytes only */
+    void *ud;
+};
 
 /* Settings and services shared by every file; it must outlive the files. */
 struct tail_ctx {
     const struct agent_config *cfg;
     struct agent_metrics *m;
-    tail_emit_fn emit;
-    void *emit_ud;
+    struct tail_sink sink;
     uint8_t *buf; /* the one read buffer (agent.read_buffer_bytes) */
     size_t buf_len;
     bool draining; /* stopping: flush and finish at once, no quiet period */
 };
 
-/* cfg, m and the sink's ud are borrowed; allocates the read buffer. */
+/* cfg, m and the sink's ud are borrowed (sink is copied); allocates the
+ * read buffer. */
 void tail_ctx_init(struct tail_ctx *ctx, const struct agent_config *cfg, struct agent_metrics *m,
-                   tail_emit_fn emit, void *emit_ud);
+                   const struct tail_sink *sink);
 void tail_ctx_release(struct tail_ctx *ctx);
 
 enum tail_state {
@@ -106,7 +121,8 @@ bool tail_file_wants_open(const struct tail_file *tf);
  * the file by its inode). A refusal or an error is logged once per file. */
 int tail_file_open(struct tail_file *tf) __attribute__((warn_unused_result));
 
-/* Open and not backing off (after a failed delivery or read error). */
+/* Open, not backing off (after a failed delivery or read error) and not
+ * waiting for a TAIL_EMIT_WAIT_ACK record's acknowledgement. */
 bool tail_file_readable(const struct tail_file *tf, uint64_t now_ms);
 /* Read up to `budget` bytes and hand the records found to the sink. Returns
  * true when the file may have more to read right away (the budget ran out
@@ -123,7 +139,8 @@ bool tail_file_check(struct tail_file *tf, uint64_t now_ms);
 /* The delivery report of msg (a message a tail_file handed to its sink):
  * advances its stream's acknowledged prefix, or, when it failed, goes back
  * to that prefix and reads again after a backoff (the same records, ids and
- * hashes) unless may_rewind is false (stopping). The failure is logged here.
+ * hashes, unless the sink's fit now cuts a record that was refused as too
+ * large) unless may_rewind is false (stopping). The failure is logged here.
  * Frees msg. Returns what happened to the prefix (ACK_NONE for a message
  * whose stream is gone). */
 enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *err, bool may_rewind,
@@ -156,7 +173,8 @@ struct tail_stats {
     uint64_t deleted_bytes;     /* sizes of deleted files held open */
     uint64_t buffered_bytes;    /* framer buffers */
     uint64_t backlog_bytes;     /* open files' bytes past their acknowledged prefix */
-    uint64_t oldest_unacked_ms; /* monotonic; 0 = nothing in flight */
+    uint64_t oldest_unacked_ms; /* monotonic, from the first attempt to ship the oldest record
+                                 * not acknowledged yet (re-sends do not reset it); 0 = none */
 };
 /* Add tf's share to *s. */
 void tail_file_add_stats(const struct tail_file *tf, struct tail_stats *s);

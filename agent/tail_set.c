@@ -45,10 +45,10 @@ struct tail_set {
 };
 
 struct tail_set *tail_set_new(const struct agent_config *cfg, struct agent_metrics *m,
-                              tail_emit_fn emit, void *emit_ud)
+                              const struct tail_sink *sink)
 {
     struct tail_set *set = xcalloc(1, sizeof(*set));
-    tail_ctx_init(&set->ctx, cfg, m, emit, emit_ud);
+    tail_ctx_init(&set->ctx, cfg, m, sink);
     return set;
 }
 

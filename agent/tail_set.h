@@ -18,9 +18,10 @@
 
 struct tail_set;
 
-/* Empty; cfg, m and the sink's ud are borrowed and must outlive the set. */
+/* Empty; cfg, m and the sink's ud are borrowed and must outlive the set
+ * (sink is copied). */
 struct tail_set *tail_set_new(const struct agent_config *cfg, struct agent_metrics *m,
-                              tail_emit_fn emit, void *emit_ud);
+                              const struct tail_sink *sink);
 /* Frees every file (orphaning what is in flight). NULL-safe. */
 void tail_set_free(struct tail_set *set);
 

@@ -55,6 +55,12 @@ static void load_config(struct fixture *f, int max_open, const char *extra)
     free(yaml);
 }
 
+static struct tail_set *new_set(struct fixture *f)
+{
+    struct tail_sink sk = {sink, NULL, f};
+    return tail_set_new(&f->cfg, &f->m, &sk);
+}
+
 static void setup_with(struct fixture *f, int max_open, const char *extra)
 {
     memset(f, 0, sizeof(*f));
@@ -62,7 +68,7 @@ static void setup_with(struct fixture *f, int max_open, const char *extra)
     load_config(f, max_open, extra);
     f->reg = metrics_new();
     agent_metrics_init(&f->m, f->reg);
-    f->set = tail_set_new(&f->cfg, &f->m, sink, f);
+    f->set = new_set(f);
 }
 
 static void setup(struct fixture *f, int max_open)
@@ -163,7 +169,7 @@ static void checkpoint_of(struct fixture *f, struct checkpoint *c)
 static void restart(struct fixture *f, const struct checkpoint *c)
 {
     tail_set_free(f->set);
-    f->set = tail_set_new(&f->cfg, &f->m, sink, f);
+    f->set = new_set(f);
     tail_set_load(f->set, c);
 }
 
@@ -267,7 +273,7 @@ START_TEST(test_unfinished_file_renamed_after_the_initial_scan_is_found)
     /* restart with room for one open file: b.log stays closed */
     tail_set_free(f.set);
     load_config(&f, 1, "");
-    f.set = tail_set_new(&f.cfg, &f.m, sink, &f);
+    f.set = new_set(&f);
     tail_set_load(f.set, &c);
     ck_assert_uint_eq(tail_set_rescan(f.set, false), TAIL_SET_OPENED);
     read_all(&f);
