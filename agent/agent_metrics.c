@@ -33,13 +33,14 @@ void agent_metrics_init(struct agent_metrics *am, struct metrics *m)
         m, P "rewinds_total", "Streams rewound to their checkpoint after a failed delivery", NULL);
     am->records_lost = metrics_counter(
         m, P "records_lost_total",
-        "Records given up: not acknowledged when their file could no longer be re-read "
-        "(truncated), or left unshipped at exit after drain_timeout_s",
+        "Records given up: failed delivery after their file was truncated (they cannot be read "
+        "again), or not shipped when the agent stopped (drain_timeout_s)",
         NULL);
     am->files_lost = metrics_counter(
         m, P "files_lost_total",
-        "Files given up before all their records were acknowledged: gone (deleted, or moved "
-        "out of their directory) while not open; their records cannot be counted",
+        "Files given up while not open: gone (deleted, moved out of their directory) or "
+        "replaced before the agent could read past its checkpoint; whatever they held beyond "
+        "it cannot be counted",
         NULL);
     am->files_recovered = metrics_counter(
         m, P "files_recovered_total",

@@ -350,6 +350,12 @@ int tail_file_open(struct tail_file *tf)
                      tf->stream, tf->path, (unsigned long long)tf->ino,
                      same == 1 ? "shorter than the checkpoint" : "fingerprint differs");
             metric_inc(same == 1 ? ctx->m->file_truncations : ctx->m->inode_reuses);
+            if (!tf->done) {
+                /* What the old content held past the checkpoint is gone. */
+                metric_inc(ctx->m->files_lost);
+                log_error("stream %s: if its file held anything past offset %llu, that is lost",
+                          tf->stream, (unsigned long long)tf->tr.acked.offset);
+            }
             tf->btime = btime;
             new_stream(tf, 0, tf->generation + 1);
         }
@@ -504,6 +510,14 @@ static void truncated(struct tail_file *tf, const char *why)
              tf->have_id ? tf->stream : "(unnamed)", tf->path, why,
              (unsigned long long)tf->generation + 1);
     metric_inc(tf->ctx->m->file_truncations);
+    /* Its records in flight cannot be read again: a failed delivery of one
+     * of them is a lost record. */
+    for (struct ack_msg *m = tf->tr.head; m; m = m->next)
+        m->lost_if_failed = tf->ctx->m->records_lost;
+    if (tf->tr.n > 0)
+        log_warn("stream %s: %zu records were in flight when it was truncated; any whose "
+                 "delivery fails now is lost (records_lost_total)",
+                 tf->stream, tf->tr.n);
     new_stream(tf, 0, tf->generation + 1);
     tf->last_data_ms = time_mono_ms();
 }
@@ -699,10 +713,20 @@ enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *er
     /* The first attempt of the oldest record in flight: a re-send must not
      * make a wedged stream look young (readiness and alerts watch it). */
     uint64_t oldest = msg->tr ? ack_tracker_oldest_ms(msg->tr) : 0;
+    struct metric *lost = msg->lost_if_failed;
     enum ack_result res = ack_tracker_delivered(msg, ok, &owner);
     struct tail_file *tf = owner;
-    if (!tf)
-        return res; /* orphaned: its stream was dropped or rewound meanwhile */
+    if (!tf) {
+        /* orphaned: its stream was rewound meanwhile (it is read again), or
+         * its file's content is gone */
+        if (!ok && lost) {
+            metric_inc(lost);
+            log_error("a record of a truncated file failed delivery (%s): it cannot be read "
+                      "again and is lost",
+                      err ? err : "?");
+        }
+        return res;
+    }
     if (ok) {
         tf->failures = 0;
         if (res == ACK_ADVANCED)

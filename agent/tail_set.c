@@ -177,7 +177,7 @@ static bool keep_unseen(struct tail_set *set, struct tail_file *tf, bool *forgot
         (void)tail_file_checkpoint(tf, &e);
         if (e.offset > 0)
             log_error("stream %s: %s is gone (deleted, or moved out of its directory) before the "
-                      "agent could read it past offset %llu: what it held after that is lost",
+                      "agent could read it past offset %llu: if it held more, that is lost",
                       e.stream[0] ? e.stream : "(unnamed)", tail_file_path(tf),
                       (unsigned long long)e.offset);
         else

@@ -517,6 +517,36 @@ START_TEST(test_drained_and_unshipped)
 }
 END_TEST
 
+/* Records in flight when their file is truncated cannot be read again: a
+ * failed delivery of one of them counts in records_lost_total; an orphan of
+ * a rewind (read again) does not. */
+START_TEST(test_truncation_counts_failed_records_as_lost)
+{
+    struct fixture f;
+    struct tail_file *tf = start(&f, "t0\nt1\nt2\n");
+    uint64_t now = time_mono_ms();
+    tail_file_read(tf, 1 << 20, now);
+    ck_assert_uint_eq(f.n, 3);
+    ck_assert_int_eq(tail_file_delivered(f.v[0].msg, false, "down", true, now), ACK_REWIND);
+    ck_assert_int_eq(tail_file_delivered(f.v[1].msg, false, "down", true, now), ACK_NONE);
+    ck_assert_int_eq(tail_file_delivered(f.v[2].msg, false, "down", true, now), ACK_NONE);
+    f.v[0].msg = f.v[1].msg = f.v[2].msg = NULL;
+    ck_assert_int_eq(metric_value(f.m.records_lost), 0); /* read again */
+    tail_file_read(tf, 1 << 20, now + 100);
+    ck_assert_uint_eq(f.n, 6);
+    ck_assert_int_eq(truncate(f.path, 0), 0);
+    tail_file_check(tf, now + 100);
+    ck_assert_int_eq(metric_value(f.m.file_truncations), 1);
+    ck_assert_int_eq(tail_file_delivered(f.v[3].msg, true, NULL, true, now), ACK_NONE);
+    ck_assert_int_eq(tail_file_delivered(f.v[4].msg, false, "down", true, now), ACK_NONE);
+    ck_assert_int_eq(tail_file_delivered(f.v[5].msg, false, "down", true, now), ACK_NONE);
+    f.v[3].msg = f.v[4].msg = f.v[5].msg = NULL;
+    ck_assert_int_eq(metric_value(f.m.records_lost), 2);
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("agent_tail_file");
@@ -532,6 +562,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_wait_ack_record_is_produced_alone);
     tcase_add_test(tc, test_unacked_age_counts_from_the_first_attempt);
     tcase_add_test(tc, test_drained_and_unshipped);
+    tcase_add_test(tc, test_truncation_counts_failed_records_as_lost);
     suite_add_tcase(s, tc);
     return s;
 }
