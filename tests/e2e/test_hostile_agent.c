@@ -706,10 +706,13 @@ END_TEST
 
 /* --- item 12: checkpoint --------------------------------------------------- */
 
+/* A checkpoint cut short: not JSON. */
+#define CORRUPT "{\"version\":1,\"streams\":[{\"pa"
+
 static void corrupt(const struct henv *e, const char *name)
 {
     char *p = xasprintf("%s/ckpt/%s", e->dir, name);
-    test_write_file(p, "{\"version\":1,\"streams\":[{\"pa", 30, false);
+    test_write_file(p, CORRUPT, strlen(CORRUPT), false);
     free(p);
 }
 

@@ -125,10 +125,13 @@ START_TEST(test_malformed_rejected)
 }
 END_TEST
 
+/* A checkpoint cut short: not JSON. */
+#define CORRUPT "{\"version\":1,\"streams\":[{\"pa"
+
 static void corrupt(const char *dir, const char *name)
 {
     char *p = xasprintf("%s/%s", dir, name);
-    test_write_file(p, "{\"version\":1,\"streams\":[{\"pa", 30, false);
+    test_write_file(p, CORRUPT, strlen(CORRUPT), false);
     free(p);
 }
 
