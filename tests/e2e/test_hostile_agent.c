@@ -547,6 +547,37 @@ END_TEST
 
 /* --- item 10: sizes and refusals ------------------------------------------ */
 
+/* The topic holds n records, one of them the big line (big bytes) cut to
+ * fewer than max bytes: a prefix of it, marked with the rest's length. */
+static void assert_one_cut(const struct henv *e, size_t n, const char *line, size_t big, size_t max)
+{
+    struct ah_msgs m = {0};
+    size_t dups;
+    collect(e, n, &m, &dups);
+    ck_assert_uint_eq(m.n, n);
+    size_t cut = 0;
+    for (size_t i = 0; i < m.n; i++) {
+        if (m.v[i].truncated == 0)
+            continue;
+        cut++;
+        ck_assert_uint_lt(m.v[i].line_len, max);
+        ck_assert_uint_eq(m.v[i].line_len + m.v[i].truncated, big);
+        ck_assert_int_eq(memcmp(m.v[i].line, line, m.v[i].line_len), 0);
+    }
+    ck_assert_uint_eq(cut, 1);
+    ah_msgs_free(&m);
+}
+
+static char *big_line(size_t big, const char *alphabet)
+{
+    char *line = xmalloc(big + 1);
+    size_t k = strlen(alphabet);
+    for (size_t i = 0; i < big; i++)
+        line[i] = alphabet[i % k];
+    line[big] = '\n';
+    return line;
+}
+
 /* A record longer than the producer's message.max.bytes is cut to fit
  * before it is hashed (truncated_bytes), and the records after it follow.
  * Fails on the old agent: produce() refuses it every second, the file is
@@ -560,30 +591,13 @@ START_TEST(record_larger_than_the_message_limit_is_cut)
     char *a = in_logs(&e, "a.log");
     append_lines(a, "before", 0, 3);
     size_t big = 600000;
-    char *line = xmalloc(big + 1);
-    for (size_t i = 0; i < big; i++)
-        line[i] = "ab\"\\c"[i % 5];
-    line[big] = '\n';
+    char *line = big_line(big, "ab\"\\c"); /* escaped: 8 bytes per 5 */
     test_write_file(a, line, big + 1, true);
     append_lines(a, "after", 0, 3);
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_acked_total", 7);
     henv_stop(&e);
-    struct ah_msgs m = {0};
-    size_t dups;
-    collect(&e, 7, &m, &dups);
-    ck_assert_uint_eq(m.n, 7);
-    size_t cut = 0;
-    for (size_t i = 0; i < m.n; i++) {
-        if (m.v[i].truncated == 0)
-            continue;
-        cut++;
-        ck_assert_uint_lt(m.v[i].line_len, 262144);
-        ck_assert_uint_eq(m.v[i].line_len + m.v[i].truncated, big);
-        ck_assert_int_eq(memcmp(m.v[i].line, line, m.v[i].line_len), 0);
-    }
-    ck_assert_uint_eq(cut, 1);
-    ah_msgs_free(&m);
+    assert_one_cut(&e, 7, line, big, 262144);
     free(line);
     free(a);
     henv_release(&e);
@@ -607,27 +621,14 @@ START_TEST(broker_refuses_a_message_as_too_large)
     char reply[256];
     ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "errors push 0 10 1", reply, sizeof(reply)), 0);
     size_t big = 700000;
-    char *line = xmalloc(big + 1);
-    memset(line, 'z', big);
-    line[big] = '\n';
+    char *line = big_line(big, "z");
     test_write_file(a, line, big + 1, true);
     append_lines(a, "after", 0, 3);
     wait_metric(&e, "auditrail_agent_records_acked_total", 7);
     ck_assert_int_eq(metric(&e, "auditrail_agent_delivery_errors_total{class=\"too_large\"}"), 1);
     ck_assert(metric(&e, "auditrail_agent_message_max_bytes") < limit);
     henv_stop(&e);
-    struct ah_msgs m = {0};
-    size_t dups;
-    collect(&e, 7, &m, &dups);
-    ck_assert_uint_eq(m.n, 7);
-    size_t cut = 0;
-    for (size_t i = 0; i < m.n; i++)
-        if (m.v[i].truncated) {
-            cut++;
-            ck_assert_uint_eq(m.v[i].line_len + m.v[i].truncated, big);
-        }
-    ck_assert_uint_eq(cut, 1);
-    ah_msgs_free(&m);
+    assert_one_cut(&e, 7, line, big, big);
     free(line);
     free(a);
     henv_release(&e);
