@@ -357,6 +357,8 @@ START_TEST(generation_rotated_while_the_loop_is_stopped)
     wait_metric(&e, "auditrail_agent_records_acked_total", 60);
     ck_assert_int_ge(metric(&e, "auditrail_agent_files_recovered_total"), 1);
     henv_stop(&e);
+    ck_assert(file_contains(e.log, "app-1.log.1 left"));
+    ck_assert(file_contains(e.log, "(renamed while unseen)"));
     assert_topic_is_files(&e, "app-1", NULL, false);
     henv_release(&e);
 }
@@ -396,6 +398,7 @@ START_TEST(generation_rotated_while_inotify_overflows)
     wait_metric(&e, "auditrail_agent_inotify_overflows_total", 1);
     wait_metric(&e, "auditrail_agent_records_acked_total", 60);
     henv_stop(&e);
+    ck_assert(file_contains(e.log, "(found by the sweep)"));
     assert_topic_is_files(&e, "app-1", NULL, false);
     henv_release(&e);
 }
@@ -440,6 +443,7 @@ START_TEST(generation_rotated_while_the_agent_is_down)
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_acked_total", 40);
     henv_stop(&e);
+    ck_assert(file_contains(e.log, "(found by the sweep)"));
     assert_topic_is_files(&e, "app-1", NULL, true); /* gen1's tail may be sent again */
     henv_release(&e);
 }
@@ -821,25 +825,38 @@ START_TEST(no_secret_in_any_output)
 }
 END_TEST
 
+static TCase *tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 300);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+/* A case per group: CK_RUN_CASE=discovery (files, kafka, stop, checkpoint,
+ * secrets) runs one. */
 static Suite *suite(void)
 {
     Suite *s = suite_create("hostile_agent");
-    TCase *tc = tcase_create("hostile");
-    tcase_set_timeout(tc, 300);
+    TCase *tc = tcase(s, "discovery");
     tcase_add_test(tc, generation_rotated_while_the_loop_is_stopped);
     tcase_add_test(tc, generation_rotated_while_inotify_overflows);
     tcase_add_test(tc, generation_rotated_while_the_agent_is_down);
     tcase_add_test(tc, checkpointed_file_rotated_after_the_first_scan);
+    tc = tcase(s, "files");
     tcase_add_test(tc, symlinks_fifos_and_proc_are_refused);
+    tc = tcase(s, "kafka");
     tcase_add_test(tc, record_larger_than_the_message_limit_is_cut);
     tcase_add_test(tc, broker_refuses_a_message_as_too_large);
     tcase_add_test(tc, authorization_refusal_alerts_and_recovers);
+    tc = tcase(s, "stop");
     tcase_add_test(tc, sigterm_ships_the_whole_backlog);
     tcase_add_test(tc, sigterm_with_kafka_down_reports_what_is_left);
+    tc = tcase(s, "checkpoint");
     tcase_add_test(tc, corrupt_checkpoint_falls_back);
     tcase_add_test(tc, second_agent_on_the_same_checkpoint_is_refused);
+    tc = tcase(s, "secrets");
     tcase_add_test(tc, no_secret_in_any_output);
-    suite_add_tcase(s, tc);
     return s;
 }
 
