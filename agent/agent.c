@@ -46,7 +46,8 @@ struct agent {
     struct tail_watch *watch;
     struct tail_set *files;
     bool first_start;
-    int lock_fd; /* flock of checkpoint_dir, held while the agent lives */
+    int lock_fd;                 /* flock of checkpoint_dir, held while the agent lives */
+    struct tail_watch_events ev; /* drained, not yet served (see read_round) */
 
     size_t rr;          /* round-robin start of the reading rounds */
     bool ckpt_dirty;    /* files closed or forgotten since the last checkpoint */
@@ -205,11 +206,22 @@ void agent_free(struct agent *a)
     tail_set_free(a->files);
     ship_free(a->ship);
     tail_watch_free(a->watch);
+    tail_watch_events_release(&a->ev);
     agent_health_free(a->health); /* flushes pending alerts within alerts.timeout_ms */
     metrics_free(a->metrics);
     if (a->lock_fd >= 0)
         close(a->lock_fd); /* last: the checkpoint is final */
     free(a);
+}
+
+/* Has inotify reported a new, renamed or deleted file (or lost events)
+ * since the last discovery? Writes alone do not count: they are what a
+ * backlog is made of. */
+static bool discovery_news(struct agent *a)
+{
+    if (tail_watch_pending(a->watch))
+        tail_watch_drain(a->watch, &a->ev);
+    return a->ev.files_changed || a->ev.n_moves > 0 || a->ev.overflow;
 }
 
 /* One reading round over the open files, starting one file further each
@@ -233,7 +245,7 @@ static bool read_round(struct agent *a, uint64_t now)
         if (tail_file_read(tf, READ_BUDGET, now))
             more = true;
         ship_poll(a->ship, 0); /* serve reports between files: keeps memory low */
-        if (k + 1 < n && (time_mono_ms() - now >= READ_SLICE_MS || tail_watch_pending(a->watch))) {
+        if (k + 1 < n && (time_mono_ms() - now >= READ_SLICE_MS || discovery_news(a))) {
             a->rr = first + k + 1;
             return !ship_paused(a->ship);
         }
@@ -247,7 +259,8 @@ static bool read_round(struct agent *a, uint64_t now)
  * interval is up. */
 static void discover(struct agent *a, uint64_t now)
 {
-    struct tail_watch_events ev = {0};
+    struct tail_watch_events ev = a->ev;
+    memset(&a->ev, 0, sizeof(a->ev));
     tail_watch_drain(a->watch, &ev);
     if (ev.overflow) {
         metric_inc(a->am.inotify_overflows);

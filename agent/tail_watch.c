@@ -26,6 +26,7 @@ struct watched_dir {
 struct pending_from {
     uint32_t cookie;
     char *path;
+    int drains; /* drains it has waited through */
 };
 
 struct tail_watch {
@@ -153,7 +154,7 @@ static void on_move(struct tail_watch *w, const struct inotify_event *e, const c
             w->cap_from = w->cap_from ? 2 * w->cap_from : 8;
             w->from = xrealloc(w->from, w->cap_from * sizeof(*w->from));
         }
-        w->from[w->n_from++] = (struct pending_from){e->cookie, path};
+        w->from[w->n_from++] = (struct pending_from){e->cookie, path, 0};
         return;
     }
     for (size_t i = 0; i < w->n_from; i++) {
@@ -200,7 +201,17 @@ void tail_watch_drain(struct tail_watch *w, struct tail_watch_events *ev)
             p += sizeof(*e) + e->len;
         }
     }
-    clear_from(w); /* moved out of the watched directories: nothing to follow */
+    /* The kernel queues the two halves one after the other, but a drain can
+     * fall between them: a first half waits for one more drain, then it was
+     * a move out of the watched directories (nothing to follow). */
+    for (size_t i = 0; i < w->n_from;) {
+        if (++w->from[i].drains < 2) {
+            i++;
+            continue;
+        }
+        free(w->from[i].path);
+        w->from[i] = w->from[--w->n_from];
+    }
 }
 
 void tail_watch_events_release(struct tail_watch_events *ev)
