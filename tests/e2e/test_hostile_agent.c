@@ -2,22 +2,24 @@
  * (issue 9: items 9-13 and the discovery defects), one case each, with the
  * real agent binary and kafka-mock. Each case asserts that the agent never
  * exits on its own, that every normal record lands in the topic once (only
- * exact re-sends may repeat) with its chain verified independently
- * (tests/support/agent_harness.c), that the hostile thing is handled as
- * README documents it, and that no planted secret appears in the agent's
- * output or in the topic. */
-#include <dirent.h>
+ * exact re-sends may repeat, where a restart allows them) with its chain
+ * verified independently and each stream one file's records in order
+ * (tests/support/agent_harness.c, expect.c), that the hostile thing is
+ * handled as README documents it, and that no planted secret appears in the
+ * agent's output or in the topic. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/xmalloc.h"
 #include "tests/support/agent_harness.h"
-#include "tests/support/e2e.h"
+#include "tests/support/configs.h"
+#include "tests/support/expect.h"
+#include "tests/support/probe.h"
+#include "tests/support/proc.h"
 #include "tests/support/teststack.h"
 #include "tests/support/testutil.h"
 #include "tests/support/webhook.h"
@@ -29,14 +31,17 @@
 #define SECRET_ENV   "PLANTED-env-2a8f"
 #define SECRET_FILE  "PLANTED-token-71d0"
 #define RAW_INPUTS   "    - path: %s/*.log\n      format: raw\n"
-#define WAIT_MS      60000 /* conditions under ASan on a shared machine */
+#define MAX_RECORD   (512 * 1024) /* the agent's default max_record_bytes */
+#define WAIT_MS      60000        /* conditions under ASan on a shared machine */
 
+static const char *const secrets[] = {SECRET_KAFKA, SECRET_URL, SECRET_ENV, SECRET_FILE};
+
+/* An agent's environment (tests/support/agent_harness.h) with an alert
+ * receiver and the planted secrets in its configuration. */
 struct henv {
-    char *dir, *logs, *config, *log, *topic, *brokers, *agent_extra, *inputs, *kafka_extra;
-    int port;
-    struct test_kafka_mock *mock;
+    struct ah_env ah;
     struct webhook *hook;
-    pid_t pid;
+    char *alerts_url, *inputs;
 };
 
 struct hopts {
@@ -47,105 +52,87 @@ struct hopts {
     bool webhook_fails;      /* the alert receiver answers 500 */
 };
 
-static void write_config(struct henv *e)
+/* Write the agent's configuration again (another agent: section, other
+ * properties), as ah_env_init wrote it. */
+static void write_config(struct henv *e, const char *agent_extra, const char *kafka_props)
 {
-    free(e->config);
-    e->config = ah_write_config(e->dir, e->brokers, e->topic, e->port, e->agent_extra, e->inputs,
-                                e->kafka_extra);
+    char *props =
+        xasprintf("    ssl.key.password: \"" SECRET_KAFKA "\"\n%s", kafka_props ? kafka_props : "");
+    char *source = xasprintf("test/%s", e->ah.topic);
+    char *ckpt = xasprintf("%s/ckpt", e->ah.dir);
+    struct configs_agent c = {
+        .source_name = source,
+        .checkpoint_dir = ckpt,
+        .brokers = e->ah.brokers,
+        .topic = e->ah.topic,
+        .http_port = e->ah.port,
+        .agent_extra = agent_extra,
+        .inputs = e->inputs,
+        .kafka_properties = props,
+        .alerts_url = e->alerts_url,
+    };
+    free(configs_write_agent(e->ah.config, &c));
+    free(ckpt);
+    free(source);
+    free(props);
 }
 
 static void henv_init(struct henv *e, const char *name, const struct hopts *o)
 {
     memset(e, 0, sizeof(*e));
-    e->dir = test_tmpdir(name);
-    e->logs = xasprintf("%s/logs", e->dir);
-    ck_assert_int_eq(mkdir(e->logs, 0755), 0);
-    e->log = xasprintf("%s/agent.log", e->dir);
-    if (o->private_mock) {
-        e->mock = test_kafka_mock_start(1);
-        e->brokers = xstrdup(e->mock->bootstraps);
-        e->topic = xasprintf("%s.%d", name, (int)getpid());
-        char cmd[256], reply[256];
-        snprintf(cmd, sizeof(cmd), "topic create %s 4", e->topic);
-        ck_assert_msg(test_kafka_mock_ctl(e->mock, cmd, reply, sizeof(reply)) == 0, "%s", reply);
-    } else {
-        e->brokers = xstrdup(test_stack("STACK_KAFKA_BROKERS"));
-        e->topic = test_kafka_topic(name, 4);
-    }
     e->hook = webhook_start();
     if (o->webhook_fails)
         webhook_fail(e->hook, 1);
-    e->port = ah_free_port();
-    e->agent_extra = xstrdup(o->agent_extra ? o->agent_extra : "");
-    e->inputs = xasprintf(o->inputs ? o->inputs : RAW_INPUTS, e->logs);
-    e->kafka_extra = xasprintf("  properties:\n    ssl.key.password: \"" SECRET_KAFKA "\"\n%s"
-                               "alerts:\n  url: http://auditor:" SECRET_URL
-                               "@127.0.0.1:%u/api/v2/alerts?token=" SECRET_URL "\n"
-                               "  min_interval_ms: 1\n",
-                               o->kafka_props ? o->kafka_props : "", webhook_port(e->hook));
-    write_config(e);
+    e->alerts_url =
+        xasprintf("http://auditor:" SECRET_URL "@127.0.0.1:%u/api/v2/alerts?token=" SECRET_URL,
+                  webhook_port(e->hook));
+    const char *inputs = o->inputs ? o->inputs : RAW_INPUTS;
+    ah_env_init(&e->ah, name, &(struct ah_opts){.inputs = inputs, .private_mock = o->private_mock});
+    e->inputs = xasprintf(inputs, e->ah.logs);
+    write_config(e, o->agent_extra, o->kafka_props);
 }
 
 static bool file_contains(const char *path, const char *needle)
 {
     size_t len;
-    uint8_t *p = ah_read_file(path, &len);
+    uint8_t *p = test_read_file(path, &len);
     bool found = p && memmem(p, len, needle, strlen(needle)) != NULL;
     free(p);
     return found;
 }
 
-/* Every line the agent wrote is one JSON object with a readable message,
- * and none carries a planted secret. */
+/* No planted secret in anything the agent wrote. */
 static void assert_clean_output(const char *log)
 {
-    static const char *const secrets[] = {SECRET_KAFKA, SECRET_URL, SECRET_ENV, SECRET_FILE};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         ck_assert_msg(!file_contains(log, secrets[i]), "%s appears in %s", secrets[i], log);
 }
 
-static bool running(pid_t pid)
-{
-    int st;
-    return pid > 0 && waitpid(pid, &st, WNOHANG) == 0;
-}
-
 static void henv_start(struct henv *e)
 {
-    e->pid = ah_agent_start(e->config, e->log);
-    ck_assert_msg(e2e_wait_ready((unsigned)e->port, WAIT_MS), "agent not ready (log %s)", e->log);
+    ah_start(&e->ah);
+    ck_assert_msg(probe_wait_ready(e->ah.port, WAIT_MS), "agent not ready (log %s)", e->ah.log);
 }
 
 /* SIGTERM: the agent drains and exits 0; it must have run until then. */
 static void henv_stop(struct henv *e)
 {
-    ck_assert_msg(running(e->pid), "the agent exited on its own (log %s)", e->log);
-    ck_assert_int_eq(ah_agent_stop(e->pid, SIGTERM, WAIT_MS), 0);
-    e->pid = 0;
+    ck_assert_msg(proc_alive(e->ah.agent, NULL), "the agent exited on its own (log %s)", e->ah.log);
+    ah_stop(&e->ah);
 }
 
 static void henv_release(struct henv *e)
 {
-    if (e->pid > 0)
-        ah_agent_stop(e->pid, SIGKILL, 5000);
-    assert_clean_output(e->log);
+    assert_clean_output(e->ah.log);
     webhook_stop(e->hook);
-    test_kafka_mock_stop(e->mock);
-    test_rmtree(e->dir);
-    free(e->dir);
-    free(e->logs);
-    free(e->config);
-    free(e->log);
-    free(e->topic);
-    free(e->brokers);
-    free(e->agent_extra);
+    ah_env_release(&e->ah);
+    free(e->alerts_url);
     free(e->inputs);
-    free(e->kafka_extra);
 }
 
 static char *in_logs(const struct henv *e, const char *name)
 {
-    return xasprintf("%s/%s", e->logs, name);
+    return ah_path(&e->ah, name);
 }
 
 static void append_lines(const char *path, const char *tag, int from, int to)
@@ -157,159 +144,53 @@ static void append_lines(const char *path, const char *tag, int from, int to)
     fclose(f);
 }
 
-static double metric(const struct henv *e, const char *name)
+static double metric(const struct henv *e, const char *series)
 {
-    return e2e_metric((unsigned)e->port, name);
+    return probe_metric_value(e->ah.port, series);
 }
 
-static void wait_metric(const struct henv *e, const char *name, double at_least)
+static void wait_metric(const struct henv *e, const char *series, double at_least)
 {
-    ck_assert_msg(e2e_wait_metric((unsigned)e->port, name, at_least, WAIT_MS),
-                  "%s stayed below %g (it is %g; log %s)", name, at_least, metric(e, name), e->log);
-}
-
-struct alert_wait {
-    struct webhook *hook;
-    const char *name;
-};
-
-static bool alert_seen(void *ud)
-{
-    struct alert_wait *w = ud;
-    return webhook_count(w->hook, w->name) > 0;
+    double v = -1;
+    ck_assert_msg(probe_wait_metric(e->ah.port, series, at_least, WAIT_MS),
+                  "%s stayed below %g (it is %g; log %s)", series, at_least,
+                  probe_metric(e->ah.port, series, &v) ? v : -1, e->ah.log);
 }
 
 static void wait_alert(const struct henv *e, const char *name)
 {
-    struct alert_wait w = {e->hook, name};
-    ck_assert_msg(test_wait_until(alert_seen, &w, WAIT_MS), "no %s alert (log %s)", name, e->log);
+    ck_assert_msg(webhook_wait(e->hook, name, WAIT_MS), "no %s alert (log %s)", name, e->ah.log);
 }
 
-/* --- what landed --------------------------------------------------------- */
-
-/* Records of the files, as multisets of byte strings. */
-struct lines {
-    uint8_t **v;
-    size_t *len;
-    size_t n, cap;
-};
-
-static void lines_add(struct lines *ls, const uint8_t *p, size_t n)
+/* Read the topic: chains verified, exact re-sends dropped (counted in
+ * m->dups); no planted secret in any record. */
+static void collect(const struct henv *e, struct ah_want want, struct ah_msgs *m)
 {
-    if (ls->n == ls->cap) {
-        ls->cap = ls->cap ? 2 * ls->cap : 256;
-        ls->v = xrealloc(ls->v, ls->cap * sizeof(*ls->v));
-        ls->len = xrealloc(ls->len, ls->cap * sizeof(*ls->len));
-    }
-    ls->v[ls->n] = xmemdup(p, n);
-    ls->len[ls->n++] = n;
-}
-
-static void lines_add_bytes(struct lines *ls, const uint8_t *data, size_t len)
-{
-    size_t *lens, n;
-    uint8_t **l = ah_split_lines(data, len, true, &lens, &n);
-    for (size_t i = 0; i < n; i++)
-        lines_add(ls, l[i], lens[i]);
-    ah_lines_free(l, lens, n);
-}
-
-static void lines_add_file(struct lines *ls, const char *path)
-{
-    size_t len;
-    uint8_t *data = ah_read_file(path, &len);
-    ck_assert_ptr_nonnull(data);
-    lines_add_bytes(ls, data, len);
-    free(data);
-}
-
-/* Every regular file directly in dir whose name starts with prefix. */
-static void lines_add_dir(struct lines *ls, const char *dir, const char *prefix)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
-            continue;
-        char *p = xasprintf("%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISREG(st.st_mode))
-            lines_add_file(ls, p);
-        free(p);
-    }
-    closedir(d);
-}
-
-static void lines_release(struct lines *ls)
-{
-    for (size_t i = 0; i < ls->n; i++)
-        free(ls->v[i]);
-    free(ls->v);
-    free(ls->len);
-    memset(ls, 0, sizeof(*ls));
-}
-
-struct blob {
-    const uint8_t *p;
-    size_t n;
-};
-
-static int cmp_blob(const void *a, const void *b)
-{
-    const struct blob *x = a, *y = b;
-    int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
-    return c ? c : (x->n > y->n) - (x->n < y->n);
-}
-
-/* Read the topic and verify every chain; *m holds the distinct records. */
-static void collect(const struct henv *e, size_t want, struct ah_msgs *m, size_t *dups)
-{
-    ah_consume(e->brokers, e->topic, want, WAIT_MS, m);
-    char err[256];
-    ck_assert_msg(ah_verify_chains(m, dups, err, sizeof(err)) == 0, "%s", err);
-    static const char *const secrets[] = {SECRET_KAFKA, SECRET_URL, SECRET_ENV, SECRET_FILE};
+    ah_collect(&e->ah, want, m);
     for (size_t i = 0; i < m->n; i++)
         for (size_t k = 0; k < sizeof(secrets) / sizeof(secrets[0]); k++)
             ck_assert_msg(!memmem(m->v[i].line, m->v[i].line_len, secrets[k], strlen(secrets[k])),
                           "%s was shipped (from %s)", secrets[k], m->v[i].path);
 }
 
-/* The distinct records are exactly ls (as multisets). */
-static void assert_records_are(const struct ah_msgs *m, const struct lines *ls)
+/* The topic holds exactly the records of x, each stream one file. */
+static void assert_topic_is(const struct henv *e, const struct expect *x, bool resends)
 {
-    ck_assert_uint_eq(m->n, ls->n);
-    struct blob *a = xmalloc((m->n + 1) * sizeof(*a)), *b = xmalloc((ls->n + 1) * sizeof(*b));
-    for (size_t i = 0; i < m->n; i++)
-        a[i] = (struct blob){m->v[i].line, m->v[i].line_len};
-    for (size_t i = 0; i < ls->n; i++)
-        b[i] = (struct blob){ls->v[i], ls->len[i]};
-    qsort(a, m->n, sizeof(*a), cmp_blob);
-    qsort(b, ls->n, sizeof(*b), cmp_blob);
-    for (size_t i = 0; i < m->n; i++)
-        ck_assert_msg(cmp_blob(&a[i], &b[i]) == 0, "record %zu of %zu differs from the files", i,
-                      m->n);
-    free(a);
-    free(b);
+    struct ah_msgs m = {0};
+    collect(
+        e, (struct ah_want){.records = (long)x->n, .streams = AH_ANY, .dups = resends ? AH_ANY : 0},
+        &m);
+    ah_assert_files(&m, x);
+    ah_msgs_release(&m);
 }
 
-/* The topic holds exactly the records of the files under logs whose names
- * start with prefix (plus `extra`), each once and chained. */
-static void assert_topic_is_files(const struct henv *e, const char *prefix, struct lines *extra,
-                                  bool dups_allowed)
+/* The topic holds exactly the regular files of the log directory. */
+static void assert_topic_is_logs(const struct henv *e, bool resends)
 {
-    struct lines ls = {0};
-    lines_add_dir(&ls, e->logs, prefix);
-    for (size_t i = 0; extra && i < extra->n; i++)
-        lines_add(&ls, extra->v[i], extra->len[i]);
-    struct ah_msgs m = {0};
-    size_t dups = 0;
-    collect(e, ls.n, &m, &dups);
-    assert_records_are(&m, &ls);
-    if (!dups_allowed)
-        ck_assert_uint_eq(dups, 0);
-    ah_msgs_free(&m);
-    lines_release(&ls);
+    struct expect x = {0};
+    expect_add_dir(&x, e->ah.logs, MAX_RECORD);
+    assert_topic_is(e, &x, resends);
+    expect_release(&x);
 }
 
 /* --- discovery: no generation lost between two scans ---------------------- */
@@ -351,15 +232,15 @@ START_TEST(generation_rotated_while_the_loop_is_stopped)
 {
     struct henv e;
     start_gen1(&e, "hostile-stopped", "  rotate_wait_ms: 200\n");
-    ck_assert_int_eq(kill(e.pid, SIGSTOP), 0);
+    ck_assert_int_eq(kill(e.ah.agent->pid, SIGSTOP), 0);
     rotate_twice_unseen(&e);
-    ck_assert_int_eq(kill(e.pid, SIGCONT), 0);
+    ck_assert_int_eq(kill(e.ah.agent->pid, SIGCONT), 0);
     wait_metric(&e, "auditrail_agent_records_acked_total", 60);
     ck_assert_int_ge(metric(&e, "auditrail_agent_files_recovered_total"), 1);
     henv_stop(&e);
-    ck_assert(file_contains(e.log, "app-1.log.1 left"));
-    ck_assert(file_contains(e.log, "(renamed while unseen)"));
-    assert_topic_is_files(&e, "app-1", NULL, false);
+    ck_assert(file_contains(e.ah.log, "app-1.log.1 left"));
+    ck_assert(file_contains(e.ah.log, "(renamed while unseen)"));
+    assert_topic_is_logs(&e, false);
     henv_release(&e);
 }
 END_TEST
@@ -383,7 +264,7 @@ START_TEST(generation_rotated_while_inotify_overflows)
 {
     struct henv e;
     start_gen1(&e, "hostile-overflow", "  rotate_wait_ms: 200\n");
-    ck_assert_int_eq(kill(e.pid, SIGSTOP), 0);
+    ck_assert_int_eq(kill(e.ah.agent->pid, SIGSTOP), 0);
     long n = inotify_queue_max() / 2 + 100; /* create + close + delete: 3 events each */
     for (long i = 0; i < n; i++) {
         char name[64];
@@ -394,12 +275,12 @@ START_TEST(generation_rotated_while_inotify_overflows)
         free(p);
     }
     rotate_twice_unseen(&e);
-    ck_assert_int_eq(kill(e.pid, SIGCONT), 0);
+    ck_assert_int_eq(kill(e.ah.agent->pid, SIGCONT), 0);
     wait_metric(&e, "auditrail_agent_inotify_overflows_total", 1);
     wait_metric(&e, "auditrail_agent_records_acked_total", 60);
     henv_stop(&e);
-    ck_assert(file_contains(e.log, "(found by the sweep)"));
-    assert_topic_is_files(&e, "app-1", NULL, false);
+    ck_assert(file_contains(e.ah.log, "(found by the sweep)"));
+    assert_topic_is_logs(&e, false);
     henv_release(&e);
 }
 END_TEST
@@ -412,7 +293,7 @@ struct ckpt_wait {
 static bool checkpoint_has(void *ud)
 {
     struct ckpt_wait *w = ud;
-    char *p = xasprintf("%s/ckpt/checkpoint.json", w->e->dir);
+    char *p = xasprintf("%s/ckpt/checkpoint.json", w->e->ah.dir);
     bool ok = file_contains(p, w->want);
     free(p);
     return ok;
@@ -438,13 +319,13 @@ START_TEST(generation_rotated_while_the_agent_is_down)
     char *live = in_logs(&e, "app-1.log");
     wait_checkpointed(&e, live);
     free(live);
-    ck_assert_int_eq(ah_agent_stop(e.pid, SIGKILL, 5000), 128 + SIGKILL);
+    ah_kill(&e.ah);
     rotate_twice_unseen(&e);
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_acked_total", 40);
     henv_stop(&e);
-    ck_assert(file_contains(e.log, "(found by the sweep)"));
-    assert_topic_is_files(&e, "app-1", NULL, true); /* gen1's tail may be sent again */
+    ck_assert(file_contains(e.ah.log, "(found by the sweep)"));
+    assert_topic_is_logs(&e, true); /* gen1's tail may be sent again */
     henv_release(&e);
 }
 END_TEST
@@ -466,9 +347,7 @@ START_TEST(checkpointed_file_rotated_after_the_first_scan)
     henv_stop(&e);
     append_lines(a, "a", 5, 10);
     append_lines(b, "b", 5, 10);
-    free(e.agent_extra);
-    e.agent_extra = xstrdup("  rotate_wait_ms: 200\n  max_open_files: 1\n");
-    write_config(&e);
+    write_config(&e, "  rotate_wait_ms: 200\n  max_open_files: 1\n", NULL);
     henv_start(&e); /* a.log is open, b.log waits for the slot */
     wait_metric(&e, "auditrail_agent_records_acked_total", 5);
     double scans = metric(&e, "auditrail_agent_rescans_total");
@@ -476,13 +355,14 @@ START_TEST(checkpointed_file_rotated_after_the_first_scan)
     append_lines(b1, "b", 10, 13);
     wait_metric(&e, "auditrail_agent_rescans_total", scans + 2);
     ck_assert_int_eq(metric(&e, "auditrail_agent_files_lost_total"), 0);
-    struct lines gone = {0};
-    lines_add_file(&gone, a);
+    struct expect x = {0};
+    expect_add_file(&x, a, true, MAX_RECORD);
     ck_assert_int_eq(unlink(a), 0); /* a.log drains and closes: b.log.1 gets the slot */
     wait_metric(&e, "auditrail_agent_records_acked_total", 5 + 8);
     henv_stop(&e);
-    assert_topic_is_files(&e, "b.log", &gone, false);
-    lines_release(&gone);
+    expect_add_file(&x, b1, true, MAX_RECORD);
+    assert_topic_is(&e, &x, false);
+    expect_release(&x);
     free(a);
     free(b);
     free(b1);
@@ -524,17 +404,16 @@ START_TEST(symlinks_fifos_and_proc_are_refused)
     ck_assert_int_eq(metric(&e, "auditrail_agent_files_refused_total{reason=\"symlink\"}"), 3);
     henv_stop(&e);
     /* links followed, but only beneath their directory */
-    free(e.agent_extra);
-    e.agent_extra = xstrdup("  follow_symlinks: true\n");
-    write_config(&e);
+    write_config(&e, "  follow_symlinks: true\n", NULL);
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_acked_total", 4);
     wait_metric(&e, "auditrail_agent_files_refused_total{reason=\"escapes\"}", 2);
     henv_stop(&e);
-    struct lines inner_lines = {0};
-    lines_add_file(&inner_lines, real);
-    assert_topic_is_files(&e, "app", &inner_lines, false);
-    lines_release(&inner_lines);
+    struct expect x = {0};
+    expect_add_file(&x, app, true, MAX_RECORD);
+    expect_add_file(&x, real, true, MAX_RECORD);
+    assert_topic_is(&e, &x, false);
+    expect_release(&x);
     free(app);
     free(env);
     free(tok);
@@ -556,9 +435,7 @@ END_TEST
 static void assert_one_cut(const struct henv *e, size_t n, const char *line, size_t big, size_t max)
 {
     struct ah_msgs m = {0};
-    size_t dups;
-    collect(e, n, &m, &dups);
-    ck_assert_uint_eq(m.n, n);
+    collect(e, (struct ah_want){.records = (long)n, .streams = 1, .dups = 0}, &m);
     size_t cut = 0;
     for (size_t i = 0; i < m.n; i++) {
         if (m.v[i].truncated == 0)
@@ -569,7 +446,7 @@ static void assert_one_cut(const struct henv *e, size_t n, const char *line, siz
         ck_assert_int_eq(memcmp(m.v[i].line, line, m.v[i].line_len), 0);
     }
     ck_assert_uint_eq(cut, 1);
-    ah_msgs_free(&m);
+    ah_msgs_release(&m);
 }
 
 static char *big_line(size_t big, const char *alphabet)
@@ -623,7 +500,7 @@ START_TEST(broker_refuses_a_message_as_too_large)
     wait_metric(&e, "auditrail_agent_records_acked_total", 3);
     double limit = metric(&e, "auditrail_agent_message_max_bytes");
     char reply[256];
-    ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "errors push 0 10 1", reply, sizeof(reply)), 0);
+    ck_assert_int_eq(test_kafka_mock_ctl(e.ah.mock, "errors push 0 10 1", reply, sizeof(reply)), 0);
     size_t big = 700000;
     char *line = big_line(big, "z");
     test_write_file(a, line, big + 1, true);
@@ -652,14 +529,14 @@ START_TEST(authorization_refusal_alerts_and_recovers)
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_acked_total", 5);
     char reply[256];
-    ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "errors push 0 29 3", reply, sizeof(reply)), 0);
+    ck_assert_int_eq(test_kafka_mock_ctl(e.ah.mock, "errors push 0 29 3", reply, sizeof(reply)), 0);
     append_lines(a, "refused", 0, 5);
     wait_alert(&e, "AuditrailKafkaRefused");
     ck_assert_int_ge(metric(&e, "auditrail_agent_delivery_errors_total{class=\"authorization\"}"),
                      1);
     wait_metric(&e, "auditrail_agent_records_acked_total", 10);
     henv_stop(&e);
-    assert_topic_is_files(&e, "a.log", NULL, true);
+    assert_topic_is_logs(&e, true);
     free(a);
     henv_release(&e);
 }
@@ -679,8 +556,8 @@ START_TEST(sigterm_ships_the_whole_backlog)
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_acked_total", 1);
     henv_stop(&e);
-    assert_topic_is_files(&e, "a.log", NULL, false);
-    ck_assert(file_contains(e.log, "every file shipped and acknowledged"));
+    assert_topic_is_logs(&e, false);
+    ck_assert(file_contains(e.ah.log, "every file shipped and acknowledged"));
     free(a);
     henv_release(&e);
 }
@@ -697,13 +574,14 @@ START_TEST(sigterm_with_kafka_down_reports_what_is_left)
     char *a = in_logs(&e, "a.log");
     append_lines(a, "stuck", 0, 1000);
     char reply[256];
-    ck_assert_int_eq(test_kafka_mock_ctl(e.mock, "brokers down", reply, sizeof(reply)), 0);
+    ck_assert_int_eq(test_kafka_mock_ctl(e.ah.mock, "brokers down", reply, sizeof(reply)), 0);
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_produced_total", 1);
     uint64_t t0 = test_now_ms();
     henv_stop(&e);
     ck_assert_uint_lt(test_now_ms() - t0, 30000);
-    ck_assert_msg(file_contains(e.log, "exiting with 1000 records not shipped"), "log %s", e.log);
+    ck_assert_msg(file_contains(e.ah.log, "exiting with 1000 records not shipped"), "log %s",
+                  e.ah.log);
     free(a);
     henv_release(&e);
 }
@@ -716,7 +594,7 @@ END_TEST
 
 static void corrupt(const struct henv *e, const char *name)
 {
-    char *p = xasprintf("%s/ckpt/%s", e->dir, name);
+    char *p = xasprintf("%s/ckpt/%s", e->ah.dir, name);
     test_write_file(p, CORRUPT, strlen(CORRUPT), false);
     free(p);
 }
@@ -743,7 +621,7 @@ START_TEST(corrupt_checkpoint_falls_back)
     wait_alert(&e, "AuditrailCheckpointCorrupt");
     wait_metric(&e, "auditrail_agent_records_acked_total", 5);
     henv_stop(&e);
-    char *aside = xasprintf("%s/ckpt/checkpoint.json.corrupt", e.dir);
+    char *aside = xasprintf("%s/ckpt/checkpoint.json.corrupt", e.ah.dir);
     ck_assert_int_eq(access(aside, F_OK), 0);
     free(aside);
     append_lines(a, "third", 0, 5);
@@ -752,7 +630,7 @@ START_TEST(corrupt_checkpoint_falls_back)
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_acked_total", 20); /* all again */
     henv_stop(&e);
-    assert_topic_is_files(&e, "a.log", NULL, true);
+    assert_topic_is_logs(&e, true);
     free(a);
     henv_release(&e);
 }
@@ -768,21 +646,24 @@ START_TEST(second_agent_on_the_same_checkpoint_is_refused)
     append_lines(a, "one", 0, 5);
     henv_start(&e);
     wait_metric(&e, "auditrail_agent_records_acked_total", 5);
-    int port = e.port;
-    e.port = ah_free_port();
-    write_config(&e);
-    char *log2 = xasprintf("%s/agent2.log", e.dir);
-    pid_t second = ah_agent_start(e.config, log2);
-    ck_assert_int_eq(ah_agent_stop(second, 0, WAIT_MS), 2);
+    unsigned port = e.ah.port;
+    e.ah.port = probe_free_port(); /* the same configuration but its HTTP port */
+    write_config(&e, NULL, NULL);
+    char *log2 = xasprintf("%s/agent2.log", e.ah.dir);
+    struct proc *second = proc_spawn_program("auditrail-agent", e.ah.config, log2);
+    ck_assert_int_eq(proc_wait(second, WAIT_MS), 2);
+    proc_free(second);
     char want[128];
-    snprintf(want, sizeof(want), "in use by another auditrail-agent (pid %d)", (int)e.pid);
+    snprintf(want, sizeof(want), "in use by another auditrail-agent (pid %d)",
+             (int)e.ah.agent->pid);
     ck_assert_msg(file_contains(log2, want), "no '%s' in %s", want, log2);
     assert_clean_output(log2);
-    e.port = port;
+    e.ah.port = port;
+    write_config(&e, NULL, NULL);
     append_lines(a, "one", 5, 10);
     wait_metric(&e, "auditrail_agent_records_acked_total", 10);
     henv_stop(&e);
-    assert_topic_is_files(&e, "a.log", NULL, false);
+    assert_topic_is_logs(&e, false);
     free(log2);
     free(a);
     henv_release(&e);
@@ -812,14 +693,12 @@ START_TEST(no_secret_in_any_output)
     henv_start(&e);
     wait_metric(&e, "auditrail_alerts_failed_total", 1);
     henv_stop(&e);
-    ck_assert(file_contains(e.log, "POST "));
+    ck_assert(file_contains(e.ah.log, "POST "));
     /* a value librdkafka refuses: named, never shown */
-    free(e.kafka_extra);
-    e.kafka_extra = xstrdup("  properties:\n    acks: \"" SECRET_KAFKA "\"\n");
-    write_config(&e);
-    pid_t pid = ah_agent_start(e.config, e.log);
-    ck_assert_int_eq(ah_agent_stop(pid, 0, WAIT_MS), 2);
-    ck_assert(file_contains(e.log, "acks"));
+    write_config(&e, NULL, "    acks: \"" SECRET_KAFKA "\"\n");
+    ah_start(&e.ah);
+    ck_assert_int_eq(proc_wait(e.ah.agent, WAIT_MS), 2);
+    ck_assert(file_contains(e.ah.log, "acks"));
     free(a);
     henv_release(&e);
 }
