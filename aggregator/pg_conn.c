@@ -21,7 +21,8 @@
 struct pg_connection {
     char *conninfo;
     const struct pg_conn_opts *opts;
-    PGconn *conn; /* NULL or broken: reconnect on the next pg_conn_open */
+    PGconn *conn;     /* NULL or broken: reconnect on the next pg_conn_open */
+    char sqlstate[6]; /* of the last failure ("" = none, or no server answer) */
 };
 
 const char *pg_status_name(enum pg_status s)
@@ -75,6 +76,17 @@ static void label(const char *sql, char *out, size_t len)
     snprintf(out, len, "%.*s%s", (int)n, sql, cut ? "…" : "");
 }
 
+/* ---- read path additions (pool and router): remembered SQLSTATE */
+static void remember_sqlstate(struct pg_connection *c, const char *st)
+{
+    snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st && strlen(st) == 5 ? st : "");
+}
+
+const char *pg_conn_sqlstate(const struct pg_connection *c)
+{
+    return c->sqlstate;
+}
+
 /* Describe a failed call in err ("what: [SQLSTATE] message") and classify
  * it. res may be NULL (nothing came back). */
 static enum pg_status failure(const struct pg_connection *c, const PGresult *res, const char *what,
@@ -82,6 +94,7 @@ static enum pg_status failure(const struct pg_connection *c, const PGresult *res
 {
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    remember_sqlstate((struct pg_connection *)c, st);
     if (!msg || !*msg)
         msg = c->conn ? PQerrorMessage(c->conn) : "no connection";
     snprintf(err, errlen, "%s: %s%s%s%s", what, st ? "[" : "", st ? st : "", st ? "] " : "", msg);

@@ -84,6 +84,10 @@ enum pg_status pg_conn_exec(struct pg_connection *c, const char *sql, int np,
 enum pg_status pg_conn_exec_prepared(struct pg_connection *c, const char *stmt, int np,
                                      const char *const *params, PGresult **res, char *err,
                                      size_t errlen) __attribute__((warn_unused_result));
+/* The SQLSTATE of the last failed call on c ("" when the server gave none:
+ * a lost connection, a client-side error). The read path tells a
+ * hot-standby conflict (40001) from a timeout (57014) with it. */
+const char *pg_conn_sqlstate(const struct pg_connection *c);
 /* Best effort: roll back the transaction in progress, if any (errors are
  * ignored: a broken connection is reconnected by the next pg_conn_open). */
 void pg_conn_rollback(struct pg_connection *c);
