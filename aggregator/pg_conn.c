@@ -6,6 +6,7 @@
  * redacting what a message may carry. */
 #include "aggregator/pg_conn.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,4 +335,30 @@ const char *pg_array_end(struct buf *a)
 {
     buf_addc(a, '}');
     return buf_cstr(a);
+}
+
+/* ---- read path additions: LSN text */
+int pg_lsn_parse(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || strlen(s) > 17)
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (!strchr("0123456789abcdefABCDEF/", *p))
+            return -1;
+    errno = 0;
+    unsigned long hi = strtoul(s, &end, 16);
+    if (end == s || *end != '/' || errno || hi > UINT32_MAX)
+        return -1;
+    const char *lo_s = end + 1;
+    unsigned long lo = strtoul(lo_s, &end, 16);
+    if (end == lo_s || *end || errno || lo > UINT32_MAX)
+        return -1;
+    *out = ((uint64_t)hi << 32) | (uint64_t)lo;
+    return 0;
+}
+
+void pg_lsn_format(uint64_t lsn, char out[24])
+{
+    snprintf(out, 24, "%" PRIX64 "/%" PRIX64, lsn >> 32, lsn & 0xffffffffu);
 }

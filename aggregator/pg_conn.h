@@ -114,4 +114,9 @@ void pg_array_str(struct buf *a, const char *s);
 void pg_array_i64(struct buf *a, int64_t v);
 const char *pg_array_end(struct buf *a);
 
+/* WAL positions as PostgreSQL prints them ("16/B374D848") <-> 64 bits.
+ * parse: 0, or -1 when malformed. */
+int pg_lsn_parse(const char *s, uint64_t *out);
+void pg_lsn_format(uint64_t lsn, char out[24]);
+
 #endif

@@ -68,6 +68,9 @@ int aggr_query_conf_check(struct cfg_check *chk, const struct aggr_query_conf *q
     if (cert != key)
         return cfg_check_fail(chk, cert ? "query.tls_key" : "query.tls_cert",
                               "query.tls_cert and query.tls_key go together");
+    if (cert && !(q->listen && *q->listen))
+        return cfg_check_fail(chk, "query.tls_cert",
+                              "TLS needs the API on its own listener: set query.listen");
     if (q->cursor_key && *q->cursor_key && strlen(q->cursor_key) < 16)
         return cfg_check_fail(chk, "query.cursor_key", "must be at least 16 characters");
     return 0;

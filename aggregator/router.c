@@ -73,32 +73,6 @@ static const struct pg_conn_opts health_opts = {
     .session = health_session,
 };
 
-/* ---- LSNs */
-int router_lsn_parse(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!s || !*s || strlen(s) > 17)
-        return -1;
-    for (const char *p = s; *p; p++)
-        if (!strchr("0123456789abcdefABCDEF/", *p))
-            return -1;
-    errno = 0;
-    unsigned long hi = strtoul(s, &end, 16);
-    if (end == s || *end != '/' || errno || hi > UINT32_MAX)
-        return -1;
-    const char *lo_s = end + 1;
-    unsigned long lo = strtoul(lo_s, &end, 16);
-    if (end == lo_s || *end || errno || lo > UINT32_MAX)
-        return -1;
-    *out = ((uint64_t)hi << 32) | (uint64_t)lo;
-    return 0;
-}
-
-void router_lsn_format(uint64_t lsn, char out[24])
-{
-    snprintf(out, 24, "%" PRIX64 "/%" PRIX64, lsn >> 32, lsn & 0xffffffffu);
-}
-
 /* ---- host identity */
 /* "host:port" of a conninfo without connecting (libpq's defaults when it
  * names none). */
@@ -246,8 +220,8 @@ static void health_check(struct router_host *h)
     int64_t now_us = time_now_us();
     bool recovery = PQgetvalue(res, 0, 0)[0] == 't';
     uint64_t pos = 0, received = 0;
-    (void)router_lsn_parse(PQgetvalue(res, 0, 1), &pos);
-    (void)router_lsn_parse(PQgetvalue(res, 0, 2), &received);
+    (void)pg_lsn_parse(PQgetvalue(res, 0, 1), &pos);
+    (void)pg_lsn_parse(PQgetvalue(res, 0, 2), &received);
     bool paused = PQgetvalue(res, 0, 3)[0] == 't';
     bool receiver = PQgetvalue(res, 0, 4)[0] == 't';
     int64_t xact_lag = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
@@ -519,7 +493,7 @@ static int take(struct router *r, struct router_host *h, struct pg_connection **
 static bool wait_lsn(struct router_lease *l, uint64_t min_lsn, uint64_t deadline_ms)
 {
     char lsn[24], err[256];
-    router_lsn_format(min_lsn, lsn);
+    pg_lsn_format(min_lsn, lsn);
     const char *params[] = {lsn};
     for (;;) {
         PGresult *res = NULL;

@@ -83,10 +83,6 @@ uint64_t router_primary_lsn(struct router *r);
 /* Seconds a client should wait before retrying a 503 (Retry-After). */
 unsigned router_retry_after_s(const struct router *r);
 
-/* "16/B374D848" <-> 64-bit LSN. parse: 0, or -1 when malformed. */
-int router_lsn_parse(const char *s, uint64_t *out);
-void router_lsn_format(uint64_t lsn, char out[24]);
-
 /* For tests and /metrics: one host's state by index (0 = primary). */
 struct router_host_state {
     char served_by[96];

@@ -81,11 +81,38 @@ static int own_short(const struct prog *p, int ch)
     return -1;
 }
 
+/* The index of the first argument naming one of p's own-option
+ * subcommands (not an option's value), or argc. */
+static int own_command_at(const struct prog *p, int argc, char **argv, const struct option *opts)
+{
+    for (int i = 1; p->own_option_commands && i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return argc;
+        const char *prev = argv[i - 1];
+        bool is_value = false; /* argv[i] is the value of "--opt" or "-c" before it */
+        if (prev[0] == '-' && prev[1] == '-' && !strchr(prev, '=')) {
+            for (const struct option *o = opts; o->name; o++)
+                is_value |= o->has_arg == required_argument && strcmp(prev + 2, o->name) == 0;
+        } else if (prev[0] == '-' && prev[1] && prev[2] == '\0' && prev[1] != '-') {
+            is_value = prev[1] == 'c' || own_short(p, prev[1]) >= 0;
+        }
+        if (is_value || argv[i][0] == '-')
+            continue;
+        for (const char *const *c = p->own_option_commands; *c; c++)
+            if (strcmp(argv[i], *c) == 0)
+                return i;
+    }
+    return argc;
+}
+
 int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
 {
     struct option opts[8 + PROG_MAX_OPTIONS];
     char shorts[8 + 3 * PROG_MAX_OPTIONS];
     build_options(p, opts, shorts);
+    int own_at = own_command_at(p, argc, argv, opts);
+    int full_argc = argc;
+    argc = own_at;
     memset(a, 0, sizeof(*a));
     bool config_ref = false, metrics_ref = false;
     optind = 1;
@@ -137,6 +164,11 @@ int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
         free(text);
         metrics_free(m);
         return 0;
+    }
+    if (own_at < full_argc) { /* getopt permuted argv[0, own_at) only */
+        a->argc = full_argc - optind;
+        a->argv = argv + optind;
+        return -1;
     }
     a->argc = argc - optind;
     a->argv = argv + optind;

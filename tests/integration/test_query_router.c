@@ -137,7 +137,7 @@ START_TEST(min_lsn_is_honoured)
     test_pg_exec(db, "CREATE TABLE public.rw (x int); INSERT INTO public.rw VALUES (1)");
     char *lsn_s = test_pg_scalar(db, "SELECT pg_current_wal_lsn()");
     uint64_t lsn;
-    ck_assert_int_eq(router_lsn_parse(lsn_s, &lsn), 0);
+    ck_assert_int_eq(pg_lsn_parse(lsn_s, &lsn), 0);
     /* the replica answers (paused replicas are not eligible: the wait
      * concerns eligible ones), so let it be eligible-but-behind: resume
      * after checking the refusal. */
@@ -263,16 +263,16 @@ START_TEST(lsn_text)
 {
     uint64_t v;
     char s[24];
-    ck_assert_int_eq(router_lsn_parse("16/B374D848", &v), 0);
+    ck_assert_int_eq(pg_lsn_parse("16/B374D848", &v), 0);
     ck_assert_uint_eq(v, ((uint64_t)0x16 << 32) | 0xB374D848u);
-    router_lsn_format(v, s);
+    pg_lsn_format(v, s);
     ck_assert_str_eq(s, "16/B374D848");
-    ck_assert_int_eq(router_lsn_parse("0/0", &v), 0);
+    ck_assert_int_eq(pg_lsn_parse("0/0", &v), 0);
     ck_assert_uint_eq(v, 0);
     const char *bad[] = {"",      "16",   "/1",          "1/",   "x/1",
                          "1/2/3", "-1/2", "100000000/0", "1/ 2", "0/123456789"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
-        ck_assert_msg(router_lsn_parse(bad[i], &v) == -1, "accepted %s", bad[i]);
+        ck_assert_msg(pg_lsn_parse(bad[i], &v) == -1, "accepted %s", bad[i]);
 }
 END_TEST
 
