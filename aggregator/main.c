@@ -295,8 +295,10 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
         goto out;
     }
     log_info("serving /healthz /readyz /metrics%s on %s (port %u), role %s",
-             shared ? " and the query API" : a ? " /v1/status" : "", cfg->http.listen,
-             httpd_port(h), cmd->role);
+             shared ? " and the query API"
+             : a    ? " /v1/status"
+                    : "",
+             cfg->http.listen, httpd_port(h), cmd->role);
     if (api && !shared && !(hq = start_query_listener(cfg, api, reg)))
         goto out;
     if (a) {

@@ -6,6 +6,7 @@
  * query_streams.c and query_fhir.c. */
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "aggregator/query_sql.h"
 #include "aggregator/workq.h"
 #include "common/jsonw.h"
+#include "common/lru.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/timeutil.h"
@@ -45,23 +47,23 @@ static const struct pg_stmt read_stmts[] = {
 /* ---- metrics */
 static void metrics_init(struct query_api *a, struct metrics *m)
 {
-    static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                    0.05,   0.1,   0.25,   0.5,   1,    2.5, 5, 10};
+    static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
     char l[128];
     for (int e = 0; e < EP_COUNT; e++) {
         for (int c = 0; c < 5; c++) {
             snprintf(l, sizeof(l), "endpoint=\"%s\",code=\"%dxx\"", ep_paths[e], c + 1);
             if (c == 0)
                 continue; /* no 1xx answers */
-            a->requests[e][c] = metrics_counter(m, "auditrail_aggregator_query_requests_total",
-                                                "query API requests by endpoint and status class",
-                                                l);
+            a->requests[e][c] =
+                metrics_counter(m, "auditrail_aggregator_query_requests_total",
+                                "query API requests by endpoint and status class", l);
         }
         snprintf(l, sizeof(l), "endpoint=\"%s\"", ep_paths[e]);
         a->latency[e] = metrics_histogram(
             m, "auditrail_aggregator_query_request_seconds",
-            "query API request time, from the request to its answer (an export: to its headers)",
-            l, bounds, sizeof(bounds) / sizeof(*bounds));
+            "query API request time, from the request to its answer (an export: to its headers)", l,
+            bounds, sizeof(bounds) / sizeof(*bounds));
     }
     a->inflight = metrics_gauge(m, "auditrail_aggregator_query_inflight_requests",
                                 "query API requests being answered", NULL);
@@ -86,6 +88,8 @@ void query_api_register_metrics(struct metrics *m)
     router_free(router_new(&rc, 0));
 }
 
+static void flight_free(void *v);
+
 /* ---- lifecycle */
 struct query_api *query_api_new(const struct aggr_config *cfg, struct metrics *m, char *err,
                                 size_t errlen)
@@ -105,8 +109,7 @@ struct query_api *query_api_new(const struct aggr_config *cfg, struct metrics *m
     if (qc->cursor_key && *qc->cursor_key) {
         /* any length in, 32 bytes out */
         unsigned int len = 0;
-        EVP_Digest(qc->cursor_key, strlen(qc->cursor_key), a->cursor_key, &len, EVP_sha256(),
-                   NULL);
+        EVP_Digest(qc->cursor_key, strlen(qc->cursor_key), a->cursor_key, &len, EVP_sha256(), NULL);
     } else {
         if (getrandom(a->cursor_key, sizeof(a->cursor_key), 0) != (ssize_t)sizeof(a->cursor_key))
             abort();
@@ -132,6 +135,8 @@ struct query_api *query_api_new(const struct aggr_config *cfg, struct metrics *m
     a->tokens = token_cache_new((uint64_t)qc->token_cache_s * 1000, TOKEN_CACHE_MAX);
     a->cache = query_cache_new((size_t)qc->cache_bytes, m);
     a->wq = workq_new((unsigned)qc->workers, (size_t)qc->queue_max);
+    pthread_mutex_init(&a->flights_mu, NULL);
+    a->flights = lru_new(1u << 30, 0, flight_free);
     return a;
 fail:
     query_api_free(a);
@@ -168,6 +173,10 @@ void query_api_free(struct query_api *a)
     token_cache_free(a->tokens);
     query_cache_free(a->cache);
     query_audit_close(a->audit);
+    if (a->flights) {
+        lru_free(a->flights);
+        pthread_mutex_destroy(&a->flights_mu);
+    }
     free(a);
 }
 
@@ -188,13 +197,13 @@ void query_error(struct qreq *q, struct httpd_response *resp, int status, const 
 {
     struct buf b = BUF_INIT;
     if (q->fhir) {
-        const char *fc = status == 401   ? "login"
-                         : status == 403 ? "forbidden"
-                         : status == 404 ? "not-found"
-                         : status == 503 ? "transient"
-                         : status >= 500 ? "exception"
+        const char *fc = status == 401                        ? "login"
+                         : status == 403                      ? "forbidden"
+                         : status == 404                      ? "not-found"
+                         : status == 503                      ? "transient"
+                         : status >= 500                      ? "exception"
                          : !strcmp(code, "unknown_parameter") ? "not-supported"
-                                                                : "invalid";
+                                                              : "invalid";
         query_fhir_outcome(&b, "error", fc, msg);
     } else {
         BUF_LIT(&b, "{\"error\":");
@@ -258,7 +267,7 @@ static void audit(struct qreq *q)
     buf_addc(&b, '{');
     bool first = true;
     const struct qparams *p = &q->p;
-    const char *names[] = {"tenant", "actor",  "action", "resource",
+    const char *names[] = {"tenant",  "actor",  "action", "resource",
                            "outcome", "source", "stream", "kind"};
     const char *vals[] = {p->tenant,  p->actor,  p->action, p->resource,
                           p->outcome, p->source, p->stream, p->kind};
@@ -426,9 +435,10 @@ static bool cacheable(const struct qreq *q)
 
 static enum qp_kind kind_of(enum qep ep)
 {
-    return ep == EP_STREAMS ? QP_STREAMS : ep == EP_STREAM ? QP_STREAM
-                                       : ep == EP_INCIDENTS ? QP_INCIDENTS
-                                                            : QP_EVENTS;
+    return ep == EP_STREAMS     ? QP_STREAMS
+           : ep == EP_STREAM    ? QP_STREAM
+           : ep == EP_INCIDENTS ? QP_INCIDENTS
+                                : QP_EVENTS;
 }
 
 /* Everything that does not need the database once the token is known: an
@@ -444,7 +454,8 @@ static bool refuse(struct qreq *q, struct httpd_response *resp)
         return true;
     }
     if (needs_auditor(q->ep) && q->tok.role == ROLE_READER) {
-        query_error(q, resp, 403, "role_forbidden", "this endpoint needs an auditor or admin token");
+        query_error(q, resp, 403, "role_forbidden",
+                    "this endpoint needs an auditor or admin token");
         return true;
     }
     if (q->perr_set) {
@@ -529,6 +540,77 @@ static void cache_keep(struct qreq *q, const struct httpd_response *resp, int64_
     query_cache_put(q->api->cache, q->key.p, q->key.len, &e, ttl, time_mono_ms());
 }
 
+/* ---- single flight: identical cacheable questions asked while the first
+ * is being answered wait for its answer instead of each taking a pooled
+ * connection (a hot entry expiring under 1000 clients is one query). */
+struct flight {
+    struct qreq **waiters;
+    size_t n, cap;
+};
+
+static void flight_free(void *v)
+{
+    struct flight *f = v;
+    free(f->waiters);
+    free(f);
+}
+
+/* true: q now waits for the leader of its key; false: q leads (or the
+ * question is not cacheable). */
+static bool flight_join(struct qreq *q)
+{
+    struct query_api *a = q->api;
+    if (!cacheable(q) || q->cache != 2)
+        return false;
+    bool joined = false;
+    pthread_mutex_lock(&a->flights_mu);
+    struct flight *f = lru_get(a->flights, q->key.p, q->key.len, 0);
+    if (f) {
+        if (f->n == f->cap) {
+            f->cap = f->cap ? 2 * f->cap : 8;
+            f->waiters = xrealloc(f->waiters, f->cap * sizeof(*f->waiters));
+        }
+        f->waiters[f->n++] = q;
+        joined = true;
+    } else {
+        lru_put(a->flights, q->key.p, q->key.len, xcalloc(1, sizeof(struct flight)), 0);
+        q->leader = true;
+    }
+    pthread_mutex_unlock(&a->flights_mu);
+    return joined;
+}
+
+/* The leader's answer, copied to every waiter. */
+static void flight_land(struct qreq *q, const struct httpd_response *resp)
+{
+    struct query_api *a = q->api;
+    if (!q->leader)
+        return;
+    pthread_mutex_lock(&a->flights_mu);
+    struct flight *f = lru_get(a->flights, q->key.p, q->key.len, 0);
+    struct flight taken = {0};
+    if (f) {
+        taken = *f;
+        f->waiters = NULL;
+        lru_remove(a->flights, q->key.p, q->key.len);
+    }
+    pthread_mutex_unlock(&a->flights_mu);
+    for (size_t i = 0; i < taken.n; i++) {
+        struct qreq *w = taken.waiters[i];
+        struct httpd_response copy = {.status = resp->status, .content_type = resp->content_type};
+        copy.body = resp->body ? xmemdup(resp->body, resp->body_len + 1) : NULL;
+        copy.body_len = resp->body_len;
+        for (int h = 0; h < resp->nheaders; h++)
+            httpd_response_header(&copy, resp->headers[h][0], resp->headers[h][1]);
+        w->rows = q->rows;
+        snprintf(w->served_by, sizeof(w->served_by), "%s", q->served_by);
+        w->lag_ms = q->lag_ms;
+        snprintf(w->code, sizeof(w->code), "%s", q->code);
+        query_finish(w, &copy, true);
+    }
+    free(taken.waiters);
+}
+
 /* ---- the worker's side */
 static enum pg_status exec_token(struct qreq *q, struct router_lease *l, struct buf *body,
                                  char *err, size_t errlen)
@@ -559,6 +641,10 @@ static void job_main(void *ud)
         token_cache_put(a->tokens, q->hash, q->tok_state, &q->tok, time_mono_ms());
         if (refuse(q, &resp) || cache_answer(q, &resp))
             goto out;
+        if (flight_join(q)) {
+            buf_release(&body);
+            return;
+        }
     }
     if (q->ep == EP_EXPORT) {
         query_export_start(q); /* answers through the stream; owns q now */
@@ -582,6 +668,7 @@ static void job_main(void *ud)
     cache_keep(q, &resp, horizon);
 out:
     buf_release(&body);
+    flight_land(q, &resp);
     query_finish(q, &resp, true);
 }
 
@@ -755,10 +842,15 @@ enum httpd_route query_api_route(void *ud, struct httpd_request *req, struct htt
                     "an API token is required: Authorization: Bearer atr_…");
         goto answered;
     }
-    q->tok_known = token_cache_get(a->tokens, q->hash, &q->tok_state, &q->tok, time_mono_ms());
+    bool refresh;
+    q->tok_known =
+        token_cache_get(a->tokens, q->hash, &q->tok_state, &q->tok, &refresh, time_mono_ms()) &&
+        !refresh;
     if (q->tok_known && (refuse(q, resp) || cache_answer(q, resp)))
         goto answered;
     atomic_fetch_add(&a->pending, 1);
+    if (q->tok_known && flight_join(q))
+        return HTTPD_LATER; /* the same question is being answered: share it */
     if (workq_submit(a->wq, job_main, q) != 0) {
         atomic_fetch_sub(&a->pending, 1);
         metric_inc(a->rejected);

@@ -42,8 +42,7 @@ static void pos_decode(const uint8_t in[POS_LEN], int64_t *t, char uuid[37])
     snprintf(uuid, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
-void query_events_params(const struct qreq *q, long limit, char vals[5][40],
-                         const char *params[12])
+void query_events_params(const struct qreq *q, long limit, char vals[5][40], const char *params[12])
 {
     const struct qparams *p = &q->p;
     char t[TIME_RFC3339_LEN];

@@ -66,8 +66,8 @@ int query_fhir_take(struct qreq *q, const char *name, const char *value)
 {
     static const struct {
         const char *fhir, *ours;
-    } map[] = {{"agent", "actor"},   {"entity", "resource"}, {"action", "action"},
-               {"outcome", "outcome"}, {"_count", "limit"},  {"_cursor", "cursor"},
+    } map[] = {{"agent", "actor"},     {"entity", "resource"}, {"action", "action"},
+               {"outcome", "outcome"}, {"_count", "limit"},    {"_cursor", "cursor"},
                {"tenant", "tenant"}};
     if (!value || !*value)
         return refuse(q, "empty_parameter", "a search parameter has no value");
@@ -118,8 +118,7 @@ static void url_value(struct buf *out, const char *v)
     }
 }
 
-static void arg(struct buf *out, bool *first, const char *name, const char *prefix,
-                const char *v)
+static void arg(struct buf *out, bool *first, const char *name, const char *prefix, const char *v)
 {
     if (!v)
         return;

@@ -4,6 +4,7 @@
 #ifndef AUDITRAIL_AGGREGATOR_QUERY_INT_H
 #define AUDITRAIL_AGGREGATOR_QUERY_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "aggregator/query_api.h"
@@ -13,7 +14,16 @@
 #include "aggregator/tokens.h"
 #include "common/buf.h"
 
-enum qep { EP_EVENTS, EP_EXPORT, EP_STREAMS, EP_STREAM, EP_INCIDENTS, EP_FHIR, EP_STATUS, EP_COUNT };
+enum qep {
+    EP_EVENTS,
+    EP_EXPORT,
+    EP_STREAMS,
+    EP_STREAM,
+    EP_INCIDENTS,
+    EP_FHIR,
+    EP_STATUS,
+    EP_COUNT
+};
 
 struct query_api {
     const struct aggr_config *cfg;
@@ -31,6 +41,8 @@ struct query_api {
     struct metric *requests[EP_COUNT][5]; /* by status class 1xx..5xx - 1 */
     struct metric *latency[EP_COUNT];
     struct metric *inflight, *rejected, *audit_errors, *exports;
+    pthread_mutex_t flights_mu; /* questions being answered, by cache key */
+    struct lru *flights;
 };
 
 /* One request, from the HTTP thread to its answer. */
@@ -38,24 +50,24 @@ struct qreq {
     struct query_api *api;
     struct httpd_request *hreq;
     enum qep ep;
-    bool fhir;               /* answer as FHIR (Bundle / OperationOutcome) */
-    char stream_id[64];      /* /v1/streams/{id} */
+    bool fhir;          /* answer as FHIR (Bundle / OperationOutcome) */
+    char stream_id[64]; /* /v1/streams/{id} */
     char hash[TOKEN_HASH_HEX];
     bool has_token, tok_known;
     enum token_state tok_state;
     struct token_info tok;
-    const char *scope;       /* tenant the SQL is restricted to; NULL = every tenant */
+    const char *scope; /* tenant the SQL is restricted to; NULL = every tenant */
     struct qparams p;
-    struct qp_error perr;    /* a parameter refused (checked after auth) */
+    struct qp_error perr; /* a parameter refused (checked after auth) */
     bool perr_set;
-    char *base_url;          /* FHIR links */
+    char *base_url; /* FHIR links */
     char client[64];
     uint64_t t0_us;
     uint8_t cur[QP_CURSOR_MAX]; /* the cursor's keyset position */
     size_t cur_len;
     bool has_cur;
-    struct buf key;          /* cache key (normalized query, scope, format) */
-    struct buf binding;      /* what cursors are bound to */
+    struct buf key;     /* cache key (normalized query, scope, format) */
+    struct buf binding; /* what cursors are bound to */
     /* outcome, for headers, audit and metrics */
     int status;
     unsigned rows;
@@ -64,6 +76,7 @@ struct qreq {
     int cache; /* 0 not cacheable, 1 hit, 2 miss */
     char code[32];
     bool deferred; /* an export: metrics and audit when it ends (query_done) */
+    bool leader;   /* answers for the others asking the same (single flight) */
 };
 
 /* Run fn on a leased connection with the router's retry rule (once more on
@@ -104,8 +117,7 @@ void query_export_start(struct qreq *q);
 /* FHIR search parameters (date=ge…&date=lt…, agent, entity, action,
  * outcome, _count, _cursor, tenant). 0, or -1 with q->perr set. */
 int query_fhir_take(struct qreq *q, const char *name, const char *value);
-void query_fhir_outcome(struct buf *out, const char *severity, const char *code,
-                        const char *msg);
+void query_fhir_outcome(struct buf *out, const char *severity, const char *code, const char *msg);
 /* A URL of the same search at another position (cursor NULL = self). */
 void query_fhir_link(const struct qreq *q, const char *cursor, struct buf *out);
 

@@ -84,14 +84,14 @@ static int take_time(bool *has, int64_t *out, const char *name, const char *valu
 /* Which names each kind accepts. */
 static bool allowed(enum qp_kind kind, const char *name)
 {
-    static const char *const events[] = {"tenant", "actor", "action", "resource", "outcome",
-                                          "source", "stream", "from",   "to",       "limit",
-                                          "cursor", "min_lsn", NULL};
-    static const char *const streams[] = {"tenant", "from", "to", "limit", "cursor", "counts",
-                                           "min_lsn", NULL};
+    static const char *const events[] = {"tenant", "actor",   "action", "resource", "outcome",
+                                         "source", "stream",  "from",   "to",       "limit",
+                                         "cursor", "min_lsn", NULL};
+    static const char *const streams[] = {"tenant", "from",   "to",      "limit",
+                                          "cursor", "counts", "min_lsn", NULL};
     static const char *const stream[] = {"tenant", "from", "to", "min_lsn", NULL};
-    static const char *const incidents[] = {"tenant", "from",   "to",     "kind",    "stream",
-                                             "limit",  "cursor", "min_lsn", NULL};
+    static const char *const incidents[] = {"tenant", "from",   "to",      "kind", "stream",
+                                            "limit",  "cursor", "min_lsn", NULL};
     const char *const *set = kind == QP_EVENTS    ? events
                              : kind == QP_STREAMS ? streams
                              : kind == QP_STREAM  ? stream
@@ -150,8 +150,7 @@ int qparams_take(struct qparams *p, enum qp_kind kind, const char *name, const c
         if (p->limit)
             return fail(e, 400, "duplicate_parameter", "parameter limit given twice");
         if (*end || errno || v < 1 || v > QP_LIMIT_MAX || value[0] == '+' || value[0] == ' ')
-            return fail(e, 400, "bad_limit", "limit must be an integer from 1 to %d",
-                        QP_LIMIT_MAX);
+            return fail(e, 400, "bad_limit", "limit must be an integer from 1 to %d", QP_LIMIT_MAX);
         p->limit = (unsigned)v;
         return 0;
     }

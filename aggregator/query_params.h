@@ -14,11 +14,11 @@
 
 #include "common/buf.h"
 
-#define QP_VALUE_MAX   1024 /* bytes of one parameter value */
-#define QP_LIMIT_MAX   1000
-#define QP_LIMIT_DEF   100
-#define QP_CURSOR_MAX  64 /* bytes of a keyset position */
-#define QP_KEY_LEN     32
+#define QP_VALUE_MAX  1024 /* bytes of one parameter value */
+#define QP_LIMIT_MAX  1000
+#define QP_LIMIT_DEF  100
+#define QP_CURSOR_MAX 64 /* bytes of a keyset position */
+#define QP_KEY_LEN    32
 
 /* Which filters an endpoint takes. */
 enum qp_kind { QP_EVENTS, QP_STREAMS, QP_STREAM, QP_INCIDENTS };
@@ -48,8 +48,7 @@ void qparams_release(struct qparams *p);
 int qparams_take(struct qparams *p, enum qp_kind kind, const char *name, const char *value,
                  struct qp_error *e);
 /* After the last take: required ones present, from < to, defaults. 0 or -1. */
-int qparams_finish(struct qparams *p, enum qp_kind kind, bool require_range,
-                   struct qp_error *e);
+int qparams_finish(struct qparams *p, enum qp_kind kind, bool require_range, struct qp_error *e);
 /* Time range within max_days. 0 or -1. */
 int qparams_check_span(const struct qparams *p, int64_t max_days, struct qp_error *e);
 

@@ -142,10 +142,9 @@ static const char *fhir_action(const char *a)
         return a;
     static const struct {
         const char *word, *code;
-    } map[] = {{"create", "C"}, {"insert", "C"}, {"post", "C"},   {"read", "R"},
-               {"view", "R"},   {"get", "R"},    {"search", "R"}, {"select", "R"},
-               {"update", "U"}, {"put", "U"},    {"patch", "U"},  {"delete", "D"},
-               {"remove", "D"}};
+    } map[] = {{"create", "C"}, {"insert", "C"}, {"post", "C"},   {"read", "R"},   {"view", "R"},
+               {"get", "R"},    {"search", "R"}, {"select", "R"}, {"update", "U"}, {"put", "U"},
+               {"patch", "U"},  {"delete", "D"}, {"remove", "D"}};
     for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
         if (strcasecmp(a, map[i].word) == 0)
             return map[i].code;
@@ -161,8 +160,8 @@ static const char *fhir_outcome(const char *o)
     if (!strcmp(o, "0") || !strcmp(o, "4") || !strcmp(o, "8") || !strcmp(o, "12"))
         return o;
     static const char *const ok[] = {"success", "ok", "allow", "allowed", "granted", "succeeded"};
-    static const char *const bad[] = {"failure", "fail", "failed", "deny", "denied", "error",
-                                      "forbidden"};
+    static const char *const bad[] = {"failure", "fail",  "failed",   "deny",
+                                      "denied",  "error", "forbidden"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++)
         if (strcasecmp(o, ok[i]) == 0)
             return "0";

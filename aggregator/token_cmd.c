@@ -14,7 +14,7 @@
 #include "common/hashchain.h"
 
 #define TOKEN_USAGE                                                                                \
-    "usage: auditrail-aggregator --config FILE token create [--tenant T] --role "                 \
+    "usage: auditrail-aggregator --config FILE token create [--tenant T] --role "                  \
     "reader|auditor|admin [--name N] [--expires-days D]\n"                                         \
     "       auditrail-aggregator --config FILE token revoke NAME\n"                                \
     "       auditrail-aggregator --config FILE token list\n"

@@ -104,6 +104,8 @@ enum pg_status token_lookup(struct pg_connection *c, const char *hash_hex, enum 
 struct cached {
     enum token_state state;
     struct token_info info;
+    uint64_t fetched_ms;
+    bool refreshing;
 };
 
 struct token_cache {
@@ -131,15 +133,21 @@ void token_cache_free(struct token_cache *c)
 }
 
 bool token_cache_get(struct token_cache *c, const char *hash_hex, enum token_state *state,
-                     struct token_info *out, uint64_t now_ms)
+                     struct token_info *out, bool *refresh, uint64_t now_ms)
 {
+    *refresh = false;
     if (c->ttl_ms == 0)
         return false;
     pthread_mutex_lock(&c->mu);
-    const struct cached *e = lru_get(c->lru, hash_hex, strlen(hash_hex), now_ms);
+    struct cached *e = lru_get(c->lru, hash_hex, strlen(hash_hex), now_ms);
     if (e) {
         *state = e->state;
         *out = e->info;
+        /* Past the TTL, one caller refreshes while the others keep the
+         * answer (until 2 x TTL, when the entry is gone): a busy token does
+         * not send every request of a second to the database at once. */
+        if (now_ms - e->fetched_ms >= c->ttl_ms && !e->refreshing)
+            *refresh = e->refreshing = true;
     }
     pthread_mutex_unlock(&c->mu);
     return e != NULL;
@@ -152,9 +160,10 @@ void token_cache_put(struct token_cache *c, const char *hash_hex, enum token_sta
         return;
     struct cached *e = xcalloc(1, sizeof(*e));
     e->state = state;
+    e->fetched_ms = now_ms;
     if (info)
         e->info = *info;
     pthread_mutex_lock(&c->mu);
-    lru_put_sized(c->lru, hash_hex, strlen(hash_hex), e, 0, c->ttl_ms, now_ms);
+    lru_put_sized(c->lru, hash_hex, strlen(hash_hex), e, 0, 2 * c->ttl_ms, now_ms);
     pthread_mutex_unlock(&c->mu);
 }

@@ -45,14 +45,17 @@ enum pg_status token_lookup(struct pg_connection *c, const char *hash_hex, enum 
                             struct token_info *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Lookups remembered for ttl_ms (unknown tokens too, so that junk does not
- * reach the database each time); bounded to max entries. Thread-safe. */
+/* Lookups remembered (unknown tokens too, so that junk does not reach the
+ * database each time); bounded to max entries. After ttl_ms one caller is
+ * told to refresh while the others keep the answer; after 2 x ttl_ms it is
+ * gone: a revocation takes effect within 2 x ttl_ms. Thread-safe. */
 struct token_cache;
 struct token_cache *token_cache_new(uint64_t ttl_ms, size_t max);
 void token_cache_free(struct token_cache *c);
-/* true with *state (and *out) when remembered. */
+/* true with *state (and *out) when remembered; *refresh: this caller
+ * should look the token up again (and put the answer). */
 bool token_cache_get(struct token_cache *c, const char *hash_hex, enum token_state *state,
-                     struct token_info *out, uint64_t now_ms);
+                     struct token_info *out, bool *refresh, uint64_t now_ms);
 void token_cache_put(struct token_cache *c, const char *hash_hex, enum token_state state,
                      const struct token_info *info, uint64_t now_ms);
 

@@ -44,8 +44,8 @@ static void *writer_main(void *arg)
         res.elapsed_us = time_mono_us() - t0;
         if (res.r == PG_OK) { /* best effort: only /v1/status reads it */
             char e2[256];
-            if (pg_writer_wal_lsn(w->pg, res.commit_lsn, sizeof(res.commit_lsn), e2,
-                                  sizeof(e2)) != PG_OK)
+            if (pg_writer_wal_lsn(w->pg, res.commit_lsn, sizeof(res.commit_lsn), e2, sizeof(e2)) !=
+                PG_OK)
                 res.commit_lsn[0] = '\0';
         }
 

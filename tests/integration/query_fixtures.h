@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "aggregator/router.h"
 #include "common/xmalloc.h"
@@ -56,6 +60,177 @@ static inline bool qfx_wait_host(struct router *r, size_t i, int eligible, int b
 {
     struct qfx_host_wait w = {r, i, eligible, breaker, up};
     return test_wait_until(qfx_host_is, &w, timeout_ms);
+}
+
+/* ---- the aggregator as a process, and HTTP to it (libcurl) */
+#include <curl/curl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+
+struct qfx_proc {
+    pid_t pid;
+    char *log;
+};
+
+/* Run test_bin(prog) with argv (NULL-terminated, without argv[0]), output
+ * appended to log; it dies with the test (PR_SET_PDEATHSIG). */
+#include <sys/prctl.h>
+static inline struct qfx_proc qfx_spawn(const char *prog, const char *const *args, const char *log)
+{
+    char *bin = test_bin(prog);
+    const char *argv[32] = {bin};
+    size_t n = 1;
+    for (; args[n - 1] && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        FILE *f = freopen(log, "a", stdout);
+        (void)f;
+        dup2(STDOUT_FILENO, STDERR_FILENO);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    free(bin);
+    struct qfx_proc p = {pid, xstrdup(log)};
+    return p;
+}
+
+/* SIGTERM, wait; the exit status as a shell shows it (-1: had to SIGKILL). */
+static inline int qfx_stop(struct qfx_proc *p)
+{
+    if (p->pid <= 0)
+        return 0;
+    kill(p->pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 3000; i++) {
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+            p->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        usleep(10000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &st, 0);
+    p->pid = 0;
+    return -1;
+}
+
+static inline unsigned qfx_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t l = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &l);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+struct qfx_reply {
+    long status;
+    struct buf body, headers;
+};
+
+static inline size_t qfx_sink(char *p, size_t size, size_t n, void *ud)
+{
+    buf_add(ud, p, size * n);
+    return size * n;
+}
+
+/* GET http://127.0.0.1:port + path with an optional bearer token and an
+ * optional extra header. status -1 when nothing answered. */
+static inline struct qfx_reply qfx_get(unsigned port, const char *path, const char *token,
+                                       const char *header)
+{
+    struct qfx_reply r = {.status = -1};
+    char *url = xasprintf("http://127.0.0.1:%u%s", port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hl = NULL;
+    char *auth = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
+    if (auth)
+        hl = curl_slist_append(hl, auth);
+    if (header)
+        hl = curl_slist_append(hl, header);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, qfx_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, qfx_sink);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    free(auth);
+    free(url);
+    buf_cstr(&r.body);
+    buf_cstr(&r.headers);
+    return r;
+}
+
+static inline void qfx_reply_free(struct qfx_reply *r)
+{
+    buf_release(&r->body);
+    buf_release(&r->headers);
+}
+
+/* A response header's value (heap), or NULL. */
+static inline char *qfx_header(const struct qfx_reply *r, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *l = r->headers.p; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = strcspn(v, "\r\n");
+            char *out = xmalloc(vl + 1);
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+struct qfx_ready {
+    unsigned port;
+};
+
+static inline bool qfx_answers(void *ud)
+{
+    struct qfx_ready *w = ud;
+    struct qfx_reply r = qfx_get(w->port, "/healthz", NULL, NULL);
+    bool ok = r.status == 200;
+    qfx_reply_free(&r);
+    return ok;
+}
+
+/* Run `auditrail-aggregator --config cfg token ARGS…` and return the last
+ * line of its standard output (the secret, for create). */
+static inline char *qfx_token(const char *cfg, const char *args)
+{
+    char *bin = test_bin("auditrail-aggregator");
+    char *cmd = xasprintf("'%s' --config '%s' token %s 2>/dev/null", bin, cfg, args);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512], last[512] = "";
+    while (fgets(line, sizeof(line), f))
+        snprintf(last, sizeof(last), "%s", line);
+    int rc = pclose(f);
+    ck_assert_msg(rc == 0, "%s: exit %d", cmd, rc);
+    last[strcspn(last, "\n")] = '\0';
+    free(cmd);
+    free(bin);
+    return xstrdup(last);
 }
 
 #endif
