@@ -55,7 +55,7 @@ START_TEST(parameters)
     take(&p, "min_lsn", "0/16B3748", NULL);
     ck_assert_uint_eq(p.min_lsn, 0x16B3748u);
     struct qparams q = {0};
-    take(&q, "min_lsn", "16B37", "bad_lsn");
+    take(&q, "min_lsn", "ABCDE", "bad_lsn");
     take(&q, "min_lsn", "1/2/3", "bad_lsn");
     take(&q, "min_lsn", "100000000/0", "bad_lsn");
     struct qp_error e;
