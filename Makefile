@@ -190,3 +190,7 @@ $(BIN)/bench-aggregator-storage: $(OBJ)/bench/aggregator_storage.o $(LIBAGGR) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_AGGR)) $(LDLIBS_BASE)
 # ---- end aggregator storage ----
+# ---- read path benchmark (bench/query): API vs libpq, cache, Zipf ----
+$(BIN)/bench-query: $(OBJ)/bench/query_load.o $(LIBAGGR) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_AGGR)) $(LDLIBS_BASE)
