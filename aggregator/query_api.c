@@ -80,12 +80,7 @@ void query_api_register_metrics(struct metrics *m)
     struct query_api a = {0};
     metrics_init(&a, m);
     query_cache_free(query_cache_new(1, m));
-    /* the router's per-host families, as a primary-only router shows them */
-    struct router_conf rc = {.primary = "host=primary.invalid port=5432",
-                             .health_interval_ms = 60000,
-                             .pool_size = 1,
-                             .metrics = m};
-    router_free(router_new(&rc, 0));
+    router_register_metrics(m);
 }
 
 static void flight_free(void *v);

@@ -316,6 +316,13 @@ static void host_metrics(struct router_host *h, struct metrics *m)
     }
 }
 
+void router_register_metrics(struct metrics *m)
+{
+    struct router_host h = {.primary = true};
+    snprintf(h.label, sizeof(h.label), "primary:5432");
+    host_metrics(&h, m);
+}
+
 static struct router_host *host_new(struct router *r, size_t index, const char *conninfo)
 {
     struct router_host *h = xcalloc(1, sizeof(*h));

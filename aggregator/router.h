@@ -83,6 +83,10 @@ uint64_t router_primary_lsn(struct router *r);
 /* Seconds a client should wait before retrying a 503 (Retry-After). */
 unsigned router_retry_after_s(const struct router *r);
 
+/* The per-host metric families, as a primary shows them, without starting
+ * anything (--metrics-reference). */
+void router_register_metrics(struct metrics *m);
+
 /* For tests and /metrics: one host's state by index (0 = primary). */
 struct router_host_state {
     char served_by[96];
