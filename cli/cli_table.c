@@ -17,9 +17,9 @@ struct col {
 
 static const struct col event_cols[] = {
     {"TIME", "time", 27},
-    {"TENANT", "tenant", 10},
+    {"TENANT", "tenant", 14},
     {"ACTOR", "actor", 20},
-    {"ACTION", "action", 14},
+    {"ACTION", "action", 16},
     {"RESOURCE", "resource", 24},
     {"OUTCOME", "outcome", 9},
     {"STREAM:SEQ", "stream:seq", 0},

@@ -150,8 +150,8 @@ START_TEST(event_table)
 {
     struct buf b = BUF_INIT;
     cli_table_header(&b, CLI_TABLE_EVENTS);
-    ck_assert_str_eq(buf_cstr(&b), "TIME                         TENANT      ACTOR                 "
-                                   "ACTION          RESOURCE                  OUTCOME    "
+    ck_assert_str_eq(buf_cstr(&b), "TIME                         TENANT          ACTOR          "
+                                   "       ACTION            RESOURCE                  OUTCOME    "
                                    "STREAM:SEQ\n");
     size_t header_len = b.len;
     buf_release(&b);
@@ -159,8 +159,8 @@ START_TEST(event_table)
                   "{\"time\":\"2026-11-26T19:50:45.123456Z\",\"tenant\":\"A\",\"actor\":\"alice\","
                   "\"action\":\"read\",\"resource\":\"Patient/1\",\"outcome\":\"success\","
                   "\"stream\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"seq\":41}");
-    ck_assert_str_eq(r, "2026-11-26T19:50:45.123456Z  A           alice                 read       "
-                        "     Patient/1                 success    "
+    ck_assert_str_eq(r, "2026-11-26T19:50:45.123456Z  A               alice                 read   "
+                        "           Patient/1                 success    "
                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:41\n");
     ck_assert_uint_eq(strlen(r), header_len + 32 + 3 - strlen("STREAM:SEQ"));
     free(r);
@@ -172,10 +172,10 @@ START_TEST(event_table)
             "\"action\":\"a-very-long-action-name\",\"resource\":\"Patient/\\u202e1\","
             "\"stream\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\",\"seq\":7}");
     assert_inert(r);
-    ck_assert_str_eq(r,
-                     "2026-11-26T19:50:45.123456Z  -           \\x1b]0;owned\\x07\xe2\x80\xa6     "
-                     "a-very-long-a\xe2\x80\xa6  Patient/\\u202e1           -          "
-                     "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb:7\n");
+    ck_assert_str_eq(
+        r, "2026-11-26T19:50:45.123456Z  -               \\x1b]0;owned\\x07\xe2\x80\xa6     "
+           "a-very-long-act\xe2\x80\xa6  Patient/\\u202e1           -          "
+           "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb:7\n");
     free(r);
     /* a line with NUL and newlines is never shown in the table at all */
     r = row(CLI_TABLE_EVENTS, "{\"line\":\"x\\u0000\\n\\u001b[A\",\"seq\":1}");
