@@ -421,6 +421,20 @@ int query_run(struct qreq *q, query_exec_fn fn, struct buf *body, struct router_
     return -1; /* not reached */
 }
 
+enum pg_status query_page(struct router_lease *l, const char *stmt, int np,
+                          const char *const *params, unsigned limit, PGresult **res, int *n,
+                          bool *more, char *err, size_t errlen)
+{
+    enum pg_status st = pg_conn_exec_prepared(l->conn, stmt, np, params, res, err, errlen);
+    if (st != PG_OK)
+        return st;
+    *n = PQntuples(*res);
+    *more = *n > (int)limit;
+    if (*more)
+        *n = (int)limit;
+    return PG_OK;
+}
+
 /* ---- checks */
 static bool needs_auditor(enum qep ep)
 {

@@ -92,6 +92,12 @@ typedef enum pg_status (*query_exec_fn)(struct qreq *q, struct router_lease *l, 
 int query_run(struct qreq *q, query_exec_fn fn, struct buf *body, struct router_lease *keep,
               struct httpd_response *resp);
 
+/* Run a prepared page query asked for limit + 1 rows: *res, the rows to
+ * show in *n and whether more follow. */
+enum pg_status query_page(struct router_lease *l, const char *stmt, int np,
+                          const char *const *params, unsigned limit, PGresult **res, int *n,
+                          bool *more, char *err, size_t errlen);
+
 /* Answers. */
 void query_error(struct qreq *q, struct httpd_response *resp, int status, const char *code,
                  const char *msg);

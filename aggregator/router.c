@@ -284,13 +284,7 @@ static void *health_main(void *ud)
          * hosts' checks do not fall in step. */
         uint64_t wait = interval + rand_u64_default(NULL) % (interval + 1);
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(wait / 1000);
-        until.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        time_deadline(&until, CLOCK_REALTIME, wait);
         pthread_mutex_lock(&r->mu);
         while (!r->stop && pthread_cond_timedwait(&r->wake, &r->mu, &until) != ETIMEDOUT)
             ;
@@ -393,12 +387,7 @@ struct router *router_new(const struct router_conf *conf, unsigned first_check_m
         if (all || now >= deadline)
             break;
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 20 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        time_deadline(&until, CLOCK_REALTIME, 20);
         pthread_cond_timedwait(&r->wake, &r->mu, &until);
     }
     pthread_mutex_unlock(&r->mu);
