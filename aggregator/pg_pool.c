@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 #define POOL_SESSION_MAX 6
@@ -74,13 +75,7 @@ void pg_pool_free(struct pg_pool *p)
 struct pg_connection *pg_pool_acquire(struct pg_pool *p, unsigned wait_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    time_deadline(&until, CLOCK_REALTIME, wait_ms);
     struct pg_connection *c = NULL;
     pthread_mutex_lock(&p->mu);
     while (p->nidle == 0 && wait_ms > 0)

@@ -131,6 +131,8 @@ struct query_api *query_api_new(const struct aggr_config *cfg, struct metrics *m
     a->cache = query_cache_new((size_t)qc->cache_bytes, m);
     a->wq = workq_new((unsigned)qc->workers, (size_t)qc->queue_max);
     pthread_mutex_init(&a->flights_mu, NULL);
+    for (int i = 0; i < TOKEN_LOCKS; i++)
+        pthread_mutex_init(&a->token_locks[i], NULL);
     a->flights = lru_new(1u << 30, 0, flight_free);
     return a;
 fail:
@@ -171,6 +173,8 @@ void query_api_free(struct query_api *a)
     if (a->flights) {
         lru_free(a->flights);
         pthread_mutex_destroy(&a->flights_mu);
+        for (int i = 0; i < TOKEN_LOCKS; i++)
+            pthread_mutex_destroy(&a->token_locks[i]);
     }
     free(a);
 }
@@ -417,6 +421,20 @@ int query_run(struct qreq *q, query_exec_fn fn, struct buf *body, struct router_
     return -1; /* not reached */
 }
 
+enum pg_status query_page(struct router_lease *l, const char *stmt, int np,
+                          const char *const *params, unsigned limit, PGresult **res, int *n,
+                          bool *more, char *err, size_t errlen)
+{
+    enum pg_status st = pg_conn_exec_prepared(l->conn, stmt, np, params, res, err, errlen);
+    if (st != PG_OK)
+        return st;
+    *n = PQntuples(*res);
+    *more = *n > (int)limit;
+    if (*more)
+        *n = (int)limit;
+    return PG_OK;
+}
+
 /* ---- checks */
 static bool needs_auditor(enum qep ep)
 {
@@ -614,6 +632,21 @@ static enum pg_status exec_token(struct qreq *q, struct router_lease *l, struct 
     return token_lookup(l->conn, q->hash, &q->tok_state, &q->tok, err, errlen);
 }
 
+/* A token a replica does not know may have been created a moment ago on
+ * the primary: ask the primary before answering 401 (rare: unknown tokens
+ * are cached too). */
+static void confirm_on_primary(struct qreq *q)
+{
+    struct router_lease l;
+    char err[256];
+    if (router_acquire_primary(q->api->router, &l, err, sizeof(err)) != ROUTER_OK)
+        return;
+    enum pg_status st = exec_token(q, &l, NULL, err, sizeof(err));
+    if (st != PG_OK)
+        q->tok_state = TOKEN_UNKNOWN;
+    router_release(q->api->router, &l, st);
+}
+
 static void job_main(void *ud)
 {
     struct qreq *q = ud;
@@ -625,15 +658,28 @@ static void job_main(void *ud)
         goto out;
     }
     if (!q->tok_known) {
-        uint64_t min_lsn = q->p.min_lsn;
-        q->p.min_lsn = 0; /* a token is looked up anywhere */
-        int rc = query_run(q, exec_token, NULL, NULL, &resp);
-        q->p.min_lsn = min_lsn;
+        /* One lookup per token at a time: 1000 requests of a token not yet
+         * cached wait for the first one's answer (a stripe lock by hash). */
+        pthread_mutex_t *mu = &a->token_locks[strtoul(q->hash + 56, NULL, 16) % TOKEN_LOCKS];
+        pthread_mutex_lock(mu);
+        bool refresh = false;
+        if (q->refresh || !token_cache_get(a->tokens, q->hash, &q->tok_state, &q->tok, &refresh,
+                                           time_mono_ms())) {
+            uint64_t min_lsn = q->p.min_lsn;
+            q->p.min_lsn = 0; /* a token is looked up anywhere */
+            int rc = query_run(q, exec_token, NULL, NULL, &resp);
+            q->p.min_lsn = min_lsn;
+            if (rc != 0) {
+                pthread_mutex_unlock(mu);
+                goto out;
+            }
+            if (q->tok_state == TOKEN_UNKNOWN && strcmp(q->served_by, "primary") != 0)
+                confirm_on_primary(q);
+            token_cache_put(a->tokens, q->hash, q->tok_state, &q->tok, time_mono_ms());
+        }
+        pthread_mutex_unlock(mu);
         q->served_by[0] = '\0';
-        if (rc != 0)
-            goto out;
         q->tok_known = true;
-        token_cache_put(a->tokens, q->hash, q->tok_state, &q->tok, time_mono_ms());
         if (refuse(q, &resp) || cache_answer(q, &resp))
             goto out;
         if (flight_join(q)) {
@@ -837,10 +883,9 @@ enum httpd_route query_api_route(void *ud, struct httpd_request *req, struct htt
                     "an API token is required: Authorization: Bearer atr_…");
         goto answered;
     }
-    bool refresh;
     q->tok_known =
-        token_cache_get(a->tokens, q->hash, &q->tok_state, &q->tok, &refresh, time_mono_ms()) &&
-        !refresh;
+        token_cache_get(a->tokens, q->hash, &q->tok_state, &q->tok, &q->refresh, time_mono_ms()) &&
+        !q->refresh;
     if (q->tok_known && (refuse(q, resp) || cache_answer(q, resp)))
         goto answered;
     atomic_fetch_add(&a->pending, 1);

@@ -82,14 +82,12 @@ enum pg_status query_events_exec(struct qreq *q, struct router_lease *l, struct 
     const char *params[SQL_Q_EVENTS_NPARAMS];
     query_events_params(q, (long)q->p.limit + 1, vals, params);
     PGresult *res = NULL;
-    enum pg_status st = pg_conn_exec_prepared(l->conn, STMT_Q_EVENTS, SQL_Q_EVENTS_NPARAMS, params,
-                                              &res, err, errlen);
+    int n;
+    bool more;
+    enum pg_status st = query_page(l, STMT_Q_EVENTS, SQL_Q_EVENTS_NPARAMS, params, q->p.limit, &res,
+                                   &n, &more, err, errlen);
     if (st != PG_OK)
         return st;
-    int n = PQntuples(res);
-    bool more = n > (int)q->p.limit;
-    if (more)
-        n = (int)q->p.limit;
     struct buf cursor = BUF_INIT;
     if (more) {
         uint8_t pos[POS_LEN];

@@ -14,6 +14,8 @@
 #include "aggregator/tokens.h"
 #include "common/buf.h"
 
+#define TOKEN_LOCKS 64
+
 enum qep {
     EP_EVENTS,
     EP_EXPORT,
@@ -43,6 +45,7 @@ struct query_api {
     struct metric *inflight, *rejected, *audit_errors, *exports;
     pthread_mutex_t flights_mu; /* questions being answered, by cache key */
     struct lru *flights;
+    pthread_mutex_t token_locks[TOKEN_LOCKS]; /* one lookup per token at a time */
 };
 
 /* One request, from the HTTP thread to its answer. */
@@ -54,6 +57,7 @@ struct qreq {
     char stream_id[64]; /* /v1/streams/{id} */
     char hash[TOKEN_HASH_HEX];
     bool has_token, tok_known;
+    bool refresh; /* the cached lookup is due: this request refreshes it */
     enum token_state tok_state;
     struct token_info tok;
     const char *scope; /* tenant the SQL is restricted to; NULL = every tenant */
@@ -87,6 +91,12 @@ typedef enum pg_status (*query_exec_fn)(struct qreq *q, struct router_lease *l, 
                                         char *err, size_t errlen);
 int query_run(struct qreq *q, query_exec_fn fn, struct buf *body, struct router_lease *keep,
               struct httpd_response *resp);
+
+/* Run a prepared page query asked for limit + 1 rows: *res, the rows to
+ * show in *n and whether more follow. */
+enum pg_status query_page(struct router_lease *l, const char *stmt, int np,
+                          const char *const *params, unsigned limit, PGresult **res, int *n,
+                          bool *more, char *err, size_t errlen);
 
 /* Answers. */
 void query_error(struct qreq *q, struct httpd_response *resp, int status, const char *code,

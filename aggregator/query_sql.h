@@ -21,7 +21,7 @@
     " EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status IS NULL OR status = 'streaming'),"   \
     " coalesce((extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())"           \
     "  * 1000)::bigint, -1)"
-#define SQL_R_HEALTH_TIMEOUT "SET statement_timeout = 1000"
+#define SQL_R_HEALTH_TIMEOUT "SET statement_timeout = 2000"
 /* Has this host replayed (or, the primary, written) $1? */
 #define STMT_R_LSN_REACHED "r_lsn_reached"
 #define SQL_R_LSN_REACHED                                                                          \

@@ -63,14 +63,12 @@ enum pg_status query_streams_exec(struct qreq *q, struct router_lease *l, struct
     params[4] = lim;
     params[5] = q->p.counts ? "true" : "false";
     PGresult *res = NULL;
+    int n;
+    bool more;
     enum pg_status st =
-        pg_conn_exec_prepared(l->conn, STMT_Q_STREAMS, 6, params, &res, err, errlen);
+        query_page(l, STMT_Q_STREAMS, 6, params, q->p.limit, &res, &n, &more, err, errlen);
     if (st != PG_OK)
         return st;
-    int n = PQntuples(res);
-    bool more = n > (int)q->p.limit;
-    if (more)
-        n = (int)q->p.limit;
     BUF_LIT(body, "{\"streams\":[");
     for (int i = 0; i < n; i++) {
         if (i)
@@ -144,14 +142,12 @@ enum pg_status query_incidents_exec(struct qreq *q, struct router_lease *l, stru
     snprintf(lim, sizeof(lim), "%u", q->p.limit + 1);
     params[6] = lim;
     PGresult *res = NULL;
+    int n;
+    bool more;
     enum pg_status st =
-        pg_conn_exec_prepared(l->conn, STMT_Q_INCIDENTS, 7, params, &res, err, errlen);
+        query_page(l, STMT_Q_INCIDENTS, 7, params, q->p.limit, &res, &n, &more, err, errlen);
     if (st != PG_OK)
         return st;
-    int n = PQntuples(res);
-    bool more = n > (int)q->p.limit;
-    if (more)
-        n = (int)q->p.limit;
     BUF_LIT(body, "{\"incidents\":[");
     for (int i = 0; i < n; i++) {
         if (i)

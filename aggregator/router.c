@@ -26,6 +26,7 @@
 #define LAG_UNKNOWN     INT64_MAX
 #define LSN_POLL_MS     5
 #define RETRY_AFTER_MIN 1
+#define HEALTH_FAILURES 2 /* failed checks in a row that take a host out */
 
 struct router_host {
     struct router *r;
@@ -44,6 +45,7 @@ struct router_host {
     atomic_int_fast64_t lag_ms, horizon_us;
     atomic_uint_fast64_t lsn; /* replay (standby) or current (primary) position */
     atomic_uint inflight;
+    unsigned failed_checks; /* in a row (health thread) */
     struct metric *m_eligible, *m_lag, *m_breaker, *m_inflight;
     struct metric *m_queries[PG_STATUS_COUNT];
 };
@@ -197,12 +199,17 @@ static void publish(struct router_host *h, bool up, bool eligible, int64_t lag_m
 static void health_failed(struct router_host *h, const char *err)
 {
     struct router *r = h->r;
+    /* One slow or lost check on a busy server is not an outage: a host
+     * that answered before is taken out at the second failure in a row
+     * (its breaker and pooled connections see the first). */
+    breaker_report(h, false);
+    if (++h->failed_checks < HEALTH_FAILURES && atomic_load(&h->checked) && atomic_load(&h->up))
+        return;
     if (atomic_load(&h->up) || !atomic_load(&h->checked))
         log_warn("read path: %s does not answer its health check: %s", h->served_by, err);
     if (h->primary)
         atomic_store(&r->primary_up, false);
     publish(h, false, false, LAG_UNKNOWN);
-    breaker_report(h, false);
     pg_pool_close_idle(h->pool);
 }
 
@@ -226,6 +233,7 @@ static void health_check(struct router_host *h)
     bool receiver = PQgetvalue(res, 0, 4)[0] == 't';
     int64_t xact_lag = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
     PQclear(res);
+    h->failed_checks = 0;
     atomic_store(&h->lsn, pos);
     atomic_store(&h->paused, paused);
     atomic_store(&h->receiver_up, receiver);
@@ -276,13 +284,7 @@ static void *health_main(void *ud)
          * hosts' checks do not fall in step. */
         uint64_t wait = interval + rand_u64_default(NULL) % (interval + 1);
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(wait / 1000);
-        until.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        time_deadline(&until, CLOCK_REALTIME, wait);
         pthread_mutex_lock(&r->mu);
         while (!r->stop && pthread_cond_timedwait(&r->wake, &r->mu, &until) != ETIMEDOUT)
             ;
@@ -385,12 +387,7 @@ struct router *router_new(const struct router_conf *conf, unsigned first_check_m
         if (all || now >= deadline)
             break;
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 20 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        time_deadline(&until, CLOCK_REALTIME, 20);
         pthread_cond_timedwait(&r->wake, &r->mu, &until);
     }
     pthread_mutex_unlock(&r->mu);
@@ -564,6 +561,25 @@ enum router_status router_acquire(struct router *r, const struct router_host *ex
     return st;
 ok:
     free(tried);
+    return ROUTER_OK;
+}
+
+enum router_status router_acquire_primary(struct router *r, struct router_lease *out, char *err,
+                                          size_t errlen)
+{
+    struct router_host *h = r->hosts[0];
+    bool *tried = xcalloc(r->nhosts, sizeof(*tried));
+    bool ok = usable(r, h, NULL, tried);
+    free(tried);
+    struct pg_connection *c = NULL;
+    int got = ok ? take(r, h, &c, err, errlen) : -1;
+    if (got <= 0) {
+        if (!ok)
+            snprintf(err, errlen, "the primary may not serve reads now");
+        memset(out, 0, sizeof(*out));
+        return got == 0 ? ROUTER_BUSY : ROUTER_NO_HOST;
+    }
+    fill_lease(h, c, out);
     return ROUTER_OK;
 }
 

@@ -71,6 +71,11 @@ enum router_status router_acquire(struct router *r, const struct router_host *ex
                                   uint64_t min_lsn, unsigned min_lsn_wait_ms,
                                   struct router_lease *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* Lease a connection on the primary (when it may serve: up, breaker not
+ * open, not replica_only), e.g. to confirm a replica's "no such row" about
+ * something just written there. */
+enum router_status router_acquire_primary(struct router *r, struct router_lease *out, char *err,
+                                          size_t errlen) __attribute__((warn_unused_result));
 /* Give the lease back with the outcome of its last statement (feeds the
  * host's breaker and metrics). */
 void router_release(struct router *r, struct router_lease *l, enum pg_status st);

@@ -145,7 +145,7 @@ static int measure(const char *replica, const char *base, const char *token, int
         day_query(day, actor, t0, q, sizeof(q), from, to);
         char actor_s[32];
         snprintf(actor_s, sizeof(actor_s), "user%u", actor);
-        const char *params[12] = {from, to, NULL, actor_s, NULL, NULL,
+        const char *params[12] = {from, to,   NULL, actor_s, NULL, NULL,
                                   NULL, NULL, NULL, NULL,    NULL, lim};
         bool hit;
         /* alternate which goes first: neither always finds warmer pages */
@@ -182,8 +182,8 @@ static int measure(const char *replica, const char *base, const char *token, int
     printf("  API (cache miss)             p50 %.3f ms  p99 %.3f ms\n", api50, api99);
     printf("  API overhead ratio           p50 %.2fx  p99 %.2fx  (budget p99 <= 1.3x)\n",
            api50 / pq50, api99 / pq99);
-    printf("  API (cache hit)              p50 %.3f ms  p99 %.3f ms  (budget p99 <= 1 ms)\n",
-           hit50, hit99);
+    printf("  API (cache hit)              p50 %.3f ms  p99 %.3f ms  (budget p99 <= 1 ms)\n", hit50,
+           hit99);
     /* Zipf over 1000 distinct questions (s = 1.1): the cache's hit ratio */
     int distinct = 1000;
     double *cdf = xcalloc((size_t)distinct, sizeof(double)), sum = 0;

@@ -19,7 +19,8 @@ static int take(struct qparams *p, const char *n, const char *v, const char *wan
         ck_assert_msg(rc == -1, "%s=%s accepted", n, v ? v : "(null)");
         ck_assert_str_eq(e.code, want_code);
         ck_assert_int_eq(e.status, 400);
-        ck_assert_msg(!v || strlen(v) < 5 || !strstr(e.msg, v), "the message echoes %s: %s", v, e.msg);
+        ck_assert_msg(!v || strlen(v) < 5 || !strstr(e.msg, v), "the message echoes %s: %s", v,
+                      e.msg);
     } else {
         ck_assert_msg(rc == 0, "%s=%s: %s", n, v, e.msg);
     }
