@@ -17,6 +17,7 @@
 #include "common/io.h"
 #include "tests/integration/query_fixtures.h"
 #include "tests/integration/storage_fixtures.h"
+#include "tests/support/proc.h"
 
 #define SA       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define SB       "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -187,17 +188,11 @@ static struct run cli(const char *fmt, ...)
     ck_assert_int_ge(vasprintf(&args, fmt, ap), 0);
     va_end(ap);
     char *bin = test_bin("auditrail");
-    char *o = xasprintf("%s/stdout", dir), *e = xasprintf("%s/stderr", dir);
-    char *cmd = xasprintf("'%s' --url http://127.0.0.1:%u %s >'%s' 2>'%s' </dev/null", bin, port,
-                          args, o, e);
-    int st = system(cmd);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, BUF_INIT, BUF_INIT};
-    slurp(o, &r.out);
-    slurp(e, &r.err);
+    char *cmd = xasprintf("'%s' --url http://127.0.0.1:%u %s", bin, port, args);
+    struct run r = {0, BUF_INIT, BUF_INIT};
+    r.status = proc_run_sh(cmd, &r.out, &r.err);
     assert_no_token(&r);
     free(cmd);
-    free(o);
-    free(e);
     free(bin);
     free(args);
     return r;
@@ -430,6 +425,25 @@ static bool refused(void *ud)
     return is;
 }
 
+/* The CLI's exit status, and a piece of the one line it wrote on stderr. */
+static void expect(int status, const char *err_part, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void expect(int status, const char *err_part, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *args;
+    ck_assert_int_ge(vasprintf(&args, fmt, ap), 0);
+    va_end(ap);
+    struct run r = cli("%s", args);
+    ck_assert_msg(r.status == status, "%s: exit %d, wanted %d: %s", args, r.status, status,
+                  r.err.p);
+    ck_assert_msg(lines(r.err.p) == 1 && (!err_part || strstr(r.err.p, err_part)), "%s: '%s'", args,
+                  r.err.p);
+    run_free(&r);
+    free(args);
+}
+
 START_TEST(exit_statuses)
 {
     /* 0, and 1 with --fail-empty when nothing matches */
@@ -437,45 +451,25 @@ START_TEST(exit_statuses)
     ck_assert_int_eq(r.status, 0);
     assert_summary(r.err.p, 0, "events");
     run_free(&r);
-    r = cli("--token-file %s query " RANGE " --actor nobody --fail-empty", f_reader);
-    ck_assert_int_eq(r.status, 1);
-    run_free(&r);
-    /* 2: usage (never sent), and a parameter the API refuses */
-    r = cli("--token-file %s query --from last-week", f_reader);
-    ck_assert_int_eq(r.status, 2);
-    ck_assert_uint_eq(lines(r.err.p), 1);
-    run_free(&r);
-    r = cli("--token-file %s query --from -40d", f_reader);
-    ck_assert_int_eq(r.status, 2);
-    ck_assert_ptr_nonnull(strstr(r.err.p, "(HTTP 400 range_too_wide)"));
-    run_free(&r);
-    r = cli("--token-file %s query --min-lsn nonsense", f_reader);
-    ck_assert_int_eq(r.status, 2);
-    ck_assert_ptr_nonnull(strstr(r.err.p, "(HTTP 400 bad_lsn)"));
-    run_free(&r);
+    expect(1, NULL, "--token-file %s query " RANGE " --actor nobody --fail-empty", f_reader);
+    /* 2: usage (nothing sent), and parameters the API refuses */
+    expect(2, "--from: not a time", "--token-file %s query --from last-week", f_reader);
+    expect(2, "(HTTP 400 range_too_wide)", "--token-file %s query --from -40d", f_reader);
+    expect(2, "(HTTP 400 bad_lsn)", "--token-file %s query --min-lsn nonsense", f_reader);
+    /* 3: no token, an unknown one, a tenant not the token's */
+    expect(3, "no token given", "query");
+    expect(3, "(HTTP 401 unknown_token)",
+           "--token atr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA query");
+    expect(3, "(HTTP 403 tenant_forbidden)", "--token-file %s query --tenant B", f_reader);
     /* --min-lsn: read your writes at the primary's position */
     struct qfx_reply s = api("/v1/status", NULL);
     json_t *j = json_loads(s.body.p, 0, NULL);
     const char *lsn = json_string_value(json_object_get(j, "primary_lsn"));
     ck_assert_msg(lsn != NULL, "%s", s.body.p);
-    r = cli("--token-file %s query " RANGE " --limit 1 --min-lsn %s", f_reader, lsn);
-    ck_assert_msg(r.status == 0, "%s", r.err.p);
-    run_free(&r);
+    expect(0, "1 events", "--token-file %s query " RANGE " --limit 1 --min-lsn %s", f_reader, lsn);
     json_decref(j);
     qfx_reply_free(&s);
-    /* 3: no token, an unknown one, a tenant not the token's, a revoked one */
-    r = cli("query");
-    ck_assert_int_eq(r.status, 3);
-    ck_assert_ptr_nonnull(strstr(r.err.p, "no token given"));
-    run_free(&r);
-    r = cli("--token atr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA query");
-    ck_assert_int_eq(r.status, 3);
-    ck_assert_ptr_nonnull(strstr(r.err.p, "(HTTP 401 unknown_token)"));
-    run_free(&r);
-    r = cli("--token-file %s query --tenant B", f_reader);
-    ck_assert_int_eq(r.status, 3);
-    ck_assert_ptr_nonnull(strstr(r.err.p, "(HTTP 403 tenant_forbidden)"));
-    run_free(&r);
+    /* 3 for a token revoked while in use */
     char *tok = qfx_token(cfg, "create --tenant A --role reader --name cli-revoked");
     char *f = token_file("revoked", tok);
     setenv("AUDITRAIL_TOKEN", tok, 1); /* the environment works too */

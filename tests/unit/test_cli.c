@@ -23,6 +23,7 @@
 #include "common/httpd.h"
 #include "common/metrics.h"
 #include "common/xmalloc.h"
+#include "tests/support/proc.h"
 #include "tests/support/testutil.h"
 
 #define TOKEN       "atr_S3cretCliTokenValue"
@@ -232,15 +233,12 @@ static char *workdir;
 static struct run run_prog2(const char *prog, const char *args)
 {
     char *bin = test_bin(prog);
-    char *o = xasprintf("%s/stdout", workdir), *e = xasprintf("%s/stderr", workdir);
-    char *cmd = xasprintf("%s %s >'%s' 2>'%s' </dev/null", bin, args, o, e);
-    int st = system(cmd);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(o), slurp(e)};
+    char *cmd = xasprintf("%s %s", bin, args);
+    struct buf o = BUF_INIT, e = BUF_INIT;
+    struct run r = {proc_run_sh(cmd, &o, &e), buf_detach(&o, NULL), buf_detach(&e, NULL)};
     ck_assert_msg(!strstr(r.out, SECRET_PART) && !strstr(r.err, SECRET_PART),
                   "the token shows: %s: %s%s", args, r.out, r.err);
     free(cmd);
-    free(o);
-    free(e);
     free(bin);
     return r;
 }
