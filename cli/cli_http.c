@@ -150,23 +150,18 @@ void cli_conn_release(struct cli_conn *c)
 
 void cli_qs_add(struct buf *qs, const char *name, const char *value)
 {
-    static const char hex[] = "0123456789ABCDEF";
     if (!value)
         return;
     if (qs->len)
         buf_addc(qs, '&');
     buf_adds(qs, name);
     buf_addc(qs, '=');
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~", *p)) {
-            buf_addc(qs, (char)*p);
-        } else {
-            buf_addc(qs, '%');
-            buf_addc(qs, hex[*p >> 4]);
-            buf_addc(qs, hex[*p & 15]);
-        }
-    }
+    /* everything but RFC 3986's unreserved characters, percent-encoded */
+    char *e = curl_easy_escape(NULL, value, 0);
+    if (!e)
+        abort(); /* out of memory, as xmalloc would */
+    buf_adds(qs, e);
+    curl_free(e);
 }
 
 /* ---- one request */
