@@ -889,6 +889,7 @@ int main(void)
     suite_add_tcase(s, tc);
     TCase *pt = tcase_create("programs");
     tcase_add_checked_fixture(pt, setup, teardown);
+    tcase_set_timeout(pt, 60); /* a dozen program runs, slow under the sanitizers */
     tcase_add_test(pt, version_help_and_bad_options);
     tcase_add_test(pt, check_config_contract);
     tcase_add_test(pt, metrics_reference_lists_families);
