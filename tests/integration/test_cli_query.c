@@ -2,8 +2,9 @@
  * real stack (primary + streaming replica), with real tokens: every verb,
  * the table (hostile records escaped), --json and NDJSON, an export to a
  * file whose bytes are the API's NDJSON, exit statuses 0-4 (the server
- * stopped for 4), --cacert against the API over TLS, and no token in any
- * output.
+ * stopped for 4), --cacert against the API over TLS, an export of ~90 MB
+ * in the CLI's constant memory (max RSS against its own baseline), and no
+ * token in any output.
  * STACK: reads only; safe beside other suites. */
 #include <check.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "common/io.h"
@@ -520,6 +522,81 @@ START_TEST(unavailable_when_the_server_stops)
 }
 END_TEST
 
+/* ---- an export larger than the CLI's memory: constant RSS */
+
+#define BIG_ROWS 100000 /* of ~900 bytes of NDJSON each: ~90 MB */
+
+static const char BIG_SQL[] =
+    "CREATE TABLE auditrail.events_p20261201 PARTITION OF auditrail.events"
+    " FOR VALUES FROM ('2026-12-01 00:00:00+00') TO ('2026-12-02 00:00:00+00');"
+    "INSERT INTO auditrail.events (event_time, id, stream_id, seq, file_offset, hash, prev_hash,"
+    " read_time, time_source, tenant, actor, action, resource, outcome, format, source, raw, attrs)"
+    " SELECT timestamptz '2026-12-01 00:00:00+00' + g * interval '500 ms', md5('big' || g)::uuid,"
+    " 'cccccccccccccccccccccccccccccccc', g, g, sha256(('c' || g)::bytea),"
+    " sha256(('c' || (g - 1))::bytea), now(), 'payload', 'A', 'alice', 'read', 'Patient/' || g,"
+    " 'success', 'raw', '{\"name\": \"big\"}'::jsonb, convert_to(repeat('y', 500), 'UTF8'), NULL"
+    " FROM generate_series(1, 100000) g";
+
+static void big_setup(void)
+{
+    setup();
+    PGconn *db = test_pg_connect(ci);
+    test_pg_exec(db, BIG_SQL);
+    PQfinish(db);
+    ck_assert(test_pg_replica_catch_up(ci, rci, 60000));
+}
+
+/* The largest RSS (KiB) of the processes of the shell command cmd, from a
+ * child of our own whose only children they are. */
+static long max_rss_kb(const char *cmd)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        int st = system(cmd);
+        struct rusage ru;
+        getrusage(RUSAGE_CHILDREN, &ru);
+        long v[2] = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, ru.ru_maxrss};
+        ssize_t w = write(fds[1], v, sizeof(v));
+        _exit(w == (ssize_t)sizeof(v) ? 0 : 1);
+    }
+    close(fds[1]);
+    long v[2] = {-1, -1};
+    ck_assert_int_eq(read(fds[0], v, sizeof(v)), (ssize_t)sizeof(v));
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    ck_assert_msg(v[0] == 0, "%s: exit %ld", cmd, v[0]);
+    return v[1];
+}
+
+START_TEST(export_in_constant_memory)
+{
+    char *bin = test_bin("auditrail");
+    char *out = xasprintf("%s/big.count", dir);
+    /* the same program doing almost nothing: its baseline */
+    char *cmd = xasprintf("'%s' --url http://127.0.0.1:%u health >/dev/null", bin, port);
+    long base = max_rss_kb(cmd);
+    free(cmd);
+    cmd = xasprintf("'%s' --url http://127.0.0.1:%u --token-file %s export --from 2026-12-01 "
+                    "--to 2026-12-02 | wc -c >'%s'",
+                    bin, port, f_auditor, out);
+    long big = max_rss_kb(cmd);
+    struct buf n = BUF_INIT;
+    slurp(out, &n);
+    long long bytes = atoll(n.p);
+    ck_assert_msg(bytes > 80LL * 1024 * 1024, "the export was %lld bytes", bytes);
+    /* ~90 MB went through; the CLI grew by less than 8 MiB over its baseline */
+    ck_assert_msg(big < base + 8 * 1024, "export max RSS %ld KiB, baseline %ld KiB", big, base);
+    buf_release(&n);
+    free(cmd);
+    free(out);
+    free(bin);
+}
+END_TEST
+
 /* ---- over TLS: the API on query.listen with a certificate, --cacert */
 
 static char *tls_dir;
@@ -586,6 +663,11 @@ int main(void)
     tcase_add_test(tc, exit_statuses);
     tcase_add_test(tc, unavailable_when_the_server_stops);
     suite_add_tcase(s, tc);
+    TCase *tm = tcase_create("memory");
+    tcase_add_checked_fixture(tm, big_setup, teardown);
+    tcase_set_timeout(tm, 300);
+    tcase_add_test(tm, export_in_constant_memory);
+    suite_add_tcase(s, tm);
     TCase *tt = tcase_create("tls");
     tcase_add_checked_fixture(tt, tls_setup, tls_teardown);
     tcase_set_timeout(tt, 180);
