@@ -105,6 +105,23 @@ static int own_command_at(const struct prog *p, int argc, char **argv, const str
     return argc;
 }
 
+/* The usage error for what getopt refused, naming the option but never
+ * quoting a value: `auditrail --tokn=SECRET` must not print the secret.
+ * last is the argument getopt took last (a long option's, when optopt is 0). */
+static int bad_option(const struct prog *p, const struct option *opts, const char *last)
+{
+    int val = optopt && own_short(p, optopt) >= 0 ? own_short(p, optopt) : optopt;
+    for (const struct option *o = opts; val && o->name; o++)
+        if (o->val == val)
+            return prog_usage_error(p, "--%s needs a value", o->name);
+    if (optopt > 0x20 && optopt < 0x7f)
+        return prog_usage_error(p, "unknown option -%c", optopt);
+    size_t n = last && last[0] == '-' && last[1] == '-' ? strcspn(last, "=") : 0;
+    if (n > 2 && n <= 40 && strspn(last, "-abcdefghijklmnopqrstuvwxyz0123456789") == n)
+        return prog_usage_error(p, "unknown option %.*s", (int)n, last);
+    return prog_usage_error(p, "unknown option");
+}
+
 int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
 {
     struct option opts[8 + PROG_MAX_OPTIONS];
@@ -116,6 +133,7 @@ int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
     memset(a, 0, sizeof(*a));
     bool config_ref = false, metrics_ref = false;
     optind = 1;
+    opterr = 0; /* bad_option says what is wrong, without the values getopt would echo */
     int ch;
     while ((ch = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         if (own_short(p, ch) >= 0)
@@ -143,9 +161,8 @@ int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
         case 'h':
             prog_usage(p, stdout);
             return 0;
-        default: /* getopt has said what is wrong */
-            prog_usage(p, stderr);
-            return PROG_EXIT_USAGE;
+        default:
+            return bad_option(p, opts, argv[optind - 1]);
         }
     }
     if ((config_ref || a->check_config) && !p->config_keys)
