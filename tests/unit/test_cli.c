@@ -804,6 +804,30 @@ START_TEST(version_help_and_bad_options)
         free(out);
     }
     free(v);
+    /* getopt's refusals name the option, never its value (a mistyped
+     * --token must not print the token) */
+    static const struct {
+        const char *args, *want;
+    } bad[] = {
+        {"--tokn=atr_S3cretCliX query", "auditrail: unknown option --tokn\n"},
+        {"--atr_S3cretCliY query", "auditrail: unknown option\n"},
+        {"-Z query", "auditrail: unknown option -Z\n"},
+        {"query --url", "auditrail query: --url needs a value"},
+        {"--url", "auditrail: --url needs a value\n"},
+        {"-u", "auditrail: --url needs a value\n"},
+        {"--token", "auditrail: --token needs a value\n"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct run r = run_prog2("auditrail", bad[i].args);
+        ck_assert_int_eq(r.status, 2);
+        ck_assert_msg(strncmp(r.err, bad[i].want, strlen(bad[i].want)) == 0, "%s: %s", bad[i].args,
+                      r.err);
+        run_free(&r);
+    }
+    ck_assert_int_eq(run_prog("auditrail-aggregator", "--config", true, &out), 2);
+    ck_assert_msg(strncmp(out, "auditrail-aggregator: --config needs a value\n", 45) == 0, "%s",
+                  out);
+    free(out);
     /* The CLI has no configuration of its own to check. */
     ck_assert_int_eq(run_cli("--check-config", &out), 2);
     free(out);
