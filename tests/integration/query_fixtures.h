@@ -1,6 +1,7 @@
 /* Fixtures of the read-path suites (test_query_*.c): stack services
  * stopped and started through scripts/stack, waiting on the router's view
- * of a host. Header-only (static inline) so each suite stays one file. */
+ * of a host, HTTP requests with a token and response headers, tokens made
+ * with the aggregator's token command. Header-only (static inline). */
 #ifndef AUDITRAIL_TESTS_QUERY_FIXTURES_H
 #define AUDITRAIL_TESTS_QUERY_FIXTURES_H
 
@@ -8,10 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include "aggregator/router.h"
 #include "common/xmalloc.h"
@@ -62,75 +60,11 @@ static inline bool qfx_wait_host(struct router *r, size_t i, int eligible, int b
     return test_wait_until(qfx_host_is, &w, timeout_ms);
 }
 
-/* ---- the aggregator as a process, and HTTP to it (libcurl) */
+/* ---- HTTP with a bearer token and headers (libcurl; tests/support/probe.h
+ * has none of these) */
 #include <curl/curl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "common/buf.h"
-
-struct qfx_proc {
-    pid_t pid;
-    char *log;
-};
-
-/* Run test_bin(prog) with argv (NULL-terminated, without argv[0]), output
- * appended to log; it dies with the test (PR_SET_PDEATHSIG). */
-#include <sys/prctl.h>
-static inline struct qfx_proc qfx_spawn(const char *prog, const char *const *args, const char *log)
-{
-    char *bin = test_bin(prog);
-    const char *argv[32] = {bin};
-    size_t n = 1;
-    for (; args[n - 1] && n < 31; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        FILE *f = freopen(log, "a", stdout);
-        (void)f;
-        dup2(STDOUT_FILENO, STDERR_FILENO);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    free(bin);
-    struct qfx_proc p = {pid, xstrdup(log)};
-    return p;
-}
-
-/* SIGTERM, wait; the exit status as a shell shows it (-1: had to SIGKILL). */
-static inline int qfx_stop(struct qfx_proc *p)
-{
-    if (p->pid <= 0)
-        return 0;
-    kill(p->pid, SIGTERM);
-    int st = 0;
-    for (int i = 0; i < 3000; i++) {
-        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-            p->pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        usleep(10000);
-    }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, &st, 0);
-    p->pid = 0;
-    return -1;
-}
-
-static inline unsigned qfx_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t l = sizeof(sa);
-    getsockname(fd, (struct sockaddr *)&sa, &l);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 struct qfx_reply {
     long status;
@@ -199,19 +133,6 @@ static inline char *qfx_header(const struct qfx_reply *r, const char *name)
         }
     }
     return NULL;
-}
-
-struct qfx_ready {
-    unsigned port;
-};
-
-static inline bool qfx_answers(void *ud)
-{
-    struct qfx_ready *w = ud;
-    struct qfx_reply r = qfx_get(w->port, "/healthz", NULL, NULL);
-    bool ok = r.status == 200;
-    qfx_reply_free(&r);
-    return ok;
 }
 
 /* Run `auditrail-aggregator --config cfg token ARGS…` and return the last

@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/integration/query_fixtures.h"
 #include "tests/integration/storage_fixtures.h"
+#include "tests/support/probe.h"
+#include "tests/support/proc.h"
 
 #define DAY   "2026-11-26"
 #define RANGE "from=" DAY "T00:00:00Z&to=2026-11-27T00:00:00Z"
@@ -25,7 +28,7 @@
 
 static char *ci, *rci, *dir, *cfg, *audit_path;
 static unsigned port;
-static struct qfx_proc agg;
+static struct proc *agg;
 static char *tok_a, *tok_b, *tok_aud_a, *tok_admin;
 static PGconn *db;
 
@@ -92,16 +95,19 @@ static void start_aggregator(void)
      * default): keep it small so that the export's RSS bound still means
      * something there. */
     const char *asan = getenv("ASAN_OPTIONS");
-    char *opts = xasprintf("%s%squarantine_size_mb=8:thread_local_quarantine_size_kb=256",
-                           asan ? asan : "", asan && *asan ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
-    free(opts);
+    char *opts =
+        xasprintf("ASAN_OPTIONS=%s%squarantine_size_mb=8:thread_local_quarantine_size_kb=256",
+                  asan ? asan : "", asan && *asan ? ":" : "");
     char *log = xasprintf("%s/aggregator.log", dir);
-    const char *args[] = {"--config", cfg, "--role", "query", NULL};
-    agg = qfx_spawn("auditrail-aggregator", args, log);
+    char *bin = test_bin("auditrail-aggregator");
+    const char *argv[] = {bin, "--config", cfg, "--role", "query", NULL};
+    const char *env[] = {opts, NULL};
+    agg = proc_spawn("aggregator", argv, env, log);
+    free(bin);
     free(log);
-    struct qfx_ready w = {port};
-    ck_assert_msg(test_wait_until(qfx_answers, &w, 20000), "the aggregator does not answer");
+    free(opts);
+    ck_assert_msg(probe_wait_status(port, "/healthz", 200, 20000),
+                  "the aggregator does not answer");
 }
 
 static void setup_with(const char *extra)
@@ -111,7 +117,7 @@ static void setup_with(const char *extra)
     dir = test_tmpdir("qapi");
     cfg = xasprintf("%s/aggregator.yaml", dir);
     audit_path = xasprintf("%s/api-audit.log", dir);
-    port = qfx_free_port();
+    port = probe_free_port();
     write_config(extra);
     db = test_pg_connect(ci);
     test_pg_exec(db, LOAD_SQL);
@@ -130,8 +136,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    ck_assert_int_eq(qfx_stop(&agg), 0); /* a clean stop, every request answered */
-    free(agg.log);
+    ck_assert_int_eq(proc_stop(agg, 30000), 0); /* a clean stop, every request answered */
+    proc_free(agg);
     PQfinish(db);
     test_pg_drop_db(ci);
     if (getenv("QFX_KEEP"))
@@ -729,8 +735,8 @@ START_TEST(export_bounded_memory)
                      " convert_to(repeat('abcdefghij', 150) || g, 'UTF8')"
                      " FROM generate_series(1, 120000) g");
     ck_assert(test_pg_replica_catch_up(ci, rci, 60000));
-    long before = rss_kb(agg.pid);
-    struct export_sink s = {.pid = agg.pid, .max_rss = before};
+    long before = rss_kb(agg->pid);
+    struct export_sink s = {.pid = agg->pid, .max_rss = before};
     char *url = xasprintf("http://127.0.0.1:%u/v1/events/export?from=2026-11-27T00:00:00Z"
                           "&to=2026-11-28T00:00:00Z&actor=exporter",
                           port);
