@@ -441,27 +441,41 @@ END_TEST
 
 struct refire {
     struct fixture *f;
+    unsigned fired; /* refires, the one that went out included */
 };
 
 static bool refire_until_sent_twice(void *ud)
 {
-    struct fixture *f = ud;
-    alerter_fire(f->a, "AuditrailDLQWrite", ALERT_WARNING, "again", NULL, "partition", "1", NULL);
-    return receiver_count(f->r) >= 2;
+    struct refire *rf = ud;
+    alerter_fire(rf->f->a, "AuditrailDLQWrite", ALERT_WARNING, "again", NULL, "partition", "1",
+                 NULL);
+    rf->fired++;
+    return receiver_count(rf->f->r) >= 2;
 }
 
 START_TEST(test_window_expiry_resends_same_alert)
 {
+    enum { INTERVAL_MS = 500 };
     struct fixture f;
     fixture_conf(&f);
-    f.conf.min_interval_ms = 100;
+    f.conf.min_interval_ms = INTERVAL_MS;
     fixture_start(&f);
+    uint64_t t0 = test_now_ms();
     alerter_fire(f.a, "AuditrailDLQWrite", ALERT_WARNING, "first", NULL, "partition", "1", NULL);
     wait_count(f.r, 1);
     /* fire repeatedly: deduplicated until the window has passed, then sent */
-    ck_assert(test_wait_until(refire_until_sent_twice, &f, WAIT_MS));
+    struct refire rf = {&f, 0};
+    ck_assert(test_wait_until(refire_until_sent_twice, &rf, WAIT_MS));
+    uint64_t elapsed = test_now_ms() - t0;
     ck_assert(test_wait_until(is_idle, f.a, WAIT_MS));
     ck_assert_uint_eq(receiver_count(f.r), 2);
+    /* the second copy went out only once the window had passed, and every
+     * refire before it was deduplicated (the wait polls every few ms, so a
+     * 500 ms window sees many) */
+    ck_assert_msg(elapsed >= INTERVAL_MS, "second alert after %llu ms",
+                  (unsigned long long)elapsed);
+    ck_assert_uint_ge(rf.fired, 2);
+    ck_assert_double_eq(dropped(f.m, "deduplicated"), (double)(rf.fired - 1));
     json_t *a0 = receiver_alert(f.r, 0), *a1 = receiver_alert(f.r, 1);
     /* still the same firing alert: same startsAt, new annotations */
     ck_assert_str_eq(field(a0, "startsAt"), field(a1, "startsAt"));
