@@ -13,6 +13,7 @@
 #include "common/breaker.h"
 #include "common/conf_common.h"
 #include "common/config.h"
+#include "aggregator/query_config.h"
 
 struct aggr_pg_conf {
     char *primary;               /* libpq conninfo, required */
@@ -20,7 +21,8 @@ struct aggr_pg_conf {
     int64_t max_replica_lag_ms;
     /* Limits of the writer's and maintenance's connections (pg_limits). */
     int64_t statement_timeout_ms, lock_timeout_ms, client_timeout_ms, tcp_user_timeout_ms;
-    int64_t write_stall_ms; /* a write in flight longer: not ready, AuditrailWriteStalled */
+    int64_t write_stall_ms;     /* a write in flight longer: not ready, AuditrailWriteStalled */
+    int64_t health_interval_ms; /* read path: each host checked every 1-2x this */
 };
 
 struct aggr_redis_conf {
@@ -33,6 +35,10 @@ struct aggr_batch_conf {
     int64_t max_bytes;
     int64_t max_ms;
     int64_t max_message_bytes; /* a larger Kafka message goes to the DLQ */
+};
+
+struct aggr_ingest_conf {
+    int64_t max_future_s; /* time later than now + this goes to the DLQ (class time) */
 };
 
 struct aggr_dedupe_conf {
@@ -60,10 +66,12 @@ struct aggr_config {
     struct aggr_pg_conf postgres;
     struct aggr_redis_conf redis;
     struct aggr_batch_conf batch;
+    struct aggr_ingest_conf ingest;
     struct aggr_dedupe_conf dedupe;
     struct aggr_partitions_conf partitions;
     struct aggr_breaker_conf breaker;
     struct alerter_conf alerts;
+    struct aggr_query_conf query;
 };
 
 extern const struct cfg_key aggr_config_keys[];

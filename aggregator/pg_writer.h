@@ -91,5 +91,10 @@ enum pg_status pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
 /* How long the call in progress on w (write, ping, offset load) has been
  * running, in ms; 0 when none. Any thread (an atomic). */
 uint64_t pg_writer_busy_ms(const struct pg_writer *w);
+/* The primary's WAL position now (text "X/Y"): asked right after a commit,
+ * an upper bound of that commit's LSN, which a reader gives as min_lsn to
+ * read its writes (/v1/status). */
+enum pg_status pg_writer_wal_lsn(struct pg_writer *w, char *out, size_t len, char *err,
+                                 size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -395,8 +395,25 @@ START_TEST(frozen_postgres)
 }
 END_TEST
 
-/* A rebalance while a write hangs (a lock held on auditrail.streams, no
- * lock or statement timeout): the revocation waited for the writer without
+/* A session holding the day partition of the fixture's records in SHARE
+ * mode (open transaction): writes into it wait, reads and the other
+ * members' start (statements prepared on auditrail.*) do not. */
+static PGconn *lock_day_partition(struct hp *x)
+{
+    char day[16];
+    time_t secs = (time_t)(x->t_us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(day, sizeof(day), "%Y%m%d", &tm);
+    char *sql = xasprintf("BEGIN; LOCK TABLE auditrail.events_p%s IN SHARE MODE", day);
+    PGconn *lock = test_pg_connect(x->db);
+    test_pg_exec(lock, sql);
+    free(sql);
+    return lock;
+}
+
+/* A rebalance while a write hangs (a lock held on the day's partition, no
+ * lock timeout): the revocation waited for the writer without
  * bound, inside librdkafka's poll, so the member stopped polling and the
  * group could not rebalance with it. Now it waits 5 s, abandons the batch
  * (the write is left to finish: its result is only accounted) and the
@@ -413,8 +430,7 @@ START_TEST(revocation_during_stalled_write)
     hp_normal(&x, 20);
     ck_assert(store_wait_rows(x.db, 20, WAIT_MS));
 
-    PGconn *lock = test_pg_connect(x.db);
-    test_pg_exec(lock, "BEGIN; LOCK TABLE auditrail.streams IN ACCESS EXCLUSIVE MODE");
+    PGconn *lock = lock_day_partition(&x);
     hp_normal(&x, 10);
     struct ready_probe rp = {x.port, NULL};
     ck_assert_msg(test_wait_until(stalled_reason, &rp, WAIT_MS), "no write in flight");
@@ -668,15 +684,7 @@ START_TEST(new_stream_two_writers)
     hp_normal(&x, 5); /* the day's partition exists */
     ck_assert(store_wait_rows(x.db, 5, WAIT_MS));
 
-    char day[16];
-    time_t secs = (time_t)(x.t_us / 1000000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    strftime(day, sizeof(day), "%Y%m%d", &tm);
-    char *sql = xasprintf("BEGIN; LOCK TABLE auditrail.events_p%s IN SHARE MODE", day);
-    PGconn *lock = test_pg_connect(x.db);
-    test_pg_exec(lock, sql);
-    free(sql);
+    PGconn *lock = lock_day_partition(&x);
     struct trecs a = {0}, b = {0};
     int64_t ta = x.t_us + 1000, tb = x.t_us + 1000000;
     race_copy(&x, 0, ta, &a);
