@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aggregator/pg_sql.h"
 #include "common/log.h"
@@ -741,6 +742,24 @@ void pg_array_str(struct buf *a, const char *s)
 void pg_array_i64(struct buf *a, int64_t v)
 {
     buf_addf(a, a->len > 1 ? ",%" PRId64 : "%" PRId64, v);
+}
+
+void pg_time_text(int64_t us, char out[PG_TIME_TEXT_LEN])
+{
+    /* Floor division: -1 µs is 1969-12-31 23:59:59.999999. */
+    int64_t sec = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        sec--;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    long long year = (long long)tm.tm_year + 1900; /* proleptic, year 0 = 1 BC */
+    bool bc = year <= 0;
+    snprintf(out, PG_TIME_TEXT_LEN, "%04lld-%02d-%02d %02d:%02d:%02d.%06lld+00%s",
+             bc ? 1 - year : year, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long long)frac, bc ? " BC" : "");
 }
 
 const char *pg_array_end(struct buf *a)

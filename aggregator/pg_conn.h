@@ -170,6 +170,13 @@ void pg_array_str(struct buf *a, const char *s);
 void pg_array_i64(struct buf *a, int64_t v);
 const char *pg_array_end(struct buf *a);
 
+/* A timestamptz parameter in text form for µs since the epoch, for any
+ * year PostgreSQL holds: RFC 3339 text (time_format_us) is clamped to
+ * years 0000-9999 and PostgreSQL has no year 0 (1 BC), so the calendar's
+ * edges need its own form ("0001-12-31 01:00:00.000000+00 BC"). */
+#define PG_TIME_TEXT_LEN 48
+void pg_time_text(int64_t us, char out[PG_TIME_TEXT_LEN]);
+
 /* WAL positions as PostgreSQL prints them ("16/B374D848") <-> 64 bits.
  * parse: 0, or -1 when malformed. */
 int pg_lsn_parse(const char *s, uint64_t *out);

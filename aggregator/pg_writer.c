@@ -366,9 +366,9 @@ static enum pg_status lookup_exec(struct pg_writer *w, struct chain_check *cc,
         pg_array_str(&ids, chain_check_stream(cc, l[idx[i]].stream)->id);
         pg_array_i64(&seqs, l[idx[i]].seq);
     }
-    char from[TIME_RFC3339_LEN], to[TIME_RFC3339_LEN];
-    time_format_us(lo, from);
-    time_format_us(hi, to);
+    char from[PG_TIME_TEXT_LEN], to[PG_TIME_TEXT_LEN];
+    pg_time_text(lo, from);
+    pg_time_text(hi, to);
     const char *p[] = {pg_array_end(&ids), pg_array_end(&seqs), from, to};
     bool all = lo == 0 && hi == 0;
     PGresult *r = NULL;
@@ -561,10 +561,10 @@ static enum pg_status upsert_streams(struct pg_writer *w, struct chain_check *cc
         const struct chain_stream *s = chain_check_stream(cc, k);
         if (!s->touched)
             continue;
-        char hex[2 * CHAIN_HASH_LEN + 1], lo[TIME_RFC3339_LEN], hi[TIME_RFC3339_LEN];
+        char hex[2 * CHAIN_HASH_LEN + 1], lo[PG_TIME_TEXT_LEN], hi[PG_TIME_TEXT_LEN];
         hex_encode(s->new_hash, CHAIN_HASH_LEN, hex);
-        time_format_us(s->min_time_us, lo);
-        time_format_us(s->max_time_us, hi);
+        pg_time_text(s->min_time_us, lo);
+        pg_time_text(s->max_time_us, hi);
         pg_array_str(&a[0], s->id);
         pg_array_i64(&a[1], s->new_seq);
         pg_array_str(&a[2], hex);

@@ -274,6 +274,24 @@ START_TEST(error_scrub)
 }
 END_TEST
 
+/* Timestamp parameters PostgreSQL parses for every year it holds: RFC 3339
+ * text was clamped to 0000-9999, and PostgreSQL has no year 0 (22008). */
+START_TEST(time_text_any_year)
+{
+    char t[PG_TIME_TEXT_LEN];
+    pg_time_text(0, t);
+    ck_assert_str_eq(t, "1970-01-01 00:00:00.000000+00");
+    pg_time_text(-1, t);
+    ck_assert_str_eq(t, "1969-12-31 23:59:59.999999+00");
+    pg_time_text(INT64_C(-62167219200) * 1000000 + 3600000000, t); /* 0000-01-01 01:00 */
+    ck_assert_str_eq(t, "0001-01-01 01:00:00.000000+00 BC");
+    pg_time_text(INT64_C(-62167219200) * 1000000 - 86400000000, t);
+    ck_assert_str_eq(t, "0002-12-31 00:00:00.000000+00 BC");
+    pg_time_text(INT64_C(253402300800) * 1000000 + 1, t);
+    ck_assert_str_eq(t, "10000-01-01 00:00:00.000001+00");
+}
+END_TEST
+
 START_TEST(array_literals)
 {
     struct buf a = BUF_INIT;
@@ -364,6 +382,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sqlstate_classes);
     tcase_add_test(tc, error_scrub);
     tcase_add_test(tc, array_literals);
+    tcase_add_test(tc, time_text_any_year);
     tcase_add_test(tc, batch_container);
     suite_add_tcase(s, tc);
     return s;
