@@ -378,6 +378,7 @@ static enum flush_result finish_orphan(struct aggregator *a, struct writer_resul
     if (res->r == PG_OK) {
         log_info("an abandoned batch write committed after all (%zu rows)", a->inflight.n);
         commit_effects(a, &a->inflight, &res->stats);
+        note_commit(a, res->commit_lsn);
         /* Intake was held since: a partition still ours goes on from there
          * (consume_sync_pause seeks when it resumes). */
         for (size_t i = 0; i < a->inflight.noffsets; i++) {
