@@ -12,6 +12,7 @@
  * topics. Sleeps here are fault durations, never waits for a condition. */
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -283,29 +284,46 @@ static void children_of(pid_t parent, struct freeze *fz)
     closedir(d);
 }
 
+/* SIGCONT the postmaster and every child it has now. */
+static void thaw_all(pid_t postmaster)
+{
+    kill(postmaster, SIGCONT);
+    struct freeze now = {.n = 0};
+    children_of(postmaster, &now);
+    for (size_t i = 0; i < now.n; i++)
+        kill(now.pids[i], SIGCONT);
+}
+
 static void freeze_stop(struct freeze *fz)
 {
     memset(fz, 0, sizeof(*fz));
-    fz->pids[fz->n++] = postmaster_pid();
-    children_of(fz->pids[0], fz);
+    pid_t pm = postmaster_pid();
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0); /* no program started later holds it */
     fz->guardian = fork();
     ck_assert_int_ge(fz->guardian, 0);
     if (fz->guardian == 0) {
+        /* Its own session: a kill of the test's process group (a runner's
+         * timeout) ends the test, closes the pipe and leaves this one to
+         * thaw. */
+        setsid();
         close(p[1]);
         char c;
         while (read(p[0], &c, 1) != 0) /* EOF: thaw, or the test is gone */
             ;
-        for (size_t i = 0; i < fz->n; i++)
-            kill(fz->pids[i], SIGCONT);
+        thaw_all(pm);
         _exit(0);
     }
     close(p[0]);
     fz->pipe_w = p[1];
-    /* The postmaster first: it starts no new child meanwhile. */
-    for (size_t i = 0; i < fz->n; i++)
-        ck_assert_int_eq(kill(fz->pids[i], SIGSTOP), 0);
+    /* The postmaster first: it starts no new child meanwhile. A backend
+     * may still exit between the listing and its signal. */
+    fz->pids[fz->n++] = pm;
+    ck_assert_int_eq(kill(pm, SIGSTOP), 0);
+    children_of(pm, fz);
+    for (size_t i = 1; i < fz->n; i++)
+        ck_assert_msg(kill(fz->pids[i], SIGSTOP) == 0 || errno == ESRCH, "SIGSTOP %d: %s",
+                      (int)fz->pids[i], strerror(errno));
 }
 
 static void freeze_thaw(struct freeze *fz)
@@ -315,8 +333,7 @@ static void freeze_thaw(struct freeze *fz)
     close(fz->pipe_w);
     fz->pipe_w = -1;
     waitpid(fz->guardian, NULL, 0);
-    for (size_t i = 0; i < fz->n; i++)
-        kill(fz->pids[i], SIGCONT); /* and once more ourselves */
+    thaw_all(fz->pids[0]); /* and once more ourselves */
 }
 
 static struct freeze the_freeze;
