@@ -1,14 +1,14 @@
-/* The hostile suite, PostgreSQL side (issue 9 items 1, 5, 6, 7, 13): one
- * case per item against the real stack and a real auditrail-aggregator.
+/* The hostile suite, PostgreSQL side (issue 9 items 1, 5, 6, 7, 8, 13):
+ * cases per item against the real stack and real auditrail-aggregators.
  * Each case sends normal records on one chain around the hostile ones and
  * asserts: the process never exits; every record lands exactly once with
  * its chain intact (the independent records of tests/support/chain.h); a
  * hostile record is stored or dead-lettered with its class, never silently
  * gone; no record content shows in a log line, a DLQ header or an alert.
  *
- * NOT FOR PARALLEL RUNS: frozen_postgres stops (SIGSTOP) every process of
- * the stack's PostgreSQL primary for 40 s; any other suite using the stack
- * meanwhile would stall. The other cases use their own databases and
+ * STACK: NOT FOR PARALLEL RUNS: frozen_postgres stops (SIGSTOP) every
+ * process of the stack's PostgreSQL primary for 40 s; any other suite using
+ * the stack meanwhile would stall. The other cases use their own databases and
  * topics. Sleeps here are fault durations, never waits for a condition. */
 #include <check.h>
 #include <dirent.h>
