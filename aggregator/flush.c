@@ -400,6 +400,17 @@ static enum flush_result finish_orphan(struct aggregator *a, struct writer_resul
     return FLUSH_ABANDONED;
 }
 
+/* The in-flight batch is settled (committed, or handled row by row): the
+ * next one may go, without a backoff. */
+static enum flush_result inflight_done(struct aggregator *a)
+{
+    batch_clear(&a->inflight);
+    a->inflight_active = false;
+    a->retrying = false;
+    backoff_reset(&a->retry);
+    return FLUSH_DONE;
+}
+
 /* A write committed: a resources alert, if any, is over. */
 static void resources_ok(struct aggregator *a)
 {
@@ -422,11 +433,7 @@ static enum flush_result finish_resource(struct aggregator *a, struct writer_res
     switch (r) {
     case PG_OK:
         resources_ok(a);
-        batch_clear(&a->inflight);
-        a->inflight_active = false;
-        a->retrying = false;
-        backoff_reset(&a->retry);
-        return FLUSH_DONE;
+        return inflight_done(a);
     case PG_RESOURCE:
         log_warn("even a single record cannot be stored for lack of server resources; %zu rows "
                  "wait for a retry: %s",
@@ -466,11 +473,7 @@ enum flush_result flush_finish(struct aggregator *a, struct writer_result *res)
         commit_effects(a, &a->inflight, &res->stats);
         note_commit(a, res->commit_lsn);
         pg_write_stats_release(&res->stats);
-        batch_clear(&a->inflight);
-        a->inflight_active = false;
-        a->retrying = false;
-        backoff_reset(&a->retry);
-        return FLUSH_DONE;
+        return inflight_done(a);
     case PG_RESOURCE:
         pg_write_stats_release(&res->stats);
         return finish_resource(a, res);
@@ -489,11 +492,7 @@ enum flush_result flush_finish(struct aggregator *a, struct writer_result *res)
         log_warn("batch refused by PostgreSQL (data error), isolating bad rows: %s", res->err);
         enum pg_status r2 = isolate(a, &a->inflight, bad, res->err);
         if (r2 == PG_OK) {
-            batch_clear(&a->inflight);
-            a->inflight_active = false;
-            a->retrying = false;
-            backoff_reset(&a->retry);
-            return FLUSH_DONE;
+            return inflight_done(a);
         }
         if (r2 == PG_FATAL) {
             aggregator_fatal_stop(a, res->err);
