@@ -1,7 +1,9 @@
 /* auditrail-aggregator: consume audit envelopes from Kafka and store each
  * record exactly once in PostgreSQL (DESIGN.md §4–6); `migrate` applies the
- * schema and exits, `replay` moves the stored offsets back.
- * Exit status: 0 clean stop, 1 fatal error, 2 bad usage or configuration. */
+ * schema and exits, `replay` moves the stored offsets back, `verify` checks
+ * the stored chains (aggregator/cmd.h).
+ * Exit status: 0 clean stop, 1 fatal error, 2 bad usage or configuration
+ * (verify: 1 problems found, 4 database unavailable). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "aggregator/aggr_config.h"
 #include "aggregator/aggr_metrics.h"
 #include "aggregator/aggregator.h"
+#include "aggregator/cmd.h"
 #include "aggregator/migrate.h"
 #include "aggregator/replay.h"
 #include "common/alert.h"
@@ -26,7 +29,7 @@
  * with backoff from 200 ms to 5 s (+100 ms): at most about 42 s in all. */
 #define MIGRATE_RETRIES 12
 
-enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY };
+enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY, CMD_VERIFY };
 
 struct aggr_cmd {
     enum aggr_command kind;
@@ -34,6 +37,8 @@ struct aggr_cmd {
     bool run_consumer, run_query;
     int32_t replay_partition; /* -1 = every partition */
     int64_t replay_offset;    /* -1 = from the beginning */
+    int argc;                 /* the subcommand's words (CMD_VERIFY) */
+    char **argv;
 };
 
 static const char *role_opt = "all";
@@ -62,11 +67,14 @@ static const struct prog aggr_prog = {
     .usage = "auditrail-aggregator --config FILE [--check-config] [--role all|consumer|query]\n"
              "       auditrail-aggregator --config FILE migrate\n"
              "       auditrail-aggregator --config FILE replay [PARTITION [OFFSET]]\n"
+             "       auditrail-aggregator --config FILE verify [--stream ID] [--from TIME] "
+             "[--to TIME] [--tenant T] [--workers N] [--json]\n"
              "       auditrail-aggregator --config-reference | --metrics-reference | --version",
     .options = aggr_options,
     .config_keys = aggr_config_keys,
     .load = load,
     .register_metrics = register_metrics,
+    .subcommand_options = true,
 };
 
 /* The subcommand (none, migrate, replay [P [OFFSET]]) and --role. -1 when
@@ -77,6 +85,8 @@ static int parse_command(const struct prog_args *a, struct aggr_cmd *cmd)
     cmd->role = role_opt;
     cmd->replay_partition = -1;
     cmd->replay_offset = -1;
+    cmd->argc = a->argc;
+    cmd->argv = a->argv;
     if (a->argc > 0 && strcmp(a->argv[0], "migrate") == 0 && a->argc == 1) {
         cmd->kind = CMD_MIGRATE;
     } else if (a->argc > 0 && strcmp(a->argv[0], "replay") == 0 && a->argc <= 3) {
@@ -94,6 +104,8 @@ static int parse_command(const struct prog_args *a, struct aggr_cmd *cmd)
                 return prog_usage_error(&aggr_prog, "replay: bad offset \"%s\"", a->argv[2]);
             cmd->replay_offset = o;
         }
+    } else if (a->argc > 0 && strcmp(a->argv[0], "verify") == 0) {
+        cmd->kind = CMD_VERIFY;
     } else if (a->argc > 0) {
         return prog_usage_error(&aggr_prog, "unknown command \"%s\"", a->argv[0]);
     }
@@ -248,6 +260,9 @@ int main(int argc, char **argv)
         break;
     case CMD_REPLAY:
         rc = run_replay(&cfg, &cmd);
+        break;
+    case CMD_VERIFY:
+        rc = cmd_verify(&cfg, cmd.argc, cmd.argv, stop);
         break;
     case CMD_RUN:
         rc = run_service(&cfg, &cmd, stop);

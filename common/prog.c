@@ -81,11 +81,53 @@ static int own_short(const struct prog *p, int ch)
     return -1;
 }
 
+/* After the subcommand (subcommand_options): is argv[i] one of our
+ * options? Takes it (and its value) and returns how many words it used; 0
+ * when it is the subcommand's. */
+static int later_option(const struct prog *p, int argc, char **argv, int i, struct prog_args *a)
+{
+    const char *w = argv[i];
+    if (strcmp(w, "--check-config") == 0) {
+        a->check_config = true;
+        return 1;
+    }
+    const char **dst = NULL;
+    size_t nl = 0;
+    if (strcmp(w, "-c") == 0) {
+        dst = &a->config;
+    } else if (strncmp(w, "--config", 8) == 0 && (w[8] == '\0' || w[8] == '=')) {
+        dst = &a->config;
+        nl = 8;
+    }
+    for (size_t k = 0; !dst && p->options && p->options[k].name; k++) {
+        size_t l = strlen(p->options[k].name);
+        if (strncmp(w, "--", 2) == 0 && strncmp(w + 2, p->options[k].name, l) == 0 &&
+            (w[2 + l] == '\0' || w[2 + l] == '=')) {
+            dst = p->options[k].value;
+            nl = 2 + l;
+        }
+    }
+    if (!dst)
+        return 0;
+    if (nl && w[nl] == '=') {
+        *dst = w + nl + 1;
+        return 1;
+    }
+    if (i + 1 >= argc)
+        return -1;
+    *dst = argv[i + 1];
+    return 2;
+}
+
 int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
 {
     struct option opts[8 + PROG_MAX_OPTIONS];
     char shorts[8 + 3 * PROG_MAX_OPTIONS];
     build_options(p, opts, shorts);
+    if (p->subcommand_options) { /* stop at the first operand: "+" */
+        memmove(shorts + 1, shorts, strlen(shorts) + 1);
+        shorts[0] = '+';
+    }
     memset(a, 0, sizeof(*a));
     bool config_ref = false, metrics_ref = false;
     optind = 1;
@@ -140,6 +182,26 @@ int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
     }
     a->argc = argc - optind;
     a->argv = argv + optind;
+    if (p->subcommand_options) {
+        /* Our options may still follow the subcommand: take them out, keep
+         * the rest in order (words after "--" are all the subcommand's). */
+        int k = 0;
+        for (int i = 0; i < a->argc;) {
+            int used = strcmp(a->argv[i], "--") == 0 ? 0 : later_option(p, a->argc, a->argv, i, a);
+            if (used < 0)
+                return prog_usage_error(p, "option %s requires an argument", a->argv[i]);
+            if (used == 0 && strcmp(a->argv[i], "--") == 0) {
+                while (i < a->argc)
+                    a->argv[k++] = a->argv[i++];
+                break;
+            }
+            if (used == 0)
+                a->argv[k++] = a->argv[i++];
+            else
+                i += used;
+        }
+        a->argc = k;
+    }
     return -1;
 }
 

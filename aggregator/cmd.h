@@ -1,0 +1,23 @@
+/* The aggregator's operator subcommands beyond the service: `verify`,
+ * `replay` by time or offsets, and `proof` (signed chain heads). Each takes
+ * the loaded configuration and its own arguments (after the subcommand's
+ * name) and returns the process's exit status; usage errors are
+ * PROG_EXIT_USAGE with a message on stderr. */
+#ifndef AUDITRAIL_AGGREGATOR_CMD_H
+#define AUDITRAIL_AGGREGATOR_CMD_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "aggregator/aggr_config.h"
+
+/* verify [--stream ID] [--from TIME] [--to TIME] [--tenant T]
+ *        [--against FILE|kafka[:TOPIC]] [--pubkey FILE] [--workers N] [--json] */
+int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
+               const volatile sig_atomic_t *stop);
+
+/* A time argument: RFC 3339, or relative to now_us: "-24h", "-90m", "-7d",
+ * "-30s" (also "now"). 0, or -1 when it is neither. */
+int cmd_parse_time(const char *s, int64_t now_us, int64_t *out_us);
+
+#endif

@@ -1,0 +1,191 @@
+/* `auditrail-aggregator --config FILE verify …` (aggregator/cmd.h): run
+ * verify.c over a range and print its findings, as text or JSON lines, on
+ * stdout; the summary last. Exit 0 intact, 1 problems, 2 usage, 4 database
+ * unavailable. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/cmd.h"
+#include "aggregator/partitions.h"
+#include "aggregator/verify.h"
+#include "common/prog.h"
+#include "common/timeutil.h"
+
+#define VERIFY_USAGE_TEXT                                                                          \
+    "usage: auditrail-aggregator --config FILE verify [--stream ID] [--from TIME] [--to TIME]\n"   \
+    "         [--tenant T] [--workers N] [--json]\n"                                               \
+    "TIME: RFC 3339 (2026-11-26T00:00:00Z) or relative (-24h, -30m, -7d, now)\n"
+
+struct out {
+    bool json;
+    FILE *f;
+};
+
+static int usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "auditrail-aggregator verify: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n" VERIFY_USAGE_TEXT);
+    return VERIFY_USAGE;
+}
+
+static void print_finding(void *ud, const struct verify_finding *f)
+{
+    struct out *o = ud;
+    char t[TIME_RFC3339_LEN] = "";
+    if (f->event_time_us != INT64_MIN)
+        time_format_us(f->event_time_us, t);
+    bool problem = verify_kind_is_problem(f->kind);
+    if (o->json) {
+        json_t *j = json_pack("{s:s, s:b, s:s, s:I, s:I, s:s}", "kind", verify_kind_name(f->kind),
+                              "problem", problem, "stream", f->stream, "seq", (json_int_t)f->seq,
+                              "seq_end", (json_int_t)f->seq_end, "detail", f->detail);
+        if (f->stored[0])
+            json_object_set_new(j, "stored", json_string(f->stored));
+        if (f->computed[0])
+            json_object_set_new(j, "computed", json_string(f->computed));
+        if (t[0])
+            json_object_set_new(j, "event_time", json_string(t));
+        char *s = json_dumps(j, JSON_COMPACT);
+        fprintf(o->f, "%s\n", s);
+        free(s);
+        json_decref(j);
+        return;
+    }
+    fprintf(o->f, "%-7s %-20s stream %s seq %" PRId64, problem ? "problem" : "note",
+            verify_kind_name(f->kind), f->stream, f->seq);
+    if (f->seq_end != f->seq)
+        fprintf(o->f, "..%" PRId64, f->seq_end);
+    if (f->stored[0])
+        fprintf(o->f, " stored %s", f->stored);
+    if (f->computed[0])
+        fprintf(o->f, " %s %s",
+                f->kind == VERIFY_HASH_MISMATCH || f->kind == VERIFY_ID_MISMATCH ? "computed"
+                                                                                 : "expected",
+                f->computed);
+    if (t[0])
+        fprintf(o->f, " time %s", t);
+    fprintf(o->f, ": %s\n", f->detail);
+}
+
+static const char *status_name(enum verify_status st)
+{
+    return st == VERIFY_INTACT ? "intact" : st == VERIFY_PROBLEMS ? "problems" : "unavailable";
+}
+
+static void print_summary(const struct out *o, const struct verify_report *r, enum verify_status st,
+                          const char *err)
+{
+    double s = (double)r->elapsed_us / 1e6;
+    if (o->json) {
+        json_t *kinds = json_object();
+        for (int k = 0; k < VERIFY_KIND_COUNT; k++)
+            if (r->by_kind[k])
+                json_object_set_new(kinds, verify_kind_name((enum verify_kind)k),
+                                    json_integer((json_int_t)r->by_kind[k]));
+        json_t *j = json_pack("{s:{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:f}}", "summary", "status",
+                              status_name(st), "streams", (json_int_t)r->streams, "records",
+                              (json_int_t)r->records, "bytes", (json_int_t)r->bytes, "problems",
+                              (json_int_t)r->problems, "notes", (json_int_t)r->notes, "by_kind",
+                              kinds, "seconds", s);
+        if (err && *err)
+            json_object_set_new(json_object_get(j, "summary"), "error", json_string(err));
+        char *txt = json_dumps(j, JSON_COMPACT);
+        fprintf(o->f, "%s\n", txt);
+        free(txt);
+        json_decref(j);
+        return;
+    }
+    fprintf(o->f, "verify: %" PRIu64 " streams, %" PRIu64 " records, %.1f MB in %.2f s", r->streams,
+            r->records, (double)r->bytes / 1e6, s);
+    if (st == VERIFY_UNAVAILABLE) {
+        fprintf(o->f, ": UNAVAILABLE (%s)\n", err);
+        return;
+    }
+    if (r->notes)
+        fprintf(o->f, ", %" PRIu64 " notes", r->notes);
+    if (!r->problems) {
+        fprintf(o->f, ": INTACT\n");
+        return;
+    }
+    fprintf(o->f, ": %" PRIu64 " PROBLEMS (", r->problems);
+    const char *sep = "";
+    for (int k = 0; k < VERIFY_KIND_COUNT; k++)
+        if (r->by_kind[k] && verify_kind_is_problem((enum verify_kind)k)) {
+            fprintf(o->f, "%s%s %" PRIu64, sep, verify_kind_name((enum verify_kind)k),
+                    r->by_kind[k]);
+            sep = ", ";
+        }
+    fprintf(o->f, ")\n");
+}
+
+int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
+               const volatile sig_atomic_t *stop)
+{
+    static const struct option opts[] = {
+        {"stream", required_argument, NULL, 's'},
+        {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},
+        {"tenant", required_argument, NULL, 'T'},
+        {"workers", required_argument, NULL, 'w'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    struct verify_opts vo = {
+        .from_us = VERIFY_UNBOUNDED_FROM, .to_us = VERIFY_UNBOUNDED_TO, .stop = stop};
+    struct out out = {.f = stdout};
+    int64_t now = time_now_us();
+    int ch;
+    optind = 0; /* a fresh scan (glibc) */
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            vo.stream = optarg;
+            break;
+        case 'T':
+            vo.tenant = optarg;
+            break;
+        case 'f':
+            if (cmd_parse_time(optarg, now, &vo.from_us) != 0)
+                return usage("bad time \"%s\"", optarg);
+            break;
+        case 't':
+            if (cmd_parse_time(optarg, now, &vo.to_us) != 0)
+                return usage("bad time \"%s\"", optarg);
+            break;
+        case 'w': {
+            char *end = NULL;
+            long w = strtol(optarg, &end, 10);
+            if (*end || w < 1 || w > 64)
+                return usage("--workers must be 1..64, not \"%s\"", optarg);
+            vo.workers = (unsigned)w;
+            break;
+        }
+        case 'j':
+            out.json = true;
+            break;
+        default:
+            return usage("unknown option or missing argument: %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage("unexpected argument \"%s\"", argv[optind]);
+    if (vo.from_us >= vo.to_us)
+        return usage("%s", "--from must be before --to");
+    if (vo.stream && vo.tenant)
+        return usage("%s", "--stream and --tenant exclude each other");
+    vo.horizon_us = part_day_floor(now) - (int64_t)cfg->partitions.retention_days * PART_DAY_US;
+
+    struct verify_report rep;
+    char err[512] = "";
+    enum verify_status st =
+        verify_run(cfg->postgres.primary, &vo, print_finding, &out, &rep, err, sizeof(err));
+    print_summary(&out, &rep, st, err);
+    fflush(out.f);
+    return (int)st;
+}
