@@ -16,6 +16,11 @@
 int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
                const volatile sig_atomic_t *stop);
 
+/* replay --from TIME [--to TIME] [--partitions LIST] [--dry-run] [--json]
+ * replay --from-offset P:O[,P:O...] [--to TIME] [--dry-run] [--json] */
+int cmd_replay(const struct aggr_config *cfg, int argc, char **argv,
+               const volatile sig_atomic_t *stop);
+
 /* A time argument: RFC 3339, or relative to now_us: "-24h", "-90m", "-7d",
  * "-30s" (also "now"). 0, or -1 when it is neither. */
 int cmd_parse_time(const char *s, int64_t now_us, int64_t *out_us);

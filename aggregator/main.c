@@ -29,7 +29,7 @@
  * with backoff from 200 ms to 5 s (+100 ms): at most about 42 s in all. */
 #define MIGRATE_RETRIES 12
 
-enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY, CMD_VERIFY };
+enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY, CMD_REPLAY_ACTIVE, CMD_VERIFY };
 
 struct aggr_cmd {
     enum aggr_command kind;
@@ -37,7 +37,7 @@ struct aggr_cmd {
     bool run_consumer, run_query;
     int32_t replay_partition; /* -1 = every partition */
     int64_t replay_offset;    /* -1 = from the beginning */
-    int argc;                 /* the subcommand's words (CMD_VERIFY) */
+    int argc;                 /* the subcommand's words (CMD_VERIFY, CMD_REPLAY_ACTIVE) */
     char **argv;
 };
 
@@ -67,6 +67,10 @@ static const struct prog aggr_prog = {
     .usage = "auditrail-aggregator --config FILE [--check-config] [--role all|consumer|query]\n"
              "       auditrail-aggregator --config FILE migrate\n"
              "       auditrail-aggregator --config FILE replay [PARTITION [OFFSET]]\n"
+             "       auditrail-aggregator --config FILE replay --from TIME [--to TIME] "
+             "[--partitions LIST] [--dry-run] [--json]\n"
+             "       auditrail-aggregator --config FILE replay --from-offset P:O[,P:O...] "
+             "[--to TIME] [--dry-run] [--json]\n"
              "       auditrail-aggregator --config FILE verify [--stream ID] [--from TIME] "
              "[--to TIME] [--tenant T] [--workers N] [--json]\n"
              "       auditrail-aggregator --config-reference | --metrics-reference | --version",
@@ -89,6 +93,8 @@ static int parse_command(const struct prog_args *a, struct aggr_cmd *cmd)
     cmd->argv = a->argv;
     if (a->argc > 0 && strcmp(a->argv[0], "migrate") == 0 && a->argc == 1) {
         cmd->kind = CMD_MIGRATE;
+    } else if (a->argc > 1 && strcmp(a->argv[0], "replay") == 0 && a->argv[1][0] == '-') {
+        cmd->kind = CMD_REPLAY_ACTIVE; /* replay --from …, --from-offset … */
     } else if (a->argc > 0 && strcmp(a->argv[0], "replay") == 0 && a->argc <= 3) {
         cmd->kind = CMD_REPLAY;
         char *end = NULL;
@@ -260,6 +266,9 @@ int main(int argc, char **argv)
         break;
     case CMD_REPLAY:
         rc = run_replay(&cfg, &cmd);
+        break;
+    case CMD_REPLAY_ACTIVE:
+        rc = cmd_replay(&cfg, cmd.argc, cmd.argv, stop);
         break;
     case CMD_VERIFY:
         rc = cmd_verify(&cfg, cmd.argc, cmd.argv, stop);
