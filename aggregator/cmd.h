@@ -21,6 +21,11 @@ int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
 int cmd_replay(const struct aggr_config *cfg, int argc, char **argv,
                const volatile sig_atomic_t *stop);
 
+/* proof pubkey | sign | inclusion STREAM [SEQ] | consistency ROUND1 ROUND2
+ * (argv[0] "proof"); proof keygen FILE needs no configuration: */
+int cmd_proof(const struct aggr_config *cfg, int argc, char **argv);
+int cmd_proof_keygen(int argc, char **argv);
+
 /* A time argument: RFC 3339, or relative to now_us: "-24h", "-90m", "-7d",
  * "-30s" (also "now"). 0, or -1 when it is neither. */
 int cmd_parse_time(const char *s, int64_t now_us, int64_t *out_us);

@@ -11,13 +11,16 @@
 
 #include "aggregator/cmd.h"
 #include "aggregator/partitions.h"
+#include "aggregator/proof_heads.h"
+#include "aggregator/proof_key.h"
 #include "aggregator/verify.h"
 #include "common/prog.h"
 #include "common/timeutil.h"
 
 #define VERIFY_USAGE_TEXT                                                                          \
     "usage: auditrail-aggregator --config FILE verify [--stream ID] [--from TIME] [--to TIME]\n"   \
-    "         [--tenant T] [--workers N] [--json]\n"                                               \
+    "         [--tenant T] [--against FILE|kafka[:TOPIC] [--pubkey FILE]] [--workers N] "          \
+    "[--json]\n"                                                                                   \
     "TIME: RFC 3339 (2026-11-26T00:00:00Z) or relative (-24h, -30m, -7d, now)\n"
 
 struct out {
@@ -123,6 +126,45 @@ static void print_summary(const struct out *o, const struct verify_report *r, en
     fprintf(o->f, ")\n");
 }
 
+/* --against: the signed heads, checked with --pubkey or with the public
+ * half of proof.key_file. VERIFY_INTACT when loaded, else the exit status. */
+static int load_heads(const struct aggr_config *cfg, const char *src, const char *pubkey,
+                      int64_t horizon_us, struct out *out, struct proof_key **key,
+                      struct proof_heads **heads)
+{
+    char err[512];
+    const char *kf = pubkey ? pubkey : cfg->proof.key_file;
+    if (!kf)
+        return usage("%s", "--against needs --pubkey FILE (or proof.key_file)");
+    *key = proof_key_load(kf, pubkey != NULL, err, sizeof(err));
+    if (!*key)
+        return usage("%s", err);
+    *heads = proof_heads_new(*key, horizon_us);
+    int rc;
+    if (strcmp(src, "kafka") == 0 || strncmp(src, "kafka:", 6) == 0) {
+        const char *topic = src[5] == ':' ? src + 6 : cfg->proof.topic;
+        if (!topic || !*topic)
+            return usage("%s", "--against kafka: no proof topic");
+        if ((rc = proof_heads_load_kafka(*heads, &cfg->kafka, topic, err, sizeof(err))) != 0) {
+            fprintf(stderr, "auditrail-aggregator verify: %s\n", err);
+            return VERIFY_UNAVAILABLE;
+        }
+    } else if (proof_heads_load_file(*heads, src, err, sizeof(err)) != 0) {
+        return usage("%s", err);
+    }
+    proof_heads_finish(*heads, print_finding, out);
+    const struct proof_heads_stats *st = proof_heads_stats(*heads);
+    fprintf(stderr,
+            "verify: against %s: %" PRIu64 " lines, %" PRIu64 " heads, %" PRIu64
+            " rounds (last %" PRIu64 ", tree size %" PRIu64 "), %" PRIu64 " streams, %" PRIu64
+            " bad signatures, %" PRIu64 " unreadable lines\n",
+            src, st->lines, st->heads, st->rounds, st->last_round, st->last_tree_size, st->streams,
+            st->bad_signatures, st->bad_lines);
+    if (st->streams == 0)
+        fprintf(stderr, "verify: warning: no valid signed head in %s\n", src);
+    return VERIFY_INTACT;
+}
+
 int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
                const volatile sig_atomic_t *stop)
 {
@@ -133,11 +175,14 @@ int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
         {"tenant", required_argument, NULL, 'T'},
         {"workers", required_argument, NULL, 'w'},
         {"json", no_argument, NULL, 'j'},
+        {"against", required_argument, NULL, 'a'},
+        {"pubkey", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     struct verify_opts vo = {
         .from_us = VERIFY_UNBOUNDED_FROM, .to_us = VERIFY_UNBOUNDED_TO, .stop = stop};
     struct out out = {.f = stdout};
+    const char *against = NULL, *pubkey = NULL;
     int64_t now = time_now_us();
     int ch;
     optind = 0; /* a fresh scan (glibc) */
@@ -169,6 +214,12 @@ int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
         case 'j':
             out.json = true;
             break;
+        case 'a':
+            against = optarg;
+            break;
+        case 'k':
+            pubkey = optarg;
+            break;
         default:
             return usage("unknown option or missing argument: %s", argv[optind - 1]);
         }
@@ -179,13 +230,32 @@ int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
         return usage("%s", "--from must be before --to");
     if (vo.stream && vo.tenant)
         return usage("%s", "--stream and --tenant exclude each other");
+    if (pubkey && !against)
+        return usage("%s", "--pubkey goes with --against");
     vo.horizon_us = part_day_floor(now) - (int64_t)cfg->partitions.retention_days * PART_DAY_US;
 
+    struct proof_key *key = NULL;
+    struct proof_heads *heads = NULL;
+    int rc = VERIFY_INTACT;
+    if (against && (rc = load_heads(cfg, against, pubkey, vo.horizon_us, &out, &key, &heads)) != 0)
+        goto out;
+    vo.heads = heads ? proof_heads_view(heads) : NULL;
     struct verify_report rep;
     char err[512] = "";
     enum verify_status st =
         verify_run(cfg->postgres.primary, &vo, print_finding, &out, &rep, err, sizeof(err));
+    uint64_t bad = heads ? proof_heads_stats(heads)->bad_signatures : 0;
+    if (bad) { /* reported (one by one) while loading; counted here */
+        rep.problems += bad;
+        rep.by_kind[VERIFY_BAD_SIGNATURE] += bad;
+        if (st == VERIFY_INTACT)
+            st = VERIFY_PROBLEMS;
+    }
     print_summary(&out, &rep, st, err);
+    rc = (int)st;
+out:
     fflush(out.f);
-    return (int)st;
+    proof_heads_free(heads);
+    proof_key_free(key);
+    return rc;
 }

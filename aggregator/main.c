@@ -15,6 +15,7 @@
 #include "aggregator/aggregator.h"
 #include "aggregator/cmd.h"
 #include "aggregator/migrate.h"
+#include "aggregator/proof_service.h"
 #include "aggregator/replay.h"
 #include "common/alert.h"
 #include "common/backoff.h"
@@ -29,7 +30,7 @@
  * with backoff from 200 ms to 5 s (+100 ms): at most about 42 s in all. */
 #define MIGRATE_RETRIES 12
 
-enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY, CMD_REPLAY_ACTIVE, CMD_VERIFY };
+enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY, CMD_REPLAY_ACTIVE, CMD_VERIFY, CMD_PROOF };
 
 struct aggr_cmd {
     enum aggr_command kind;
@@ -37,7 +38,7 @@ struct aggr_cmd {
     bool run_consumer, run_query;
     int32_t replay_partition; /* -1 = every partition */
     int64_t replay_offset;    /* -1 = from the beginning */
-    int argc;                 /* the subcommand's words (CMD_VERIFY, CMD_REPLAY_ACTIVE) */
+    int argc;                 /* the subcommand's words (verify, replay --…, proof) */
     char **argv;
 };
 
@@ -53,8 +54,10 @@ static int load(void *cfg, const char *path, char *err, size_t errlen)
 static void register_metrics(struct metrics *m)
 {
     struct aggr_metrics am;
+    struct proof_metrics pm;
     aggr_metrics_init(&am, m);
     aggr_metrics_lag(&am, 0);
+    proof_metrics_init(&pm, m);
 }
 
 static const struct prog_option aggr_options[] = {
@@ -72,7 +75,12 @@ static const struct prog aggr_prog = {
              "       auditrail-aggregator --config FILE replay --from-offset P:O[,P:O...] "
              "[--to TIME] [--dry-run] [--json]\n"
              "       auditrail-aggregator --config FILE verify [--stream ID] [--from TIME] "
-             "[--to TIME] [--tenant T] [--workers N] [--json]\n"
+             "[--to TIME] [--tenant T]\n"
+             "         [--against FILE|kafka[:TOPIC] [--pubkey FILE]] [--workers N] [--json]\n"
+             "       auditrail-aggregator proof keygen FILE\n"
+             "       auditrail-aggregator --config FILE proof pubkey|sign\n"
+             "       auditrail-aggregator --config FILE proof inclusion STREAM [SEQ] | "
+             "consistency ROUND1 ROUND2\n"
              "       auditrail-aggregator --config-reference | --metrics-reference | --version",
     .options = aggr_options,
     .config_keys = aggr_config_keys,
@@ -112,6 +120,8 @@ static int parse_command(const struct prog_args *a, struct aggr_cmd *cmd)
         }
     } else if (a->argc > 0 && strcmp(a->argv[0], "verify") == 0) {
         cmd->kind = CMD_VERIFY;
+    } else if (a->argc > 0 && strcmp(a->argv[0], "proof") == 0) {
+        cmd->kind = CMD_PROOF;
     } else if (a->argc > 0) {
         return prog_usage_error(&aggr_prog, "unknown command \"%s\"", a->argv[0]);
     }
@@ -193,9 +203,12 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
     struct metrics *reg = metrics_new();
     procmetrics_register(reg, "aggregator");
     struct aggr_metrics am;
+    struct proof_metrics pm;
     struct aggregator *a = NULL;
+    struct proof_service *ps = NULL;
     struct httpd *h = NULL;
     aggr_metrics_init(&am, reg);
+    proof_metrics_init(&pm, reg);
     gethostname(instance, sizeof(instance) - 1);
     struct breaker_conf bc;
     aggr_config_breaker(cfg, &bc);
@@ -211,6 +224,11 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
             goto out;
         }
         aggregator_set_alerter(a, al);
+        /* Signed chain heads: the writers sign (one of them per round). */
+        if (cfg->proof.key_file && !(ps = proof_service_start(cfg, &pm, al, err, sizeof(err)))) {
+            log_error("cannot start signing chain heads: %s", err);
+            goto out;
+        }
     }
     struct httpd_conf hc = {.listen = cfg->http.listen,
                             .metrics = reg,
@@ -236,6 +254,7 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
     log_info("stopped (exit %d)", rc);
 out:
     httpd_stop(h);
+    proof_service_stop(ps);
     aggregator_free(a);
     alerter_free(al);
     metrics_free(reg);
@@ -251,6 +270,8 @@ int main(int argc, char **argv)
         return rc;
     if ((rc = parse_command(&args, &cmd)) >= 0)
         return rc;
+    if (cmd.kind == CMD_PROOF && cmd.argc > 1 && strcmp(cmd.argv[1], "keygen") == 0)
+        return cmd_proof_keygen(cmd.argc, cmd.argv); /* before any configuration exists */
     struct aggr_config cfg = {0};
     if ((rc = prog_load_config(&aggr_prog, &args, &cfg)) >= 0) {
         aggr_config_free(&cfg);
@@ -272,6 +293,9 @@ int main(int argc, char **argv)
         break;
     case CMD_VERIFY:
         rc = cmd_verify(&cfg, cmd.argc, cmd.argv, stop);
+        break;
+    case CMD_PROOF:
+        rc = cmd_proof(&cfg, cmd.argc, cmd.argv);
         break;
     case CMD_RUN:
         rc = run_service(&cfg, &cmd, stop);
