@@ -29,6 +29,27 @@
 #define SQL_V_TENANT_IDS                                                                           \
     "SELECT DISTINCT stream_id FROM auditrail.events WHERE tenant = $1"                            \
     " AND event_time >= $2::timestamptz AND event_time < $3::timestamptz ORDER BY stream_id"
+/* The scan strategy (verify_scan.c): one snapshot for every worker; the
+ * partitions (quoted names, bounds in µs; a partition without bounds, e.g.
+ * a default one, comes with NULLs and is always read) in time order. */
+#define SQL_V_EXPORT   "SELECT pg_export_snapshot()"
+#define SQL_V_SNAP_FMT "SET TRANSACTION SNAPSHOT '%s'"
+#define SQL_V_PARTITIONS                                                                           \
+    "SELECT c.oid::regclass::text,"                                                                \
+    " (extract(epoch FROM b.m[1]::timestamptz) * 1000000)::bigint,"                                \
+    " (extract(epoch FROM b.m[2]::timestamptz) * 1000000)::bigint"                                 \
+    " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,"                                   \
+    " LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),"                            \
+    "   'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m) b"                                  \
+    " WHERE i.inhparent = 'auditrail.events'::regclass ORDER BY 2 NULLS FIRST"
+#define SQL_V_SCAN_FMT                                                                             \
+    "DECLARE verify_rows BINARY NO SCROLL CURSOR FOR"                                              \
+    " SELECT stream_id, seq, hash, prev_hash, raw, id, event_time FROM %s"
+#define SQL_V_SCAN_RANGE " WHERE event_time >= $1::timestamptz AND event_time < $2::timestamptz"
+/* The stored hashes where runs overlap (forks). */
+#define SQL_V_SEQS                                                                                 \
+    "SELECT seq, encode(hash, 'hex') FROM auditrail.events"                                        \
+    " WHERE stream_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq, hash"
 /* Around a time range: the stored hash and prev of given (stream, seq). */
 #define SQL_V_LOOKUP                                                                               \
     "SELECT l.stream_id, l.seq, encode(e.hash, 'hex'), encode(e.prev_hash, 'hex')"                 \

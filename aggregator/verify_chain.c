@@ -7,7 +7,10 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/xmalloc.h"
 
 #define HEAD_LATEST 0
 #define HEAD_RECENT 1
@@ -113,7 +116,7 @@ static bool in_last(const struct vchain *c, const uint8_t *h)
 }
 
 /* The row's own fields: hash recomputed, id, genesis. */
-static void check_fields(struct vchain *c, const struct vrow *r)
+void vchain_check_fields(struct vchain *c, const struct vrow *r)
 {
     if (!r->hash || !r->prev) {
         report(c, VERIFY_HASH_MISMATCH, r->seq, r->seq, NULL, 0, NULL, 0, r->event_time_us,
@@ -134,16 +137,16 @@ static void check_fields(struct vchain *c, const struct vrow *r)
 }
 
 /* Signed heads at this seq: seen, and matched by some record there. */
-static void check_heads(struct vchain *c, const struct vrow *r)
+void vchain_check_heads(struct vchain *c, int64_t seq, const uint8_t *hash)
 {
     for (int i = 0; i < 3; i++) {
         const struct verify_head *h = head_at(c, i);
-        if (!h || h->seq != r->seq)
+        if (!h || h->seq != seq)
             continue;
-        if (!c->head_seen[i] && r->hash)
-            memcpy(c->head_stored[i], r->hash, CHAIN_HASH_LEN);
+        if (!c->head_seen[i] && hash)
+            memcpy(c->head_stored[i], hash, CHAIN_HASH_LEN);
         c->head_seen[i] = true;
-        if (r->hash && memcmp(r->hash, h->hash, CHAIN_HASH_LEN) == 0) {
+        if (hash && memcmp(hash, h->hash, CHAIN_HASH_LEN) == 0) {
             c->head_ok[i] = true;
             if (i == HEAD_LATEST) {
                 c->latest_head_matched = true;
@@ -155,7 +158,7 @@ static void check_heads(struct vchain *c, const struct vrow *r)
 
 void vchain_row(struct vchain *c, const struct vrow *r)
 {
-    check_fields(c, r);
+    vchain_check_fields(c, r);
     static const uint8_t zero[CHAIN_HASH_LEN];
     const uint8_t *hash = r->hash ? r->hash : zero;
     if (c->nrows == 0) {
@@ -185,7 +188,7 @@ void vchain_row(struct vchain *c, const struct vrow *r)
         c->nlast = 1;
     }
     c->nrows++;
-    check_heads(c, r);
+    vchain_check_heads(c, r->seq, r->hash);
 }
 
 int64_t vchain_need_prev(const struct vchain *c, const struct vchain_expect *e)
@@ -312,4 +315,101 @@ void vchain_end(struct vchain *c, const struct vchain_expect *e)
                "the record after the range is missing");
     }
     check_signed(c, e);
+}
+
+void vchain_release(struct vchain *c)
+{
+    free(c->runs);
+    free(c->ovl);
+    c->runs = NULL;
+    c->ovl = NULL;
+    c->nruns = c->capruns = c->novl = c->capovl = 0;
+}
+
+void vchain_report_link(struct vchain *c, const struct vrow *r, const uint8_t expected[32])
+{
+    report(c, VERIFY_BROKEN_LINK, r->seq, r->seq, r->prev, CHAIN_HASH_LEN, expected, CHAIN_HASH_LEN,
+           r->event_time_us, "prev is not the stored hash of the record before");
+}
+
+static void add_overlap(struct vchain *c, int64_t lo, int64_t hi)
+{
+    if (c->novl == c->capovl) {
+        c->capovl = c->capovl ? 2 * c->capovl : 4;
+        c->ovl = xrealloc(c->ovl, c->capovl * sizeof(*c->ovl));
+    }
+    c->ovl[c->novl++] = (struct voverlap){lo, hi};
+}
+
+/* Join b into a (a before b, adjacent or overlapping). */
+static void join(struct vchain *c, struct vrun *a, const struct vrun *b)
+{
+    if (b->first_seq <= a->last_seq) {
+        add_overlap(c, b->first_seq, b->last_seq < a->last_seq ? b->last_seq : a->last_seq);
+    } else if (memcmp(b->first_prev, a->last_hash, CHAIN_HASH_LEN) != 0) {
+        /* b starts right after a: the link between them */
+        report(c, VERIFY_BROKEN_LINK, b->first_seq, b->first_seq, b->first_prev, CHAIN_HASH_LEN,
+               a->last_hash, CHAIN_HASH_LEN, b->first_time_us,
+               "prev is not the stored hash of the record before");
+    }
+    if (b->last_seq > a->last_seq) {
+        a->last_seq = b->last_seq;
+        memcpy(a->last_hash, b->last_hash, CHAIN_HASH_LEN);
+    }
+    a->rows += b->rows;
+}
+
+void vchain_add_run(struct vchain *c, const struct vrun *r)
+{
+    /* Insert in order of first_seq, then join with the neighbours it
+     * touches: runs stay disjoint and not adjacent. */
+    size_t i = c->nruns;
+    while (i > 0 && c->runs[i - 1].first_seq > r->first_seq)
+        i--;
+    if (c->nruns == c->capruns) {
+        c->capruns = c->capruns ? 2 * c->capruns : 4;
+        c->runs = xrealloc(c->runs, c->capruns * sizeof(*c->runs));
+    }
+    memmove(c->runs + i + 1, c->runs + i, (c->nruns - i) * sizeof(*c->runs));
+    c->runs[i] = *r;
+    c->nruns++;
+    if (i > 0 && c->runs[i].first_seq <= c->runs[i - 1].last_seq + 1)
+        i--; /* the new run joins the one before */
+    while (i + 1 < c->nruns && c->runs[i + 1].first_seq <= c->runs[i].last_seq + 1) {
+        join(c, &c->runs[i], &c->runs[i + 1]);
+        memmove(c->runs + i + 1, c->runs + i + 2, (c->nruns - i - 2) * sizeof(*c->runs));
+        c->nruns--;
+    }
+}
+
+void vchain_fork(struct vchain *c, int64_t seq, const uint8_t a[CHAIN_HASH_LEN],
+                 const uint8_t b[CHAIN_HASH_LEN])
+{
+    report(c, VERIFY_FORK, seq, seq, b, CHAIN_HASH_LEN, a, CHAIN_HASH_LEN, INT64_MIN,
+           memcmp(a, b, CHAIN_HASH_LEN) ? "two records with the same seq"
+                                        : "the same record stored twice");
+}
+
+void vchain_close_runs(struct vchain *c)
+{
+    if (c->nruns == 0)
+        return;
+    for (size_t i = 1; i < c->nruns; i++)
+        report(c, VERIFY_GAP, c->runs[i - 1].last_seq + 1, c->runs[i].first_seq - 1, NULL, 0, NULL,
+               0, c->runs[i].first_time_us, "records missing between two stored ones");
+    const struct vrun *f = &c->runs[0], *l = &c->runs[c->nruns - 1];
+    c->first_seq = f->first_seq;
+    c->first_time_us = f->first_time_us;
+    memcpy(c->first_prev, f->first_prev, CHAIN_HASH_LEN);
+    c->last_seq = l->last_seq;
+    memcpy(c->last_hashes[0], l->last_hash, CHAIN_HASH_LEN);
+    c->nlast = 1;
+    c->nrows = 0;
+    for (size_t i = 0; i < c->nruns; i++)
+        c->nrows += c->runs[i].rows;
+    /* The latest head matched with no problem before it (retention cuts). */
+    if (c->head_ok[HEAD_LATEST]) {
+        c->latest_head_matched = true;
+        c->problems_before_head = c->problems;
+    }
 }

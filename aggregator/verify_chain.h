@@ -22,6 +22,21 @@
 
 #define VCHAIN_FORKS 4 /* hashes kept at one seq (more forks are reported, not linked) */
 
+/* A run of consecutive records (each linked to the one before), as a scan
+ * in physical order finds them: its ends. */
+struct vrun {
+    int64_t first_seq, last_seq;
+    int64_t first_time_us;
+    uint64_t rows;
+    uint8_t first_prev[CHAIN_HASH_LEN], last_hash[CHAIN_HASH_LEN];
+};
+
+/* Where two runs cover the same seqs (forks, or a record stored twice):
+ * the caller looks the stored hashes up (vchain_fork). */
+struct voverlap {
+    int64_t lo, hi;
+};
+
 /* One stored record, as read. */
 struct vrow {
     int64_t seq;
@@ -67,6 +82,11 @@ struct vchain {
     int nlast;
     uint64_t problems_before_head; /* problems found before the latest head matched */
     bool latest_head_matched;
+    /* scan mode: disjoint runs sorted by first_seq, and overlaps seen */
+    struct vrun *runs;
+    size_t nruns, capruns;
+    struct voverlap *ovl;
+    size_t novl, capovl;
     /* the sink */
     verify_emit_fn emit;
     void *ud;
@@ -88,5 +108,21 @@ int64_t vchain_need_prev(const struct vchain *c, const struct vchain_expect *e);
 int64_t vchain_need_next(const struct vchain *c, const struct vchain_expect *e);
 /* End the stream: the checks that need e. */
 void vchain_end(struct vchain *c, const struct vchain_expect *e);
+/* Free what scan mode allocated. */
+void vchain_release(struct vchain *c);
+
+/* Scan mode (records in any order; verify_scan.c): the checks of a record
+ * alone (hash, id, genesis) and its signed heads; runs merged as they come
+ * (a link checked where two runs meet); forks from the stored hashes of an
+ * overlap; then vchain_close_runs reports the gaps between runs and sets
+ * the ends for vchain_need_* and vchain_end. */
+void vchain_check_fields(struct vchain *c, const struct vrow *r);
+void vchain_check_heads(struct vchain *c, int64_t seq, const uint8_t *hash);
+/* A broken link inside a run, found by the scan. */
+void vchain_report_link(struct vchain *c, const struct vrow *r, const uint8_t expected[32]);
+void vchain_add_run(struct vchain *c, const struct vrun *r);
+void vchain_fork(struct vchain *c, int64_t seq, const uint8_t a[CHAIN_HASH_LEN],
+                 const uint8_t b[CHAIN_HASH_LEN]);
+void vchain_close_runs(struct vchain *c);
 
 #endif
