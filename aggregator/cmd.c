@@ -1,12 +1,22 @@
 /* Helpers the aggregator's operator subcommands share (aggregator/cmd.h):
- * time arguments. */
+ * usage errors, time arguments. */
 #include "aggregator/cmd.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/prog.h"
 #include "common/timeutil.h"
+
+int cmd_usage(const char *verb, const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "auditrail-aggregator %s: ", verb);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    return PROG_EXIT_USAGE;
+}
 
 int cmd_parse_time(const char *s, int64_t now_us, int64_t *out_us)
 {

@@ -26,6 +26,10 @@ int cmd_replay(const struct aggr_config *cfg, int argc, char **argv,
 int cmd_proof(const struct aggr_config *cfg, int argc, char **argv);
 int cmd_proof_keygen(int argc, char **argv);
 
+/* A usage error of a subcommand: "auditrail-aggregator VERB: " fmt (with
+ * arg), then its usage text, on stderr; returns PROG_EXIT_USAGE. */
+int cmd_usage(const char *verb, const char *usage, const char *fmt, const char *arg);
+
 /* A time argument: RFC 3339, or relative to now_us: "-24h", "-90m", "-7d",
  * "-30s" (also "now"). 0, or -1 when it is neither. */
 int cmd_parse_time(const char *s, int64_t now_us, int64_t *out_us);

@@ -26,10 +26,7 @@
 
 static int usage(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "auditrail-aggregator proof: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n" PROOF_USAGE_TEXT);
-    return PROG_EXIT_USAGE;
+    return cmd_usage("proof", PROOF_USAGE_TEXT, fmt, arg);
 }
 
 static int fail(enum pg_status st, const char *err)

@@ -27,10 +27,7 @@
 
 static int usage(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "auditrail-aggregator replay: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n" REPLAY_USAGE_TEXT);
-    return PROG_EXIT_USAGE;
+    return cmd_usage("replay", REPLAY_USAGE_TEXT, fmt, arg);
 }
 
 /* "0,3,5" (also "all" for --partitions: NULL list). */

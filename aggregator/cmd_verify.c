@@ -30,10 +30,7 @@ struct out {
 
 static int usage(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "auditrail-aggregator verify: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n" VERIFY_USAGE_TEXT);
-    return VERIFY_USAGE;
+    return cmd_usage("verify", VERIFY_USAGE_TEXT, fmt, arg);
 }
 
 static void print_finding(void *ud, const struct verify_finding *f)

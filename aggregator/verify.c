@@ -46,12 +46,63 @@ void verify_emit_locked(void *ud, const struct verify_finding *f)
     pthread_mutex_unlock(&r->mu);
 }
 
-int64_t verify_rd64(const char *p)
+void verify_range_text(const struct verify_opts *o, char from[TIME_RFC3339_LEN],
+                       char to[TIME_RFC3339_LEN])
+{
+    time_format_us(o->from_us == VERIFY_UNBOUNDED_FROM ? INT64_C(-62135596800000000) : o->from_us,
+                   from);
+    time_format_us(o->to_us == VERIFY_UNBOUNDED_TO ? INT64_C(253402300799000000) : o->to_us, to);
+}
+
+static int64_t rd64(const char *p)
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
         v = v << 8 | (uint8_t)p[i];
     return (int64_t)v;
+}
+
+void verify_row_from(PGresult *res, int i, struct vrow *row)
+{
+    const char *v[7];
+    int len[7];
+    for (int k = 0; k < 7; k++) {
+        v[k] = PQgetvalue(res, i, k);
+        len[k] = PQgetlength(res, i, k);
+    }
+    *row = (struct vrow){
+        .seq = len[1] == 8 ? rd64(v[1]) : -1,
+        .hash = len[2] == CHAIN_HASH_LEN ? (const uint8_t *)v[2] : NULL,
+        .prev = len[3] == CHAIN_HASH_LEN ? (const uint8_t *)v[3] : NULL,
+        .raw = v[4],
+        .raw_len = (size_t)len[4],
+        .id = len[5] == 16 ? (const uint8_t *)v[5] : NULL,
+        .event_time_us = len[6] == 8 ? rd64(v[6]) + VERIFY_PG_EPOCH_US : INT64_MIN,
+    };
+}
+
+enum pg_status verify_fetch_all(struct run *r, struct pg_connection *c,
+                                void (*each)(void *ud, PGresult *res), void *ud, char *err,
+                                size_t errlen)
+{
+    char fetch[64];
+    snprintf(fetch, sizeof(fetch), SQL_V_FETCH_FMT,
+             r->o->fetch_rows ? r->o->fetch_rows : VERIFY_DEFAULT_FETCH);
+    for (;;) {
+        if (r->o->stop && *r->o->stop) {
+            snprintf(err, errlen, "interrupted");
+            return PG_TRANSIENT;
+        }
+        PGresult *res = NULL;
+        enum pg_status st = pg_conn_exec(c, fetch, 0, NULL, &res, err, errlen);
+        if (st != PG_OK)
+            return st;
+        int n = PQntuples(res);
+        each(ud, res);
+        PQclear(res);
+        if (n == 0)
+            return pg_conn_exec(c, SQL_V_CLOSE, 0, NULL, NULL, err, errlen);
+    }
 }
 
 void verify_begin_stream(struct run *r, struct vchain *c, const char *id, size_t len)
@@ -205,6 +256,7 @@ struct chunk_state {
     size_t npend, cappend;
     struct vchain cur;
     bool in_stream;
+    uint64_t bytes;
 };
 
 static const struct info *info_of(const struct chunk_state *s, const char *id, size_t len)
@@ -238,9 +290,10 @@ static void finish_current(struct chunk_state *s)
     s->pend[s->npend++] = (struct pending){.ch = *c, .ex = e, .need_prev = np, .need_next = nn};
 }
 
-/* One FETCH's rows. */
-static void feed_rows(struct chunk_state *s, PGresult *res, uint64_t *bytes)
+/* One FETCH's rows (verify_fetch_all's callback). */
+static void feed_rows(void *ud, PGresult *res)
 {
+    struct chunk_state *s = ud;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *id = PQgetvalue(res, i, 0);
         size_t idlen = (size_t)PQgetlength(res, i, 0);
@@ -252,22 +305,9 @@ static void feed_rows(struct chunk_state *s, PGresult *res, uint64_t *bytes)
             if (idlen == ID_LEN)
                 (void)htab_put(&s->seen, id, NULL);
         }
-        struct vrow row = {
-            .seq = PQgetlength(res, i, 1) == 8 ? verify_rd64(PQgetvalue(res, i, 1)) : -1,
-            .hash = PQgetlength(res, i, 2) == CHAIN_HASH_LEN
-                        ? (const uint8_t *)PQgetvalue(res, i, 2)
-                        : NULL,
-            .prev = PQgetlength(res, i, 3) == CHAIN_HASH_LEN
-                        ? (const uint8_t *)PQgetvalue(res, i, 3)
-                        : NULL,
-            .raw = PQgetvalue(res, i, 4),
-            .raw_len = (size_t)PQgetlength(res, i, 4),
-            .id = PQgetlength(res, i, 5) == 16 ? (const uint8_t *)PQgetvalue(res, i, 5) : NULL,
-            .event_time_us = PQgetlength(res, i, 6) == 8
-                                 ? verify_rd64(PQgetvalue(res, i, 6)) + VERIFY_PG_EPOCH_US
-                                 : INT64_MIN,
-        };
-        *bytes += row.raw_len;
+        struct vrow row;
+        verify_row_from(res, i, &row);
+        s->bytes += row.raw_len;
         vchain_row(&s->cur, &row);
     }
 }
@@ -295,19 +335,29 @@ static void chunk_where(const struct chunk_state *s, bool with_time, struct buf 
     }
 }
 
-static enum pg_status load_infos(struct chunk_state *s, struct pg_connection *c, char *err,
+/* head WHERE … tail on the chunk, into *res (NULL: not kept). */
+static enum pg_status chunk_exec(struct chunk_state *s, struct pg_connection *c, const char *head,
+                                 bool with_time, const char *tail, PGresult **res, char *err,
                                  size_t errlen)
 {
     struct buf sql = BUF_INIT, ids = BUF_INIT;
     const char *params[3];
     int np = 0;
     char f[TIME_RFC3339_LEN], t[TIME_RFC3339_LEN];
-    buf_adds(&sql, SQL_V_STREAMS);
-    chunk_where(s, false, &sql, params, &np, &ids, f, t);
-    PGresult *res = NULL;
-    enum pg_status st = pg_conn_exec(c, buf_cstr(&sql), np, params, &res, err, errlen);
+    buf_adds(&sql, head);
+    chunk_where(s, with_time, &sql, params, &np, &ids, f, t);
+    buf_adds(&sql, tail);
+    enum pg_status st = pg_conn_exec(c, buf_cstr(&sql), np, params, res, err, errlen);
     buf_release(&sql);
     buf_release(&ids);
+    return st;
+}
+
+static enum pg_status load_infos(struct chunk_state *s, struct pg_connection *c, char *err,
+                                 size_t errlen)
+{
+    PGresult *res = NULL;
+    enum pg_status st = chunk_exec(s, c, SQL_V_STREAMS, false, "", &res, err, errlen);
     if (st != PG_OK)
         return st;
     int n = PQntuples(res);
@@ -323,41 +373,16 @@ static enum pg_status load_infos(struct chunk_state *s, struct pg_connection *c,
 static enum pg_status read_cursor(struct chunk_state *s, struct pg_connection *c, char *err,
                                   size_t errlen)
 {
-    struct buf sql = BUF_INIT, ids = BUF_INIT;
-    const char *params[3];
-    int np = 0;
-    char f[TIME_RFC3339_LEN], t[TIME_RFC3339_LEN];
-    buf_adds(&sql, SQL_V_CURSOR);
-    chunk_where(s, true, &sql, params, &np, &ids, f, t);
-    buf_adds(&sql, SQL_V_CURSOR_ORDER);
-    enum pg_status st = pg_conn_exec(c, buf_cstr(&sql), np, params, NULL, err, errlen);
-    buf_release(&sql);
-    buf_release(&ids);
+    enum pg_status st = chunk_exec(s, c, SQL_V_CURSOR, true, SQL_V_CURSOR_ORDER, NULL, err, errlen);
+    if (st == PG_OK)
+        st = verify_fetch_all(s->r, c, feed_rows, s, err, errlen);
     if (st != PG_OK)
         return st;
-    char fetch[64];
-    unsigned rows = s->r->o->fetch_rows ? s->r->o->fetch_rows : VERIFY_DEFAULT_FETCH;
-    snprintf(fetch, sizeof(fetch), SQL_V_FETCH_FMT, rows);
-    uint64_t bytes = 0;
-    for (;;) {
-        if (s->r->o->stop && *s->r->o->stop) {
-            snprintf(err, errlen, "interrupted");
-            return PG_TRANSIENT;
-        }
-        PGresult *res = NULL;
-        if ((st = pg_conn_exec(c, fetch, 0, NULL, &res, err, errlen)) != PG_OK)
-            return st;
-        int n = PQntuples(res);
-        feed_rows(s, res, &bytes);
-        PQclear(res);
-        if (n == 0)
-            break;
-    }
     finish_current(s);
     pthread_mutex_lock(&s->r->mu);
-    s->r->rep.bytes += bytes;
+    s->r->rep.bytes += s->bytes;
     pthread_mutex_unlock(&s->r->mu);
-    return pg_conn_exec(c, SQL_V_CLOSE, 0, NULL, NULL, err, errlen);
+    return PG_OK;
 }
 
 /* A stream without records read: its state row says some should exist, or
@@ -429,9 +454,7 @@ static enum pg_status plan(struct run *r, struct chunks *k, struct pg_connection
         return PG_OK;
     }
     char f[TIME_RFC3339_LEN], t[TIME_RFC3339_LEN];
-    time_format_us(o->from_us == VERIFY_UNBOUNDED_FROM ? INT64_C(-62135596800000000) : o->from_us,
-                   f); /* 0001-01-01 */
-    time_format_us(o->to_us == VERIFY_UNBOUNDED_TO ? INT64_C(253402300799000000) : o->to_us, t);
+    verify_range_text(o, f, t);
     const char *params[] = {o->tenant, f, t};
     PGresult *res = NULL;
     enum pg_status st = pg_conn_exec(c, SQL_V_TENANT_IDS, 3, params, &res, err, errlen);

@@ -68,8 +68,17 @@ bool verify_info_from(PGresult *res, int row, struct info *in);
  * (they are released). */
 enum pg_status verify_resolve_pending(struct run *r, struct pg_connection *c, struct pending *p,
                                       size_t n, char *err, size_t errlen);
-/* Big-endian int64 of a binary result. */
-int64_t verify_rd64(const char *p);
+/* The range as RFC 3339 texts (unbounded ends as 0001-01-01 and
+ * 9999-12-31 23:59:59). */
+void verify_range_text(const struct verify_opts *o, char from[28], char to[28]);
+/* Row i of a binary result of the cursor's columns (stream_id, seq, hash,
+ * prev_hash, raw, id, event_time): everything but the stream id. */
+void verify_row_from(PGresult *res, int i, struct vrow *row);
+/* FETCH the open cursor verify_rows to its end, handing each result to
+ * each (o->stop is honoured), then CLOSE it. */
+enum pg_status verify_fetch_all(struct run *r, struct pg_connection *c,
+                                void (*each)(void *ud, PGresult *res), void *ud, char *err,
+                                size_t errlen);
 
 /* The scan strategy (verify_scan.c): every stream of the range, on c (open,
  * idle) plus o->workers - 1 connections of their own when r->conninfo. */

@@ -196,6 +196,18 @@ static void take_row(struct part_state *ps, const char *id, size_t idlen, const 
     memcpy(l->cur.last_hash, hash, CHAIN_HASH_LEN);
 }
 
+/* One FETCH's rows (verify_fetch_all's callback). */
+static void take_rows(void *ud, PGresult *res)
+{
+    struct part_state *ps = ud;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct vrow row;
+        verify_row_from(res, i, &row);
+        ps->bytes += row.raw_len;
+        take_row(ps, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), &row);
+    }
+}
+
 /* The partition's runs into the streams' states; free the partition. */
 static void merge_partition(struct part_state *ps)
 {
@@ -225,11 +237,7 @@ static enum pg_status scan_partition(struct run *r, struct pg_connection *c, con
     char f[TIME_RFC3339_LEN], t[TIME_RFC3339_LEN];
     int np = 0;
     if (!r->full) {
-        time_format_us(r->o->from_us == VERIFY_UNBOUNDED_FROM ? INT64_C(-62135596800000000)
-                                                              : r->o->from_us,
-                       f);
-        time_format_us(
-            r->o->to_us == VERIFY_UNBOUNDED_TO ? INT64_C(253402300799000000) : r->o->to_us, t);
+        verify_range_text(r->o, f, t);
         params[np++] = f;
         params[np++] = t;
         buf_adds(&sql, SQL_V_SCAN_RANGE);
@@ -240,44 +248,9 @@ static enum pg_status scan_partition(struct run *r, struct pg_connection *c, con
         return st;
     struct part_state ps = {.r = r};
     htab_init(&ps.byid, ID_LEN, 0);
-    char fetch[64];
-    snprintf(fetch, sizeof(fetch), SQL_V_FETCH_FMT,
-             r->o->fetch_rows ? r->o->fetch_rows : VERIFY_DEFAULT_FETCH);
-    for (;;) {
-        if (r->o->stop && *r->o->stop) {
-            snprintf(err, errlen, "interrupted");
-            st = PG_TRANSIENT;
-            break;
-        }
-        PGresult *res = NULL;
-        if ((st = pg_conn_exec(c, fetch, 0, NULL, &res, err, errlen)) != PG_OK)
-            break;
-        int n = PQntuples(res);
-        for (int i = 0; i < n; i++) {
-            struct vrow row = {
-                .seq = PQgetlength(res, i, 1) == 8 ? verify_rd64(PQgetvalue(res, i, 1)) : -1,
-                .hash = PQgetlength(res, i, 2) == CHAIN_HASH_LEN
-                            ? (const uint8_t *)PQgetvalue(res, i, 2)
-                            : NULL,
-                .prev = PQgetlength(res, i, 3) == CHAIN_HASH_LEN
-                            ? (const uint8_t *)PQgetvalue(res, i, 3)
-                            : NULL,
-                .raw = PQgetvalue(res, i, 4),
-                .raw_len = (size_t)PQgetlength(res, i, 4),
-                .id = PQgetlength(res, i, 5) == 16 ? (const uint8_t *)PQgetvalue(res, i, 5) : NULL,
-                .event_time_us = PQgetlength(res, i, 6) == 8
-                                     ? verify_rd64(PQgetvalue(res, i, 6)) + VERIFY_PG_EPOCH_US
-                                     : INT64_MIN,
-            };
-            ps.bytes += row.raw_len;
-            take_row(&ps, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), &row);
-        }
-        PQclear(res);
-        if (n == 0)
-            break;
-    }
+    st = verify_fetch_all(r, c, take_rows, &ps, err, errlen);
     merge_partition(&ps);
-    return st == PG_OK ? pg_conn_exec(c, SQL_V_CLOSE, 0, NULL, NULL, err, errlen) : st;
+    return st;
 }
 
 /* Take partitions until none is left (or the run failed). */
