@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/xmalloc.h"
+#include "tests/support/testutil.h"
 
 struct webhook {
     struct MHD_Daemon *d;
@@ -126,6 +127,23 @@ size_t webhook_count(struct webhook *w, const char *alertname)
     }
     pthread_mutex_unlock(&w->mu);
     return count;
+}
+
+struct hook_wait {
+    struct webhook *w;
+    const char *name;
+};
+
+static bool hook_got(void *ud)
+{
+    struct hook_wait *h = ud;
+    return webhook_count(h->w, h->name) > 0;
+}
+
+bool webhook_wait(struct webhook *w, const char *alertname, unsigned timeout_ms)
+{
+    struct hook_wait h = {w, alertname};
+    return test_wait_until(hook_got, &h, timeout_ms);
 }
 
 void webhook_fail(struct webhook *w, int fail)
