@@ -25,7 +25,9 @@
 #include "aggregator/pg_writer.h"
 #include "common/timeutil.h"
 #include "tests/integration/storage_fixtures.h"
-#include "tests/support/aggr_harness.h"
+#include "tests/support/kafka.h"
+#include "tests/support/probe.h"
+#include "tests/support/proc.h"
 #include "tests/support/webhook.h"
 
 #define NSTREAMS 3
@@ -353,27 +355,28 @@ START_TEST(signatures_checked_with_openssl)
 
     /* The same lines in the proof topic: heads keyed by stream, rounds by
      * "round:N". */
-    size_t n = 0;
-    struct th_msg *msgs = th_consume_all(topic, 2 * NSTREAMS + 2, 30000, &n);
+    struct tk_msgs msgs = {0};
+    tk_read_topic(test_stack("STACK_KAFKA_BROKERS"), topic, &msgs);
+    size_t n = msgs.n;
     ck_assert_uint_eq(n, 2 * NSTREAMS + 2);
     int rounds = 0;
     for (size_t k = 0; k < n; k++) {
-        json_t *x = json_loadb(msgs[k].val, msgs[k].len, 0, NULL);
+        json_t *x = json_loadb(msgs.v[k].val, msgs.v[k].len, 0, NULL);
         ck_assert_ptr_nonnull(x);
         if (strcmp(js(x, "type"), "round") == 0) {
             char want[32];
             snprintf(want, sizeof(want), "round:%lld", (long long)ji(x, "round"));
-            ck_assert_uint_eq(msgs[k].keylen, strlen(want));
-            ck_assert(memcmp(msgs[k].key, want, strlen(want)) == 0);
+            ck_assert_uint_eq(msgs.v[k].keylen, strlen(want));
+            ck_assert(memcmp(msgs.v[k].key, want, strlen(want)) == 0);
             rounds++;
         } else {
-            ck_assert_uint_eq(msgs[k].keylen, 32);
-            ck_assert(memcmp(msgs[k].key, js(x, "stream"), 32) == 0);
+            ck_assert_uint_eq(msgs.v[k].keylen, 32);
+            ck_assert(memcmp(msgs.v[k].key, js(x, "stream"), 32) == 0);
         }
         json_decref(x);
     }
     ck_assert_int_eq(rounds, 2);
-    th_msgs_free(msgs, n);
+    tk_msgs_release(&msgs);
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.chain_heads"), 2 * NSTREAMS);
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.chain_rounds"
                                 " WHERE published_at IS NOT NULL"),
@@ -656,25 +659,13 @@ START_TEST(one_signer_per_round)
 }
 END_TEST
 
-static bool rounds_done(void *ud)
-{
-    return th_metric(*(int *)ud, "auditrail_aggregator_proof_rounds_total") >= 1 &&
-           th_metric(*(int *)ud, "auditrail_aggregator_proof_sink_failures_total{sink=\"file\"}") >=
-               1;
-}
-
-static bool alerted(void *ud)
-{
-    return webhook_count(ud, "AuditrailProofSinkFailed") >= 1;
-}
-
 START_TEST(aggregator_signs_on_its_own_and_alerts_on_sink_failure)
 {
     fill(0, 4);
     struct webhook *hook = webhook_start();
-    int port = th_free_port();
+    unsigned port = probe_free_port();
     /* The file sink is a directory: it fails; the topic works. */
-    char *extra = xasprintf("http: {listen: \"127.0.0.1:%d\"}\n"
+    char *extra = xasprintf("http: {listen: \"127.0.0.1:%u\"}\n"
                             "alerts: {url: \"http://127.0.0.1:%u/api/v2/alerts\"}\n",
                             port, webhook_port(hook));
     free(heads_file);
@@ -685,13 +676,17 @@ START_TEST(aggregator_signs_on_its_own_and_alerts_on_sink_failure)
     ck_assert_int_eq(test_kafka_ctl(create, NULL, 0), 0);
     free(create);
     char *log = xasprintf("%s/aggregator.log", dir);
-    struct th_aggr *a = th_aggr_start(cfg, log, port);
-    ck_assert(test_wait_until(rounds_done, &port, 30000));
-    ck_assert(test_wait_until(alerted, hook, 30000));
-    ck_assert_int_eq(th_metric(port, "auditrail_aggregator_proof_heads_signed_total"), NSTREAMS);
-    ck_assert_double_gt(th_metric(port, "auditrail_aggregator_proof_last_round_timestamp_seconds"),
-                        0);
-    ck_assert_int_eq(th_aggr_stop(a, SIGTERM, 15000), 0);
+    struct proc *a = proc_spawn_program("auditrail-aggregator", cfg, log);
+    ck_assert(probe_wait_metric(port, "auditrail_aggregator_proof_rounds_total", 1, 30000));
+    ck_assert(probe_wait_metric(
+        port, "auditrail_aggregator_proof_sink_failures_total{sink=\"file\"}", 1, 30000));
+    ck_assert(webhook_wait(hook, "AuditrailProofSinkFailed", 30000));
+    ck_assert_double_eq(probe_metric_value(port, "auditrail_aggregator_proof_heads_signed_total"),
+                        NSTREAMS);
+    ck_assert_double_gt(
+        probe_metric_value(port, "auditrail_aggregator_proof_last_round_timestamp_seconds"), 0);
+    ck_assert_int_eq(proc_stop(a, 15000), 0);
+    proc_free(a);
     /* The round is stored, not published everywhere: it stays to be
      * published again (published_at NULL) until every sink took it. */
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.chain_rounds"

@@ -5,18 +5,21 @@
  * the partitions named; a database rebuilt from the topic alone equals the
  * original row for row (a checker here compares every column); and a
  * replay alongside a running aggregator under load leaves every record
- * exactly once. The group's stored offsets are never touched by a replay. */
+ * exactly once. The group's stored offsets are never touched by a replay.
+ * Records and their hashes come from tests/support/chain.h, not the product. */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "aggregator/migrate.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "tests/support/aggr_harness.h"
+#include "tests/support/configs.h"
+#include "tests/support/kafka.h"
+#include "tests/support/store.h"
 #include "tests/support/teststack.h"
 #include "tests/support/testutil.h"
 
@@ -25,10 +28,10 @@
 #define NRECS    30
 #define T0_US    INT64_C(1795651200000000) /* 2026-11-26T00:00:00Z, event_time */
 
+static struct th_env E;
 static int64_t ts0_ms; /* Kafka timestamp of record 0 */
-static char *db, *dir, *cfg, *topic, *dlq;
 
-static int64_t rec_ts_ms(int i)
+static int64_t rec_ts_ms(uint64_t i)
 {
     return ts0_ms + (int64_t)i * 1000;
 }
@@ -43,33 +46,32 @@ static void migrate_db(const char *ci)
 static void setup(void)
 {
     ts0_ms = time_now_us() / 1000 - 3600 * 1000;
-    db = test_pg_fresh_db("replay_time");
-    migrate_db(db);
-    topic = test_kafka_topic("replay_time", NPARTS);
-    dlq = test_kafka_topic("replay_time_dlq", 1);
-    dir = test_tmpdir("replay_time");
-    cfg = th_aggr_config(dir, "aggregator.yaml", db, topic, dlq, "g-replay", NULL, th_free_port(),
-                         NULL);
+    th_env_init(&E, "replay_time", NPARTS);
+    migrate_db(E.db);
 }
 
 static void teardown(void)
 {
-    test_pg_drop_db(db);
-    test_rmtree(dir);
-    free(db);
-    free(dir);
-    free(cfg);
-    free(topic);
-    free(dlq);
+    th_env_release(&E);
 }
 
-static void produce_ts(rd_kafka_t *p, int32_t part, const char *key, const char *val, size_t len,
-                       int64_t ts_ms)
+static int64_t sql_int(const char *ci, const char *q)
+{
+    PGconn *c = test_pg_connect(ci);
+    char *v = test_pg_scalar(c, q);
+    int64_t n = v ? strtoll(v, NULL, 10) : -1;
+    free(v);
+    PQfinish(c);
+    return n;
+}
+
+/* Produce x with a Kafka timestamp of its own (th_produce takes none). */
+static void produce_ts(rd_kafka_t *p, int32_t part, const struct trec *x, int64_t ts_ms)
 {
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
-            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)val, len),
+            p, RD_KAFKA_V_TOPIC(E.topic), RD_KAFKA_V_PARTITION(part),
+            RD_KAFKA_V_KEY(x->stream, strlen(x->stream)), RD_KAFKA_V_VALUE(x->json, x->json_len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_END);
         if (!e)
             return;
@@ -78,50 +80,53 @@ static void produce_ts(rd_kafka_t *p, int32_t part, const char *key, const char 
     }
 }
 
-/* Records first..last-1 of NSTREAMS streams "tag-j" (stream j on partition
- * j % NPARTS), record i with timestamp rec_ts_ms(i); copies: how many times
- * each is sent (2 = a re-send right after). Streams continue across calls
- * through st. */
-static void produce(rd_kafka_t *p, struct tenv_stream *st, int first, int last, int copies)
-{
-    for (int i = first; i < last; i++)
-        for (int j = 0; j < NSTREAMS; j++) {
-            char line[96];
-            snprintf(line, sizeof(line), "{\"actor\":\"u%d\",\"action\":\"read\",\"n\":%d}", j, i);
-            size_t len = 0;
-            char *json = tenv_next_json(&st[j], line, T0_US + (int64_t)i * 1000, &len);
-            for (int c = 0; c < copies; c++)
-                produce_ts(p, j % NPARTS, st[j].stream, json, len, rec_ts_ms(i));
-            free(json);
-        }
-}
-
-static void streams_init(struct tenv_stream *st, const char *tag)
+/* NSTREAMS chains "tag-j" (stream j on partition j % NPARTS). */
+static void chains_init(struct tchain *c, const char *tag)
 {
     for (int j = 0; j < NSTREAMS; j++) {
         char name[128];
-        snprintf(name, sizeof(name), "%s-%s-%d", tag, topic, j);
-        tenv_stream_init(&st[j], name);
+        snprintf(name, sizeof(name), "%s-%s-%d", tag, E.topic, j);
+        tchain_init(&c[j], name);
     }
 }
 
-/* Produce NRECS records of every stream once, and flush. */
-static void produce_all(void)
+/* Records first..last-1 of every stream (record i of each, then i + 1),
+ * record i with Kafka timestamp rec_ts_ms(i), each sent `copies` times;
+ * appended to out (may be NULL). */
+static void produce(rd_kafka_t *p, struct tchain *c, uint64_t first, uint64_t last, int copies,
+                    struct trecs *out)
 {
-    rd_kafka_t *p = th_producer_new();
-    struct tenv_stream st[NSTREAMS];
-    streams_init(st, "r");
-    produce(p, st, 0, NRECS, 1);
-    th_producer_flush(p);
-    th_producer_free(p);
+    for (uint64_t i = first; i < last; i++)
+        for (int j = 0; j < NSTREAMS; j++) {
+            char line[96];
+            int n = snprintf(line, sizeof(line), "{\"actor\":\"u%d\",\"action\":\"read\",\"n\":%d}",
+                             j, (int)i);
+            struct trec x;
+            tchain_next(&c[j], line, (size_t)n, T0_US + (int64_t)i * 1000, &x);
+            for (int k = 0; k < copies; k++)
+                produce_ts(p, j % NPARTS, &x, rec_ts_ms(i));
+            if (out)
+                trecs_push(out, &x);
+            else
+                trec_release(&x);
+        }
 }
 
-/* auditrail-aggregator --config config replay ARGS --json: status and report. */
+/* NRECS records of every stream once, flushed; all of them in *all. */
+static void produce_all(struct trecs *all)
+{
+    struct tchain c[NSTREAMS];
+    chains_init(c, "r");
+    produce(E.prod, c, 0, NRECS, 1, all);
+    tk_flush(E.prod);
+}
+
+/* auditrail-aggregator --config config replay ARGS --json: status, report. */
 static json_t *run_replay(const char *config, const char *args, int *status)
 {
     char *bin = test_bin("auditrail-aggregator");
     char *cmd =
-        xasprintf("%s --config %s replay %s --json 2>>%s/replay.log", bin, config, args, dir);
+        xasprintf("%s --config %s replay %s --json 2>>%s/replay.log", bin, config, args, E.dir);
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     char buf[65536];
@@ -161,13 +166,27 @@ static char *time_arg(int64_t ms)
     return xstrdup(t);
 }
 
+/* The records of all whose seq is in [lo, hi). */
+static void subset(const struct trecs *all, uint64_t lo, uint64_t hi, struct trecs *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t k = 0; k < all->n; k++)
+        if (all->v[k].seq >= lo && all->v[k].seq < hi) {
+            struct trec x = all->v[k];
+            x.line = xmemdup(x.line, x.len + 1);
+            x.json = xmemdup(x.json, x.json_len + 1);
+            trecs_push(out, &x);
+        }
+}
+
 START_TEST(replay_by_time_lands_exactly_the_range)
 {
-    produce_all();
+    struct trecs all = {0}, want;
+    produce_all(&all);
     char *from = time_arg(rec_ts_ms(10)), *to = time_arg(rec_ts_ms(20));
     char *args = xasprintf("--from %s --to %s", from, to);
     int st;
-    json_t *rep = run_replay(cfg, args, &st);
+    json_t *rep = run_replay(E.aggr[0].config, args, &st);
     ck_assert_int_eq(st, 0);
     ck_assert_int_eq(total(rep, "inserted"), NSTREAMS * 10);
     ck_assert_int_eq(total(rep, "read"), NSTREAMS * 20); /* from the start to the high watermark */
@@ -179,23 +198,23 @@ START_TEST(replay_by_time_lands_exactly_the_range)
         ck_assert(json_is_true(json_object_get(x, "searched"))); /* the mock has no answer */
         ck_assert_int_eq(json_integer_value(json_object_get(x, "start")), 10 * NSTREAMS / NPARTS);
     }
-    /* Exactly records 10..19 of every stream. */
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.events"), NSTREAMS * 10);
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(DISTINCT (stream_id, seq)) FROM auditrail.events"
-                                    " WHERE seq BETWEEN 10 AND 19"),
-                     NSTREAMS * 10);
+    /* Exactly records 10..19 of every stream, as chain.h computed them. */
+    subset(&all, 10, 20, &want);
+    store_assert_records(E.db, &want);
+    trecs_release(&want);
     /* The group's offsets are not the replay's business. */
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.kafka_offsets"), 0);
+    ck_assert_int_eq(sql_int(E.db, "SELECT count(*) FROM auditrail.kafka_offsets"), 0);
     json_decref(rep);
 
     /* Relative times: "-2h" reaches back before the first record. */
-    rep = run_replay(cfg, "--from -2h --partitions 1", &st);
+    rep = run_replay(E.aggr[0].config, "--from -2h --partitions 1", &st);
     ck_assert_int_eq(st, 0);
     ck_assert_int_eq(json_array_size(json_object_get(rep, "partitions")), 1);
     ck_assert_int_eq(total(rep, "read"), NRECS * NSTREAMS / NPARTS);
     ck_assert_int_eq(total(rep, "inserted"), (NRECS - 10) * NSTREAMS / NPARTS);
     ck_assert_int_eq(total(rep, "resends"), 10 * NSTREAMS / NPARTS);
     json_decref(rep);
+    trecs_release(&all);
     free(args);
     free(from);
     free(to);
@@ -204,28 +223,32 @@ END_TEST
 
 START_TEST(dry_run_writes_nothing)
 {
-    produce_all();
+    struct trecs all = {0}, want;
+    produce_all(&all);
     int st;
-    json_t *rep = run_replay(cfg, "--from 2000-01-01T00:00:00Z --dry-run", &st);
+    json_t *rep = run_replay(E.aggr[0].config, "--from 2000-01-01T00:00:00Z --dry-run", &st);
     ck_assert_int_eq(st, 0);
     ck_assert(json_is_true(json_object_get(rep, "dry_run")));
     ck_assert_int_eq(total(rep, "inserted"), NSTREAMS * NRECS);
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.events"), 0);
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.streams"), 0);
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
+    ck_assert_int_eq(sql_int(E.db, "SELECT count(*) FROM auditrail.events"), 0);
+    ck_assert_int_eq(sql_int(E.db, "SELECT count(*) FROM auditrail.streams"), 0);
+    ck_assert_int_eq(sql_int(E.db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
     json_decref(rep);
 
     /* Half stored, then a dry run over everything: the other half. */
     char *to = time_arg(rec_ts_ms(NRECS / 2));
     char *args = xasprintf("--from 2000-01-01T00:00:00Z --to %s", to);
-    rep = run_replay(cfg, args, &st);
+    rep = run_replay(E.aggr[0].config, args, &st);
     ck_assert_int_eq(st, 0);
     json_decref(rep);
-    rep = run_replay(cfg, "--from 2000-01-01T00:00:00Z --dry-run", &st);
+    rep = run_replay(E.aggr[0].config, "--from 2000-01-01T00:00:00Z --dry-run", &st);
     ck_assert_int_eq(st, 0);
     ck_assert_int_eq(total(rep, "inserted"), NSTREAMS * (NRECS - NRECS / 2));
     ck_assert_int_eq(total(rep, "resends"), NSTREAMS * NRECS / 2);
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.events"), NSTREAMS * NRECS / 2);
+    subset(&all, 0, NRECS / 2, &want);
+    store_assert_records(E.db, &want);
+    trecs_release(&want);
+    trecs_release(&all);
     json_decref(rep);
     free(args);
     free(to);
@@ -234,16 +257,18 @@ END_TEST
 
 START_TEST(from_offset_reads_only_what_it_names)
 {
-    produce_all();
+    struct trecs all = {0};
+    produce_all(&all);
+    trecs_release(&all);
     int st;
-    json_t *rep = run_replay(cfg, "--from-offset 0:4,2:beginning", &st);
+    json_t *rep = run_replay(E.aggr[0].config, "--from-offset 0:4,2:beginning", &st);
     ck_assert_int_eq(st, 0);
     const int per = NRECS * NSTREAMS / NPARTS;
     ck_assert_int_eq(json_array_size(json_object_get(rep, "partitions")), 2);
     ck_assert_int_eq(json_integer_value(json_object_get(part(rep, 0), "inserted")), per - 4);
     ck_assert_int_eq(json_integer_value(json_object_get(part(rep, 2), "inserted")), per);
     ck_assert_ptr_null(part(rep, 1));
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.events"), 2 * per - 4);
+    ck_assert_int_eq(sql_int(E.db, "SELECT count(*) FROM auditrail.events"), 2 * per - 4);
     json_decref(rep);
 
     /* Usage errors: exit 2 before anything is read. */
@@ -256,7 +281,8 @@ START_TEST(from_offset_reads_only_what_it_names)
                          NULL};
     char *bin = test_bin("auditrail-aggregator");
     for (int i = 0; bad[i]; i++) {
-        char *cmd = xasprintf("%s --config %s replay %s >/dev/null 2>&1", bin, cfg, bad[i]);
+        char *cmd =
+            xasprintf("%s --config %s replay %s >/dev/null 2>&1", bin, E.aggr[0].config, bad[i]);
         int w = system(cmd);
         ck_assert_msg(WIFEXITED(w) && WEXITSTATUS(w) == 2, "%s: exit %d", bad[i], WEXITSTATUS(w));
         free(cmd);
@@ -300,34 +326,34 @@ START_TEST(rebuild_from_the_topic_equals_the_original)
 {
     /* The original: re-sends, a fork and a poison message, stored by the
      * aggregator. */
-    rd_kafka_t *p = th_producer_new();
-    struct tenv_stream st[NSTREAMS];
-    streams_init(st, "rebuild");
-    produce(p, st, 0, NRECS / 2, 2);
-    struct tenv_stream fork = st[1];
-    size_t len;
-    char *forked = tenv_next_json(&fork, "a forked record", T0_US, &len);
-    produce_ts(p, 1 % NPARTS, fork.stream, forked, len, rec_ts_ms(NRECS / 2));
-    free(forked);
-    produce_ts(p, 0, "x", "not an envelope", 15, rec_ts_ms(NRECS / 2));
-    produce(p, st, NRECS / 2, NRECS, 1);
-    th_producer_flush(p);
-    th_producer_free(p);
+    struct tchain c[NSTREAMS];
+    chains_init(c, "rebuild");
+    produce(E.prod, c, 0, NRECS / 2, 2, NULL);
+    struct tchain forked = c[1];
+    struct trec f;
+    tchain_next(&forked, "a forked record", 15, T0_US, &f);
+    produce_ts(E.prod, 1 % NPARTS, &f, rec_ts_ms(NRECS / 2));
+    trec_release(&f);
+    tk_produce(E.prod, E.topic, 0, "x", 1, "not an envelope", 15, NULL);
+    produce(E.prod, c, NRECS / 2, NRECS, 1, NULL);
+    tk_flush(E.prod);
     const int64_t msgs = NSTREAMS * (NRECS / 2) * 2 + 2 + NSTREAMS * (NRECS - NRECS / 2);
     const int64_t rows = NSTREAMS * NRECS + 1;
-
-    char *log = xasprintf("%s/aggregator.log", dir);
-    struct th_aggr *a = th_aggr_start(cfg, log, 0);
-    free(log);
-    ck_assert_int_eq(th_wait_offsets(db, topic, msgs, 60000), msgs);
-    ck_assert_int_eq(th_aggr_stop(a, SIGTERM, 10000), 0);
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.events"), rows);
+    th_aggr_start(&E, 0);
+    th_assert_drained(&E, 60000);
+    th_aggr_stop(&E, 0);
+    ck_assert_int_eq(sql_int(E.db, "SELECT count(*) FROM auditrail.events"), rows);
 
     /* The rebuild: an empty migrated database, the topic alone. */
     char *db2 = test_pg_fresh_db("rebuilt");
     migrate_db(db2);
-    char *cfg2 = th_aggr_config(dir, "rebuild.yaml", db2, topic, dlq, "g-rebuild", NULL,
-                                th_free_port(), NULL);
+    char *path = xasprintf("%s/rebuild.yaml", E.dir);
+    struct configs_aggregator cc = {.brokers = E.brokers,
+                                    .topic = E.topic,
+                                    .group = "g-rebuild",
+                                    .dlq_topic = E.dlq,
+                                    .postgres = db2};
+    char *cfg2 = configs_write_aggregator(path, &cc);
     int status;
     json_t *rep = run_replay(cfg2, "--from 1970-01-01T00:00:00Z", &status);
     ck_assert_int_eq(status, 0);
@@ -338,88 +364,75 @@ START_TEST(rebuild_from_the_topic_equals_the_original)
     ck_assert_int_eq(total(rep, "dlq"), 1);
     json_decref(rep);
 
-    assert_same_rows(db, db2, "SELECT " ROW_COLS " FROM auditrail.events ORDER BY event_time, id",
+    assert_same_rows(E.db, db2, "SELECT " ROW_COLS " FROM auditrail.events ORDER BY event_time, id",
                      rows);
-    assert_same_rows(db, db2,
+    assert_same_rows(E.db, db2,
                      "SELECT stream_id, last_seq, encode(last_hash, 'hex'), source::text, gaps,"
                      " chain_breaks, forks FROM auditrail.streams ORDER BY stream_id",
                      NSTREAMS);
-    assert_same_rows(db, db2,
+    assert_same_rows(E.db, db2,
                      "SELECT kind, stream_id, seq, expected, actual FROM"
                      " auditrail.integrity_incidents ORDER BY stream_id, seq, kind",
                      1);
     test_pg_drop_db(db2);
     free(db2);
     free(cfg2);
+    free(path);
 }
 END_TEST
 
-/* The producer of the load test: batches of records until told to stop. */
+/* The producer of the load test: batches of records until told to stop;
+ * every record it sent in `sent`. */
 struct load {
-    struct tenv_stream st[NSTREAMS];
-    atomic_int rounds, stop;
+    struct tchain c[NSTREAMS];
+    struct trecs sent;
+    atomic_int stop;
 };
 
 static void *load_main(void *arg)
 {
     struct load *l = arg;
-    rd_kafka_t *p = th_producer_new();
-    int i = NRECS;
-    while (!atomic_load(&l->stop) && i < NRECS + 400) {
-        produce(p, l->st, i, i + 10, 1);
-        i += 10;
-        atomic_fetch_add(&l->rounds, 1);
-        rd_kafka_flush(p, 10000);
+    rd_kafka_t *p = tk_producer_new(E.brokers);
+    for (uint64_t i = NRECS; !atomic_load(&l->stop) && i < NRECS + 400; i += 10) {
+        produce(p, l->c, i, i + 10, 1, &l->sent);
+        tk_flush(p);
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    th_producer_flush(p);
-    th_producer_free(p);
-    atomic_store(&l->rounds, -i); /* done: how many records per stream */
+    tk_flush(p);
+    tk_producer_free(p);
     return NULL;
-}
-
-static bool rows_at_least(void *ud)
-{
-    return th_sql_int(db, "SELECT count(*) FROM auditrail.events") >= *(int64_t *)ud;
 }
 
 START_TEST(replay_under_load_alongside_the_consumers)
 {
     struct load l = {0};
-    streams_init(l.st, "load");
-    rd_kafka_t *p = th_producer_new();
-    produce(p, l.st, 0, NRECS, 1);
-    th_producer_flush(p);
-    th_producer_free(p);
-
-    char *log = xasprintf("%s/aggregator.log", dir);
-    struct th_aggr *a = th_aggr_start(cfg, log, 0);
-    free(log);
-    int64_t first = NSTREAMS * NRECS;
-    ck_assert(test_wait_until(rows_at_least, &first, 60000));
+    chains_init(l.c, "load");
+    produce(E.prod, l.c, 0, NRECS, 1, &l.sent);
+    tk_flush(E.prod);
+    th_aggr_start(&E, 0);
+    ck_assert(store_wait_rows(E.db, NSTREAMS * NRECS, 60000));
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, load_main, &l), 0);
     /* Lose rows while the load runs, then replay everything while the
      * aggregator keeps writing the same streams. */
-    PGconn *c = test_pg_connect(db);
+    PGconn *c = test_pg_connect(E.db);
     test_pg_exec(c, "DELETE FROM auditrail.events WHERE seq % 4 = 1");
+    PQfinish(c);
     int status;
-    json_t *rep = run_replay(cfg, "--from-offset 0:0,1:0,2:0", &status);
+    json_t *rep = run_replay(E.aggr[0].config, "--from-offset 0:0,1:0,2:0", &status);
     ck_assert_int_eq(status, 0);
     ck_assert_int_ge(total(rep, "inserted"), NSTREAMS * NRECS / 4);
     json_decref(rep);
     atomic_store(&l.stop, 1);
     pthread_join(th, NULL);
-    int per_stream = -atomic_load(&l.rounds);
-    int64_t msgs = (int64_t)NSTREAMS * per_stream;
-    ck_assert_int_eq(th_wait_offsets(db, topic, msgs, 60000), msgs);
-    ck_assert_int_eq(th_aggr_stop(a, SIGTERM, 10000), 0);
+    th_assert_drained(&E, 60000);
+    th_aggr_stop(&E, 0);
     /* Every row deleted was below the high watermarks the replay took at
-     * its start: all restored, none twice. */
-    th_assert_exactly_once(db, msgs);
-    ck_assert_int_eq(th_sql_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
-    PQfinish(c);
+     * its start: all restored, none twice, byte for byte. */
+    store_assert_records(E.db, &l.sent);
+    ck_assert_int_eq(sql_int(E.db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
+    trecs_release(&l.sent);
 }
 END_TEST
 
