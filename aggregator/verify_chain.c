@@ -332,7 +332,7 @@ void vchain_report_link(struct vchain *c, const struct vrow *r, const uint8_t ex
            r->event_time_us, "prev is not the stored hash of the record before");
 }
 
-static void add_overlap(struct vchain *c, int64_t lo, int64_t hi)
+void vchain_note_overlap(struct vchain *c, int64_t lo, int64_t hi)
 {
     if (c->novl == c->capovl) {
         c->capovl = c->capovl ? 2 * c->capovl : 4;
@@ -345,7 +345,7 @@ static void add_overlap(struct vchain *c, int64_t lo, int64_t hi)
 static void join(struct vchain *c, struct vrun *a, const struct vrun *b)
 {
     if (b->first_seq <= a->last_seq) {
-        add_overlap(c, b->first_seq, b->last_seq < a->last_seq ? b->last_seq : a->last_seq);
+        vchain_note_overlap(c, b->first_seq, b->last_seq < a->last_seq ? b->last_seq : a->last_seq);
     } else if (memcmp(b->first_prev, a->last_hash, CHAIN_HASH_LEN) != 0) {
         /* b starts right after a: the link between them */
         report(c, VERIFY_BROKEN_LINK, b->first_seq, b->first_seq, b->first_prev, CHAIN_HASH_LEN,

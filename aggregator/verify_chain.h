@@ -121,6 +121,8 @@ void vchain_check_heads(struct vchain *c, int64_t seq, const uint8_t *hash);
 /* A broken link inside a run, found by the scan. */
 void vchain_report_link(struct vchain *c, const struct vrow *r, const uint8_t expected[32]);
 void vchain_add_run(struct vchain *c, const struct vrun *r);
+/* Seqs lo..hi hold more than one record (seen by the scan): look up. */
+void vchain_note_overlap(struct vchain *c, int64_t lo, int64_t hi);
 void vchain_fork(struct vchain *c, int64_t seq, const uint8_t a[CHAIN_HASH_LEN],
                  const uint8_t b[CHAIN_HASH_LEN]);
 void vchain_close_runs(struct vchain *c);

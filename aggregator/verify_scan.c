@@ -92,6 +92,10 @@ struct lstream {
     const struct verify_stream_heads *heads;
     bool has;
     struct vrun cur;
+    /* Other records at cur.last_seq (forks stored next to each other): the
+     * next record may link to any of them. */
+    uint8_t alt[VCHAIN_FORKS][CHAIN_HASH_LEN];
+    int nalt;
     struct vrun *runs;
     size_t nruns, cap;
 };
@@ -167,9 +171,12 @@ static void take_row(struct part_state *ps, const char *id, size_t idlen, const 
             (row->seq != 0 || !l->genesis_ok || memcmp(row->prev, l->genesis, CHAIN_HASH_LEN) == 0);
     }
     bool head = head_seq(l->heads, row->seq);
-    bool link = l->has && row->seq == l->cur.last_seq + 1 &&
-                memcmp(prev, l->cur.last_hash, CHAIN_HASH_LEN) != 0;
-    if (!ok || head || link) { /* rare: on the stream's state, under the lock */
+    bool next = l->has && row->seq == l->cur.last_seq + 1;
+    bool fork = l->has && row->seq == l->cur.last_seq;
+    bool link = next && memcmp(prev, l->cur.last_hash, CHAIN_HASH_LEN) != 0;
+    for (int k = 0; link && k < l->nalt; k++)
+        link = memcmp(prev, l->alt[k], CHAIN_HASH_LEN) != 0;
+    if (!ok || head || link || fork) { /* rare: on the stream's state, under the lock */
         pthread_mutex_lock(&r->mu);
         struct vchain *g = global(r, id, idlen);
         if (!ok)
@@ -178,14 +185,24 @@ static void take_row(struct part_state *ps, const char *id, size_t idlen, const 
             vchain_check_heads(g, row->seq, row->hash);
         if (link)
             vchain_report_link(g, row, l->cur.last_hash);
+        if (fork)
+            vchain_note_overlap(g, row->seq, row->seq);
         pthread_mutex_unlock(&r->mu);
     }
-    if (l->has && row->seq == l->cur.last_seq + 1) {
-        l->cur.last_seq = row->seq;
-        memcpy(l->cur.last_hash, hash, CHAIN_HASH_LEN);
+    if (fork) { /* the run goes on; the next record may link to either */
+        if (l->nalt < VCHAIN_FORKS)
+            memcpy(l->alt[l->nalt++], hash, CHAIN_HASH_LEN);
         l->cur.rows++;
         return;
     }
+    if (next) {
+        l->cur.last_seq = row->seq;
+        memcpy(l->cur.last_hash, hash, CHAIN_HASH_LEN);
+        l->cur.rows++;
+        l->nalt = 0;
+        return;
+    }
+    l->nalt = 0;
     push_run(l);
     l->has = true;
     l->cur = (struct vrun){.first_seq = row->seq,

@@ -296,6 +296,57 @@ START_TEST(inserted_row)
 }
 END_TEST
 
+/* A fork the aggregator stored itself (two records of one seq in one batch,
+ * so next to each other on disk) and the stream going on from the first of
+ * them: one fork, and no broken link for the record after it (the scan keeps
+ * both hashes as possible predecessors). */
+START_TEST(stored_fork_next_to_each_other)
+{
+    char err[512] = "";
+    struct pg_writer *w = pg_writer_new(ci, "g1", err, sizeof(err));
+    ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
+    struct fx_chain ch;
+    fx_chain_init(&ch, 7);
+    struct batch b;
+    batch_init(&b, "audit");
+    uint8_t prev4[CHAIN_HASH_LEN];
+    for (int i = 0; i < 8; i++) {
+        if (i == 5)
+            memcpy(prev4, ch.prev, CHAIN_HASH_LEN);
+        char line[32];
+        snprintf(line, sizeof(line), "{\"n\":%d}", i);
+        fx_add_str(&b, &ch, line, rec_time(i), 0, (int64_t)b.n);
+        if (i == 5) { /* the other record of seq 5, right after the first */
+            struct envelope e;
+            fx_env(&e, ch.stream, 5, prev4, "{\"n\":\"other\"}", 13, rec_time(5));
+            batch_add(&b, &e, 0, (int64_t)b.n);
+        }
+    }
+    struct pg_write_stats st = {0};
+    ck_assert_msg(pg_writer_write(w, &b, &st, err, sizeof(err)) == PG_OK, "write: %s", err);
+    ck_assert_uint_eq(st.inserted, 9);
+    pg_write_stats_release(&st);
+    batch_release(&b);
+    pg_writer_free(w);
+
+    struct result r = run_verify(NULL);
+    assert_problems(&r);
+    size_t i;
+    json_t *f;
+    int forks = 0;
+    json_array_foreach(r.findings, i, f)
+    {
+        ck_assert_msg(!strcmp(fs(f, "kind"), "fork"), "not a fork: %s", json_dumps(f, 0));
+        ck_assert_str_eq(fs(f, "stream"), ch.stream);
+        ck_assert_int_eq(fi(f, "seq"), 5);
+        forks++;
+    }
+    ck_assert_int_eq(forks, 1);
+    ck_assert_int_eq(fi(r.summary, "problems"), 1);
+    result_release(&r);
+}
+END_TEST
+
 START_TEST(reordered_rows)
 {
     sql("UPDATE auditrail.events SET seq = CASE seq WHEN 3 THEN 4 ELSE 3 END"
@@ -381,6 +432,7 @@ int main(void)
     tcase_add_test(tc, tampered_prev);
     tcase_add_test(tc, deleted_row);
     tcase_add_test(tc, inserted_row);
+    tcase_add_test(tc, stored_fork_next_to_each_other);
     tcase_add_test(tc, reordered_rows);
     tcase_add_test(tc, time_range_tenant_and_stream);
     tcase_add_test(tc, unavailable_and_usage);
