@@ -19,7 +19,7 @@
 
 #define VERIFY_USAGE_TEXT                                                                          \
     "usage: auditrail-aggregator --config FILE verify [--stream ID] [--from TIME] [--to TIME]\n"   \
-    "         [--tenant T] [--against FILE|kafka[:TOPIC] [--pubkey FILE]] [--workers N] "          \
+    "         [--tenant T] [--against FILE|kafka[:TOPIC] [--pubkey FILE]...] [--workers N] "       \
     "[--json]\n"                                                                                   \
     "TIME: RFC 3339 (2026-11-26T00:00:00Z) or relative (-24h, -30m, -7d, now)\n"
 
@@ -123,20 +123,26 @@ static void print_summary(const struct out *o, const struct verify_report *r, en
     fprintf(o->f, ")\n");
 }
 
-/* --against: the signed heads, checked with --pubkey or with the public
- * half of proof.key_file. VERIFY_INTACT when loaded, else the exit status. */
-static int load_heads(const struct aggr_config *cfg, const char *src, const char *pubkey,
-                      int64_t horizon_us, struct out *out, struct proof_key **key,
+/* At most this many --pubkey (the keys of successive rotations). */
+#define MAX_PUBKEYS 8
+
+/* --against: the signed heads, checked with the --pubkey keys or with the
+ * public half of proof.key_file. VERIFY_INTACT when loaded, else the exit
+ * status. */
+static int load_heads(const struct aggr_config *cfg, const char *src, const char *const *pubkeys,
+                      size_t npub, int64_t horizon_us, struct out *out, struct proof_key **keys,
                       struct proof_heads **heads)
 {
     char err[512];
-    const char *kf = pubkey ? pubkey : cfg->proof.key_file;
-    if (!kf)
+    if (npub == 0 && !cfg->proof.key_file)
         return usage("%s", "--against needs --pubkey FILE (or proof.key_file)");
-    *key = proof_key_load(kf, pubkey != NULL, err, sizeof(err));
-    if (!*key)
-        return usage("%s", err);
-    *heads = proof_heads_new(*key, horizon_us);
+    for (size_t i = 0; i < (npub ? npub : 1); i++) {
+        keys[i] = npub ? proof_key_load(pubkeys[i], true, err, sizeof(err))
+                       : proof_key_load(cfg->proof.key_file, false, err, sizeof(err));
+        if (!keys[i])
+            return usage("%s", err);
+    }
+    *heads = proof_heads_new((const struct proof_key *const *)keys, npub ? npub : 1, horizon_us);
     int rc;
     if (strcmp(src, "kafka") == 0 || strncmp(src, "kafka:", 6) == 0) {
         const char *topic = src[5] == ':' ? src + 6 : cfg->proof.topic;
@@ -179,7 +185,8 @@ int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
     struct verify_opts vo = {
         .from_us = VERIFY_UNBOUNDED_FROM, .to_us = VERIFY_UNBOUNDED_TO, .stop = stop};
     struct out out = {.f = stdout};
-    const char *against = NULL, *pubkey = NULL;
+    const char *against = NULL, *pubkeys[MAX_PUBKEYS];
+    size_t npub = 0;
     int64_t now = time_now_us();
     int ch;
     optind = 0; /* a fresh scan (glibc) */
@@ -215,7 +222,9 @@ int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
             against = optarg;
             break;
         case 'k':
-            pubkey = optarg;
+            if (npub == MAX_PUBKEYS)
+                return usage("at most %s --pubkey", "8");
+            pubkeys[npub++] = optarg;
             break;
         default:
             return usage("unknown option or missing argument: %s", argv[optind - 1]);
@@ -227,14 +236,15 @@ int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
         return usage("%s", "--from must be before --to");
     if (vo.stream && vo.tenant)
         return usage("%s", "--stream and --tenant exclude each other");
-    if (pubkey && !against)
+    if (npub && !against)
         return usage("%s", "--pubkey goes with --against");
     vo.horizon_us = part_day_floor(now) - (int64_t)cfg->partitions.retention_days * PART_DAY_US;
 
-    struct proof_key *key = NULL;
+    struct proof_key *keys[MAX_PUBKEYS] = {NULL};
     struct proof_heads *heads = NULL;
     int rc = VERIFY_INTACT;
-    if (against && (rc = load_heads(cfg, against, pubkey, vo.horizon_us, &out, &key, &heads)) != 0)
+    if (against &&
+        (rc = load_heads(cfg, against, pubkeys, npub, vo.horizon_us, &out, keys, &heads)) != 0)
         goto out;
     vo.heads = heads ? proof_heads_view(heads) : NULL;
     struct verify_report rep;
@@ -253,6 +263,7 @@ int cmd_verify(const struct aggr_config *cfg, int argc, char **argv,
 out:
     fflush(out.f);
     proof_heads_free(heads);
-    proof_key_free(key);
+    for (size_t i = 0; i < MAX_PUBKEYS; i++)
+        proof_key_free(keys[i]);
     return rc;
 }

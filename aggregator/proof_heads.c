@@ -26,7 +26,8 @@ struct entry {
 };
 
 struct proof_heads {
-    const struct proof_key *pub;
+    const struct proof_key *const *pubs;
+    size_t npubs;
     int64_t horizon_us;
     struct htab byid; /* 16-byte stream id -> entry index */
     struct entry *e;
@@ -56,10 +57,22 @@ static size_t streams(const void *ud, const char *const **ids)
     return h->n_ids;
 }
 
-struct proof_heads *proof_heads_new(const struct proof_key *pub, int64_t horizon_us)
+/* Signed by one of the keys. */
+static bool signed_by_any(const struct proof_heads *h, const uint8_t *msg, size_t len,
+                          const uint8_t *sig)
+{
+    for (size_t i = 0; i < h->npubs; i++)
+        if (proof_key_verify(h->pubs[i], msg, len, sig))
+            return true;
+    return false;
+}
+
+struct proof_heads *proof_heads_new(const struct proof_key *const *pubs, size_t npubs,
+                                    int64_t horizon_us)
 {
     struct proof_heads *h = xcalloc(1, sizeof(*h));
-    h->pub = pub;
+    h->pubs = pubs;
+    h->npubs = npubs;
     h->horizon_us = horizon_us;
     htab_init(&h->byid, 16, 0);
     h->view = (struct verify_heads){.lookup = lookup, .streams = streams, .ud = h};
@@ -110,7 +123,7 @@ static void keep(struct proof_heads *h, const struct proof_head *x)
         if (!checked) {
             uint8_t msg[PROOF_HEAD_MSG_LEN];
             proof_head_message(x, msg);
-            checked = proof_key_verify(h->pub, msg, sizeof(msg), x->sig) ? 1 : -1;
+            checked = signed_by_any(h, msg, sizeof(msg), x->sig) ? 1 : -1;
             if (checked < 0) {
                 h->st.bad_signatures++;
                 if (h->nbad < BAD_KEPT)
@@ -143,7 +156,7 @@ void proof_heads_add(struct proof_heads *h, const char *line, size_t len)
         h->st.rounds++;
         uint8_t msg[PROOF_ROUND_MSG_LEN];
         proof_round_message(&r, msg);
-        if (!proof_key_verify(h->pub, msg, sizeof(msg), r.sig))
+        if (!signed_by_any(h, msg, sizeof(msg), r.sig))
             h->st.bad_signatures++;
         else if (r.round > h->st.last_round) {
             h->st.last_round = r.round;
@@ -239,7 +252,7 @@ void proof_heads_finish(struct proof_heads *h, verify_emit_fn emit, void *ud)
                                    .seq_end = h->bad[i].seq,
                                    .event_time_us = h->bad[i].event_time_us,
                                    .detail = "a signed head whose signature does not verify with "
-                                             "the public key (ignored)"};
+                                             "the public keys (ignored)"};
         hex_encode(h->bad[i].hash, CHAIN_HASH_LEN, f.computed);
         emit(ud, &f);
     }

@@ -1,6 +1,6 @@
 /* Signed heads as verify --against uses them: read from a JSON-lines file
  * (proof.file, or the proof topic dumped) or from the proof topic itself,
- * their signatures checked with the public key, and per stream the heads
+ * their signatures checked with the public keys, and per stream the heads
  * verify needs (verify.h: the latest, the first not older than the
  * retention horizon, the last older than it). Memory: three heads per
  * stream, whatever the number of lines. */
@@ -24,8 +24,11 @@ struct proof_heads_stats {
 
 struct proof_heads;
 
-/* Heads checked with pub (borrowed); horizon_us as verify_opts. */
-struct proof_heads *proof_heads_new(const struct proof_key *pub, int64_t horizon_us);
+/* Heads checked with the npubs keys of pubs (borrowed; a signature is
+ * valid when one of them verifies it: the keys before and after a rotation);
+ * horizon_us as verify_opts. */
+struct proof_heads *proof_heads_new(const struct proof_key *const *pubs, size_t npubs,
+                                    int64_t horizon_us);
 void proof_heads_free(struct proof_heads *h); /* NULL-safe */
 
 /* Read every line of a file. 0, or -1 with err (the file cannot be read). */

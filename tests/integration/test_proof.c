@@ -615,6 +615,56 @@ START_TEST(forged_head_is_a_bad_signature)
 }
 END_TEST
 
+/* A key rotated between two rounds: the heads file holds signatures of both
+ * keys; verify --against takes every key's public half (--pubkey twice) and
+ * finds the database intact, while either key alone leaves the other's
+ * heads as bad signatures. */
+START_TEST(rotated_key_both_public_keys)
+{
+    fill(0, 5);
+    json_decref(sign());
+    char *old_pub = xasprintf("%s/old.pub", dir), *new_key = xasprintf("%s/signing2.pem", dir);
+    ck_assert_int_eq(sh("cp %s %s", pub, old_pub), 0);
+    char *cmd = xasprintf("proof keygen %s", new_key);
+    ck_assert_int_eq(run(false, cmd, NULL), 0);
+    free(cmd);
+    free(key);
+    key = new_key; /* the rotation: proof.key_file names the new key */
+    write_config(NULL, NULL);
+    ck_assert_int_eq(sh("openssl pkey -in %s -pubout -out %s", key, pub), 0);
+    fill(5, 10);
+    json_decref(sign());
+
+    json_t *f;
+    char *extra = xasprintf("--pubkey %s", old_pub);
+    ck_assert_int_eq(against(heads_file, extra, &f), 0);
+    ck_assert_uint_eq(json_array_size(f), 0);
+    json_decref(f);
+    /* the new key alone: round 1 (its heads and root) no longer verifies */
+    ck_assert_int_eq(against(heads_file, NULL, &f), 1);
+    for (int s = 0; s < NSTREAMS; s++)
+        ck_assert_uint_eq(count_kind(f, "bad_signature", s), 1);
+    json_decref(f);
+    /* the old key alone: round 2's heads are the bad ones */
+    char *args = xasprintf("verify --json --against %s --pubkey %s", heads_file, old_pub);
+    char *out = NULL;
+    ck_assert_int_eq(run(true, args, &out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "\"bad_signature\""));
+    free(out);
+    free(args);
+    /* more keys than verify takes is a usage error */
+    struct buf many = BUF_INIT;
+    for (int i = 0; i < 9; i++)
+        buf_addf(&many, " --pubkey %s", pub);
+    args = xasprintf("verify --against %s%.*s", heads_file, (int)many.len, many.p);
+    ck_assert_int_eq(run(true, args, NULL), 2);
+    free(args);
+    buf_release(&many);
+    free(extra);
+    free(old_pub);
+}
+END_TEST
+
 START_TEST(retention_cut_anchored_by_a_signed_head)
 {
     /* Day 0 is older than the retention horizon, day 1 is not. */
@@ -707,6 +757,7 @@ int main(void)
     tcase_add_test(tc, inclusion_and_consistency_proofs);
     tcase_add_test(tc, against_detects_what_a_recomputed_chain_hides);
     tcase_add_test(tc, forged_head_is_a_bad_signature);
+    tcase_add_test(tc, rotated_key_both_public_keys);
     tcase_add_test(tc, retention_cut_anchored_by_a_signed_head);
     tcase_add_test(tc, one_signer_per_round);
     tcase_add_test(tc, aggregator_signs_on_its_own_and_alerts_on_sink_failure);

@@ -197,7 +197,7 @@ static void add(struct proof_heads *hs, const struct proof_head *h)
 START_TEST(heads_kept_per_stream)
 {
     const int64_t horizon = 1000;
-    struct proof_heads *hs = proof_heads_new(k, horizon);
+    struct proof_heads *hs = proof_heads_new((const struct proof_key *const[]){k}, 1, horizon);
     struct proof_head a = head(1, 5, 100), b = head(2, 9, 500), c = head(3, 20, 2000),
                       d = head(4, 30, 3000);
     add(hs, &b);
