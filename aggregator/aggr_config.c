@@ -23,6 +23,8 @@ static const struct cfg_key pg_keys[] = {
       "libpq connection strings of streaming replicas (reads)"),
     KI("max_replica_lag_ms", struct aggr_pg_conf, max_replica_lag_ms, "5000", 0, INT32_MAX,
        "a replica lagging more than this serves no reads"),
+    KI("health_interval_ms", struct aggr_pg_conf, health_interval_ms, "1000", 50, 600000,
+       "the read path checks each host's health and lag every 1-2x this (jitter)"),
     CFG_END,
 };
 
@@ -39,11 +41,18 @@ static const struct cfg_key batch_keys[] = {
     KI("max_events", struct aggr_batch_conf, max_events, "5000", 1, 1000000,
        "flush a batch at this many messages"),
     KI("max_bytes", struct aggr_batch_conf, max_bytes, "16MiB", 1024, INT32_MAX,
-       "flush a batch at this many record bytes"),
+       "flush a batch at this many bytes of Kafka message values (whole envelopes)"),
     KI("max_ms", struct aggr_batch_conf, max_ms, "200", 1, 600000,
        "flush a batch this long after its first message"),
     KI("max_message_bytes", struct aggr_batch_conf, max_message_bytes, "4MiB", 1024, INT32_MAX,
        "a larger Kafka message value goes to the DLQ (reason oversize)"),
+    CFG_END,
+};
+
+static const struct cfg_key ingest_keys[] = {
+    KI("max_future_s", struct aggr_ingest_conf, max_future_s, "86400", 0, 315360000,
+       "a record whose time is later than now plus this goes to the DLQ (class time); the "
+       "lower bound is the retention horizon"),
     CFG_END,
 };
 
@@ -110,12 +119,14 @@ const struct cfg_key aggr_config_keys[] = {
     SEC("postgres", postgres, pg_keys, "PostgreSQL"),
     SEC("redis", redis, redis_keys, "Redis (optional)"),
     SEC("batch", batch, batch_keys, "batching"),
+    SEC("ingest", ingest, ingest_keys, "what ingest accepts: the time window"),
     SEC("dedupe", dedupe, dedupe_keys, "dedupe windows"),
     SEC("partitions", partitions, partitions_keys, "daily partitions and retention"),
     SEC("breaker", breaker, breaker_keys, "circuit breakers (PostgreSQL primary, Redis)"),
     SEC("alerts", alerts, alerts_conf_keys,
         "Alertmanager-compatible webhook: breaker opens, DLQ writes, integrity incidents"),
     SEC("proof", proof, proof_keys, "signed chain heads (role all or consumer)"),
+    SEC("query", query, aggr_query_keys, "the query API (read path, --role query or all)"),
     CFG_END,
 };
 
@@ -124,7 +135,8 @@ const struct cfg_key aggr_config_keys[] = {
 static int aggr_config_check(struct cfg_check *chk, void *ud)
 {
     struct aggr_config *c = ud;
-    if (log_conf_check(chk, &c->log) < 0 || alerter_conf_check(chk, &c->alerts) < 0)
+    if (log_conf_check(chk, &c->log) < 0 || alerter_conf_check(chk, &c->alerts) < 0 ||
+        aggr_query_conf_check(chk, &c->query) < 0)
         return -1;
     if (!c->kafka.topic || !*c->kafka.topic)
         return cfg_check_fail(chk, "kafka.topic", "must not be empty");

@@ -12,11 +12,13 @@
 #include "common/breaker.h"
 #include "common/conf_common.h"
 #include "common/config.h"
+#include "aggregator/query_config.h"
 
 struct aggr_pg_conf {
     char *primary;               /* libpq conninfo, required */
     struct cfg_strlist replicas; /* libpq conninfos for reads */
     int64_t max_replica_lag_ms;
+    int64_t health_interval_ms; /* read path: each host checked every 1-2x this */
 };
 
 struct aggr_redis_conf {
@@ -29,6 +31,10 @@ struct aggr_batch_conf {
     int64_t max_bytes;
     int64_t max_ms;
     int64_t max_message_bytes; /* a larger Kafka message goes to the DLQ */
+};
+
+struct aggr_ingest_conf {
+    int64_t max_future_s; /* time later than now + this goes to the DLQ (class time) */
 };
 
 struct aggr_dedupe_conf {
@@ -62,11 +68,13 @@ struct aggr_config {
     struct aggr_pg_conf postgres;
     struct aggr_redis_conf redis;
     struct aggr_batch_conf batch;
+    struct aggr_ingest_conf ingest;
     struct aggr_dedupe_conf dedupe;
     struct aggr_partitions_conf partitions;
     struct aggr_breaker_conf breaker;
     struct alerter_conf alerts;
     struct aggr_proof_conf proof;
+    struct aggr_query_conf query;
 };
 
 extern const struct cfg_key aggr_config_keys[];

@@ -1,9 +1,12 @@
 /* auditrail-aggregator: consume audit envelopes from Kafka and store each
- * record exactly once in PostgreSQL (DESIGN.md §4–6); `migrate` applies the
- * schema and exits, `replay` moves the stored offsets back, `verify` checks
- * the stored chains (aggregator/cmd.h).
+ * record exactly once in PostgreSQL (DESIGN.md §4–6) and serve the query API
+ * (§7; --role picks either or both); `migrate` applies the schema and
+ * exits, `replay` moves the stored offsets back (or reads the topic again),
+ * `verify` checks the stored chains, `proof` manages signed chain heads
+ * (aggregator/cmd.h), `token` manages API tokens.
  * Exit status: 0 clean stop, 1 fatal error, 2 bad usage or configuration
  * (verify: 1 problems found, 4 database unavailable). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +19,14 @@
 #include "aggregator/cmd.h"
 #include "aggregator/migrate.h"
 #include "aggregator/proof_service.h"
+#include "aggregator/query_api.h"
 #include "aggregator/replay.h"
+#include "aggregator/token_cmd.h"
 #include "common/alert.h"
+#include "common/buf.h"
 #include "common/backoff.h"
 #include "common/httpd.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/procmetrics.h"
@@ -30,7 +37,15 @@
  * with backoff from 200 ms to 5 s (+100 ms): at most about 42 s in all. */
 #define MIGRATE_RETRIES 12
 
-enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY, CMD_REPLAY_ACTIVE, CMD_VERIFY, CMD_PROOF };
+enum aggr_command {
+    CMD_RUN,
+    CMD_MIGRATE,
+    CMD_REPLAY,
+    CMD_REPLAY_ACTIVE,
+    CMD_VERIFY,
+    CMD_PROOF,
+    CMD_TOKEN
+};
 
 struct aggr_cmd {
     enum aggr_command kind;
@@ -58,12 +73,17 @@ static void register_metrics(struct metrics *m)
     aggr_metrics_init(&am, m);
     aggr_metrics_lag(&am, 0);
     proof_metrics_init(&pm, m);
+    query_api_register_metrics(m);
 }
 
 static const struct prog_option aggr_options[] = {
     {"role", 0, &role_opt},
     {NULL, 0, NULL},
 };
+
+/* Subcommands with options of their own (token create --tenant, replay
+ * --from, verify --stream, …) */
+static const char *const own_option_commands[] = {"token", "replay", "verify", "proof", NULL};
 
 static const struct prog aggr_prog = {
     .name = "auditrail-aggregator",
@@ -76,17 +96,20 @@ static const struct prog aggr_prog = {
              "[--to TIME] [--dry-run] [--json]\n"
              "       auditrail-aggregator --config FILE verify [--stream ID] [--from TIME] "
              "[--to TIME] [--tenant T]\n"
-             "         [--against FILE|kafka[:TOPIC] [--pubkey FILE]] [--workers N] [--json]\n"
+             "         [--against FILE|kafka[:TOPIC] [--pubkey FILE]...] [--workers N] [--json]\n"
              "       auditrail-aggregator proof keygen FILE\n"
              "       auditrail-aggregator --config FILE proof pubkey|sign\n"
              "       auditrail-aggregator --config FILE proof inclusion STREAM [SEQ] | "
              "consistency ROUND1 ROUND2\n"
+             "       auditrail-aggregator --config FILE token create [--tenant T] --role "
+             "reader|auditor|admin [--name N] [--expires-days D]\n"
+             "       auditrail-aggregator --config FILE token revoke NAME | token list\n"
              "       auditrail-aggregator --config-reference | --metrics-reference | --version",
     .options = aggr_options,
     .config_keys = aggr_config_keys,
     .load = load,
     .register_metrics = register_metrics,
-    .subcommand_options = true,
+    .own_option_commands = own_option_commands,
 };
 
 /* The subcommand (none, migrate, replay [P [OFFSET]]) and --role. -1 when
@@ -122,6 +145,9 @@ static int parse_command(const struct prog_args *a, struct aggr_cmd *cmd)
         cmd->kind = CMD_VERIFY;
     } else if (a->argc > 0 && strcmp(a->argv[0], "proof") == 0) {
         cmd->kind = CMD_PROOF;
+    } else if (a->argc > 0 && strcmp(a->argv[0], "token") == 0) {
+        cmd->kind = CMD_TOKEN;
+        return -1;
     } else if (a->argc > 0) {
         return prog_usage_error(&aggr_prog, "unknown command \"%s\"", a->argv[0]);
     }
@@ -193,8 +219,59 @@ static struct alerter *start_alerter(const struct aggr_config *cfg, struct metri
     return al;
 }
 
-/* The long-running service: consumer (unless --role query), health and
- * metrics, until a signal or a fatal error. */
+/* A PEM file's text (heap), or NULL after logging why. */
+static char *read_pem(const char *key, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct buf b = BUF_INIT;
+    if (fd < 0 || io_read_all(fd, 1 << 20, &b) != 0) {
+        log_error("%s %s: cannot read it", key, path);
+        if (fd >= 0)
+            close(fd);
+        buf_release(&b);
+        return NULL;
+    }
+    close(fd);
+    return buf_detach(&b, NULL);
+}
+
+/* The query API's own listener (query.listen set), TLS when configured. */
+static struct httpd *start_query_listener(const struct aggr_config *cfg, struct query_api *api,
+                                          struct metrics *reg)
+{
+    const struct aggr_query_conf *q = &cfg->query;
+    char err[512], *cert = NULL, *key = NULL;
+    struct httpd *h = NULL;
+    if (q->tls_cert && *q->tls_cert) {
+        cert = read_pem("query.tls_cert", q->tls_cert);
+        key = read_pem("query.tls_key", q->tls_key);
+        if (!cert || !key)
+            goto out;
+    }
+    struct httpd_conf hc = {.listen = q->listen,
+                            .metrics = reg,
+                            .async = query_api_route,
+                            .async_ud = api,
+                            .threads = (unsigned)q->threads,
+                            .conn_limit = (unsigned)q->max_connections,
+                            .conn_timeout_s = (unsigned)q->connection_timeout_s,
+                            .tls_cert_pem = cert,
+                            .tls_key_pem = key};
+    h = httpd_start(&hc, err, sizeof(err));
+    if (!h)
+        log_error("query.listen %s: %s", q->listen, err);
+    else
+        log_info("serving the query API on %s (port %u%s)", q->listen, httpd_port(h),
+                 cert ? ", TLS" : "");
+out:
+    free(cert);
+    free(key);
+    return h;
+}
+
+/* The long-running service: consumer (unless --role query), the query API
+ * (unless --role consumer), health and metrics, until a signal or a fatal
+ * error. */
 static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd,
                        volatile sig_atomic_t *stop)
 {
@@ -206,7 +283,8 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
     struct proof_metrics pm;
     struct aggregator *a = NULL;
     struct proof_service *ps = NULL;
-    struct httpd *h = NULL;
+    struct query_api *api = NULL;
+    struct httpd *h = NULL, *hq = NULL;
     aggr_metrics_init(&am, reg);
     proof_metrics_init(&pm, reg);
     gethostname(instance, sizeof(instance) - 1);
@@ -230,20 +308,44 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
             goto out;
         }
     }
+    if (cmd->run_query) {
+        api = query_api_new(cfg, reg, err, sizeof(err));
+        if (!api) {
+            log_error("cannot start the query API: %s", err);
+            goto out;
+        }
+        if (a)
+            query_api_set_ingest(api, aggregator_last_commit, a);
+    }
+    /* The query API on http.listen unless query.listen names its own;
+     * /v1/status there too when the consumer runs here. */
+    bool shared = api && (!cfg->query.listen || !*cfg->query.listen);
+    struct query_status status = {.ingest = a ? aggregator_last_commit : NULL, .ud = a};
     struct httpd_conf hc = {.listen = cfg->http.listen,
                             .metrics = reg,
                             .ready = a ? aggregator_ready : NULL,
-                            .ready_ud = a};
+                            .ready_ud = a,
+                            .async = shared ? query_api_route : NULL,
+                            .async_ud = api,
+                            .handler = a && !shared ? query_status_route : NULL,
+                            .handler_ud = &status};
+    if (shared) {
+        hc.threads = (unsigned)cfg->query.threads;
+        hc.conn_limit = (unsigned)cfg->query.max_connections;
+        hc.conn_timeout_s = (unsigned)cfg->query.connection_timeout_s;
+    }
     h = httpd_start(&hc, err, sizeof(err));
     if (!h) {
         log_error("http.listen %s: %s", cfg->http.listen, err);
         goto out;
     }
-    log_info("serving /healthz /readyz /metrics on %s (port %u), role %s", cfg->http.listen,
-             httpd_port(h), cmd->role);
-    if (cmd->run_query)
-        log_info("the query API is not implemented yet: role query serves health and metrics "
-                 "only");
+    log_info("serving /healthz /readyz /metrics%s on %s (port %u), role %s",
+             shared ? " and the query API"
+             : a    ? " /v1/status"
+                    : "",
+             cfg->http.listen, httpd_port(h), cmd->role);
+    if (api && !shared && !(hq = start_query_listener(cfg, api, reg)))
+        goto out;
     if (a) {
         rc = aggregator_run(a, stop);
     } else {
@@ -253,8 +355,13 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
     }
     log_info("stopped (exit %d)", rc);
 out:
+    /* Answer what is in progress before the listeners stop (a suspended
+     * request must not be dropped by libmicrohttpd). */
+    query_api_quiesce(api, 10000);
+    httpd_stop(hq);
     httpd_stop(h);
     proof_service_stop(ps);
+    query_api_free(api);
     aggregator_free(a);
     alerter_free(al);
     metrics_free(reg);
@@ -296,6 +403,9 @@ int main(int argc, char **argv)
         break;
     case CMD_PROOF:
         rc = cmd_proof(&cfg, cmd.argc, cmd.argv);
+        break;
+    case CMD_TOKEN:
+        rc = token_cmd_run(&cfg, args.argc, args.argv);
         break;
     case CMD_RUN:
         rc = run_service(&cfg, &cmd, stop);

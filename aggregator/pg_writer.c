@@ -29,6 +29,7 @@
 #include "common/buf.h"
 #include "common/hashchain.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 #define COPY_FLUSH_BYTES (1u << 20)
@@ -484,6 +485,8 @@ static enum pg_status ensure_partitions(struct pg_writer *w, const struct batch 
     free(times);
     int made = 0;
     enum pg_status pr = part_ensure(&w->parts, w->conn, g.days, g.m, &made, err, errlen);
+    if (pr == PG_OK) /* retention keeps what was written lately (issue 9 item 4) */
+        pr = part_note_writes(w->conn, g.days, g.m, time_now_us(), err, errlen);
     part_groups_release(&g);
     *created = (size_t)made;
     return pr;
@@ -573,4 +576,17 @@ out:
     }
     chain_check_free(cc);
     return pr;
+}
+
+/* ---- read path: the ingest side's last commit position (/v1/status) */
+enum pg_status pg_writer_wal_lsn(struct pg_writer *w, char *out, size_t len, char *err,
+                                 size_t errlen)
+{
+    PGresult *res = NULL;
+    enum pg_status st = pg_conn_exec(w->conn, SQL_W_WAL_LSN, 0, NULL, &res, err, errlen);
+    if (st == PG_OK) {
+        snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    return st;
 }

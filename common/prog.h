@@ -41,11 +41,10 @@ struct prog {
      * --metrics-reference (printed as /metrics shows them at start); NULL
      * when it has none. */
     void (*register_metrics)(struct metrics *m);
-    /* The subcommands take options of their own (`replay --from -24h`):
-     * option parsing stops at the first operand, and after it only
-     * --config/-c, --check-config and the program's options are taken;
-     * every other word, dashed or not, is an operand for the subcommand. */
-    bool subcommand_options;
+    /* NULL, or subcommands that read their own options (NULL-terminated,
+     * e.g. "token"): options parsing stops at the first of these, and it
+     * and everything after it become the operands. */
+    const char *const *own_option_commands;
 };
 
 struct prog_args {

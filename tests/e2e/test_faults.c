@@ -22,6 +22,7 @@
 #include "tests/support/kafka.h"
 #include "tests/support/probe.h"
 #include "tests/support/scenario.h"
+#include "tests/support/secrets.h"
 #include "tests/support/store.h"
 #include "tests/support/teststack.h"
 #include "tests/support/testutil.h"
@@ -191,7 +192,7 @@ END_TEST
 static const struct {
     const char *value, *reason;
 } bad_envelopes[] = {
-    {"not json at all", "decode"},
+    {"not json at all " SECRET_MARKER, "decode"},
     {"{\"v\":2}", "version"},
     {"{\"v\":1,\"id\":\"x\"}", "schema"},
     {"[]", "decode"},
@@ -268,7 +269,10 @@ START_TEST(poison)
     /* Every name matches the json input's glob, so the JSON parser meets
      * all of it and must fall back to raw without losing a byte. */
     p = xasprintf("%s/json-garbage.log", s.logdir);
-    WRITE_LIT(p, "{not json\n\x01\x02\x03 garbage\n{\"n\":1,\"ts\":\"bad\"}\n");
+    /* The marker is record data: scenario_finish finds it in no log line,
+     * DLQ header or alert body. */
+    WRITE_LIT(p, "{not json " SECRET_MARKER "\n\x01\x02\x03 garbage\n{\"n\":1,\"ts\":\"bad "
+                 "" SECRET_MARKER "\"}\n");
     free(p);
     p = xasprintf("%s/json-utf8.log", s.logdir);
     WRITE_LIT(p, "{\"n\":\"\xff\xfe\"}\nplain \xc3\x28 invalid\n");

@@ -79,8 +79,10 @@ char *configs_write_aggregator(const char *path, const struct configs_aggregator
     add_key(&b, "  topic: ", c->topic);
     add_key(&b, "  group: ", c->group);
     add_key(&b, "  dlq_topic: ", c->dlq_topic);
+    buf_adds(&b, c->kafka_extra ? c->kafka_extra : "");
     BUF_LIT(&b, "  properties:\n");
     BUF_LIT(&b, KAFKA_GROUP_PROPERTIES);
+    buf_adds(&b, c->kafka_properties ? c->kafka_properties : "");
     BUF_LIT(&b, "postgres:\n");
     add_key(&b, "  primary: ", c->postgres);
     if (c->redis_url) {
@@ -88,9 +90,10 @@ char *configs_write_aggregator(const char *path, const struct configs_aggregator
         add_key(&b, "  url: ", c->redis_url);
         BUF_LIT(&b, "  timeout_ms: 200\n");
     }
-    BUF_LIT(&b, "batch:\n  max_ms: 100\n");
+    buf_addf(&b, "batch:\n  max_ms: %d\n", c->batch_max_ms > 0 ? c->batch_max_ms : 100);
     if (c->batch_max_events > 0)
         buf_addf(&b, "  max_events: %d\n", c->batch_max_events);
+    buf_adds(&b, c->batch_extra ? c->batch_extra : "");
     /* Breakers probe often: a healed dependency is used again quickly. */
     BUF_LIT(&b, "breaker:\n  open_base_ms: 100\n  open_max_ms: 1000\n");
     add_common(&b, c->alerts_url, c->http_port);

@@ -21,9 +21,13 @@ struct configs_aggregator {
     const char *postgres;  /* conninfo of the primary */
     const char *redis_url; /* NULL: no redis section */
     unsigned http_port;
-    int batch_max_events;   /* 0: the program's default */
-    const char *alerts_url; /* NULL: no alerts section */
-    const char *extra;      /* top-level YAML appended as is (may be NULL) */
+    int batch_max_events;         /* 0: the program's default */
+    int batch_max_ms;             /* 0: 100 */
+    const char *kafka_extra;      /* YAML lines under kafka:, indented 2 (may be NULL) */
+    const char *batch_extra;      /* YAML lines under batch:, indented 2 (may be NULL) */
+    const char *kafka_properties; /* more lines under kafka.properties:, indented 4 (may be NULL) */
+    const char *alerts_url;       /* NULL: no alerts section */
+    const char *extra;            /* top-level YAML appended as is (may be NULL) */
 };
 
 /* Write the YAML to path (replacing it). Returns a heap copy of path. */

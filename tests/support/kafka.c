@@ -42,7 +42,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 rd_kafka_t *tk_producer_new(const char *brokers)
 {
+    return tk_producer_new_sized(brokers, 0);
+}
+
+rd_kafka_t *tk_producer_new_sized(const char *brokers, size_t max_message_bytes)
+{
     rd_kafka_conf_t *c = conf_new(brokers);
+    if (max_message_bytes) {
+        char v[32];
+        snprintf(v, sizeof(v), "%zu", max_message_bytes);
+        conf_set(c, "message.max.bytes", v);
+    }
     conf_set(c, "acks", "all");
     conf_set(c, "enable.idempotence", "true");
     conf_set(c, "linger.ms", "5");

@@ -13,6 +13,9 @@
 
 /* acks=all, idempotent. ck_abort when librdkafka refuses. */
 rd_kafka_t *tk_producer_new(const char *brokers);
+/* The same, for messages up to max_message_bytes (librdkafka's
+ * message.max.bytes; its default is 1000000). */
+rd_kafka_t *tk_producer_new_sized(const char *brokers, size_t max_message_bytes);
 /* Produce one message (copied); partition -1 = by key. headers (may be
  * NULL) are copied. Waits while the local queue is full. */
 void tk_produce(rd_kafka_t *p, const char *topic, int32_t partition, const void *key, size_t keylen,

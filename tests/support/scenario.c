@@ -13,6 +13,7 @@
 
 #include "common/xmalloc.h"
 #include "tests/support/configs.h"
+#include "tests/support/secrets.h"
 #include "tests/support/e2e.h"
 #include "tests/support/expect.h"
 #include "tests/support/probe.h"
@@ -78,7 +79,7 @@ static char *agent_config(struct scenario *s)
                             "  kafka_unready_ms: 3000\n"
                             "%s",
                             s->o.agent_extra ? s->o.agent_extra : "");
-    char *alerts = xasprintf("http://127.0.0.1:%u/api/v2/alerts", webhook_port(s->hook));
+    char *alerts = secrets_alerts_url(webhook_port(s->hook));
     char *path = xasprintf("%s/agent.yaml", s->tmp);
     struct configs_agent c = {
         .source_name = s->source_name,
@@ -88,6 +89,7 @@ static char *agent_config(struct scenario *s)
         .http_port = s->agent_port,
         .agent_extra = extra,
         .inputs = inputs,
+        .kafka_properties = secrets_kafka_properties(),
         .alerts_url = alerts,
     };
     char *out = configs_write_agent(path, &c);
@@ -100,22 +102,29 @@ static char *agent_config(struct scenario *s)
 
 static char *aggr_config(struct scenario *s, int i)
 {
-    char *alerts = xasprintf("http://127.0.0.1:%u/api/v2/alerts", webhook_port(s->hook));
+    /* Planted passwords in every DSN, URL and SASL property: every log
+     * line, DLQ header and alert body is searched for them at the end. */
+    char *alerts = secrets_alerts_url(webhook_port(s->hook));
+    char *pg = secrets_conninfo(s->db);
+    char *redis = s->o.redis ? secrets_redis_url() : NULL;
     char *path = xasprintf("%s/aggregator-%d.yaml", s->tmp, i);
     struct configs_aggregator c = {
         .brokers = s->brokers,
         .topic = s->topic,
         .group = s->group,
         .dlq_topic = s->dlq,
-        .postgres = s->db,
-        .redis_url = s->o.redis ? test_stack("STACK_REDIS_URL") : NULL,
+        .postgres = pg,
+        .redis_url = redis,
         .http_port = s->aggr_port[i],
+        .kafka_properties = secrets_kafka_properties(),
         .alerts_url = alerts,
         .extra = s->o.aggr_extra,
     };
     char *out = configs_write_aggregator(path, &c);
     free(path);
     free(alerts);
+    free(pg);
+    free(redis);
     return out;
 }
 
@@ -265,6 +274,13 @@ void scenario_finish(struct scenario *s, unsigned timeout_ms)
         ck_assert_msg(rc == 0, "aggregator-%d exited %d on SIGTERM (log %s)", i, rc,
                       s->aggr[i]->log);
     }
+    /* Nothing planted shows anywhere: not a password from a DSN, URL or
+     * SASL property, not a record's content (issue 9 item 13). */
+    secrets_assert_file_clean(s->agent->log, true);
+    for (int i = 0; i < s->o.aggregators; i++)
+        secrets_assert_file_clean(s->aggr[i]->log, true);
+    secrets_assert_dlq_clean(s->brokers, s->dlq);
+    secrets_assert_webhook_clean(s->hook);
 }
 
 void scenario_release(struct scenario *s)

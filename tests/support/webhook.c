@@ -100,6 +100,24 @@ unsigned webhook_port(const struct webhook *w)
     return w->port;
 }
 
+char *webhook_bodies(struct webhook *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t len = 1;
+    for (size_t i = 0; i < w->n; i++)
+        len += strlen(w->bodies[i]) + 1;
+    char *out = xmalloc(len), *p = out;
+    for (size_t i = 0; i < w->n; i++) {
+        size_t n = strlen(w->bodies[i]);
+        memcpy(p, w->bodies[i], n);
+        p += n;
+        *p++ = '\n';
+    }
+    *p = '\0';
+    pthread_mutex_unlock(&w->mu);
+    return out;
+}
+
 size_t webhook_posts(struct webhook *w)
 {
     pthread_mutex_lock(&w->mu);

@@ -16,6 +16,8 @@ unsigned webhook_port(const struct webhook *w);
 size_t webhook_count(struct webhook *w, const char *alertname);
 /* Wait until webhook_count(w, alertname) > 0. */
 bool webhook_wait(struct webhook *w, const char *alertname, unsigned timeout_ms);
+/* Every body received so far, one per line (heap; caller frees). */
+char *webhook_bodies(struct webhook *w);
 /* Number of POST requests received. */
 size_t webhook_posts(struct webhook *w);
 /* Make the receiver answer 500 (true) or 200 (false). */
