@@ -41,15 +41,7 @@ static void print_finding(void *ud, const struct verify_finding *f)
         time_format_us(f->event_time_us, t);
     bool problem = verify_kind_is_problem(f->kind);
     if (o->json) {
-        json_t *j = json_pack("{s:s, s:b, s:s, s:I, s:I, s:s}", "kind", verify_kind_name(f->kind),
-                              "problem", problem, "stream", f->stream, "seq", (json_int_t)f->seq,
-                              "seq_end", (json_int_t)f->seq_end, "detail", f->detail);
-        if (f->stored[0])
-            json_object_set_new(j, "stored", json_string(f->stored));
-        if (f->computed[0])
-            json_object_set_new(j, "computed", json_string(f->computed));
-        if (t[0])
-            json_object_set_new(j, "event_time", json_string(t));
+        json_t *j = verify_finding_json(f);
         char *s = json_dumps(j, JSON_COMPACT);
         fprintf(o->f, "%s\n", s);
         free(s);
@@ -72,28 +64,12 @@ static void print_finding(void *ud, const struct verify_finding *f)
     fprintf(o->f, ": %s\n", f->detail);
 }
 
-static const char *status_name(enum verify_status st)
-{
-    return st == VERIFY_INTACT ? "intact" : st == VERIFY_PROBLEMS ? "problems" : "unavailable";
-}
-
 static void print_summary(const struct out *o, const struct verify_report *r, enum verify_status st,
                           const char *err)
 {
     double s = (double)r->elapsed_us / 1e6;
     if (o->json) {
-        json_t *kinds = json_object();
-        for (int k = 0; k < VERIFY_KIND_COUNT; k++)
-            if (r->by_kind[k])
-                json_object_set_new(kinds, verify_kind_name((enum verify_kind)k),
-                                    json_integer((json_int_t)r->by_kind[k]));
-        json_t *j = json_pack("{s:{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:f}}", "summary", "status",
-                              status_name(st), "streams", (json_int_t)r->streams, "records",
-                              (json_int_t)r->records, "bytes", (json_int_t)r->bytes, "problems",
-                              (json_int_t)r->problems, "notes", (json_int_t)r->notes, "by_kind",
-                              kinds, "seconds", s);
-        if (err && *err)
-            json_object_set_new(json_object_get(j, "summary"), "error", json_string(err));
+        json_t *j = json_pack("{s:o}", "summary", verify_summary_json(r, st, err));
         char *txt = json_dumps(j, JSON_COMPACT);
         fprintf(o->f, "%s\n", txt);
         free(txt);

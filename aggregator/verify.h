@@ -1,11 +1,12 @@
 /* Verify: recompute the hash chains stored in PostgreSQL (DESIGN.md §2) and
  * report what does not hold, with its evidence — for the aggregator's
- * `verify` subcommand and, later, the query API's /v1/streams/{id}/verify.
+ * `verify` subcommand and the query API's GET /v1/streams/{id}/verify.
  * Streams are verified in parallel over a small pool of connections, each
  * reading through a binary server-side cursor (bounded memory). */
 #ifndef AUDITRAIL_AGGREGATOR_VERIFY_H
 #define AUDITRAIL_AGGREGATOR_VERIFY_H
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -118,6 +119,13 @@ typedef void (*verify_emit_fn)(void *ud, const struct verify_finding *f);
 enum verify_status verify_run(const char *conninfo, const struct verify_opts *o,
                               verify_emit_fn emit, void *ud, struct verify_report *rep, char *err,
                               size_t errlen);
+
+/* JSON (verify_json.c; jansson, owned by the caller): a finding; the
+ * summary's fields (status, streams, records, bytes, problems, notes,
+ * by_kind, seconds, error when err is not empty). */
+json_t *verify_finding_json(const struct verify_finding *f);
+json_t *verify_summary_json(const struct verify_report *r, enum verify_status st, const char *err);
+const char *verify_status_name(enum verify_status st);
 
 struct pg_connection;
 /* The same on one borrowed connection (opened, idle; e.g. the query API's
