@@ -34,6 +34,16 @@ static inline void qfx_replica_sql(const char *replica_ci, const char *sql)
     PQfinish(c);
 }
 
+/* Whatever a case did to the shared stack, undone: both PostgreSQL servers
+ * running and the replica's replay resumed, so that a case failing half-way
+ * leaves the next suites neither a stopped nor a paused replica. */
+static inline void qfx_stack_restore(const char *replica_ci)
+{
+    qfx_stack("start", "pg-primary");
+    qfx_stack("start", "pg-replica");
+    qfx_replica_sql(replica_ci, "SELECT pg_wal_replay_resume()");
+}
+
 struct qfx_host_wait {
     struct router *r;
     size_t host;

@@ -136,6 +136,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    qfx_stack_restore(rci);
     ck_assert_int_eq(proc_stop(agg, 30000), 0); /* a clean stop, every request answered */
     proc_free(agg);
     PQfinish(db);

@@ -49,6 +49,7 @@ static void setup(void)
 static void teardown(void)
 {
     router_free(r);
+    qfx_stack_restore(rci);
     test_pg_drop_db(ci);
     free(ci);
     free(rci);
@@ -134,6 +135,7 @@ START_TEST(min_lsn_is_honoured)
     r = start_router(true, 2);
     ck_assert(qfx_wait_host(r, 1, 1, -1, 1, 10000));
     pause_replay(true);
+    ck_assert(qfx_wait_host(r, 1, 0, -1, 1, 10000)); /* the router saw the pause */
     test_pg_exec(db, "CREATE TABLE public.rw (x int); INSERT INTO public.rw VALUES (1)");
     char *lsn_s = test_pg_scalar(db, "SELECT pg_current_wal_lsn()");
     uint64_t lsn;
