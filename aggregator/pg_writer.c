@@ -47,6 +47,7 @@ struct pg_writer {
     /* Monotonic ms when the call in progress started (0: none), for
      * pg_writer_busy_ms from any thread. */
     atomic_uint_fast64_t busy_since;
+    bool dry_run; /* roll back instead of committing (replay --dry-run) */
 };
 
 static void busy_begin(struct pg_writer *w)
@@ -134,6 +135,11 @@ void pg_write_stats_release(struct pg_write_stats *s)
         return;
     free(s->committed);
     memset(s, 0, sizeof(*s));
+}
+
+void pg_writer_set_dry_run(struct pg_writer *w, bool on)
+{
+    w->dry_run = on;
 }
 
 enum pg_status pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
@@ -713,6 +719,11 @@ static enum pg_status write_tx(struct pg_writer *w, const struct batch *b,
         (pr = cas_offsets(w, b, err, errlen)) != PG_OK ||
         (b->n > 0 && (pr = write_rows(w, b, stats, &cc, err, errlen)) != PG_OK))
         goto fail;
+    if (w->dry_run) { /* everything done, nothing kept; partitions made are gone */
+        pr = pg_conn_exec(w->conn, SQL_ROLLBACK, 0, NULL, NULL, err, errlen);
+        w->parts.stale = true;
+        goto out;
+    }
     /* A failed COMMIT (or one answered ROLLBACK) leaves nothing committed
      * (or, on a lost link, an unknown outcome: the offset CAS makes the
      * retry safe); nothing is marked committed. */
