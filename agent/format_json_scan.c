@@ -1,0 +1,673 @@
+/* The JSON fast path's scanner: jsmn tokenizes the record, one walk over the
+ * tokens checks everything jansson checks and picks out the queried paths.
+ *
+ * jsmn (strict mode) finds where strings, primitives and containers begin
+ * and end, but accepts more than JSON: missing or doubled separators, any
+ * byte inside strings, unvalidated numbers. So the walk re-reads every byte
+ * jsmn does not vouch for: the separators and whitespace between tokens,
+ * each primitive, and string contents whenever the record holds a byte that
+ * could make a string invalid (a control character, a byte >= 0x80, a
+ * backslash). What it cannot settle exactly as jansson would, it declines
+ * (format_json_int.h), and the caller asks jansson. */
+#define JSMN_STATIC
+#define JSMN_STRICT
+#define JSMN_PARENT_LINKS
+#include <jsmn.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/format_int.h"
+#include "agent/format_json_int.h"
+#include "common/utf8.h"
+#include "common/xmalloc.h"
+
+#define STACK_TOKENS 256
+#define MAX_KEY_DECODE 256 /* escaped keys longer than this are declined */
+
+/* ---------------------------------------------------------------- query */
+
+void fmt_json_query_init(struct fmt_json_query *q)
+{
+    q->npaths = 0;
+    q->ncomps = 0;
+    memset(q->ends, 0, sizeof(q->ends));
+}
+
+/* The array index a component names, as jansson's lookup reads it: 1 to 9
+ * decimal digits (leading zeros allowed), else -1. */
+static int32_t comp_index(const char *s, size_t n)
+{
+    int32_t idx = 0;
+    size_t i;
+    for (i = 0; i < n && s[i] >= '0' && s[i] <= '9' && i < 9; i++)
+        idx = idx * 10 + (s[i] - '0');
+    return n == 0 || i != n ? -1 : idx;
+}
+
+int fmt_json_query_add(struct fmt_json_query *q, const char *path)
+{
+    if (q->npaths >= FMT_JSON_MAX_PATHS)
+        return -1;
+    unsigned first = q->ncomps, nc = 0;
+    /* Split as the jansson lookup walks: a component runs to the next dot,
+     * and a dot right at the end adds nothing ("a." is "a", "a.." is "a", ""). */
+    for (const char *p = path; *p;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (q->ncomps >= FMT_JSON_MAX_COMPS || nc >= FMT_JSON_MAX_DEPTH) {
+            q->ncomps = first;
+            return -1;
+        }
+        q->comp[q->ncomps++] = (struct fmt_json_comp){p, (uint32_t)n, comp_index(p, n)};
+        nc++;
+        p += n;
+        if (*p == '.')
+            p++;
+    }
+    unsigned id = q->npaths++;
+    q->first[id] = (uint16_t)first;
+    q->ncomp[id] = (uint8_t)nc;
+    q->ends[nc] |= 1ull << id;
+    return (int)id;
+}
+
+/* ---------------------------------------------------------------- bytes */
+
+static inline bool is_ws(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static inline bool is_digit(uint8_t c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int hex4(const uint8_t *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* Does rec hold a byte that can make a string invalid or escaped: below
+ * 0x20, 0x80 and above, or a backslash? Eight bytes at a time. */
+static bool needs_string_checks(const uint8_t *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, bs;
+        memcpy(&w, s + i, 8);
+        bs = w ^ (ones * '\\');
+        acc |= ((w - ones * 0x20) & ~w) | ((bs - ones) & ~bs) | w;
+    }
+    if (acc & highs)
+        return true;
+    for (; i < n; i++)
+        if (s[i] < 0x20 || s[i] >= 0x80 || s[i] == '\\')
+            return true;
+    return false;
+}
+
+/* Check a string's contents as jansson's lexer does: no control character,
+ * valid escapes, \u surrogates in pairs, well-formed UTF-8 (RFC 3629); in a
+ * key no \u0000 (jansson refuses NUL in keys). *esc: holds an escape. */
+static bool string_ok(const uint8_t *s, size_t n, bool key, bool *esc)
+{
+    *esc = false;
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '\\') {
+            i++;
+            continue;
+        }
+        if (c < 0x20)
+            return false;
+        if (c >= 0x80) {
+            size_t k = utf8_seq_len(s + i, n - i);
+            if (!k)
+                return false;
+            i += k;
+            continue;
+        }
+        *esc = true;
+        if (i + 1 >= n)
+            return false;
+        c = s[i + 1];
+        if (c != 'u') {
+            if (!strchr("\"\\/bfnrt", c) || c == '\0')
+                return false;
+            i += 2;
+            continue;
+        }
+        if (i + 6 > n)
+            return false;
+        int cp = hex4(s + i + 2);
+        if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff) || (cp == 0 && key))
+            return false;
+        i += 6;
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u')
+                return false;
+            int lo = hex4(s + i + 2);
+            if (lo < 0xdc00 || lo > 0xdfff)
+                return false;
+            i += 6;
+        }
+    }
+    return true;
+}
+
+/* Write the UTF-8 of code point cp at o; returns its length. */
+static size_t put_utf8(uint32_t cp, uint8_t *o)
+{
+    if (cp < 0x80) {
+        o[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (uint8_t)(0xc0 | cp >> 6);
+        o[1] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (uint8_t)(0xe0 | cp >> 12);
+        o[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+        o[2] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (uint8_t)(0xf0 | cp >> 18);
+    o[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
+    o[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+    o[3] = (uint8_t)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Resolve the escapes of a string string_ok accepted into o (room for n
+ * bytes: no escape grows). \u0000 becomes U+FFFD when nul_fffd (the fields'
+ * rule; 6 bytes -> 3), else a NUL. Returns the length written. */
+static size_t string_decode(const uint8_t *s, size_t n, uint8_t *o, bool nul_fffd)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        const uint8_t *bs = memchr(s + i, '\\', n - i);
+        size_t run = bs ? (size_t)(bs - (s + i)) : n - i;
+        memcpy(o + w, s + i, run);
+        w += run;
+        i += run;
+        if (i >= n)
+            break;
+        uint8_t c = s[i + 1];
+        if (c != 'u') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            o[w++] = (uint8_t)to[strchr(from, c) - from];
+            i += 2;
+            continue;
+        }
+        uint32_t cp = (uint32_t)hex4(s + i + 2);
+        i += 6;
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            cp = ((cp - 0xd800) << 10) + ((uint32_t)hex4(s + i + 2) - 0xdc00) + 0x10000;
+            i += 6;
+        }
+        if (cp == 0 && nul_fffd) {
+            memcpy(o + w, "\xef\xbf\xbd", 3);
+            w += 3;
+            continue;
+        }
+        w += put_utf8(cp, o + w);
+    }
+    return w;
+}
+
+/* A number token as jansson's lexer reads it: -?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?, the whole token. *real: has a fraction or exponent.
+ * Also false for what the fast path leaves to jansson: an integer beyond
+ * int64 (jansson then re-reads every integer as a real) and a real that
+ * might overflow (jansson fails the record). */
+static bool number_ok(const uint8_t *s, size_t n, bool *real)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    size_t int_start = i;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && is_digit(s[i]))
+            i++;
+    else
+        return false;
+    size_t int_digits = i - int_start;
+    *real = false;
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || !is_digit(s[i]))
+            return false;
+        while (i < n && is_digit(s[i]))
+            i++;
+        *real = true;
+    }
+    long exp10 = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        bool neg = false;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            neg = s[i++] == '-';
+        if (i >= n || !is_digit(s[i]))
+            return false;
+        while (i < n && is_digit(s[i])) {
+            if (exp10 < 100000)
+                exp10 = exp10 * 10 + (s[i] - '0');
+            i++;
+        }
+        if (neg)
+            exp10 = -exp10;
+        *real = true;
+    }
+    if (i != n)
+        return false;
+    if (*real)
+        /* below 10^(int_digits + exp10) <= 10^308 < DBL_MAX: no overflow */
+        return (long)int_digits + exp10 <= 308;
+    if (int_digits < 19)
+        return true;
+    /* 19 digits or more: what strtoll would refuse */
+    char buf[32];
+    if (n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    (void)strtoll(buf, NULL, 10);
+    return errno != ERANGE;
+}
+
+/* ---------------------------------------------------------------- walk */
+
+struct scan {
+    const struct fmt_json_query *q;
+    struct fmt_jv *vals;
+    const uint8_t *s;
+    size_t n, pos;
+    const jsmntok_t *tok;
+    int ntok, ti;
+    bool check; /* string contents need string_ok */
+};
+
+static inline void skip_ws(struct scan *sc)
+{
+    while (sc->pos < sc->n && is_ws(sc->s[sc->pos]))
+        sc->pos++;
+}
+
+/* The token at sc->ti, if it has this type and starts at `start`. */
+static inline const jsmntok_t *token_at(const struct scan *sc, jsmntype_t type, size_t start)
+{
+    if (sc->ti >= sc->ntok)
+        return NULL;
+    const jsmntok_t *t = &sc->tok[sc->ti];
+    return t->type == type && t->start >= 0 && (size_t)t->start == start ? t : NULL;
+}
+
+/* A string at sc->pos (its opening quote). */
+static bool scan_string(struct scan *sc, bool key, struct fmt_jv *v)
+{
+    const jsmntok_t *t = token_at(sc, JSMN_STRING, sc->pos + 1);
+    if (!t || t->end < t->start || (size_t)t->end >= sc->n || sc->s[t->end] != '"')
+        return false;
+    const uint8_t *p = sc->s + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    bool esc = false;
+    if (sc->check && !string_ok(p, n, key, &esc))
+        return false;
+    *v = (struct fmt_jv){FMT_JV_STRING, esc, p, n};
+    sc->ti++;
+    sc->pos = (size_t)t->end + 1;
+    return true;
+}
+
+static bool scan_primitive(struct scan *sc, struct fmt_jv *v)
+{
+    const jsmntok_t *t = token_at(sc, JSMN_PRIMITIVE, sc->pos);
+    if (!t || t->end <= t->start || (size_t)t->end > sc->n)
+        return false;
+    const uint8_t *p = sc->s + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    enum fmt_jv_type type;
+    bool real;
+    if (n == 4 && memcmp(p, "true", 4) == 0)
+        type = FMT_JV_TRUE;
+    else if (n == 5 && memcmp(p, "false", 5) == 0)
+        type = FMT_JV_FALSE;
+    else if (n == 4 && memcmp(p, "null", 4) == 0)
+        type = FMT_JV_NULL;
+    else if (number_ok(p, n, &real))
+        type = real ? FMT_JV_REAL : FMT_JV_INT;
+    else
+        return false;
+    *v = (struct fmt_jv){type, false, p, n};
+    sc->ti++;
+    sc->pos = (size_t)t->end;
+    return true;
+}
+
+/* The paths of `cand` whose component at `depth` names the member `key`.
+ * -1 (decline) when an escaped key is too long to compare. */
+static int match_key(const struct scan *sc, uint64_t cand, unsigned depth, const struct fmt_jv *key,
+                     uint64_t *out)
+{
+    uint8_t buf[MAX_KEY_DECODE];
+    const uint8_t *k = key->p;
+    size_t kn = key->n;
+    if (key->esc) {
+        if (kn > sizeof(buf))
+            return -1;
+        kn = string_decode(key->p, key->n, buf, false);
+        k = buf;
+    }
+    uint64_t m = 0;
+    while (cand) {
+        unsigned p = (unsigned)__builtin_ctzll(cand);
+        cand &= cand - 1;
+        const struct fmt_json_comp *c = &sc->q->comp[sc->q->first[p] + depth];
+        if (c->n == kn && memcmp(c->s, k, kn) == 0)
+            m |= 1ull << p;
+    }
+    *out = m;
+    return 0;
+}
+
+static uint64_t match_index(const struct scan *sc, uint64_t cand, unsigned depth, int32_t idx)
+{
+    uint64_t m = 0;
+    while (cand) {
+        unsigned p = (unsigned)__builtin_ctzll(cand);
+        cand &= cand - 1;
+        if (sc->q->comp[sc->q->first[p] + depth].idx == idx)
+            m |= 1ull << p;
+    }
+    return m;
+}
+
+/* Forget what an earlier member of the same name gave these paths: jansson
+ * keeps the last value of a duplicate key. */
+static inline void forget(struct scan *sc, uint64_t paths)
+{
+    while (paths) {
+        unsigned p = (unsigned)__builtin_ctzll(paths);
+        paths &= paths - 1;
+        sc->vals[p].type = FMT_JV_ABSENT;
+    }
+}
+
+static bool scan_value(struct scan *sc, uint64_t active, unsigned depth);
+
+/* The rest of an object or array after its opening bracket: members until
+ * the closing one, which must be where jsmn closed the token. */
+static bool scan_container(struct scan *sc, const jsmntok_t *t, bool object, uint64_t cand,
+                           unsigned depth)
+{
+    const uint8_t close = object ? '}' : ']';
+    skip_ws(sc);
+    if (sc->pos < sc->n && sc->s[sc->pos] == close) {
+        sc->pos++;
+        return (size_t)t->end == sc->pos;
+    }
+    for (int32_t idx = 0;; idx++) {
+        uint64_t sub = 0;
+        if (object) {
+            struct fmt_jv key;
+            if (sc->pos >= sc->n || sc->s[sc->pos] != '"' || !scan_string(sc, true, &key))
+                return false;
+            skip_ws(sc);
+            if (sc->pos >= sc->n || sc->s[sc->pos] != ':')
+                return false;
+            sc->pos++;
+            skip_ws(sc);
+            if (cand && match_key(sc, cand, depth, &key, &sub) < 0)
+                return false;
+            forget(sc, sub);
+        } else if (cand) {
+            sub = match_index(sc, cand, depth, idx);
+        }
+        if (!scan_value(sc, sub, depth + 1))
+            return false;
+        skip_ws(sc);
+        if (sc->pos < sc->n && sc->s[sc->pos] == ',') {
+            sc->pos++;
+            skip_ws(sc);
+            continue;
+        }
+        if (sc->pos < sc->n && sc->s[sc->pos] == close) {
+            sc->pos++;
+            return (size_t)t->end == sc->pos;
+        }
+        return false;
+    }
+}
+
+/* One value at sc->pos (no whitespace before it). `active`: the paths that
+ * lead here; those ending here take the value. */
+static bool scan_value(struct scan *sc, uint64_t active, unsigned depth)
+{
+    if (sc->pos >= sc->n || depth > FMT_JSON_MAX_DEPTH)
+        return false;
+    struct fmt_jv v;
+    uint8_t c = sc->s[sc->pos];
+    if (c == '{' || c == '[') {
+        bool object = c == '{';
+        const jsmntok_t *t = token_at(sc, object ? JSMN_OBJECT : JSMN_ARRAY, sc->pos);
+        if (!t)
+            return false;
+        size_t start = sc->pos;
+        sc->ti++;
+        sc->pos++;
+        uint64_t cand = depth < FMT_JSON_MAX_DEPTH ? active & ~sc->q->ends[depth] : 0;
+        if (!scan_container(sc, t, object, cand, depth))
+            return false;
+        v = (struct fmt_jv){object ? FMT_JV_OBJECT : FMT_JV_ARRAY, false, sc->s + start,
+                            sc->pos - start};
+    } else if (c == '"') {
+        if (!scan_string(sc, false, &v))
+            return false;
+    } else if (!scan_primitive(sc, &v)) {
+        return false;
+    }
+    uint64_t here = active & sc->q->ends[depth];
+    while (here) {
+        unsigned p = (unsigned)__builtin_ctzll(here);
+        here &= here - 1;
+        sc->vals[p] = v;
+    }
+    return true;
+}
+
+int fmt_json_scan(const struct fmt_json_query *q, const uint8_t *rec, size_t len,
+                  struct fmt_jv *vals)
+{
+    jsmntok_t stack_tok[STACK_TOKENS], *tok = stack_tok;
+    int rc = -1;
+    if (len == 0 || len > INT_MAX / 2)
+        return -1;
+    jsmn_parser jp;
+    jsmn_init(&jp);
+    int ntok = jsmn_parse(&jp, (const char *)rec, len, tok, STACK_TOKENS);
+    if (ntok == JSMN_ERROR_NOMEM) {
+        /* Count first, so a big record costs one exact allocation. */
+        jsmn_init(&jp);
+        int need = jsmn_parse(&jp, (const char *)rec, len, NULL, 0);
+        if (need <= 0)
+            return -1;
+        tok = xmalloc((size_t)need * sizeof(*tok));
+        jsmn_init(&jp);
+        ntok = jsmn_parse(&jp, (const char *)rec, len, tok, (unsigned)need);
+    }
+    if (ntok <= 0)
+        goto out;
+    memset(vals, 0, q->npaths * sizeof(*vals));
+    struct scan sc = {
+        .q = q,
+        .vals = vals,
+        .s = rec,
+        .n = len,
+        .tok = tok,
+        .ntok = ntok,
+        .check = needs_string_checks(rec, len),
+    };
+    skip_ws(&sc);
+    if (sc.pos >= len || rec[sc.pos] != '{')
+        goto out; /* an array or a scalar: jansson says which */
+    uint64_t all = q->npaths == 64 ? ~0ull : (1ull << q->npaths) - 1;
+    if (!scan_value(&sc, all, 0))
+        goto out;
+    skip_ws(&sc);
+    if (sc.pos != len || sc.ti != ntok)
+        goto out;
+    rc = 0;
+out:
+    if (tok != stack_tok)
+        free(tok);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- values */
+
+/* A number token as a NUL-terminated string in buf (or the heap when long:
+ * *heap to free). */
+static const char *token_str(const struct fmt_jv *v, char *buf, size_t cap, char **heap)
+{
+    char *d = buf;
+    *heap = NULL;
+    if (v->n >= cap)
+        d = *heap = xmalloc(v->n + 1);
+    memcpy(d, v->p, v->n);
+    d[v->n] = '\0';
+    return d;
+}
+
+static double token_real(const struct fmt_jv *v)
+{
+    char buf[64], *heap;
+    double d = strtod(token_str(v, buf, sizeof(buf), &heap), NULL);
+    free(heap);
+    return d;
+}
+
+char *fmt_jv_scalar_dup(const struct fmt_jv *v)
+{
+    switch (v->type) {
+    case FMT_JV_STRING: {
+        uint8_t *s = xmalloc(v->n + 1);
+        size_t n = v->n;
+        if (v->esc)
+            n = string_decode(v->p, v->n, s, true);
+        else
+            memcpy(s, v->p, n);
+        s[n] = '\0';
+        return (char *)s;
+    }
+    case FMT_JV_INT:
+        /* a JSON integer within int64 prints as its own token, but for -0 */
+        if (v->n == 2 && v->p[0] == '-' && v->p[1] == '0')
+            return xstrdup("0");
+        return xstrndup((const char *)v->p, v->n);
+    case FMT_JV_REAL: {
+        char buf[64];
+        double d = token_real(v);
+        /* integral values print as integers ("403", not "403.0" or "4.03e+02") */
+        if (d == floor(d) && fabs(d) < 1e18)
+            snprintf(buf, sizeof(buf), "%.0f", d);
+        else
+            snprintf(buf, sizeof(buf), "%.15g", d);
+        return xstrdup(buf);
+    }
+    case FMT_JV_TRUE:
+        return xstrdup("true");
+    case FMT_JV_FALSE:
+        return xstrdup("false");
+    default:
+        return NULL;
+    }
+}
+
+char *fmt_jv_mapped_dup(const struct fmt_jv *v)
+{
+    if (v->type == FMT_JV_OBJECT || v->type == FMT_JV_ARRAY)
+        return fmt_json_compact(v->p, v->n);
+    return fmt_jv_scalar_dup(v);
+}
+
+int fmt_jv_time(const struct fmt_jv *v, int64_t *us)
+{
+    switch (v->type) {
+    case FMT_JV_STRING: {
+        if (!v->esc)
+            return fmt_time_from_text((const char *)v->p, v->n, us);
+        uint8_t buf[128], *d = v->n <= sizeof(buf) ? buf : xmalloc(v->n);
+        int rc = fmt_time_from_text((const char *)d, string_decode(v->p, v->n, d, false), us);
+        if (d != buf)
+            free(d);
+        return rc;
+    }
+    case FMT_JV_INT: {
+        char buf[32], *heap;
+        long long i = strtoll(token_str(v, buf, sizeof(buf), &heap), NULL, 10);
+        free(heap);
+        return fmt_time_from_epoch((double)i, us);
+    }
+    case FMT_JV_REAL:
+        return fmt_time_from_epoch(token_real(v), us);
+    default:
+        return -1;
+    }
+}
+
+bool fmt_jv_cstr(const struct fmt_jv *v, char *dst, size_t *n)
+{
+    if (v->type != FMT_JV_STRING)
+        return false;
+    size_t w = v->n;
+    if (v->esc) {
+        w = string_decode(v->p, v->n, (uint8_t *)dst, false);
+        const char *nul = memchr(dst, '\0', w);
+        if (nul)
+            w = (size_t)(nul - dst);
+    } else {
+        memcpy(dst, v->p, w); /* no escape, so no NUL */
+    }
+    *n = w;
+    return true;
+}
+
+bool fmt_jv_cstr_is(const struct fmt_jv *v, const char *s)
+{
+    if (v->type != FMT_JV_STRING)
+        return false;
+    size_t sn = strlen(s);
+    if (!v->esc)
+        return v->n == sn && memcmp(v->p, s, sn) == 0;
+    char buf[256], *d = v->n <= sizeof(buf) ? buf : xmalloc(v->n);
+    size_t n;
+    fmt_jv_cstr(v, d, &n);
+    bool eq = n == sn && memcmp(d, s, sn) == 0;
+    if (d != buf)
+        free(d);
+    return eq;
+}
