@@ -57,8 +57,6 @@ bool fmt_kv_key_is(const struct fmt_kv_pair *p, const char *name);
 
 /* Family parsers. `rec`/`len` have no trailing '\r'; `out` is zeroed with
  * out->format = kind. Return 0, or fmt_fail(...). */
-int fmt_parse_json_family(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
-                          size_t len, struct parsed_record *out);
 int fmt_parse_kv(const struct field_map *map, const uint8_t *rec, size_t len,
                  struct parsed_record *out);
 int fmt_parse_auditd(const struct field_map *map, const uint8_t *rec, size_t len,

@@ -4,6 +4,7 @@
  * scan (format_json_scan.c) finds their values, and the rules below turn them
  * into time and fields exactly as format_json_jansson.c does; what the scan
  * declines goes to that jansson implementation. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 /* Where each value of the preset comes from: ids of paths in q. */
 struct plan {
     enum format_kind kind;
+    bool ok; /* the paths fit in q; else every record is declined */
     struct fmt_json_query q;
     int time[MAX_TIME_PATHS]; /* candidates in order, -1 after the last */
     const char *time_name[MAX_TIME_PATHS];
@@ -47,8 +49,8 @@ static const char *const k8s_defaults[FMT_NFIELDS][2] = {
 static const char *const fhir_time_paths[] = {"recorded", NULL};
 static const char *const fhir_defaults[FMT_NFIELDS][MAX_DEFAULT_PATHS] = {
     [FMT_TENANT] = {"source.site", "source.observer.reference", "source.observer.display", NULL},
-    [FMT_ACTOR] = {"agent.0.who.identifier.value", "agent.0.who.reference",
-                   "agent.0.who.display", NULL},
+    [FMT_ACTOR] = {"agent.0.who.identifier.value", "agent.0.who.reference", "agent.0.who.display",
+                   NULL},
     [FMT_ACTION] = {"action", "type.code", NULL},
     [FMT_RESOURCE] = {"entity.0.what.reference", "entity.0.what.display", NULL},
     [FMT_OUTCOME] = {"outcome", "outcomeDesc", NULL},
@@ -66,11 +68,9 @@ static bool add_paths(struct plan *pl, const char *const *paths, int *ids, size_
     return true;
 }
 
-/* false when the paths do not fit in a query (then every record is left to
- * jansson). */
-static bool plan_init(struct plan *pl, enum format_kind kind, const struct field_map *map)
+/* false when the paths do not fit in a query. */
+static bool plan_paths(struct plan *pl, enum format_kind kind, const struct field_map *map)
 {
-    memset(pl, 0, sizeof(*pl));
     pl->kind = kind;
     fmt_json_query_init(&pl->q);
     pl->objref = pl->request_uri = pl->resource_type = -1;
@@ -206,20 +206,27 @@ static int parse_plan(const struct plan *pl, const uint8_t *rec, size_t len,
     return 0;
 }
 
+static_assert(sizeof(struct plan) <= FORMAT_PREP_BYTES, "FORMAT_PREP_BYTES too small");
+static_assert(_Alignof(struct plan) <= 16, "format_prep.plan alignment too small");
+
+bool fmt_json_plan_init(void *plan, enum format_kind kind, const struct field_map *map)
+{
+    struct plan *pl = plan;
+    pl->ok = plan_paths(pl, kind, map);
+    return pl->ok;
+}
+
+int fmt_json_parse_planned(const void *plan, const uint8_t *rec, size_t len,
+                           struct parsed_record *out)
+{
+    const struct plan *pl = plan;
+    return pl->ok ? parse_plan(pl, rec, len, out) : FMT_JSON_DECLINED;
+}
+
 int fmt_json_parse_fast(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
                         size_t len, struct parsed_record *out)
 {
-    struct plan pl;
-    if (!plan_init(&pl, kind, map))
-        return FMT_JSON_DECLINED;
-    return parse_plan(&pl, rec, len, out);
-}
-
-int fmt_parse_json_family(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
-                          size_t len, struct parsed_record *out)
-{
-    int rc = fmt_json_parse_fast(kind, map, rec, len, out);
-    if (rc != FMT_JSON_DECLINED)
-        return rc;
-    return fmt_json_parse_jansson(kind, map, rec, len, out);
+    struct format_prep p;
+    fmt_json_plan_init(p.plan, kind, map);
+    return fmt_json_parse_planned(p.plan, rec, len, out);
 }

@@ -1,7 +1,7 @@
 /* Internals of the JSON-based formats (json, k8s-audit, fhir): the fast path
- * that reads only the mapped values (jsmn tokens, no document), and the
+ * that reads only the mapped values in one pass (no document), and the
  * jansson reference it must equal byte for byte and falls back to.
- * Only agent/format_json*.c and the tests include it. */
+ * Only agent/format*.c and the tests include it. */
 #ifndef AUDITRAIL_AGENT_FORMAT_JSON_INT_H
 #define AUDITRAIL_AGENT_FORMAT_JSON_INT_H
 
@@ -27,6 +27,14 @@
 int fmt_json_parse_fast(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
                         size_t len, struct parsed_record *out);
 
+/* The fast path in two steps, for many records of one input: prepare the
+ * paths of (kind, map) into `plan` (FORMAT_PREP_BYTES of format_prep's
+ * storage; false when they do not fit, then every record is declined), then
+ * parse with it. */
+bool fmt_json_plan_init(void *plan, enum format_kind kind, const struct field_map *map);
+int fmt_json_parse_planned(const void *plan, const uint8_t *rec, size_t len,
+                           struct parsed_record *out);
+
 /* The jansson implementation: parse the whole document, then look up. */
 int fmt_json_parse_jansson(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
                            size_t len, struct parsed_record *out);
@@ -38,9 +46,10 @@ char *fmt_json_compact(const uint8_t *text, size_t len);
 
 /* ---- the scanner (format_json_scan.c) */
 
-#define FMT_JSON_MAX_PATHS 64  /* one bit each in a uint64_t */
-#define FMT_JSON_MAX_COMPS 256 /* path components over all paths */
-#define FMT_JSON_MAX_DEPTH 64  /* deeper documents are declined */
+#define FMT_JSON_MAX_PATHS  64  /* one bit each in a uint64_t */
+#define FMT_JSON_MAX_COMPS  128 /* path components over all paths */
+#define FMT_JSON_MAX_DEPTH  32  /* deeper documents are declined */
+#define FMT_JSON_KEY_FILTER 2   /* depths with a member-name filter */
 
 /* One component of a dotted path, as jansson's lookup reads it: the text
  * names an object member; idx >= 0 when the text is 1-9 decimal digits,
@@ -57,6 +66,9 @@ struct fmt_json_query {
     uint16_t first[FMT_JSON_MAX_PATHS]; /* index of the path's first component */
     uint8_t ncomp[FMT_JSON_MAX_PATHS];
     uint64_t ends[FMT_JSON_MAX_DEPTH + 1]; /* paths with exactly d components */
+    /* paths whose component at depth d hashes (fmt_json_key_hash) to h: most
+     * members of a record are looked at by no path, and this says so at once */
+    uint64_t by_hash[FMT_JSON_KEY_FILTER][64];
     struct fmt_json_comp comp[FMT_JSON_MAX_COMPS];
 };
 

@@ -1,21 +1,9 @@
-/* The JSON fast path's scanner: jsmn tokenizes the record, one walk over the
- * tokens checks everything jansson checks and picks out the queried paths.
- *
- * jsmn (strict mode) finds where strings, primitives and containers begin
- * and end, but accepts more than JSON: missing or doubled separators, any
- * byte inside strings, unvalidated numbers. So the walk re-reads every byte
- * jsmn does not vouch for: the separators and whitespace between tokens,
- * each primitive, and string contents whenever the record holds a byte that
- * could make a string invalid (a control character, a byte >= 0x80, a
- * backslash). What it cannot settle exactly as jansson would, it declines
+/* The JSON fast path's scanner: one pass over the record that checks
+ * everything jansson's json_loadb(JSON_ALLOW_NUL) checks and picks out the
+ * values of the queried paths on the way, without building anything. What
+ * it cannot settle exactly as jansson would, it declines
  * (format_json_int.h), and the caller asks jansson. */
-#define JSMN_STATIC
-#define JSMN_STRICT
-#define JSMN_PARENT_LINKS
-#include <jsmn.h>
-
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +14,6 @@
 #include "common/utf8.h"
 #include "common/xmalloc.h"
 
-#define STACK_TOKENS 256
 #define MAX_KEY_DECODE 256 /* escaped keys longer than this are declined */
 
 /* ---------------------------------------------------------------- query */
@@ -36,6 +23,14 @@ void fmt_json_query_init(struct fmt_json_query *q)
     q->npaths = 0;
     q->ncomps = 0;
     memset(q->ends, 0, sizeof(q->ends));
+    memset(q->by_hash, 0, sizeof(q->by_hash));
+}
+
+/* A member name's bucket in fmt_json_query.by_hash: length, first and last
+ * byte. */
+static inline unsigned key_hash(const uint8_t *k, size_t n)
+{
+    return n ? (unsigned)(n * 7 + k[0] * 3 + k[n - 1]) & 63 : 0;
 }
 
 /* The array index a component names, as jansson's lookup reads it: 1 to 9
@@ -64,6 +59,8 @@ int fmt_json_query_add(struct fmt_json_query *q, const char *path)
             return -1;
         }
         q->comp[q->ncomps++] = (struct fmt_json_comp){p, (uint32_t)n, comp_index(p, n)};
+        if (nc < FMT_JSON_KEY_FILTER)
+            q->by_hash[nc][key_hash((const uint8_t *)p, n)] |= 1ull << q->npaths;
         nc++;
         p += n;
         if (*p == '.')
@@ -104,74 +101,47 @@ static int hex4(const uint8_t *p)
     return v;
 }
 
-/* Does rec hold a byte that can make a string invalid or escaped: below
- * 0x20, 0x80 and above, or a backslash? Eight bytes at a time. */
-static bool needs_string_checks(const uint8_t *s, size_t n)
+/* Index of the first byte at or after i that a string scan must look at:
+ * '"', '\\', below 0x20, or 0x80 and above (n if none). Eight bytes at a
+ * time; the lowest flagged byte is exact (the bit tricks only over-report
+ * above a real hit). */
+static inline size_t string_special(const uint8_t *s, size_t i, size_t n)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t acc = 0;
-    size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w, bs;
+        uint64_t w, q, bs;
         memcpy(&w, s + i, 8);
+        q = w ^ (ones * '"');
         bs = w ^ (ones * '\\');
-        acc |= ((w - ones * 0x20) & ~w) | ((bs - ones) & ~bs) | w;
+        uint64_t hit =
+            (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | w) & highs;
+        if (hit)
+            return i + (size_t)(__builtin_ctzll(hit) >> 3);
     }
-    if (acc & highs)
-        return true;
-    for (; i < n; i++)
-        if (s[i] < 0x20 || s[i] >= 0x80 || s[i] == '\\')
-            return true;
-    return false;
+    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
 }
 
-/* Check a string's contents as jansson's lexer does: no control character,
- * valid escapes, \u surrogates in pairs, well-formed UTF-8 (RFC 3629); in a
- * key no \u0000 (jansson refuses NUL in keys). *esc: holds an escape. */
-static bool string_ok(const uint8_t *s, size_t n, bool key, bool *esc)
+/* Length of the escape at s[0] == '\\' as jansson's lexer accepts it (2, 6,
+ * or 12 for a surrogate pair), 0 if invalid: an unknown letter, \u without
+ * four hex digits, a surrogate not in a high-low pair, or \u0000 in a key
+ * (jansson refuses NUL in keys). */
+static size_t escape_len(const uint8_t *s, size_t n, bool key)
 {
-    *esc = false;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        if (c >= 0x20 && c < 0x80 && c != '\\') {
-            i++;
-            continue;
-        }
-        if (c < 0x20)
-            return false;
-        if (c >= 0x80) {
-            size_t k = utf8_seq_len(s + i, n - i);
-            if (!k)
-                return false;
-            i += k;
-            continue;
-        }
-        *esc = true;
-        if (i + 1 >= n)
-            return false;
-        c = s[i + 1];
-        if (c != 'u') {
-            if (!strchr("\"\\/bfnrt", c) || c == '\0')
-                return false;
-            i += 2;
-            continue;
-        }
-        if (i + 6 > n)
-            return false;
-        int cp = hex4(s + i + 2);
-        if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff) || (cp == 0 && key))
-            return false;
-        i += 6;
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-            if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u')
-                return false;
-            int lo = hex4(s + i + 2);
-            if (lo < 0xdc00 || lo > 0xdfff)
-                return false;
-            i += 6;
-        }
-    }
-    return true;
+    if (n < 2)
+        return 0;
+    if (s[1] != 'u')
+        return s[1] && strchr("\"\\/bfnrt", s[1]) ? 2 : 0;
+    int cp = n >= 6 ? hex4(s + 2) : -1;
+    if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff) || (cp == 0 && key))
+        return 0;
+    if (cp < 0xd800 || cp > 0xdbff)
+        return 6;
+    if (n < 12 || s[6] != '\\' || s[7] != 'u')
+        return 0;
+    int lo = hex4(s + 8);
+    return lo >= 0xdc00 && lo <= 0xdfff ? 12 : 0;
 }
 
 /* Write the UTF-8 of code point cp at o; returns its length. */
@@ -236,12 +206,13 @@ static size_t string_decode(const uint8_t *s, size_t n, uint8_t *o, bool nul_fff
     return w;
 }
 
-/* A number token as jansson's lexer reads it: -?(0|[1-9][0-9]*)(.[0-9]+)?
- * ([eE][+-]?[0-9]+)?, the whole token. *real: has a fraction or exponent.
- * Also false for what the fast path leaves to jansson: an integer beyond
- * int64 (jansson then re-reads every integer as a real) and a real that
+/* Length of the number at s[0] as jansson's lexer reads it:
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? (what follows is the
+ * caller's business); *real: has a fraction or exponent. 0 when invalid, and
+ * for what the fast path leaves to jansson: an integer beyond int64 (jansson
+ * then re-reads every integer of the record as a real) and a real that
  * might overflow (jansson fails the record). */
-static bool number_ok(const uint8_t *s, size_t n, bool *real)
+static size_t number_len(const uint8_t *s, size_t n, bool *real)
 {
     size_t i = 0;
     if (i < n && s[i] == '-')
@@ -253,13 +224,13 @@ static bool number_ok(const uint8_t *s, size_t n, bool *real)
         while (i < n && is_digit(s[i]))
             i++;
     else
-        return false;
+        return 0;
     size_t int_digits = i - int_start;
     *real = false;
     if (i < n && s[i] == '.') {
         i++;
         if (i >= n || !is_digit(s[i]))
-            return false;
+            return 0;
         while (i < n && is_digit(s[i]))
             i++;
         *real = true;
@@ -271,7 +242,7 @@ static bool number_ok(const uint8_t *s, size_t n, bool *real)
         if (i < n && (s[i] == '+' || s[i] == '-'))
             neg = s[i++] == '-';
         if (i >= n || !is_digit(s[i]))
-            return false;
+            return 0;
         while (i < n && is_digit(s[i])) {
             if (exp10 < 100000)
                 exp10 = exp10 * 10 + (s[i] - '0');
@@ -281,22 +252,20 @@ static bool number_ok(const uint8_t *s, size_t n, bool *real)
             exp10 = -exp10;
         *real = true;
     }
-    if (i != n)
-        return false;
     if (*real)
         /* below 10^(int_digits + exp10) <= 10^308 < DBL_MAX: no overflow */
-        return (long)int_digits + exp10 <= 308;
+        return (long)int_digits + exp10 <= 308 ? i : 0;
     if (int_digits < 19)
-        return true;
+        return i;
     /* 19 digits or more: what strtoll would refuse */
     char buf[32];
-    if (n >= sizeof(buf))
-        return false;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
+    if (i >= sizeof(buf))
+        return 0;
+    memcpy(buf, s, i);
+    buf[i] = '\0';
     errno = 0;
     (void)strtoll(buf, NULL, 10);
-    return errno != ERANGE;
+    return errno == ERANGE ? 0 : i;
 }
 
 /* ---------------------------------------------------------------- walk */
@@ -306,9 +275,6 @@ struct scan {
     struct fmt_jv *vals;
     const uint8_t *s;
     size_t n, pos;
-    const jsmntok_t *tok;
-    int ntok, ti;
-    bool check; /* string contents need string_ok */
 };
 
 static inline void skip_ws(struct scan *sc)
@@ -317,54 +283,55 @@ static inline void skip_ws(struct scan *sc)
         sc->pos++;
 }
 
-/* The token at sc->ti, if it has this type and starts at `start`. */
-static inline const jsmntok_t *token_at(const struct scan *sc, jsmntype_t type, size_t start)
-{
-    if (sc->ti >= sc->ntok)
-        return NULL;
-    const jsmntok_t *t = &sc->tok[sc->ti];
-    return t->type == type && t->start >= 0 && (size_t)t->start == start ? t : NULL;
-}
-
-/* A string at sc->pos (its opening quote). */
+/* The string whose opening quote is at sc->pos, checked as jansson's lexer
+ * checks it: no control character, valid escapes, well-formed UTF-8. */
 static bool scan_string(struct scan *sc, bool key, struct fmt_jv *v)
 {
-    const jsmntok_t *t = token_at(sc, JSMN_STRING, sc->pos + 1);
-    if (!t || t->end < t->start || (size_t)t->end >= sc->n || sc->s[t->end] != '"')
-        return false;
-    const uint8_t *p = sc->s + t->start;
-    size_t n = (size_t)(t->end - t->start);
+    const uint8_t *s = sc->s;
+    size_t n = sc->n, start = sc->pos + 1, i = start;
     bool esc = false;
-    if (sc->check && !string_ok(p, n, key, &esc))
-        return false;
-    *v = (struct fmt_jv){FMT_JV_STRING, esc, p, n};
-    sc->ti++;
-    sc->pos = (size_t)t->end + 1;
+    for (;;) {
+        i = string_special(s, i, n);
+        if (i >= n)
+            return false;
+        uint8_t c = s[i];
+        size_t k;
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return false;
+        if (c >= 0x80)
+            k = utf8_seq_len(s + i, n - i);
+        else
+            esc = true, k = escape_len(s + i, n - i, key);
+        if (!k)
+            return false;
+        i += k;
+    }
+    *v = (struct fmt_jv){FMT_JV_STRING, esc, s + start, i - start};
+    sc->pos = i + 1;
     return true;
 }
 
+/* true, false, null or a number at sc->pos. */
 static bool scan_primitive(struct scan *sc, struct fmt_jv *v)
 {
-    const jsmntok_t *t = token_at(sc, JSMN_PRIMITIVE, sc->pos);
-    if (!t || t->end <= t->start || (size_t)t->end > sc->n)
-        return false;
-    const uint8_t *p = sc->s + t->start;
-    size_t n = (size_t)(t->end - t->start);
+    const uint8_t *p = sc->s + sc->pos;
+    size_t rest = sc->n - sc->pos, n;
     enum fmt_jv_type type;
     bool real;
-    if (n == 4 && memcmp(p, "true", 4) == 0)
-        type = FMT_JV_TRUE;
-    else if (n == 5 && memcmp(p, "false", 5) == 0)
-        type = FMT_JV_FALSE;
-    else if (n == 4 && memcmp(p, "null", 4) == 0)
-        type = FMT_JV_NULL;
-    else if (number_ok(p, n, &real))
+    if (rest >= 4 && memcmp(p, "true", 4) == 0)
+        type = FMT_JV_TRUE, n = 4;
+    else if (rest >= 5 && memcmp(p, "false", 5) == 0)
+        type = FMT_JV_FALSE, n = 5;
+    else if (rest >= 4 && memcmp(p, "null", 4) == 0)
+        type = FMT_JV_NULL, n = 4;
+    else if ((n = number_len(p, rest, &real)) > 0)
         type = real ? FMT_JV_REAL : FMT_JV_INT;
     else
         return false;
     *v = (struct fmt_jv){type, false, p, n};
-    sc->ti++;
-    sc->pos = (size_t)t->end;
+    sc->pos += n;
     return true;
 }
 
@@ -382,6 +349,8 @@ static int match_key(const struct scan *sc, uint64_t cand, unsigned depth, const
         kn = string_decode(key->p, key->n, buf, false);
         k = buf;
     }
+    if (depth < FMT_JSON_KEY_FILTER)
+        cand &= sc->q->by_hash[depth][key_hash(k, kn)];
     uint64_t m = 0;
     while (cand) {
         unsigned p = (unsigned)__builtin_ctzll(cand);
@@ -419,16 +388,16 @@ static inline void forget(struct scan *sc, uint64_t paths)
 
 static bool scan_value(struct scan *sc, uint64_t active, unsigned depth);
 
-/* The rest of an object or array after its opening bracket: members until
- * the closing one, which must be where jsmn closed the token. */
-static bool scan_container(struct scan *sc, const jsmntok_t *t, bool object, uint64_t cand,
-                           unsigned depth)
+/* The members of an object or array whose opening bracket was just read,
+ * up to and including its closing bracket. `cand`: the paths that go on
+ * below this container. */
+static bool scan_members(struct scan *sc, bool object, uint64_t cand, unsigned depth)
 {
     const uint8_t close = object ? '}' : ']';
     skip_ws(sc);
     if (sc->pos < sc->n && sc->s[sc->pos] == close) {
         sc->pos++;
-        return (size_t)t->end == sc->pos;
+        return true;
     }
     for (int32_t idx = 0;; idx++) {
         uint64_t sub = 0;
@@ -450,16 +419,17 @@ static bool scan_container(struct scan *sc, const jsmntok_t *t, bool object, uin
         if (!scan_value(sc, sub, depth + 1))
             return false;
         skip_ws(sc);
-        if (sc->pos < sc->n && sc->s[sc->pos] == ',') {
+        if (sc->pos >= sc->n)
+            return false;
+        if (sc->s[sc->pos] == ',') {
             sc->pos++;
             skip_ws(sc);
             continue;
         }
-        if (sc->pos < sc->n && sc->s[sc->pos] == close) {
-            sc->pos++;
-            return (size_t)t->end == sc->pos;
-        }
-        return false;
+        if (sc->s[sc->pos] != close)
+            return false;
+        sc->pos++;
+        return true;
     }
 }
 
@@ -472,17 +442,11 @@ static bool scan_value(struct scan *sc, uint64_t active, unsigned depth)
     struct fmt_jv v;
     uint8_t c = sc->s[sc->pos];
     if (c == '{' || c == '[') {
-        bool object = c == '{';
-        const jsmntok_t *t = token_at(sc, object ? JSMN_OBJECT : JSMN_ARRAY, sc->pos);
-        if (!t)
-            return false;
-        size_t start = sc->pos;
-        sc->ti++;
-        sc->pos++;
+        size_t start = sc->pos++;
         uint64_t cand = depth < FMT_JSON_MAX_DEPTH ? active & ~sc->q->ends[depth] : 0;
-        if (!scan_container(sc, t, object, cand, depth))
+        if (!scan_members(sc, c == '{', cand, depth))
             return false;
-        v = (struct fmt_jv){object ? FMT_JV_OBJECT : FMT_JV_ARRAY, false, sc->s + start,
+        v = (struct fmt_jv){c == '{' ? FMT_JV_OBJECT : FMT_JV_ARRAY, false, sc->s + start,
                             sc->pos - start};
     } else if (c == '"') {
         if (!scan_string(sc, false, &v))
@@ -502,49 +466,16 @@ static bool scan_value(struct scan *sc, uint64_t active, unsigned depth)
 int fmt_json_scan(const struct fmt_json_query *q, const uint8_t *rec, size_t len,
                   struct fmt_jv *vals)
 {
-    jsmntok_t stack_tok[STACK_TOKENS], *tok = stack_tok;
-    int rc = -1;
-    if (len == 0 || len > INT_MAX / 2)
-        return -1;
-    jsmn_parser jp;
-    jsmn_init(&jp);
-    int ntok = jsmn_parse(&jp, (const char *)rec, len, tok, STACK_TOKENS);
-    if (ntok == JSMN_ERROR_NOMEM) {
-        /* Count first, so a big record costs one exact allocation. */
-        jsmn_init(&jp);
-        int need = jsmn_parse(&jp, (const char *)rec, len, NULL, 0);
-        if (need <= 0)
-            return -1;
-        tok = xmalloc((size_t)need * sizeof(*tok));
-        jsmn_init(&jp);
-        ntok = jsmn_parse(&jp, (const char *)rec, len, tok, (unsigned)need);
-    }
-    if (ntok <= 0)
-        goto out;
+    struct scan sc = {.q = q, .vals = vals, .s = rec, .n = len};
     memset(vals, 0, q->npaths * sizeof(*vals));
-    struct scan sc = {
-        .q = q,
-        .vals = vals,
-        .s = rec,
-        .n = len,
-        .tok = tok,
-        .ntok = ntok,
-        .check = needs_string_checks(rec, len),
-    };
     skip_ws(&sc);
     if (sc.pos >= len || rec[sc.pos] != '{')
-        goto out; /* an array or a scalar: jansson says which */
+        return -1; /* an array or a scalar: jansson says which */
     uint64_t all = q->npaths == 64 ? ~0ull : (1ull << q->npaths) - 1;
     if (!scan_value(&sc, all, 0))
-        goto out;
+        return -1;
     skip_ws(&sc);
-    if (sc.pos != len || sc.ti != ntok)
-        goto out;
-    rc = 0;
-out:
-    if (tok != stack_tok)
-        free(tok);
-    return rc;
+    return sc.pos == len ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- values */

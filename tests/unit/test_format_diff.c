@@ -1,4 +1,4 @@
-/* Differential test of the JSON fast path (agent/format_json.c, jsmn) against
+/* Differential test of the JSON fast path (agent/format_json*.c) against
  * the jansson implementation it replaced (agent/format_json_jansson.c): for
  * every input, kind and field map, the same return code, time, fields and
  * error text, byte for byte. Inputs: the fuzz corpora, the format fixtures,
@@ -18,8 +18,9 @@ static const enum format_kind kinds[] = {FORMAT_JSON, FORMAT_K8S_AUDIT, FORMAT_F
 
 /* NULL (the presets), the fuzz targets' map, and maps that reach for
  * containers, indexes, odd splits and the record itself. */
-static const struct field_map fuzz_map = {"meta.when", "org.0.id",           "user.name",
-                                          "request.verb", "objectRef.resource", "responseStatus.code"};
+static const struct field_map fuzz_map = {"meta.when",          "org.0.id",
+                                          "user.name",          "request.verb",
+                                          "objectRef.resource", "responseStatus.code"};
 static const struct field_map odd_map = {"ts.", "", "agent.00.who", "a..b", "objectRef", "user"};
 static const struct field_map odd_map2 = {".", "0", "agent.0", "entity.0.what.", "x.y.z.0.1", "."};
 static const struct field_map *const maps[] = {NULL, &fuzz_map, &odd_map, &odd_map2};
@@ -144,8 +145,8 @@ START_TEST(fuzz_corpora)
         free(dir);
     }
     ck_assert_uint_ge(files, 40);
-    fprintf(stderr, "corpora: %u files, %lu comparisons, %lu declined (%lu of them valid)\n",
-            files, t.compared, t.declined, t.declined_valid);
+    fprintf(stderr, "corpora: %u files, %lu comparisons, %lu declined (%lu of them valid)\n", files,
+            t.compared, t.declined, t.declined_valid);
 }
 END_TEST
 
@@ -187,22 +188,42 @@ static const char *const edge_cases[] = {
     "{\"status\":403.0,\"actor\":-0,\"tenant\":-0.0,\"action\":1e2,\"resource\":1.5e300}",
     "{\"status\":1E-7,\"actor\":0.1,\"tenant\":12345678901234567,\"action\":-9223372036854775808}",
     "{\"outcome\":9223372036854775807,\"actor\":2.5e-400,\"ts\":1700000000.999999}",
-    "{\"actor\":18446744073709551615,\"status\":403}",  /* big: jansson re-reads as reals */
-    "{\"actor\":1e400}",                                 /* real overflow: invalid */
-    "{\"actor\":01}", "{\"actor\":-}", "{\"actor\":1.}", "{\"actor\":.5}", "{\"actor\":1e}",
-    "{\"actor\":+1}", "{\"actor\":1.5E+3}", "{\"actor\":0e0}",
+    "{\"actor\":18446744073709551615,\"status\":403}", /* big: jansson re-reads as reals */
+    "{\"actor\":1e400}",                               /* real overflow: invalid */
+    "{\"actor\":01}",
+    "{\"actor\":-}",
+    "{\"actor\":1.}",
+    "{\"actor\":.5}",
+    "{\"actor\":1e}",
+    "{\"actor\":+1}",
+    "{\"actor\":1.5E+3}",
+    "{\"actor\":0e0}",
     /* literals, nesting, whitespace */
-    "{\"actor\":true,\"tenant\":false,\"outcome\":null}", "{\"actor\":tru}", "{\"actor\":truex}",
-    " \t\r\n{ \"actor\" : \"a\" , \"org\" : [ 1 , 2 ] }\n\t ", "{\"actor\":\"a\"}\f",
-    "{\"actor\":\"a\"}\v", "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+    "{\"actor\":true,\"tenant\":false,\"outcome\":null}",
+    "{\"actor\":tru}",
+    "{\"actor\":truex}",
+    " \t\r\n{ \"actor\" : \"a\" , \"org\" : [ 1 , 2 ] }\n\t ",
+    "{\"actor\":\"a\"}\f",
+    "{\"actor\":\"a\"}\v",
+    "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
     /* strings: escapes, surrogates, NUL, UTF-8 */
     "{\"actor\":\"J\\u00f6rg \\u4e2d \\ud83d\\ude00 \\\" \\\\ \\/ \\b\\f\\n\\r\\t\"}",
-    "{\"actor\":\"a\\u0000b\",\"tenant\":\"\\u0000\"}", "{\"act\\u006fr\":\"esc key\"}",
-    "{\"actor\\u0000\":1}", "{\"actor\":\"\\ud83d\"}", "{\"actor\":\"\\ude00\"}",
-    "{\"actor\":\"\\ud83d\\u0041\"}", "{\"actor\":\"\\ud83dx\"}", "{\"actor\":\"\\u12\"}",
-    "{\"actor\":\"\\x\"}", "{\"actor\":\"\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80\"}",
-    "{\"actor\":\"\xc0\x80\"}", "{\"actor\":\"\xed\xa0\x80\"}", "{\"actor\":\"\xf4\x90\x80\x80\"}",
-    "{\"actor\":\"\xff\"}", "{\"actor\":\"tab\there\"}", "{\"actor\":\"a\"}\xc3\xa9",
+    "{\"actor\":\"a\\u0000b\",\"tenant\":\"\\u0000\"}",
+    "{\"act\\u006fr\":\"esc key\"}",
+    "{\"actor\\u0000\":1}",
+    "{\"actor\":\"\\ud83d\"}",
+    "{\"actor\":\"\\ude00\"}",
+    "{\"actor\":\"\\ud83d\\u0041\"}",
+    "{\"actor\":\"\\ud83dx\"}",
+    "{\"actor\":\"\\u12\"}",
+    "{\"actor\":\"\\x\"}",
+    "{\"actor\":\"\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80\"}",
+    "{\"actor\":\"\xc0\x80\"}",
+    "{\"actor\":\"\xed\xa0\x80\"}",
+    "{\"actor\":\"\xf4\x90\x80\x80\"}",
+    "{\"actor\":\"\xff\"}",
+    "{\"actor\":\"tab\there\"}",
+    "{\"actor\":\"a\"}\xc3\xa9",
     /* k8s resource pieces: NUL cuts a C string, empty group and subresource */
     "{\"stageTimestamp\":\"2026-01-01T00:00:00Z\",\"objectRef\":{\"resource\":\"pods\\u0000x\","
     "\"apiGroup\":\"\",\"namespace\":\"n\\u00e9\",\"name\":\"p\",\"subresource\":\"\\u0000\"}}",
@@ -215,15 +236,36 @@ static const char *const edge_cases[] = {
     "{\"resourceType\":7,\"recorded\":\"2026-01-01T00:00:00Z\",\"agent\":[{\"who\":{\"display\":"
     "\"d\"}}],\"agent\":[{\"who\":{}}]}",
     /* times */
-    "{\"ts\":\"2026-01-01T00:00:00\\u0000Z\"}", "{\"ts\":\"12ms\",\"time\":1700000000123}",
+    "{\"ts\":\"2026-01-01T00:00:00\\u0000Z\"}",
+    "{\"ts\":\"12ms\",\"time\":1700000000123}",
     "{\"ts\":-1,\"time\":1e30,\"timestamp\":\"1700000000.5\"}",
     "{\"recorded\":\"2026-11-26T20:50:45+01:00\",\"stageTimestamp\":null,"
     "\"requestReceivedTimestamp\":\"2026-11-26T20:50:45Z\"}",
     /* structure */
-    "", "{", "}", "{}", "[]", "[{\"actor\":1}]", "\"s\"", "1", "null", "{\"a\":1}{}",
-    "{\"a\":1,}", "{,\"a\":1}", "{\"a\" 1}", "{\"a\"::1}", "{\"a\":1 \"b\":2}", "{\"a\":[1 2]}",
-    "{\"a\":[1,]}", "{\"a\":[,1]}", "{1:2}", "{\"a\":}", "{\"a\":{\"b\":1]}",
-    "{\"a\":\"unterminated}", "{\"a\":1}x", "{'a':1}",
+    "",
+    "{",
+    "}",
+    "{}",
+    "[]",
+    "[{\"actor\":1}]",
+    "\"s\"",
+    "1",
+    "null",
+    "{\"a\":1}{}",
+    "{\"a\":1,}",
+    "{,\"a\":1}",
+    "{\"a\" 1}",
+    "{\"a\"::1}",
+    "{\"a\":1 \"b\":2}",
+    "{\"a\":[1 2]}",
+    "{\"a\":[1,]}",
+    "{\"a\":[,1]}",
+    "{1:2}",
+    "{\"a\":}",
+    "{\"a\":{\"b\":1]}",
+    "{\"a\":\"unterminated}",
+    "{\"a\":1}x",
+    "{'a':1}",
 };
 
 START_TEST(hand_picked)
@@ -231,14 +273,18 @@ START_TEST(hand_picked)
     struct tally t = {0};
     for (size_t i = 0; i < sizeof(edge_cases) / sizeof(edge_cases[0]); i++)
         compare_all((const uint8_t *)edge_cases[i], strlen(edge_cases[i]), &t);
-    /* Raw NUL bytes, which the fast path leaves to jansson: jansson skips
-     * one right after a number or literal, and fails on any other. */
-#define S(x) {x, sizeof(x) - 1}
+        /* Raw NUL bytes, which the fast path leaves to jansson: jansson skips
+         * one right after a number or literal, and fails on any other. */
+#define S(x)                                                                                       \
+    {                                                                                              \
+        x, sizeof(x) - 1                                                                           \
+    }
     static const struct {
         const char *s;
         size_t n;
-    } nul_cases[] = {S("{\"a\":1\0}"), S("{\"a\":true\0,\"actor\":\"x\"}"), S("{\"a\":\"x\0\"}"),
-                     S("{\"a\":1}\0"), S("{\0\"a\":1}"), S("{\"a\":1\0\0}")};
+    } nul_cases[] = {S("{\"a\":1\0}"),     S("{\"a\":true\0,\"actor\":\"x\"}"),
+                     S("{\"a\":\"x\0\"}"), S("{\"a\":1}\0"),
+                     S("{\0\"a\":1}"),     S("{\"a\":1\0\0}")};
 #undef S
     for (size_t i = 0; i < sizeof(nul_cases) / sizeof(nul_cases[0]); i++) {
         struct tally one = {0};
@@ -248,8 +294,8 @@ START_TEST(hand_picked)
         t.declined += one.declined;
         t.declined_valid += one.declined_valid;
     }
-    fprintf(stderr, "hand-picked: %lu comparisons, %lu declined (%lu of them valid)\n",
-            t.compared, t.declined, t.declined_valid);
+    fprintf(stderr, "hand-picked: %lu comparisons, %lu declined (%lu of them valid)\n", t.compared,
+            t.declined, t.declined_valid);
 }
 END_TEST
 
@@ -302,28 +348,123 @@ static void ws(struct rng *r, struct out *o)
 
 /* Member names: what the presets and maps look for, their escaped spellings,
  * and a few others. */
-static const char *const keys[] = {
-    "ts", "time", "timestamp", "@timestamp", "recorded", "tenant", "tenant_id", "org", "actor",
-    "user", "user_id", "principal", "action", "event", "verb", "resource", "object", "target",
-    "outcome", "result", "status", "meta", "when", "id", "name", "request", "objectRef",
-    "responseStatus", "code", "username", "apiGroup", "namespace", "subresource", "requestURI",
-    "stageTimestamp", "requestReceivedTimestamp", "resourceType", "source", "site", "observer",
-    "reference", "display", "agent", "who", "identifier", "value", "type", "entity", "what",
-    "outcomeDesc", "", "0", "00", "a", "b", "x", "y", "z", "a.b", "act\\u006fr", "\\u0075ser",
-    "ver\\u0062", "n\\u00e9", "\\ud83d\\ude00"};
+static const char *const keys[] = {"ts",
+                                   "time",
+                                   "timestamp",
+                                   "@timestamp",
+                                   "recorded",
+                                   "tenant",
+                                   "tenant_id",
+                                   "org",
+                                   "actor",
+                                   "user",
+                                   "user_id",
+                                   "principal",
+                                   "action",
+                                   "event",
+                                   "verb",
+                                   "resource",
+                                   "object",
+                                   "target",
+                                   "outcome",
+                                   "result",
+                                   "status",
+                                   "meta",
+                                   "when",
+                                   "id",
+                                   "name",
+                                   "request",
+                                   "objectRef",
+                                   "responseStatus",
+                                   "code",
+                                   "username",
+                                   "apiGroup",
+                                   "namespace",
+                                   "subresource",
+                                   "requestURI",
+                                   "stageTimestamp",
+                                   "requestReceivedTimestamp",
+                                   "resourceType",
+                                   "source",
+                                   "site",
+                                   "observer",
+                                   "reference",
+                                   "display",
+                                   "agent",
+                                   "who",
+                                   "identifier",
+                                   "value",
+                                   "type",
+                                   "entity",
+                                   "what",
+                                   "outcomeDesc",
+                                   "",
+                                   "0",
+                                   "00",
+                                   "a",
+                                   "b",
+                                   "x",
+                                   "y",
+                                   "z",
+                                   "a.b",
+                                   "act\\u006fr",
+                                   "\\u0075ser",
+                                   "ver\\u0062",
+                                   "n\\u00e9",
+                                   "\\ud83d\\ude00"};
 
-static const char *const strings[] = {
-    "alice", "", "2026-11-26T19:50:45.123456Z", "2026-11-26T20:50:45+01:00", "2026-02-30T00:00:00Z",
-    "1700000000.5", "12ms", "AuditEvent", "Patient", "get", "secrets", "clinic-a",
-    "J\\u00f6rg", "\\u4e2d\\ud83d\\ude00", "a\\u0000b", "\\u0000", "q\\\"uote", "back\\\\slash",
-    "\\/\\b\\f\\n\\r\\t", "\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80", "AuditEvent\\u0000x", "/healthz",
-    "Audit\\u0045vent", "x y z"};
+static const char *const strings[] = {"alice",
+                                      "",
+                                      "2026-11-26T19:50:45.123456Z",
+                                      "2026-11-26T20:50:45+01:00",
+                                      "2026-02-30T00:00:00Z",
+                                      "1700000000.5",
+                                      "12ms",
+                                      "AuditEvent",
+                                      "Patient",
+                                      "get",
+                                      "secrets",
+                                      "clinic-a",
+                                      "J\\u00f6rg",
+                                      "\\u4e2d\\ud83d\\ude00",
+                                      "a\\u0000b",
+                                      "\\u0000",
+                                      "q\\\"uote",
+                                      "back\\\\slash",
+                                      "\\/\\b\\f\\n\\r\\t",
+                                      "\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80",
+                                      "AuditEvent\\u0000x",
+                                      "/healthz",
+                                      "Audit\\u0045vent",
+                                      "x y z"};
 
-static const char *const plain_numbers[] = {
-    "0", "-0", "1", "-7", "42", "200", "403", "403.0", "-0.0", "2.5", "1e3", "1E-3", "0.1",
-    "1700000000", "1700000000123", "1700000000123456", "1700000000123456789", "1700000000.25",
-    "9223372036854775807", "-9223372036854775808", "12345678901234567", "1.5e300", "2.5e-400",
-    "1e18", "999999999999999999.5", "-5", "123.456e2"};
+static const char *const plain_numbers[] = {"0",
+                                            "-0",
+                                            "1",
+                                            "-7",
+                                            "42",
+                                            "200",
+                                            "403",
+                                            "403.0",
+                                            "-0.0",
+                                            "2.5",
+                                            "1e3",
+                                            "1E-3",
+                                            "0.1",
+                                            "1700000000",
+                                            "1700000000123",
+                                            "1700000000123456",
+                                            "1700000000123456789",
+                                            "1700000000.25",
+                                            "9223372036854775807",
+                                            "-9223372036854775808",
+                                            "12345678901234567",
+                                            "1.5e300",
+                                            "2.5e-400",
+                                            "1e18",
+                                            "999999999999999999.5",
+                                            "-5",
+                                            "123.456e2"};
 /* what the fast path leaves to jansson */
 static const char *const exotic_numbers[] = {"18446744073709551615", "-9223372036854775809",
                                              "1e400", "1e301", "99999999999999999999"};
