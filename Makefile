@@ -69,7 +69,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(TBIN)/unit/%,$(UNIT_SRC))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(TBIN)/integration/%,$(INTEG_SRC))
 E2E_BINS := $(patsubst tests/e2e/%.c,$(TBIN)/e2e/%,$(E2E_SRC))
 
-.PHONY: all bins tests test run format format-check clean deps stack-up stack-down fuzz bench
+.PHONY: all bins tests test run format format-check clean deps stack-up stack-down fuzz bench image
 all: bins
 bins: $(BINS)
 tests: $(UNIT_BINS) $(INTEG_BINS) $(E2E_BINS)
@@ -77,6 +77,12 @@ tests: $(UNIT_BINS) $(INTEG_BINS) $(E2E_BINS)
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# The version lives in one place, VERSION: --version and auditrail_build_info
+# print it (common/prog.c), the image labels and the charts' appVersion carry it.
+VERSION := $(shell cat VERSION)
+$(OBJ)/common/prog.o: CPPFLAGS += -DAUDITRAIL_VERSION='"$(VERSION)"'
+$(OBJ)/common/prog.o: VERSION
 
 $(LIBCOMMON): $(call objs,$(COMMON_SRC))
 $(LIBAGENT): $(call objs,$(AGENT_SRC))
@@ -150,6 +156,18 @@ format-check:
 
 clean:
 	rm -rf build build-*
+
+# The container image (deploy/docker/Dockerfile) with Docker or Podman, and
+# its binaries' debug symbols into $(BUILD)/debug-symbols/.
+IMAGE ?= auditrail:$(VERSION)
+image:
+	@engine=; \
+	if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; \
+	elif command -v podman >/dev/null 2>&1; then engine=podman; fi; \
+	if [ -z "$$engine" ]; then echo "make image: no running Docker engine or Podman here" >&2; exit 1; fi; \
+	set -e; args="--build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ)"; \
+	$$engine build -f deploy/docker/Dockerfile $$args -t $(IMAGE) .; \
+	$$engine build -f deploy/docker/Dockerfile $$args --target debug --output type=local,dest=$(BUILD)/debug-symbols .
 
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -7,10 +7,11 @@
 
 #include "common/xmalloc.h"
 
-void ack_tracker_init(struct ack_tracker *tr, const struct ack_pos *start)
+void ack_tracker_init(struct ack_tracker *tr, const struct ack_pos *start, void *owner)
 {
     memset(tr, 0, sizeof(*tr));
     tr->acked = *start;
+    tr->owner = owner;
 }
 
 struct ack_msg *ack_msg_new(uint64_t seq, uint64_t end_offset, const uint8_t hash[CHAIN_HASH_LEN],
@@ -61,11 +62,11 @@ void ack_tracker_orphan_all(struct ack_tracker *tr)
     orphan_all(tr, NULL);
 }
 
-enum ack_result ack_tracker_delivered(struct ack_msg *m, bool ok, struct ack_tracker **tr_out)
+enum ack_result ack_tracker_delivered(struct ack_msg *m, bool ok, void **owner_out)
 {
     struct ack_tracker *tr = m->tr;
-    if (tr_out)
-        *tr_out = tr;
+    if (owner_out)
+        *owner_out = tr ? tr->owner : NULL;
     if (!tr) {
         free(m);
         return ACK_NONE;

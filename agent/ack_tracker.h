@@ -8,7 +8,9 @@
  * Ownership: a struct ack_msg is heap-allocated by ack_msg_new, handed to
  * librdkafka as the message opaque and freed exactly once, by
  * ack_tracker_delivered, whatever happened to its tracker meanwhile (an
- * orphaned message has tr == NULL). Single-threaded (the main loop). */
+ * orphaned message has tr == NULL). A tracker carries an opaque owner (the
+ * stream it belongs to), so a delivery report finds its stream through the
+ * message alone. Single-threaded (the main loop). */
 #ifndef AUDITRAIL_AGENT_ACK_TRACKER_H
 #define AUDITRAIL_AGENT_ACK_TRACKER_H
 
@@ -42,6 +44,7 @@ struct ack_tracker {
     struct ack_msg *head, *tail; /* in flight, in seq order */
     size_t n;
     struct ack_pos acked;
+    void *owner; /* given to ack_tracker_init, returned by ack_tracker_delivered */
 };
 
 enum ack_result {
@@ -50,8 +53,9 @@ enum ack_result {
     ACK_REWIND,   /* delivery failed: re-read from tr->acked */
 };
 
-/* Start with an empty flight at position `start`. */
-void ack_tracker_init(struct ack_tracker *tr, const struct ack_pos *start);
+/* Start with an empty flight at position `start`; `owner` (not owned) is
+ * what ack_tracker_delivered reports for this tracker's messages. */
+void ack_tracker_init(struct ack_tracker *tr, const struct ack_pos *start, void *owner);
 
 struct ack_msg *ack_msg_new(uint64_t seq, uint64_t end_offset, const uint8_t hash[CHAIN_HASH_LEN],
                             size_t bytes, uint64_t enq_ms);
@@ -62,8 +66,9 @@ void ack_tracker_push(struct ack_tracker *tr, struct ack_msg *m);
 /* A delivery report for m (ok or failed). Frees m (and any acknowledged
  * messages it unblocks). On failure of a live message every other message in
  * flight is orphaned and the tracker is empty, positioned at tr->acked.
- * *tr_out receives m's tracker (NULL if it was orphaned). */
-enum ack_result ack_tracker_delivered(struct ack_msg *m, bool ok, struct ack_tracker **tr_out);
+ * *owner_out (if not NULL) receives the owner of m's tracker, NULL if m was
+ * orphaned. */
+enum ack_result ack_tracker_delivered(struct ack_msg *m, bool ok, void **owner_out);
 
 /* Orphan every message in flight (the stream is dropped or rewound): they
  * are freed when their delivery reports arrive. Leaves the tracker empty. */

@@ -12,7 +12,8 @@ struct agent;
 
 /* Create everything (metrics, HTTP server, producer, inotify), read the
  * checkpoint. cfg must outlive the agent. Returns NULL with a message. */
-struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen);
+struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Run until *stop becomes non-zero (SIGTERM/SIGINT), then stop reading, wait
  * up to shutdown_timeout_ms for outstanding deliveries and write the

@@ -184,8 +184,9 @@ static const struct cfg_key section_keys[] = {
      .def = "15000",
      .min = 100,
      .max = 3600000,
-     .help = "/readyz fails when no broker has been up, or a record has waited for its "
-             "acknowledgement, for longer than this"},
+     .help = "the AuditrailKafkaUnavailable alert fires when no broker has been up, or a "
+             "record has waited for its acknowledgement, for longer than this (/readyz does "
+             "not follow Kafka)"},
     {.name = "inputs",
      .type = CFG_LIST,
      .offset = A(inputs),
@@ -195,6 +196,8 @@ static const struct cfg_key section_keys[] = {
      .help = "files to tail: a list of {path, format, multiline, fields}"},
     CFG_END,
 };
+
+static const struct cfg_key http_keys[] = HTTP_CONF_KEYS("127.0.0.1:9100");
 
 const struct cfg_key agent_conf_keys[] = {
     {.name = "agent",
@@ -212,7 +215,7 @@ const struct cfg_key agent_conf_keys[] = {
     {.name = "http",
      .type = CFG_SECTION,
      .offset = offsetof(struct agent_conf_file, http),
-     .sub = http_conf_keys,
+     .sub = http_keys,
      .help = "health and metrics endpoint"},
     {.name = "log",
      .type = CFG_SECTION,
@@ -236,48 +239,57 @@ static void empty_to_null(char **s)
     }
 }
 
-static int finish(struct agent_config *c, const char *name, char *err, size_t errlen)
+/* A field map error from field_map_from_cfg ("fields.KEY: what"), reported
+ * at that key of input i. */
+static int fields_fail(struct cfg_check *chk, size_t i, const char *ferr)
 {
+    const char *colon = strstr(ferr, ": ");
+    if (!colon)
+        return cfg_check_fail(chk, "", "agent.inputs[%zu].fields: %s", i, ferr);
+    char path[160];
+    snprintf(path, sizeof(path), "agent.inputs[%zu].%.*s", i, (int)(colon - ferr), ferr);
+    return cfg_check_fail(chk, path, "%s", colon + 2);
+}
+
+/* What the table cannot say, and the derived values (format kinds, field
+ * maps, compiled patterns). Values are never quoted: they may be secrets. */
+static int agent_check(struct cfg_check *chk, void *ud)
+{
+    struct agent_config *c = ud;
     struct agent_section *a = &c->file.agent;
     empty_to_null(&a->source.host);
     empty_to_null(&a->source.namespace_);
     empty_to_null(&a->source.pod);
     empty_to_null(&a->source.container);
-    if (!strcmp(a->read_from, "end")) {
+    if (log_conf_check(chk, &c->file.log) < 0 || alerter_conf_check(chk, &c->file.alerts) < 0)
+        return -1;
+    if (!strcmp(a->read_from, "end"))
         c->read_from_end = true;
-    } else if (strcmp(a->read_from, "beginning") != 0) {
-        snprintf(err, errlen, "%s: agent.read_from: expected beginning or end, got \"%s\"", name,
-                 a->read_from);
-        return -1;
-    }
-    if (a->inputs.n == 0) {
-        snprintf(err, errlen, "%s: agent.inputs: at least one input is needed", name);
-        return -1;
-    }
+    else if (strcmp(a->read_from, "beginning") != 0)
+        return cfg_check_fail(chk, "agent.read_from", "expected beginning or end");
     c->inputs = xcalloc(a->inputs.n, sizeof(*c->inputs));
     c->n_inputs = a->inputs.n;
     const struct agent_input_conf *ic = a->inputs.items;
     for (size_t i = 0; i < a->inputs.n; i++) {
         struct agent_input *in = &c->inputs[i];
+        char path[96];
         in->conf = &ic[i];
         if (format_kind_parse(ic[i].format, &in->kind) < 0) {
-            snprintf(err, errlen, "%s: agent.inputs[%zu].format: unknown format \"%s\"", name, i,
-                     ic[i].format);
-            return -1;
+            snprintf(path, sizeof(path), "agent.inputs[%zu].format", i);
+            return cfg_check_fail(chk, path,
+                                  "unknown format (expected json, kv, k8s-audit, auditd, fhir "
+                                  "or raw)");
         }
         char ferr[200];
-        if (field_map_from_cfg(&ic[i].fields, &in->map, ferr, sizeof(ferr)) < 0) {
-            snprintf(err, errlen, "%s: agent.inputs[%zu].fields: %s", name, i, ferr);
-            return -1;
-        }
+        if (field_map_from_cfg(&ic[i].fields, &in->map, ferr, sizeof(ferr)) < 0)
+            return fields_fail(chk, i, ferr);
         if (ic[i].multiline.start_pattern && *ic[i].multiline.start_pattern) {
             int rc = regcomp(&in->start, ic[i].multiline.start_pattern, REG_EXTENDED | REG_NOSUB);
             if (rc != 0) {
                 char rerr[160];
                 regerror(rc, &in->start, rerr, sizeof(rerr));
-                snprintf(err, errlen, "%s: agent.inputs[%zu].multiline.start_pattern: %s", name, i,
-                         rerr);
-                return -1;
+                snprintf(path, sizeof(path), "agent.inputs[%zu].multiline.start_pattern", i);
+                return cfg_check_fail(chk, path, "%s", rerr);
             }
             in->has_start = true;
         }
@@ -303,18 +315,15 @@ int agent_config_load(struct agent_config *c, const char *path, char *err, size_
 {
     memset(c, 0, sizeof(*c));
     ensure_hostname_env();
-    if (cfg_load_file(agent_conf_keys, &c->file, path, err, errlen) < 0)
-        return -1;
-    return finish(c, path, err, errlen);
+    return cfg_load_file_checked(agent_conf_keys, &c->file, path, agent_check, c, err, errlen);
 }
 
 int agent_config_load_string(struct agent_config *c, const char *yaml, char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
     ensure_hostname_env();
-    if (cfg_load_string(agent_conf_keys, &c->file, yaml, "<string>", err, errlen) < 0)
-        return -1;
-    return finish(c, "<string>", err, errlen);
+    return cfg_load_string_checked(agent_conf_keys, &c->file, yaml, "<string>", agent_check, c, err,
+                                   errlen);
 }
 
 void agent_config_release(struct agent_config *c)

@@ -27,6 +27,9 @@ void agent_metrics_init(struct agent_metrics *am, struct metrics *m)
         am->parse_errors[k] =
             metrics_counter(m, P "parse_errors_total",
                             "Records the format parser could not read (shipped raw)", labels);
+        am->produced_by_format[k] =
+            metrics_counter(m, P "records_produced_by_format_total",
+                            "Records handed to the Kafka producer, by input format", labels);
     }
     am->records_truncated =
         metrics_counter(m, P "records_truncated_total", "Records cut to max_record_bytes", NULL);
@@ -56,6 +59,9 @@ void agent_metrics_init(struct agent_metrics *am, struct metrics *m)
                                            "Age of the oldest unacknowledged record", NULL);
     am->deleted_open_bytes = metrics_gauge(
         m, P "deleted_open_bytes", "Size of deleted files still held open to drain them", NULL);
+    am->backlog_bytes = metrics_gauge(
+        m, P "backlog_bytes",
+        "Bytes of the open files not yet acknowledged by Kafka (unread or in flight)", NULL);
     am->checkpoint_writes =
         metrics_counter(m, P "checkpoint_writes_total", "Checkpoint files written", NULL);
     am->checkpoint_errors =

@@ -9,11 +9,12 @@ struct agent_metrics {
     struct metric *records_read, *bytes_read, *records_produced, *records_acked;
     struct metric *delivery_errors, *records_rewound, *records_lost;
     struct metric *parse_errors[FORMAT_COUNT];
+    struct metric *produced_by_format[FORMAT_COUNT]; /* records_produced_total by input format */
     struct metric *records_truncated, *truncated_bytes;
     struct metric *file_truncations, *rotations, *inode_reuses, *files_deleted;
     struct metric *open_files, *open_files_max, *files_waiting, *streams;
     struct metric *backpressure_paused, *unacked_bytes, *unacked_records, *oldest_unacked_age;
-    struct metric *deleted_open_bytes;
+    struct metric *deleted_open_bytes, *backlog_bytes;
     struct metric *checkpoint_writes, *checkpoint_errors;
     struct metric *rescans, *inotify_overflows, *kafka_fatal, *kafka_up;
     struct metric *buffered_bytes;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,9 @@
 
 #include <jansson.h>
 
-#include "common/xmalloc.h"
+#include "common/buf.h"
 #include "common/io.h"
+#include "common/xmalloc.h"
 
 #define CHECKPOINT_FILE    "checkpoint.json"
 #define CHECKPOINT_VERSION 1
@@ -207,9 +209,9 @@ int checkpoint_load(struct checkpoint *c, const char *dir, char *err, size_t err
 {
     char *path = xasprintf("%s/%s", dir, CHECKPOINT_FILE);
     int rc = -1;
-    char *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    struct buf text = BUF_INIT;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         if (errno == ENOENT) {
             rc = 0;
         } else {
@@ -217,27 +219,15 @@ int checkpoint_load(struct checkpoint *c, const char *dir, char *err, size_t err
         }
         goto out;
     }
-    size_t cap = 4096, len = 0;
-    text = xmalloc(cap);
-    for (;;) {
-        size_t r = fread(text + len, 1, cap - len - 1, f);
-        len += r;
-        if (len + 1 < cap) {
-            if (ferror(f)) {
-                snprintf(err, errlen, "checkpoint: read %s failed", path);
-                goto out;
-            }
-            break;
-        }
-        cap *= 2;
-        text = xrealloc(text, cap);
+    if (io_read_all(fd, SIZE_MAX, &text) < 0) {
+        snprintf(err, errlen, "checkpoint: read %s: %s", path, strerror(errno));
+        goto out;
     }
-    text[len] = '\0';
-    rc = checkpoint_from_json(c, text, err, errlen);
+    rc = checkpoint_from_json(c, buf_cstr(&text), err, errlen);
 out:
-    if (f)
-        fclose(f);
-    free(text);
+    if (fd >= 0)
+        close(fd);
+    buf_release(&text);
     free(path);
     return rc;
 }

@@ -51,6 +51,7 @@ int checkpoint_save(const struct checkpoint *c, const char *dir, char *err, size
 /* The JSON text of c (heap, caller frees); exposed for tests. */
 char *checkpoint_to_json(const struct checkpoint *c);
 /* Parse JSON text; same return as checkpoint_load (never 0). */
-int checkpoint_from_json(struct checkpoint *c, const char *text, char *err, size_t errlen);
+int checkpoint_from_json(struct checkpoint *c, const char *text, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

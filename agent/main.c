@@ -2,104 +2,64 @@
  *   auditrail-agent --config FILE [--check-config]
  * Exit status: 0 clean stop, 1 runtime error, 2 bad usage/configuration,
  * 3 fatal Kafka producer error. */
-#include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "agent/agent.h"
 #include "agent/agent_config.h"
+#include "agent/agent_metrics.h"
 #include "common/log.h"
+#include "common/prog.h"
 
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
+static int load(void *cfg, const char *path, char *err, size_t errlen)
 {
-    (void)sig;
-    g_stop = 1;
+    return agent_config_load(cfg, path, err, errlen);
 }
 
-static void usage(FILE *f)
+/* The agent's metric families (--metrics-reference). */
+static void register_metrics(struct metrics *m)
 {
-    fprintf(f, "usage: auditrail-agent --config FILE [--check-config] [--config-reference]\n");
+    struct agent_metrics am;
+    agent_metrics_init(&am, m);
 }
+
+static const struct prog agent_prog = {
+    .name = "auditrail-agent",
+    .usage = "auditrail-agent --config FILE [--check-config]\n"
+             "       auditrail-agent --config-reference | --metrics-reference | --version",
+    .config_keys = agent_conf_keys,
+    .load = load,
+    .register_metrics = register_metrics,
+};
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    bool check = false, reference = false;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'C'},
-        {"config-reference", no_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'C':
-            check = true;
-            break;
-        case 'R':
-            reference = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (reference) {
-        cfg_print_reference(agent_conf_keys, stdout);
-        return 0;
-    }
-    if (!config) {
-        usage(stderr);
-        return 2;
-    }
+    struct prog_args args;
+    int status = prog_parse(&agent_prog, argc, argv, &args);
+    if (status >= 0)
+        return status;
+    if (args.argc > 0)
+        return prog_usage_error(&agent_prog, "unexpected argument \"%s\"", args.argv[0]);
     log_init("agent", LOG_INFO);
-    struct agent_config cfg;
-    char err[1024];
-    if (agent_config_load(&cfg, config, err, sizeof(err)) < 0) {
-        fprintf(stderr, "auditrail-agent: %s\n", err);
+    struct agent_config cfg = {0};
+    status = prog_load_config(&agent_prog, &args, &cfg);
+    if (status >= 0) {
         agent_config_release(&cfg);
-        return 2;
-    }
-    if (check) {
-        printf("%s: ok\n", config);
-        agent_config_release(&cfg);
-        return 0;
+        return status;
     }
     enum log_level lvl = LOG_INFO;
-    if (cfg.file.log.level && log_level_parse(cfg.file.log.level, &lvl) < 0) {
-        fprintf(stderr, "auditrail-agent: log.level: unknown level \"%s\"\n", cfg.file.log.level);
-        agent_config_release(&cfg);
-        return 2;
-    }
+    if (cfg.file.log.level)
+        (void)log_level_parse(cfg.file.log.level, &lvl); /* checked by the loader */
     log_init("agent", lvl);
+    volatile sig_atomic_t *stop = prog_signals();
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal; /* no SA_RESTART: poll(2) returns EINTR at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    int status;
+    char err[1024];
     struct agent *a = agent_new(&cfg, err, sizeof(err));
     if (!a) {
         log_error("%s", err);
         status = 2;
     } else {
-        status = agent_run(a, &g_stop);
+        status = agent_run(a, stop);
         agent_free(a);
     }
     agent_config_release(&cfg);

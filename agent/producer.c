@@ -1,4 +1,5 @@
-/* librdkafka producer wrapper: configuration, callbacks, wake-up pipe. */
+/* librdkafka producer wrapper: the agent's producer defaults (the building
+ * itself is common/kafka_conf), callbacks, wake-up pipe. */
 #include "agent/producer.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "common/kafka_conf.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -52,16 +54,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    if (level <= 3)
-        log_error("rdkafka %s: %s", fac, buf);
-    else if (level <= 5)
-        log_warn("rdkafka %s: %s", fac, buf);
-    else
-        log_debug("rdkafka %s: %s", fac, buf);
-}
-
 /* The statistics tell whether any broker connection is up, which is how
  * /readyz learns that Kafka is reachable again while nothing is in flight. */
 static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
@@ -85,22 +77,11 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0;
 }
 
-static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size_t errlen)
-{
-    char e[256];
-    if (rd_kafka_conf_set(c, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka property %s=%s: %s", k, v, e);
-        return -1;
-    }
-    return 0;
-}
-
 struct producer *producer_new(const struct kafka_conf *k, const struct producer_opts *o, char *err,
                               size_t errlen)
 {
     struct producer *p = xcalloc(1, sizeof(*p));
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char num[32];
+    rd_kafka_conf_t *c = NULL;
     p->wake[0] = p->wake[1] = -1;
     p->dr = o->dr;
     p->ud = o->ud;
@@ -108,24 +89,16 @@ struct producer *producer_new(const struct kafka_conf *k, const struct producer_
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         goto fail;
     }
-    size_t blen = 0;
-    for (size_t i = 0; i < k->brokers.n; i++)
-        blen += strlen(k->brokers.v[i]) + 1;
-    char *brokers = xcalloc(1, blen + 1);
-    for (size_t i = 0; i < k->brokers.n; i++) {
-        if (i)
-            strcat(brokers, ",");
-        strcat(brokers, k->brokers.v[i]);
-    }
-    int rc = set(c, "bootstrap.servers", brokers, err, errlen);
-    free(brokers);
-    if (rc < 0)
-        goto fail;
     /* The queue is sized above the agent's own in-flight limit, so the agent
-     * pauses first and QUEUE_FULL stays exceptional. */
-    unsigned long long kb = (unsigned long long)o->max_inflight_bytes / 1024 * 2 + 4096;
-    unsigned long long msgs = (unsigned long long)o->max_inflight_records * 2 + 1000;
-    static const char *const defaults[][2] = {
+     * pauses first and QUEUE_FULL stays exceptional. A cut record of
+     * max_record_bytes can grow up to 6x when JSON-escaped (control bytes as
+     * \u00XX): message.max.bytes (and the topic's max.message.bytes) must
+     * allow it. */
+    char kb[32], msgs[32], maxmsg[32];
+    snprintf(kb, sizeof(kb), "%llu", (unsigned long long)o->max_inflight_bytes / 1024 * 2 + 4096);
+    snprintf(msgs, sizeof(msgs), "%llu", (unsigned long long)o->max_inflight_records * 2 + 1000);
+    snprintf(maxmsg, sizeof(maxmsg), "%llu", (unsigned long long)o->max_record_bytes * 6 + 65536);
+    const struct kafka_prop defaults[] = {
         {"client.id", "auditrail-agent"},
         {"enable.idempotence", "true"},
         {"acks", "all"},
@@ -135,28 +108,17 @@ struct producer *producer_new(const struct kafka_conf *k, const struct producer_
         {"batch.size", "1000000"},
         {"statistics.interval.ms", "1000"},
         {"max.in.flight.requests.per.connection", "5"},
+        {"queue.buffering.max.kbytes", kb},
+        {"queue.buffering.max.messages", msgs},
+        {"message.max.bytes", maxmsg},
+        {NULL, NULL},
     };
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (set(c, defaults[i][0], defaults[i][1], err, errlen) < 0)
-            goto fail;
-    snprintf(num, sizeof(num), "%llu", kb);
-    if (set(c, "queue.buffering.max.kbytes", num, err, errlen) < 0)
+    c = kafka_conf_new(k, KAFKA_PRODUCER, defaults, NULL, err, errlen);
+    if (!c)
         goto fail;
-    snprintf(num, sizeof(num), "%llu", msgs);
-    if (set(c, "queue.buffering.max.messages", num, err, errlen) < 0)
-        goto fail;
-    /* A cut record of max_record_bytes can grow up to 6x when JSON-escaped
-     * (control bytes as \u00XX). The topic's max.message.bytes must allow it. */
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)o->max_record_bytes * 6 + 65536);
-    if (set(c, "message.max.bytes", num, err, errlen) < 0)
-        goto fail;
-    for (size_t i = 0; i < k->properties.n; i++)
-        if (set(c, k->properties.keys[i], k->properties.vals[i], err, errlen) < 0)
-            goto fail;
     rd_kafka_conf_set_opaque(c, p);
     rd_kafka_conf_set_dr_msg_cb(c, on_dr);
     rd_kafka_conf_set_error_cb(c, on_error);
-    rd_kafka_conf_set_log_cb(c, on_log);
     rd_kafka_conf_set_stats_cb(c, on_stats);
     char e[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));

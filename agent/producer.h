@@ -28,7 +28,7 @@ struct producer_opts {
 
 /* Returns NULL with a message in err (bad property, no brokers, ...). */
 struct producer *producer_new(const struct kafka_conf *k, const struct producer_opts *o, char *err,
-                              size_t errlen);
+                              size_t errlen) __attribute__((warn_unused_result));
 /* Stops without waiting; messages still queued get failed delivery reports
  * only if producer_purge + producer_poll ran before. NULL-safe. */
 void producer_free(struct producer *p);

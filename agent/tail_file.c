@@ -2,14 +2,19 @@
  * truncation, rotation, deletion, drain-then-close, rewind. */
 #include "agent/tail_file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/framer.h"
+#include "agent/stream_id.h"
+#include "agent/tail_scan.h"
 #include "common/hashchain.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -18,21 +23,76 @@
 /* Backoff after a failed delivery: 100 ms doubling to 5 s. */
 #define REWIND_BASE_MS 100
 #define REWIND_MAX_MS  5000
+#define EMIT_RETRY_MS  1000 /* after the sink could not take a record (TAIL_EMIT_BACKOFF) */
 
-uint64_t tail_file_btime(int dirfd, const char *path, int fd)
+struct tail_file {
+    const struct tail_ctx *ctx;
+    enum tail_state state;
+    char *path;      /* current name (the rotated name once known) */
+    char *live_path; /* the name it was found under; elsewhere = rotated away */
+    size_t input;    /* index into cfg->inputs */
+    int fd;
+    uint64_t dev, ino, btime;
+    uint64_t size;        /* last fstat */
+    uint64_t closed_size; /* KNOWN: size when it was closed; reopened only if it changes */
+    bool start_at_end;    /* read_from: end applies (found at the very first start) */
+
+    /* identity */
+    uint64_t generation;
+    bool have_id;
+    uint8_t fp[STREAM_FP_LEN];
+    uint64_t fp_len;
+    char stream[2 * STREAM_ID_LEN + 1];
+
+    /* chain position of the next record to produce */
+    uint64_t next_seq;
+    uint8_t prev[CHAIN_HASH_LEN];
+    struct ack_tracker tr; /* tr.acked = the checkpoint; tr.owner = this file */
+    bool done;             /* finished and fully acknowledged (checkpoint flag) */
+
+    struct framer *fr;
+    bool gone;     /* rotated away or deleted: drain, finish, close */
+    bool deleted;  /* link count 0 */
+    bool at_eof;   /* the last read returned 0 bytes */
+    bool finished; /* framer_finish ran (final unterminated line emitted) */
+    uint64_t last_data_ms;
+    uint64_t resume_ms; /* no reading before this (backoff after a failed delivery) */
+    unsigned failures;  /* consecutive failed deliveries, for the backoff */
+};
+
+void tail_ctx_init(struct tail_ctx *ctx, const struct agent_config *cfg, struct agent_metrics *m,
+                   tail_emit_fn emit, void *emit_ud)
+{
+    ctx->cfg = cfg;
+    ctx->m = m;
+    ctx->emit = emit;
+    ctx->emit_ud = emit_ud;
+    ctx->buf_len = (size_t)cfg->file.agent.read_buffer_bytes;
+    ctx->buf = xmalloc(ctx->buf_len);
+}
+
+void tail_ctx_release(struct tail_ctx *ctx)
+{
+    free(ctx->buf);
+    ctx->buf = NULL;
+}
+
+/* Birth time (statx) of the file at dirfd/path, or of fd itself when path
+ * is "" (AT_EMPTY_PATH), in ns; 0 when the filesystem has none. */
+static uint64_t file_btime(int dirfd, const char *path)
 {
     struct statx stx;
-    int rc = fd >= 0 ? statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &stx)
-                     : statx(dirfd, path, 0, STATX_BTIME, &stx);
+    int rc = statx(dirfd, path, *path ? 0 : AT_EMPTY_PATH, STATX_BTIME, &stx);
     if (rc < 0 || !(stx.stx_mask & STATX_BTIME))
         return 0;
     return (uint64_t)stx.stx_btime.tv_sec * 1000000000ull + stx.stx_btime.tv_nsec;
 }
 
-struct tail_file *tail_file_new(const char *path, size_t input, const struct stat *st,
-                                uint64_t btime)
+struct tail_file *tail_file_new(const struct tail_ctx *ctx, const char *path, size_t input,
+                                const struct stat *st, bool from_end)
 {
     struct tail_file *tf = xcalloc(1, sizeof(*tf));
+    tf->ctx = ctx;
     tf->state = TAIL_WAITING;
     tf->path = xstrdup(path);
     tf->live_path = xstrdup(path);
@@ -40,14 +100,17 @@ struct tail_file *tail_file_new(const char *path, size_t input, const struct sta
     tf->fd = -1;
     tf->dev = (uint64_t)st->st_dev;
     tf->ino = (uint64_t)st->st_ino;
-    tf->btime = btime;
+    tf->btime = file_btime(AT_FDCWD, path);
     tf->size = (uint64_t)st->st_size;
+    tf->start_at_end = from_end;
     return tf;
 }
 
-struct tail_file *tail_file_from_checkpoint(const struct checkpoint_entry *e)
+struct tail_file *tail_file_from_checkpoint(const struct tail_ctx *ctx,
+                                            const struct checkpoint_entry *e)
 {
     struct tail_file *tf = xcalloc(1, sizeof(*tf));
+    tf->ctx = ctx;
     tf->state = TAIL_KNOWN;
     tf->path = xstrdup(e->path);
     tf->live_path = xstrdup(e->live_path ? e->live_path : e->path);
@@ -62,7 +125,7 @@ struct tail_file *tail_file_from_checkpoint(const struct checkpoint_entry *e)
     memcpy(tf->stream, e->stream, sizeof(tf->stream));
     struct ack_pos pos = {.offset = e->offset, .seq = e->seq};
     memcpy(pos.prev, e->prev, CHAIN_HASH_LEN);
-    ack_tracker_init(&tf->tr, &pos);
+    ack_tracker_init(&tf->tr, &pos, tf);
     tf->next_seq = e->seq;
     memcpy(tf->prev, e->prev, CHAIN_HASH_LEN);
     tf->done = e->done;
@@ -91,6 +154,66 @@ void tail_file_free(struct tail_file *tf)
     free(tf);
 }
 
+bool tail_file_is(const struct tail_file *tf, uint64_t dev, uint64_t ino)
+{
+    return tf->dev == dev && tf->ino == ino;
+}
+
+enum tail_state tail_file_state(const struct tail_file *tf)
+{
+    return tf->state;
+}
+
+const char *tail_file_path(const struct tail_file *tf)
+{
+    return tf->path;
+}
+
+void tail_file_found(struct tail_file *tf, const char *path, size_t input, const struct stat *st)
+{
+    if (strcmp(tf->path, path) != 0) {
+        free(tf->path);
+        tf->path = xstrdup(path);
+    }
+    if (tf->state == TAIL_KNOWN) {
+        tf->input = input;
+        tf->size = (uint64_t)st->st_size;
+    }
+}
+
+bool tail_file_find_renamed(struct tail_file *tf)
+{
+    char *copy = xstrdup(tf->path);
+    char *dir = xstrdup(dirname(copy));
+    bool found = false;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+            tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
+            char *path = xasprintf("%s/%s", dir, de->d_name);
+            int in = tail_scan_match(tf->ctx->cfg, tf->live_path);
+            tail_file_found(tf, path, in >= 0 ? (size_t)in : 0, &st);
+            free(path);
+            found = true;
+            break;
+        }
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    free(copy);
+    return found;
+}
+
+bool tail_file_wants_open(const struct tail_file *tf, bool initial)
+{
+    if (tf->state == TAIL_WAITING)
+        return true;
+    return tf->state == TAIL_KNOWN && (tf->size != tf->closed_size || (initial && !tf->done));
+}
+
 /* Forget the current stream and start a new one at `offset` (a new file, a
  * reused inode, a truncation). Whatever is in flight of the old stream is
  * orphaned: its file content is gone, it cannot be re-read anyway. */
@@ -98,7 +221,7 @@ static void new_stream(struct tail_file *tf, uint64_t offset, uint64_t generatio
 {
     ack_tracker_orphan_all(&tf->tr);
     struct ack_pos pos = {.offset = offset, .seq = 0};
-    ack_tracker_init(&tf->tr, &pos);
+    ack_tracker_init(&tf->tr, &pos, tf);
     tf->generation = generation;
     tf->have_id = false;
     tf->fp_len = 0;
@@ -114,11 +237,12 @@ static void new_stream(struct tail_file *tf, uint64_t offset, uint64_t generatio
 }
 
 /* The stream id needs the fingerprint, known once the first record is (or
- * at once when starting mid-file). */
-static int ensure_id(struct tail_file *tf, const struct tail_ctx *ctx, bool final)
+ * at once when starting mid-file). Returns 1 when the id is known, 0 when the
+ * head is not long enough yet, -1 on a read error (logged). */
+static int ensure_id(struct tail_file *tf, bool final)
 {
     if (tf->have_id)
-        return 0;
+        return 1;
     size_t len = 0;
     int r = stream_fp_read(tf->fd, final, tf->fp, &len);
     if (r < 0) {
@@ -126,10 +250,10 @@ static int ensure_id(struct tail_file *tf, const struct tail_ctx *ctx, bool fina
         return -1;
     }
     if (r == 0)
-        return -1;
+        return 0;
     tf->fp_len = len;
-    stream_id_compute(ctx->source_name, tf->dev, tf->ino, tf->btime, tf->fp, tf->fp_len,
-                      tf->generation, tf->stream);
+    stream_id_compute(tf->ctx->cfg->file.agent.source_name, tf->dev, tf->ino, tf->btime, tf->fp,
+                      tf->fp_len, tf->generation, tf->stream);
     if (tf->next_seq == 0) {
         chain_genesis(tf->stream, tf->prev);
         if (tf->tr.acked.seq == 0)
@@ -139,11 +263,13 @@ static int ensure_id(struct tail_file *tf, const struct tail_ctx *ctx, bool fina
     log_info("stream %s: %s (dev %llu inode %llu generation %llu) from offset %llu", tf->stream,
              tf->path, (unsigned long long)tf->dev, (unsigned long long)tf->ino,
              (unsigned long long)tf->generation, (unsigned long long)tf->tr.acked.offset);
-    return 0;
+    return 1;
 }
 
-int tail_file_open(struct tail_file *tf, const struct tail_ctx *ctx, bool from_end)
+int tail_file_open(struct tail_file *tf)
 {
+    const struct tail_ctx *ctx = tf->ctx;
+    bool from_end = tf->state == TAIL_WAITING && tf->start_at_end;
     int fd = open(tf->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno != ENOENT)
@@ -155,7 +281,7 @@ int tail_file_open(struct tail_file *tf, const struct tail_ctx *ctx, bool from_e
         close(fd);
         return -1;
     }
-    uint64_t btime = tail_file_btime(AT_FDCWD, NULL, fd);
+    uint64_t btime = file_btime(fd, "");
     if ((uint64_t)st.st_dev != tf->dev || (uint64_t)st.st_ino != tf->ino) {
         if (tf->state == TAIL_KNOWN) {
             close(fd); /* the name moved on between scan and open; the next scan sorts it */
@@ -198,7 +324,7 @@ int tail_file_open(struct tail_file *tf, const struct tail_ctx *ctx, bool from_e
         tf->btime = btime; /* from the descriptor: the scanner's look may be stale */
         new_stream(tf, from_end ? tf->size : 0, 0);
         if (from_end && tf->size > 0)
-            (void)ensure_id(tf, ctx, false); /* so the checkpoint remembers the position */
+            (void)ensure_id(tf, false); /* so the checkpoint remembers the position */
     }
     tf->state = TAIL_OPEN;
     return 0;
@@ -206,44 +332,57 @@ int tail_file_open(struct tail_file *tf, const struct tail_ctx *ctx, bool from_e
 
 struct emit_state {
     struct tail_file *tf;
-    const struct tail_ctx *ctx;
     uint64_t resume;
     bool final;
     int64_t now_us;  /* wall clock of the read */
     uint64_t now_ms; /* monotonic clock of the read */
 };
 
-static void emit_state_init(struct emit_state *es, struct tail_file *tf, const struct tail_ctx *ctx)
+static void emit_state_init(struct emit_state *es, struct tail_file *tf)
 {
     es->tf = tf;
-    es->ctx = ctx;
     es->resume = 0;
     es->final = false;
     es->now_us = time_now_us();
     es->now_ms = time_mono_ms();
 }
 
+/* One framed record -> the sink, with its place in the file's hash chain. */
 static int on_record(void *ud, const struct framer_record *r)
 {
     struct emit_state *es = ud;
     struct tail_file *tf = es->tf;
-    const struct tail_ctx *ctx = es->ctx;
-    if (ensure_id(tf, ctx, es->final) < 0 && ensure_id(tf, ctx, true) < 0) {
+    const struct tail_ctx *ctx = tf->ctx;
+    int id = ensure_id(tf, es->final);
+    if (id == 0 && !es->final)
+        id = ensure_id(tf, true); /* a framed record needs its id now: take the head there is */
+    if (id <= 0) {
         es->resume = r->offset; /* cannot read the file head now: try again later */
         return 1;
     }
+    const struct agent_input *in = &ctx->cfg->inputs[tf->input];
     uint8_t hash[CHAIN_HASH_LEN];
     chain_next(tf->prev, tf->next_seq, r->data, r->len, hash);
+    struct record_in rec = {
+        .kind = in->kind,
+        .map = &in->map,
+        .stream_hex = tf->stream,
+        .path = tf->path,
+        .seq = tf->next_seq,
+        .offset = r->offset,
+        .truncated = r->truncated,
+        .prev = tf->prev,
+        .hash = hash,
+        .data = r->data,
+        .len = r->len,
+        .read_time_us = es->now_us,
+    };
     struct ack_msg *msg = ack_msg_new(tf->next_seq, r->end, hash, 0, es->now_ms);
-    struct tail_record tr = {.fr = r,
-                             .seq = tf->next_seq,
-                             .prev = tf->prev,
-                             .hash = hash,
-                             .msg = msg,
-                             .read_time_us = es->now_us};
-    enum tail_emit_rc rc = ctx->emit(ctx->emit_ud, tf, &tr);
-    if (rc == TAIL_EMIT_PAUSE_BEFORE) {
+    enum tail_emit_rc rc = ctx->emit(ctx->emit_ud, &rec, msg);
+    if (rc == TAIL_EMIT_PAUSE_BEFORE || rc == TAIL_EMIT_BACKOFF) {
         free(msg);
+        if (rc == TAIL_EMIT_BACKOFF)
+            tf->resume_ms = time_mono_ms() + EMIT_RETRY_MS;
         es->resume = r->offset;
         return 1;
     }
@@ -270,12 +409,18 @@ static void paused_at(struct tail_file *tf, uint64_t resume)
     tf->at_eof = false;
 }
 
-int tail_file_read(struct tail_file *tf, const struct tail_ctx *ctx, size_t budget, uint64_t now_ms)
+bool tail_file_readable(const struct tail_file *tf, uint64_t now_ms)
 {
-    if (tf->state != TAIL_OPEN || now_ms < tf->resume_ms)
-        return 0;
+    return tf->state == TAIL_OPEN && now_ms >= tf->resume_ms;
+}
+
+bool tail_file_read(struct tail_file *tf, size_t budget, uint64_t now_ms)
+{
+    if (!tail_file_readable(tf, now_ms))
+        return false;
+    const struct tail_ctx *ctx = tf->ctx;
     struct emit_state es;
-    emit_state_init(&es, tf, ctx);
+    emit_state_init(&es, tf);
     size_t total = 0;
     while (total < budget) {
         uint64_t pos = framer_position(tf->fr);
@@ -285,7 +430,7 @@ int tail_file_read(struct tail_file *tf, const struct tail_ctx *ctx, size_t budg
                 continue;
             log_error("read %s: %s", tf->path, strerror(errno));
             tf->resume_ms = now_ms + REWIND_MAX_MS;
-            return 0;
+            return !tf->at_eof;
         }
         if (n == 0) {
             tf->at_eof = true;
@@ -303,18 +448,18 @@ int tail_file_read(struct tail_file *tf, const struct tail_ctx *ctx, size_t budg
         total += (size_t)n;
         if (framer_feed(tf->fr, ctx->buf, (size_t)n, on_record, &es)) {
             paused_at(tf, es.resume);
-            return 1;
+            return false;
         }
     }
-    return 0;
+    return !tf->at_eof;
 }
 
-static void truncated(struct tail_file *tf, const struct tail_ctx *ctx, const char *why)
+static void truncated(struct tail_file *tf, const char *why)
 {
     log_warn("stream %s: %s was truncated (%s): new stream generation %llu",
              tf->have_id ? tf->stream : "(unnamed)", tf->path, why,
              (unsigned long long)tf->generation + 1);
-    metric_inc(ctx->m->file_truncations);
+    metric_inc(tf->ctx->m->file_truncations);
     new_stream(tf, 0, tf->generation + 1);
     tf->last_data_ms = time_mono_ms();
 }
@@ -334,78 +479,94 @@ static void learn_name(struct tail_file *tf)
     tf->path = xstrdup(name);
 }
 
-int tail_file_check(struct tail_file *tf, const struct tail_ctx *ctx, uint64_t now_ms)
+/* What happened to the open file since the last look: deleted (no links),
+ * truncated (shorter than the read position, or other first bytes: a new
+ * generation starts), rotated away (its live name holds another inode).
+ * Returns false after a truncation (the file starts over). */
+static bool follow_file(struct tail_file *tf)
 {
-    if (tf->state != TAIL_OPEN)
-        return 0;
-    const struct agent_input *in = &ctx->cfg->inputs[tf->input];
+    struct agent_metrics *m = tf->ctx->m;
     struct stat st;
     if (fstat(tf->fd, &st) == 0) {
         tf->size = (uint64_t)st.st_size;
         if (st.st_nlink == 0 && !tf->deleted) {
             tf->deleted = tf->gone = true;
-            metric_inc(ctx->m->files_deleted);
+            metric_inc(m->files_deleted);
             log_info("%s was deleted: draining it", tf->path);
         }
     }
-    uint64_t pos = framer_position(tf->fr);
-    if (tf->size < pos) {
-        truncated(tf, ctx, "size below the read position");
-        return 0;
+    if (tf->size < framer_position(tf->fr)) {
+        truncated(tf, "size below the read position");
+        return false;
     }
     if (tf->have_id && tf->fp_len > 0 && stream_fp_verify(tf->fd, tf->fp, tf->fp_len) == 0) {
-        truncated(tf, ctx, "its first bytes changed");
-        return 0;
+        truncated(tf, "its first bytes changed");
+        return false;
     }
     if (!tf->gone) {
         struct stat ls;
         if (stat(tf->live_path, &ls) < 0 || (uint64_t)ls.st_dev != tf->dev ||
             (uint64_t)ls.st_ino != tf->ino) {
             tf->gone = true;
-            metric_inc(ctx->m->rotations);
+            metric_inc(m->rotations);
             learn_name(tf);
             log_info("%s was rotated away (now %s): draining it", tf->live_path, tf->path);
         }
     }
-    bool quiet_eof = tf->size == pos && tf->at_eof;
+    return true;
+}
+
+/* A gone file read to its end and quiet for rotate_wait_ms: emit its last
+ * unterminated line, then close it once everything is acknowledged.
+ * Returns 1 when it was closed. */
+static bool finish_gone(struct tail_file *tf, struct emit_state *es, uint64_t now_ms)
+{
+    if (!tf->finished && now_ms >= tf->resume_ms) {
+        es->final = true;
+        if (framer_finish(tf->fr, on_record, es)) {
+            paused_at(tf, es->resume);
+            return false;
+        }
+        tf->finished = true;
+    }
+    if (!tf->finished || tf->tr.n > 0)
+        return false;
+    log_info("stream %s: %s drained and acknowledged up to offset %llu: closed",
+             tf->have_id ? tf->stream : "(no records)", tf->path,
+             (unsigned long long)tf->tr.acked.offset);
+    close_file(tf);
+    tf->state = TAIL_KNOWN;
+    tf->done = true;
+    tf->closed_size = tf->size; /* trailing empty lines are not records */
+    return true;
+}
+
+bool tail_file_check(struct tail_file *tf, uint64_t now_ms)
+{
+    if (tf->state != TAIL_OPEN || !follow_file(tf))
+        return false;
+    const struct agent_input *in = &tf->ctx->cfg->inputs[tf->input];
+    bool quiet_eof = tf->size == framer_position(tf->fr) && tf->at_eof;
     struct emit_state es;
-    emit_state_init(&es, tf, ctx);
+    emit_state_init(&es, tf);
     if (in->has_start && quiet_eof && framer_pending(tf->fr) &&
         now_ms - tf->last_data_ms >= (uint64_t)in->conf->multiline.flush_ms &&
         now_ms >= tf->resume_ms) {
         if (framer_flush(tf->fr, on_record, &es)) {
             paused_at(tf, es.resume);
-            return 0;
+            return false;
         }
     }
     if (tf->gone && quiet_eof &&
-        now_ms - tf->last_data_ms >= (uint64_t)ctx->cfg->file.agent.rotate_wait_ms) {
-        if (!tf->finished && now_ms >= tf->resume_ms) {
-            es.final = true;
-            if (framer_finish(tf->fr, on_record, &es)) {
-                paused_at(tf, es.resume);
-                return 0;
-            }
-            tf->finished = true;
-        }
-        if (tf->finished && tf->tr.n == 0) {
-            log_info("stream %s: %s drained and acknowledged up to offset %llu: closed",
-                     tf->have_id ? tf->stream : "(no records)", tf->path,
-                     (unsigned long long)tf->tr.acked.offset);
-            close_file(tf);
-            tf->state = TAIL_KNOWN;
-            tf->done = true;
-            tf->closed_size = tf->size; /* trailing empty lines are not records */
-            return 1;
-        }
-    }
-    return 0;
+        now_ms - tf->last_data_ms >= (uint64_t)tf->ctx->cfg->file.agent.rotate_wait_ms)
+        return finish_gone(tf, &es, now_ms);
+    return false;
 }
 
-void tail_file_rewind(struct tail_file *tf, const struct tail_ctx *ctx, uint64_t now_ms)
+/* A delivery of this stream failed: go back to the acknowledged prefix and
+ * read again (the same records, ids and hashes) after a backoff. */
+static void rewind_stream(struct tail_file *tf, const char *err, uint64_t now_ms)
 {
-    if (tf->state != TAIL_OPEN)
-        return;
     tf->next_seq = tf->tr.acked.seq;
     memcpy(tf->prev, tf->tr.acked.prev, CHAIN_HASH_LEN);
     framer_reset(tf->fr, tf->tr.acked.offset);
@@ -415,15 +576,33 @@ void tail_file_rewind(struct tail_file *tf, const struct tail_ctx *ctx, uint64_t
     uint64_t delay = (uint64_t)REWIND_BASE_MS << shift;
     tf->resume_ms = now_ms + (delay < REWIND_MAX_MS ? delay : REWIND_MAX_MS);
     tf->failures++;
-    metric_inc(ctx->m->records_rewound);
-    log_warn("stream %s: delivery failed: re-reading %s from offset %llu seq %llu", tf->stream,
-             tf->path, (unsigned long long)tf->tr.acked.offset,
+    metric_inc(tf->ctx->m->records_rewound);
+    log_warn("stream %s: delivery failed (%s): re-reading %s from offset %llu seq %llu", tf->stream,
+             err, tf->path, (unsigned long long)tf->tr.acked.offset,
              (unsigned long long)tf->tr.acked.seq);
 }
 
-void tail_file_delivered(struct tail_file *tf)
+enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *err, bool may_rewind,
+                                    uint64_t now_ms)
 {
-    tf->failures = 0;
+    void *owner;
+    enum ack_result res = ack_tracker_delivered(msg, ok, &owner);
+    struct tail_file *tf = owner;
+    if (!tf)
+        return res; /* orphaned: its stream was dropped or rewound meanwhile */
+    if (ok) {
+        tf->failures = 0;
+        return res;
+    }
+    if (!err)
+        err = "?";
+    if (may_rewind && tf->state == TAIL_OPEN)
+        rewind_stream(tf, err, now_ms);
+    else
+        log_warn("stream %s: delivery failed (%s); not re-read now: the next start resumes "
+                 "from offset %llu",
+                 tf->stream, err, (unsigned long long)tf->tr.acked.offset);
+    return res;
 }
 
 bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e)
@@ -447,4 +626,21 @@ bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e
     memcpy(e->prev, tf->tr.acked.prev, CHAIN_HASH_LEN);
     e->done = tf->state == TAIL_KNOWN && tf->done;
     return true;
+}
+
+void tail_file_add_stats(const struct tail_file *tf, struct tail_stats *s)
+{
+    s->open += tf->state == TAIL_OPEN;
+    s->waiting += tf->state == TAIL_WAITING;
+    s->streams += tf->have_id;
+    if (tf->state == TAIL_OPEN) {
+        if (tf->deleted)
+            s->deleted_bytes += tf->size;
+        s->buffered_bytes += framer_buffered_bytes(tf->fr);
+        if (tf->size > tf->tr.acked.offset)
+            s->backlog_bytes += tf->size - tf->tr.acked.offset;
+    }
+    uint64_t o = ack_tracker_oldest_ms(&tf->tr);
+    if (o && (!s->oldest_unacked_ms || o < s->oldest_unacked_ms))
+        s->oldest_unacked_ms = o;
 }

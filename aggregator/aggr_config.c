@@ -72,16 +72,18 @@ static const struct cfg_key breaker_keys[] = {
        "calls in the sliding failure-rate window"),
     KI("min_calls", struct aggr_breaker_conf, min_calls, "5", 1, 1024,
        "calls in the window before the rate can trip"),
-    KI("failure_rate_pct", struct aggr_breaker_conf, failure_rate_pct, "50", 1, 100,
-       "failure rate that opens the breaker"),
-    KI("consecutive_failures", struct aggr_breaker_conf, consecutive_failures, "3", 1, 1024,
-       "failures in a row that open the breaker"),
+    KI("failure_rate_pct", struct aggr_breaker_conf, failure_rate_pct, "50", 0, 100,
+       "failure rate (percent of the window) that opens the breaker; 0 = off"),
+    KI("consecutive_failures", struct aggr_breaker_conf, consecutive_failures, "3", 0, 1024,
+       "failures in a row that open the breaker; 0 = off"),
     KI("open_base_ms", struct aggr_breaker_conf, open_base_ms, "500", 1, 3600000,
        "first open wait (full jitter, doubling per trip)"),
     KI("open_max_ms", struct aggr_breaker_conf, open_max_ms, "30000", 1, 3600000,
        "longest open wait"),
     CFG_END,
 };
+
+static const struct cfg_key http_keys[] = HTTP_CONF_KEYS("127.0.0.1:9200");
 
 #define SEC(name, field, sub, help)                                                                \
     {                                                                                              \
@@ -90,7 +92,7 @@ static const struct cfg_key breaker_keys[] = {
 
 const struct cfg_key aggr_config_keys[] = {
     SEC("kafka", kafka, kafka_conf_keys, "Kafka brokers, topic, group, DLQ topic, properties"),
-    SEC("http", http, http_conf_keys, "health, readiness and metrics listener"),
+    SEC("http", http, http_keys, "health, readiness and metrics listener"),
     SEC("log", log, log_conf_keys, "logging"),
     SEC("postgres", postgres, pg_keys, "PostgreSQL"),
     SEC("redis", redis, redis_keys, "Redis (optional)"),
@@ -100,59 +102,46 @@ const struct cfg_key aggr_config_keys[] = {
     SEC("breaker", breaker, breaker_keys, "circuit breakers (PostgreSQL primary, Redis)"),
     SEC("alerts", alerts, alerts_conf_keys,
         "Alertmanager-compatible webhook: breaker opens, DLQ writes, integrity incidents"),
-    SEC("alerts", alerts, alerts_conf_keys, "Alertmanager-compatible webhook (optional)"),
     CFG_END,
 };
 
-static int aggr_config_check(struct aggr_config *c, char *err, size_t errlen)
+/* Checks across keys; brokers and postgres.primary are required by the
+ * table. Values are never quoted: they may be secrets. */
+static int aggr_config_check(struct cfg_check *chk, void *ud)
 {
-    if (!c->kafka.topic || !*c->kafka.topic) {
-        snprintf(err, errlen, "kafka.topic: required");
+    struct aggr_config *c = ud;
+    if (log_conf_check(chk, &c->log) < 0 || alerter_conf_check(chk, &c->alerts) < 0)
         return -1;
-    }
-    if (!c->kafka.dlq_topic || !*c->kafka.dlq_topic) {
-        snprintf(err, errlen, "kafka.dlq_topic: required");
-        return -1;
-    }
-    if (strcmp(c->kafka.topic, c->kafka.dlq_topic) == 0) {
-        snprintf(err, errlen, "kafka.dlq_topic: must differ from kafka.topic");
-        return -1;
-    }
-    if (!c->kafka.group || !*c->kafka.group) {
-        snprintf(err, errlen, "kafka.group: required for the aggregator");
-        return -1;
-    }
-    if (c->kafka.brokers.n == 0) {
-        snprintf(err, errlen, "kafka.brokers: required");
-        return -1;
-    }
-    if (!c->postgres.primary || !*c->postgres.primary) {
-        snprintf(err, errlen, "postgres.primary: required");
-        return -1;
-    }
-    if (c->breaker.min_calls > c->breaker.window) {
-        snprintf(err, errlen, "breaker.min_calls: must be <= breaker.window");
-        return -1;
-    }
-    if (c->breaker.open_base_ms > c->breaker.open_max_ms) {
-        snprintf(err, errlen, "breaker.open_base_ms: must be <= breaker.open_max_ms");
-        return -1;
-    }
+    if (!c->kafka.topic || !*c->kafka.topic)
+        return cfg_check_fail(chk, "kafka.topic", "must not be empty");
+    if (!c->kafka.dlq_topic || !*c->kafka.dlq_topic)
+        return cfg_check_fail(chk, "kafka.dlq_topic", "must not be empty");
+    if (strcmp(c->kafka.topic, c->kafka.dlq_topic) == 0)
+        return cfg_check_fail(chk, "kafka.dlq_topic", "must differ from kafka.topic");
+    if (!c->kafka.group || !*c->kafka.group)
+        return cfg_check_fail(chk, "kafka.group", "must not be empty for the aggregator");
+    if (c->breaker.min_calls > c->breaker.window)
+        return cfg_check_fail(chk, "breaker.min_calls", "must be <= breaker.window");
+    if (c->breaker.open_base_ms > c->breaker.open_max_ms)
+        return cfg_check_fail(chk, "breaker.open_base_ms", "must be <= breaker.open_max_ms");
+    /* Each trip can be turned off, not both: a breaker that never opens
+     * never pauses the partitions nor makes /readyz fail. */
+    if (c->breaker.failure_rate_pct == 0 && c->breaker.consecutive_failures == 0)
+        return cfg_check_fail(chk, "breaker.consecutive_failures",
+                              "0 (off) needs breaker.failure_rate_pct above 0: the breakers "
+                              "could never open");
     return 0;
 }
 
 int aggr_config_load_file(struct aggr_config *c, const char *path, char *err, size_t errlen)
 {
-    if (cfg_load_file(aggr_config_keys, c, path, err, errlen) != 0)
-        return -1;
-    return aggr_config_check(c, err, errlen);
+    return cfg_load_file_checked(aggr_config_keys, c, path, aggr_config_check, c, err, errlen);
 }
 
 int aggr_config_load_string(struct aggr_config *c, const char *yaml, char *err, size_t errlen)
 {
-    if (cfg_load_string(aggr_config_keys, c, yaml, "config", err, errlen) != 0)
-        return -1;
-    return aggr_config_check(c, err, errlen);
+    return cfg_load_string_checked(aggr_config_keys, c, yaml, "config", aggr_config_check, c, err,
+                                   errlen);
 }
 
 void aggr_config_free(struct aggr_config *c)

@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "common/alert.h"
-#include "common/alert.h"
 #include "common/breaker.h"
 #include "common/conf_common.h"
 #include "common/config.h"

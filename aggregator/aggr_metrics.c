@@ -41,8 +41,8 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
     am->batch_seconds =
         metrics_histogram(reg, P "batch_write_seconds", "PostgreSQL transaction time per batch",
                           NULL, sec_bounds, sizeof(sec_bounds) / sizeof(*sec_bounds));
-    for (int i = 0; i < PG_RESULT_COUNT; i++) {
-        snprintf(l, sizeof(l), "result=\"%s\"", pg_result_name((enum pg_write_result)i));
+    for (int i = 0; i < PG_STATUS_COUNT; i++) {
+        snprintf(l, sizeof(l), "result=\"%s\"", pg_status_name((enum pg_status)i));
         am->batch_results[i] =
             metrics_counter(reg, P "batch_writes_total", "batch transactions by result", l);
     }

@@ -23,7 +23,7 @@ struct aggr_metrics {
     struct metric *dlq[VALIDATE_REASON_COUNT]; /* [VALIDATE_OK] unused */
     struct metric *dlq_failures;
     struct metric *batch_size, *batch_seconds;
-    struct metric *batch_results[PG_RESULT_COUNT];
+    struct metric *batch_results[PG_STATUS_COUNT];
     struct metric *partitions_created, *partitions_dropped;
     struct metric *incidents[INCIDENT_KIND_COUNT];
     struct metric *breaker_pg, *breaker_redis, *breaker_dlq;

@@ -22,7 +22,7 @@ struct aggregator;
  * job. NULL with err set when a dependency cannot be configured or
  * PostgreSQL is unreachable at start. cfg and am must outlive it. */
 struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_metrics *am, char *err,
-                                  size_t errlen);
+                                  size_t errlen) __attribute__((warn_unused_result));
 struct alerter;
 /* Send alerts (breaker opens, DLQ writes, integrity incidents) through al
  * (borrowed, may be NULL). Call before aggregator_run. */
@@ -33,21 +33,6 @@ void aggregator_set_alerter(struct aggregator *a, struct alerter *al);
  * clean stop, 1 after a fatal error (logged). */
 int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop);
 void aggregator_free(struct aggregator *a); /* NULL-safe */
-
-/* The flush rule: a batch with content is due when it holds max_events
- * messages (rows, re-sends and DLQ'd ones alike), max_bytes record bytes, or
- * its first message is max_ms old. */
-bool aggregator_batch_due(const struct aggr_batch_conf *bc, size_t msgs, size_t bytes,
-                          uint64_t start_ms, uint64_t now_ms);
-
-struct batch;
-/* For isolating rows PostgreSQL refuses: split b at row k into lo (rows
- * [0,k)) and hi (rows [k,n)), both initialized here; rows move (b's become
- * empty envelopes), b keeps its offsets. lo advances each partition it holds
- * rows of to just past its last row there (from b's expected offset); hi
- * continues from there (or from b's expected offset) to b's next offset, so
- * committing lo then hi commits exactly what b would have. */
-void aggregator_batch_split(struct batch *b, size_t k, struct batch *lo, struct batch *hi);
 
 /* httpd ready callback (any thread): ready when the group assigned us
  * partitions whose offsets are loaded (or none at all), and the PostgreSQL

@@ -1,11 +1,10 @@
-/* The batch container of aggregator/batch.h: decoded envelopes plus, per
- * Kafka partition, the offset range they cover. Owned by the consumer thread. */
+/* The batch of aggregator/batch.h: decoded envelopes plus, per Kafka
+ * partition, the offset range they cover, and the rules on batches. */
 #include "aggregator/batch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 void batch_init(struct batch *b, const char *topic)
@@ -20,8 +19,6 @@ void batch_add(struct batch *b, struct envelope *env, int32_t partition, int64_t
         b->cap = b->cap ? b->cap * 2 : 256;
         b->rows = xrealloc(b->rows, b->cap * sizeof(*b->rows));
     }
-    if (b->n == 0)
-        b->first_ms = time_mono_ms();
     struct batch_row *r = &b->rows[b->n++];
     r->env = *env;
     r->kafka_partition = partition;
@@ -51,8 +48,6 @@ void batch_advance(struct batch *b, int32_t partition, int64_t expected_offset, 
         o->partition = partition;
         o->expected_offset = expected_offset; /* kept after the first call */
         o->next_offset = next_offset;
-        if (b->n == 0 && b->noffsets == 1)
-            b->first_ms = time_mono_ms();
         return;
     }
     if (next_offset > o->next_offset)
@@ -66,7 +61,6 @@ void batch_clear(struct batch *b)
     b->n = 0;
     b->noffsets = 0;
     b->bytes = 0;
-    b->first_ms = 0;
 }
 
 void batch_release(struct batch *b)
@@ -78,4 +72,58 @@ void batch_release(struct batch *b)
     free(b->offsets);
     free(b->topic);
     memset(b, 0, sizeof(*b));
+}
+
+size_t batch_remove(struct batch *b, const uint8_t *drop)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (drop[i]) {
+            b->bytes -= b->rows[i].env.line_len;
+            envelope_release(&b->rows[i].env);
+            continue;
+        }
+        if (w != i)
+            b->rows[w] = b->rows[i];
+        w++;
+    }
+    size_t removed = b->n - w;
+    /* Slots past w were moved or released: zero them so nothing frees twice. */
+    if (removed)
+        memset(&b->rows[w], 0, removed * sizeof(*b->rows));
+    b->n = w;
+    return removed;
+}
+
+void batch_split(struct batch *b, size_t k, struct batch *lo, struct batch *hi)
+{
+    batch_init(lo, b->topic);
+    batch_init(hi, b->topic);
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_row *r = &b->rows[i];
+        int32_t p = r->kafka_partition;
+        int64_t off = r->kafka_offset;
+        if (i < k) {
+            const struct batch_offset *o = batch_offset_find(b, p);
+            batch_add(lo, &r->env, p, off);
+            batch_advance(lo, p, o ? o->expected_offset : -1, off + 1);
+        } else {
+            batch_add(hi, &r->env, p, off);
+        }
+    }
+    for (size_t i = 0; i < b->noffsets; i++) {
+        const struct batch_offset *o = &b->offsets[i];
+        const struct batch_offset *lo_o = batch_offset_find(lo, o->partition);
+        batch_advance(hi, o->partition, lo_o ? lo_o->next_offset : o->expected_offset,
+                      o->next_offset);
+    }
+}
+
+bool batch_due(const struct aggr_batch_conf *bc, size_t msgs, size_t bytes, uint64_t start_ms,
+               uint64_t now_ms)
+{
+    if (msgs == 0 && bytes == 0)
+        return false;
+    return msgs >= (size_t)bc->max_events || bytes >= (size_t)bc->max_bytes ||
+           now_ms >= start_ms + (uint64_t)bc->max_ms;
 }

@@ -1,12 +1,16 @@
 /* A batch: decoded envelopes from one or more Kafka partitions, plus for each
  * partition the offset range it covers, committed together in one PostgreSQL
- * transaction (DESIGN.md §4). Owned by the consumer thread. */
+ * transaction (DESIGN.md §4); and every rule about batches: when one is due,
+ * splitting one, removing rows from one. Owned by the consumer thread (or
+ * the writer thread while it writes it: writer.h). */
 #ifndef AUDITRAIL_AGGREGATOR_BATCH_H
 #define AUDITRAIL_AGGREGATOR_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregator/aggr_config.h"
 #include "common/envelope.h"
 
 struct batch_row {
@@ -32,8 +36,7 @@ struct batch {
     size_t n, cap;
     struct batch_offset *offsets;
     size_t noffsets, offcap;
-    size_t bytes;      /* sum of line_len, for batch.max_bytes */
-    uint64_t first_ms; /* monotonic ms when the first message was added */
+    size_t bytes; /* sum of line_len, for batch.max_bytes */
 };
 
 void batch_init(struct batch *b, const char *topic);
@@ -47,6 +50,25 @@ void batch_advance(struct batch *b, int32_t partition, int64_t expected_offset,
 struct batch_offset *batch_offset_find(struct batch *b, int32_t partition);
 /* Free rows and offsets; keep topic and capacity for reuse. */
 void batch_clear(struct batch *b);
-void batch_release(struct batch *b);
+void batch_release(struct batch *b); /* NULL-safe */
+
+/* Remove the rows i with drop[i] != 0 (envelopes released, the others keep
+ * their order, bytes follows); the offsets are untouched, so the messages
+ * of removed rows still count as handled. Returns the number removed. */
+size_t batch_remove(struct batch *b, const uint8_t *drop);
+
+/* For isolating rows PostgreSQL refuses: split b at row k into lo (rows
+ * [0,k)) and hi (rows [k,n)), both initialized here; rows move (b's become
+ * empty envelopes), b keeps its offsets. lo advances each partition it holds
+ * rows of to just past its last row there (from b's expected offset); hi
+ * continues from there (or from b's expected offset) to b's next offset, so
+ * committing lo then hi commits exactly what b would have. */
+void batch_split(struct batch *b, size_t k, struct batch *lo, struct batch *hi);
+
+/* The flush rule: a batch with content is due when it holds max_events
+ * messages (rows, re-sends and DLQ'd ones alike), max_bytes record bytes, or
+ * its first message is max_ms old (start_ms, now_ms: monotonic). */
+bool batch_due(const struct aggr_batch_conf *bc, size_t msgs, size_t bytes, uint64_t start_ms,
+               uint64_t now_ms);
 
 #endif

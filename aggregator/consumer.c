@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/kafka_util.h"
-#include "common/config.h"
+#include "common/kafka_conf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -35,35 +34,28 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static bool has_prop(const struct kafka_conf *k, const char *name)
-{
-    return cfg_map_get(&k->properties, name) != NULL;
-}
-
 struct consumer *consumer_new(const struct kafka_conf *kafka, consumer_rebalance_fn hook, void *ud,
                               char *err, size_t errlen)
 {
     struct consumer *c = xcalloc(1, sizeof(*c));
-    rd_kafka_conf_t *conf = kafka_conf_build(kafka, false, err, errlen);
-    if (!conf)
-        goto fail;
     /* Offsets are stored in PostgreSQL with the rows; Kafka's copy is for
      * lag monitoring and is committed explicitly after each transaction. */
-    if (kafka_conf_set(conf, "group.id", kafka->group, err, errlen) != 0 ||
-        kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
-        kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
-        (!has_prop(kafka, "auto.offset.reset") &&
-         kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != 0) ||
-        (!has_prop(kafka, "isolation.level") &&
-         kafka_conf_set(conf, "isolation.level", "read_committed", err, errlen) != 0) ||
-        (!has_prop(kafka, "partition.assignment.strategy") &&
-         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errlen) !=
-             0) ||
-        (!has_prop(kafka, "client.id") &&
-         kafka_conf_set(conf, "client.id", "auditrail-aggregator", err, errlen) != 0)) {
-        rd_kafka_conf_destroy(conf);
+    const struct kafka_prop defaults[] = {
+        {"auto.offset.reset", "earliest"},
+        {"isolation.level", "read_committed"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"client.id", "auditrail-aggregator"},
+        {NULL, NULL},
+    };
+    const struct kafka_prop forced[] = {
+        {"group.id", kafka->group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {NULL, NULL},
+    };
+    rd_kafka_conf_t *conf = kafka_conf_new(kafka, KAFKA_CONSUMER, defaults, forced, err, errlen);
+    if (!conf)
         goto fail;
-    }
     c->hook = hook;
     c->ud = ud;
     c->topic = xstrdup(kafka->topic);

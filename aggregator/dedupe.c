@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "aggregator/redis_store.h"
-#include "common/alert.h"
 #include "common/hashchain.h"
+#include "common/htab.h"
 #include "common/log.h"
 #include "common/lru.h"
 #include "common/timeutil.h"
@@ -14,44 +14,17 @@
 
 #define ID_LEN CHAIN_UUID_LEN
 
-/* Open-addressing set of ids for the batch being built; cleared per batch by
- * a generation stamp so a reset is O(1). */
-struct idslot {
-    uint32_t gen;
-    char id[ID_LEN];
-};
-
 struct dedupe {
     struct lru *lru;
     struct redis_store *redis;
     struct breaker redis_breaker;
-    struct idslot *slots;
-    size_t nslots, used; /* nslots is a power of two */
-    uint32_t gen;
+    struct htab batch_ids; /* ids of the batch being built; cleared per batch */
     struct dedupe_stats stats;
-    struct alerter *alerter; /* borrowed, may be NULL */
 };
 
-static void on_redis_breaker(void *ud, const struct breaker *b, enum breaker_state from,
-                             enum breaker_state to)
-{
-    struct dedupe *d = ud;
-    if (to == BREAKER_OPEN) {
-        log_warn("circuit breaker %s: %s -> open (dedupe falls back to the LRU and PostgreSQL)",
-                 b->name, breaker_state_name(from));
-        alerter_fire(d->alerter, "AuditrailBreakerOpen", ALERT_WARNING,
-                     "Redis breaker open: dedupe falls back to the LRU and PostgreSQL", NULL,
-                     "breaker", "redis", NULL);
-    } else {
-        log_info("circuit breaker %s: %s -> %s", b->name, breaker_state_name(from),
-                 breaker_state_name(to));
-        if (to == BREAKER_CLOSED)
-            alerter_resolve(d->alerter, "AuditrailBreakerOpen", "breaker", "redis", NULL);
-    }
-}
-
 struct dedupe *dedupe_new(size_t lru_size, struct redis_store *redis,
-                          const struct breaker_conf *bconf)
+                          const struct breaker_conf *bconf, breaker_change_fn on_change,
+                          void *change_ud)
 {
     struct dedupe *d = xcalloc(1, sizeof(*d));
     d->lru = lru_new(lru_size ? lru_size : 1, 0, NULL);
@@ -61,10 +34,8 @@ struct dedupe *dedupe_new(size_t lru_size, struct redis_store *redis,
         breaker_conf_default(&def);
         bconf = &def;
     }
-    breaker_init(&d->redis_breaker, "redis", bconf, NULL, NULL, NULL, NULL, on_redis_breaker, d);
-    d->nslots = 1024;
-    d->slots = xcalloc(d->nslots, sizeof(*d->slots));
-    d->gen = 1;
+    breaker_init(&d->redis_breaker, "redis", bconf, NULL, NULL, NULL, NULL, on_change, change_ud);
+    htab_init(&d->batch_ids, ID_LEN, 512);
     return d;
 }
 
@@ -73,60 +44,20 @@ void dedupe_free(struct dedupe *d)
     if (!d)
         return;
     lru_free(d->lru);
-    free(d->slots);
+    htab_release(&d->batch_ids);
     free(d);
-}
-
-static uint64_t id_hash(const char *id)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < ID_LEN; i++) {
-        h ^= (unsigned char)id[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static void set_grow(struct dedupe *d)
-{
-    struct idslot *old = d->slots;
-    size_t oldn = d->nslots;
-    d->nslots *= 2;
-    d->slots = xcalloc(d->nslots, sizeof(*d->slots));
-    for (size_t i = 0; i < oldn; i++) {
-        if (old[i].gen != d->gen)
-            continue;
-        size_t j = id_hash(old[i].id) & (d->nslots - 1);
-        while (d->slots[j].gen == d->gen)
-            j = (j + 1) & (d->nslots - 1);
-        d->slots[j] = old[i];
-    }
-    free(old);
 }
 
 bool dedupe_batch_seen(struct dedupe *d, const char *id)
 {
-    if ((d->used + 1) * 2 > d->nslots)
-        set_grow(d);
-    size_t j = id_hash(id) & (d->nslots - 1);
-    while (d->slots[j].gen == d->gen) {
-        if (memcmp(d->slots[j].id, id, ID_LEN) == 0)
-            return true;
-        j = (j + 1) & (d->nslots - 1);
-    }
-    d->slots[j].gen = d->gen;
-    memcpy(d->slots[j].id, id, ID_LEN);
-    d->used++;
-    return false;
+    bool added;
+    htab_put(&d->batch_ids, id, &added);
+    return !added;
 }
 
 void dedupe_batch_reset(struct dedupe *d)
 {
-    d->used = 0;
-    if (++d->gen == 0) { /* wrapped: stale stamps could match again */
-        memset(d->slots, 0, d->nslots * sizeof(*d->slots));
-        d->gen = 1;
-    }
+    htab_clear(&d->batch_ids);
 }
 
 bool dedupe_lru_seen(struct dedupe *d, const char *id)
@@ -154,24 +85,7 @@ long dedupe_redis_filter(struct dedupe *d, struct batch *b)
         goto out;
     }
     breaker_success(&d->redis_breaker);
-    size_t w = 0;
-    dropped = 0;
-    b->bytes = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (seen[i]) {
-            envelope_release(&b->rows[i].env);
-            dropped++;
-            continue;
-        }
-        if (w != i)
-            b->rows[w] = b->rows[i];
-        b->bytes += b->rows[w].env.line_len;
-        w++;
-    }
-    /* Slots past w were moved or released; zero them so nothing frees twice. */
-    if (w < b->n)
-        memset(&b->rows[w], 0, (b->n - w) * sizeof(*b->rows));
-    b->n = w;
+    dropped = (long)batch_remove(b, seen);
 out:
     free(ids);
     free(seen);
@@ -199,11 +113,6 @@ void dedupe_mark_committed(struct dedupe *d, const struct batch *b, const uint8_
         }
     }
     free(ids);
-}
-
-void dedupe_set_alerter(struct dedupe *d, struct alerter *al)
-{
-    d->alerter = al;
 }
 
 const struct dedupe_stats *dedupe_stats(const struct dedupe *d)

@@ -27,9 +27,11 @@ struct dedupe_stats {
 struct dedupe;
 
 /* lru_size >= 1. redis may be NULL (no Redis layer); it stays owned by the
- * caller. bconf configures the Redis breaker (NULL = defaults). */
+ * caller. bconf configures the Redis breaker (NULL = defaults); on_change
+ * (may be NULL) hears its transitions, with change_ud. */
 struct dedupe *dedupe_new(size_t lru_size, struct redis_store *redis,
-                          const struct breaker_conf *bconf);
+                          const struct breaker_conf *bconf, breaker_change_fn on_change,
+                          void *change_ud);
 void dedupe_free(struct dedupe *d); /* NULL-safe */
 
 /* Batch layer: true when id is already in the batch being built; otherwise
@@ -52,10 +54,6 @@ long dedupe_redis_filter(struct dedupe *d, struct batch *b);
  * committed[i] != 0 (committed may be NULL: none). A Redis failure is
  * counted and otherwise ignored (the LRU and PostgreSQL still guard). */
 void dedupe_mark_committed(struct dedupe *d, const struct batch *b, const uint8_t *committed);
-
-struct alerter;
-/* Alert on Redis breaker opens through al (borrowed, may be NULL). */
-void dedupe_set_alerter(struct dedupe *d, struct alerter *al);
 
 const struct dedupe_stats *dedupe_stats(const struct dedupe *d);
 /* The Redis breaker (for its state metric); NULL when no Redis. */

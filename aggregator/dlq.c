@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/kafka_util.h"
+#include "common/kafka_conf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -84,18 +84,16 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 struct dlq *dlq_new(const struct kafka_conf *kafka, const char *topic, char *err, size_t errlen)
 {
     struct dlq *d = xcalloc(1, sizeof(*d));
-    rd_kafka_conf_t *conf = kafka_conf_build(kafka, true, err, errlen);
-    if (!conf)
-        goto fail;
     /* A poison message's offset waits for this acknowledgement: durable
      * (acks=all), no duplicates from retries, and a bounded wait per try. */
-    if (kafka_conf_set(conf, "acks", "all", err, errlen) != 0 ||
-        kafka_conf_set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
-        kafka_conf_set(conf, "linger.ms", "5", err, errlen) != 0 ||
-        kafka_conf_set(conf, "client.id", "auditrail-aggregator-dlq", err, errlen) != 0) {
-        rd_kafka_conf_destroy(conf);
+    static const struct kafka_prop forced[] = {
+        {"acks", "all"},    {"enable.idempotence", "true"},
+        {"linger.ms", "5"}, {"client.id", "auditrail-aggregator-dlq"},
+        {NULL, NULL},
+    };
+    rd_kafka_conf_t *conf = kafka_conf_new(kafka, KAFKA_PRODUCER, NULL, forced, err, errlen);
+    if (!conf)
         goto fail;
-    }
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_dr_cb);
     rd_kafka_conf_set_opaque(conf, d);
     char kerr[256];

@@ -4,12 +4,12 @@
 #include "aggregator/maintenance.h"
 
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/partitions.h"
+#include "aggregator/pg_conn.h"
 #include "aggregator/pg_sql.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -18,12 +18,17 @@
 #define LEASE_PG_NAME   "partitions"
 
 struct maintenance {
-    char *conninfo;
     struct maintenance_conf conf;
     char *holder;
     char *lease_name;
-    PGconn *conn;
+    struct pg_connection *conn; /* its own, never the writer's */
     struct part_cache parts;
+};
+
+static const char *const maintenance_session[] = {SQL_QUIET, NULL};
+static const struct pg_conn_opts maintenance_conn_opts = {
+    .application_name = "auditrail-maintenance",
+    .session = maintenance_session,
 };
 
 struct fence {
@@ -43,7 +48,7 @@ void maintenance_conf_defaults(struct maintenance_conf *c)
 struct maintenance *maintenance_new(const char *conninfo, const struct maintenance_conf *conf)
 {
     struct maintenance *m = xcalloc(1, sizeof(*m));
-    m->conninfo = xstrdup(conninfo);
+    m->conn = pg_conn_new(conninfo, &maintenance_conn_opts);
     m->conf = *conf;
     m->holder = xstrdup(conf->holder ? conf->holder : "auditrail");
     m->conf.holder = m->holder;
@@ -59,40 +64,23 @@ void maintenance_free(struct maintenance *m)
 {
     if (!m)
         return;
-    if (m->conn)
-        PQfinish(m->conn);
+    pg_conn_free(m->conn);
     part_cache_release(&m->parts);
-    free(m->conninfo);
     free(m->holder);
     free(m->lease_name);
     free(m);
 }
 
-static void msg(char *err, size_t errlen, const char *what, const char *detail)
-{
-    snprintf(err, errlen, "%s: %s", what, detail);
-    size_t l = strlen(err);
-    while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
-        err[--l] = '\0';
-}
-
 static int connect_pg(struct maintenance *m, char *err, size_t errlen)
 {
-    if (m->conn && PQstatus(m->conn) == CONNECTION_OK)
-        return 0;
-    if (m->conn)
-        PQfinish(m->conn);
-    const char *kw[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *val[] = {"5", "auditrail-maintenance", m->conninfo, NULL};
-    m->conn = PQconnectdbParams(kw, val, 1);
-    if (PQstatus(m->conn) != CONNECTION_OK) {
-        msg(err, errlen, "maintenance: connect", PQerrorMessage(m->conn));
-        PQfinish(m->conn);
-        m->conn = NULL;
+    bool fresh = false;
+    char e2[512];
+    if (pg_conn_open(m->conn, &fresh, e2, sizeof(e2)) != PG_OK) {
+        snprintf(err, errlen, "maintenance: %s", e2);
         return -1;
     }
-    PQclear(PQexec(m->conn, "SET client_min_messages = warning"));
-    m->parts.stale = true;
+    if (fresh)
+        m->parts.stale = true;
     return 0;
 }
 
@@ -100,23 +88,25 @@ static int connect_pg(struct maintenance *m, char *err, size_t errlen)
  * unless a higher one is there (then we are a stale holder and stop).
  * Advisory path: take the lease row lock so we serialize with a Redis
  * holder's transactions. */
-static int fence_check(PGconn *conn, void *ud, char *err, size_t errlen)
+static int fence_check(struct pg_connection *conn, void *ud, char *err, size_t errlen)
 {
     struct fence *f = ud;
-    PGresult *res;
+    PGresult *res = NULL;
+    enum pg_status st;
+    char e2[512];
     if (f->token > 0) {
         char tok[24], ttl[24];
         snprintf(tok, sizeof(tok), "%" PRId64, f->token);
         snprintf(ttl, sizeof(ttl), "%" PRIu64, f->m->conf.lease_ttl_ms);
         const char *p[] = {LEASE_PG_NAME, tok, f->m->holder, ttl};
-        res = PQexecParams(conn, SQL_M_FENCE, 4, NULL, p, NULL, NULL, 0);
+        st = pg_conn_exec(conn, SQL_M_FENCE, 4, p, &res, e2, sizeof(e2));
     } else {
         const char *p[] = {LEASE_PG_NAME};
-        res = PQexecParams(conn, SQL_M_FENCE_ADVISORY, 1, NULL, p, NULL, NULL, 0);
+        st = pg_conn_exec(conn, SQL_M_FENCE_ADVISORY, 1, p, &res, e2, sizeof(e2));
     }
     int rc = 0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        msg(err, errlen, "maintenance: fence", PQresultErrorMessage(res));
+    if (st != PG_OK) {
+        snprintf(err, errlen, "maintenance: fence: %s", e2);
         rc = -1;
     } else if (f->token > 0 && PQntuples(res) == 0) {
         snprintf(err, errlen, "maintenance: fencing token %" PRId64 " superseded by a newer holder",
@@ -127,15 +117,15 @@ static int fence_check(PGconn *conn, void *ud, char *err, size_t errlen)
     return rc;
 }
 
-static int advisory(PGconn *conn, const char *sql, bool *got, char *err, size_t errlen)
+static int advisory(struct pg_connection *conn, const char *sql, bool *got, char *err,
+                    size_t errlen)
 {
-    char key[24];
+    char key[24], e2[512];
     snprintf(key, sizeof(key), "%" PRId64, MAINTENANCE_LOCK_KEY);
     const char *p[] = {key};
-    PGresult *res = PQexecParams(conn, sql, 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        msg(err, errlen, "maintenance: advisory lock", PQresultErrorMessage(res));
-        PQclear(res);
+    PGresult *res = NULL;
+    if (pg_conn_exec(conn, sql, 1, p, &res, e2, sizeof(e2)) != PG_OK) {
+        snprintf(err, errlen, "maintenance: advisory lock: %s", e2);
         return -1;
     }
     if (got)
@@ -185,7 +175,7 @@ int maintenance_run_once(struct maintenance *m, struct redis_store *redis, int64
         goto out;
     rc = 0;
 out:
-    if (use_advisory && PQstatus(m->conn) == CONNECTION_OK) {
+    if (use_advisory && pg_conn_ok(m->conn)) {
         char e2[256];
         if (advisory(m->conn, SQL_M_UNLOCK, NULL, e2, sizeof(e2)) < 0)
             log_warn("%s", e2);
@@ -193,13 +183,8 @@ out:
     if (rc == 0 && (res->created || res->dropped))
         log_info("maintenance: %d partitions created, %d %s (lock %s)", res->created, res->dropped,
                  m->conf.keep_table ? "detached" : "dropped", res->lock);
-    if (m->conn && PQstatus(m->conn) != CONNECTION_OK) {
-        PQfinish(m->conn);
-        m->conn = NULL;
-    }
     return rc;
 conn_fail:
-    PQfinish(m->conn);
-    m->conn = NULL;
+    pg_conn_close(m->conn);
     return -1;
 }

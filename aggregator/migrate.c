@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregator/pg_conn.h"
 #include "aggregator/pg_sql.h"
 #include "common/hashchain.h"
 #include "common/log.h"
@@ -29,30 +30,42 @@ void migrate_checksum(const struct migration *m, char out[65])
     hex_encode(md, sizeof(md), out);
 }
 
-/* Run a command; on failure put the server's message in err. */
-static int exec_ok(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                   PGresult **out, char *err, size_t errlen)
+static const char *const migrate_session[] = {SQL_QUIET, NULL};
+static const struct pg_conn_opts migrate_conn_opts = {
+    .application_name = "auditrail-migrate",
+    .session = migrate_session,
+};
+
+static int exec_ok(struct pg_connection *conn, const char *sql, int nparams,
+                   const char *const *params, PGresult **out, char *err, size_t errlen)
 {
-    PGresult *res =
-        nparams ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-        size_t l = strlen(err);
-        while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
-            err[--l] = '\0';
-        PQclear(res);
+    return pg_conn_exec(conn, sql, nparams, params, out, err, errlen) == PG_OK ? 0 : -1;
+}
+
+/* One migration and its schema_migrations row in one transaction. 0, or
+ * -1 + err (rolled back). */
+static int apply_one(struct pg_connection *conn, const struct migration *m, const char *sum,
+                     char *err, size_t errlen)
+{
+    if (exec_ok(conn, SQL_BEGIN, 0, NULL, NULL, err, errlen) < 0)
+        return -1;
+    char ver[16], e2[512];
+    snprintf(ver, sizeof(ver), "%d", m->version);
+    const char *params[] = {ver, m->name, sum};
+    /* The simple protocol runs the file's statements inside our transaction
+     * block; the record goes in the same transaction. */
+    if (exec_ok(conn, m->sql, 0, NULL, NULL, e2, sizeof(e2)) < 0 ||
+        exec_ok(conn, SQL_MIGRATE_RECORD, 3, params, NULL, e2, sizeof(e2)) < 0 ||
+        exec_ok(conn, SQL_COMMIT, 0, NULL, NULL, e2, sizeof(e2)) < 0) {
+        snprintf(err, errlen, "migration %03d_%s: %s", m->version, m->name, e2);
+        pg_conn_rollback(conn);
         return -1;
     }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
     return 0;
 }
 
-int migrate_apply(PGconn *conn, const struct migration *m, size_t n, struct migrate_report *rep,
-                  char *err, size_t errlen)
+int migrate_apply(struct pg_connection *conn, const struct migration *m, size_t n,
+                  struct migrate_report *rep, char *err, size_t errlen)
 {
     const char *key[] = {MIGRATE_LOCK_KEY};
     PGresult *list = NULL;
@@ -99,21 +112,8 @@ int migrate_apply(PGconn *conn, const struct migration *m, size_t n, struct migr
             r.already++;
             continue;
         }
-        if (exec_ok(conn, "BEGIN", 0, NULL, NULL, err, errlen) < 0)
+        if (apply_one(conn, &m[i], sum, err, errlen) < 0)
             goto out;
-        char ver[16];
-        snprintf(ver, sizeof(ver), "%d", m[i].version);
-        const char *params[] = {ver, m[i].name, sum};
-        char e2[512];
-        /* PQexec runs the file's statements (simple protocol) inside our
-         * transaction block; the record goes in the same transaction. */
-        if (exec_ok(conn, m[i].sql, 0, NULL, NULL, e2, sizeof(e2)) < 0 ||
-            exec_ok(conn, SQL_MIGRATE_RECORD, 3, params, NULL, e2, sizeof(e2)) < 0 ||
-            exec_ok(conn, "COMMIT", 0, NULL, NULL, e2, sizeof(e2)) < 0) {
-            snprintf(err, errlen, "migration %03d_%s: %s", m[i].version, m[i].name, e2);
-            PQclear(PQexec(conn, "ROLLBACK"));
-            goto out;
-        }
         log_info("migrate: applied %03d_%s", m[i].version, m[i].name);
         r.applied++;
         if (m[i].version > r.current_version)
@@ -122,7 +122,7 @@ int migrate_apply(PGconn *conn, const struct migration *m, size_t n, struct migr
     rc = 0;
 out:
     PQclear(list);
-    if (locked && PQstatus(conn) == CONNECTION_OK) {
+    if (locked && pg_conn_ok(conn)) {
         char e3[256];
         if (exec_ok(conn, SQL_MIGRATE_UNLOCK, 1, key, NULL, e3, sizeof(e3)) < 0)
             log_warn("migrate: unlock: %s", e3);
@@ -134,16 +134,16 @@ out:
 
 int migrate_run(const char *conninfo, struct migrate_report *rep, char *err, size_t errlen)
 {
-    PGconn *conn = PQconnectdb(conninfo);
+    struct pg_connection *conn = pg_conn_new(conninfo, &migrate_conn_opts);
     int rc = -1;
-    if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, errlen, "migrate: connect: %s", PQerrorMessage(conn));
+    char e2[512];
+    if (pg_conn_open(conn, NULL, e2, sizeof(e2)) != PG_OK) {
+        snprintf(err, errlen, "migrate: %s", e2);
         goto out;
     }
-    PQclear(PQexec(conn, "SET client_min_messages = warning"));
     rc = migrate_apply(conn, migrate_embedded, migrate_embedded_count, rep, err, errlen);
 out:
-    PQfinish(conn);
+    pg_conn_free(conn);
     return rc;
 }
 

@@ -6,8 +6,9 @@
 #ifndef AUDITRAIL_AGGREGATOR_MIGRATE_H
 #define AUDITRAIL_AGGREGATOR_MIGRATE_H
 
-#include <libpq-fe.h>
 #include <stddef.h>
+
+#include "aggregator/pg_conn.h"
 
 struct migration {
     int version;      /* NNN of the file name */
@@ -26,15 +27,16 @@ struct migrate_report {
     int current_version; /* highest applied version after the call */
 };
 
-/* Apply `n` migrations (sorted by version) on an open connection that is not
- * inside a transaction. Takes pg_advisory_lock for the duration, creates
+/* Apply `n` migrations (sorted by version) on an open connection (after
+ * pg_conn_open) that is not inside a transaction. Takes pg_advisory_lock for the duration, creates
  * auditrail.schema_migrations if needed, skips versions already recorded,
  * and fails when a recorded version's checksum differs from ours (a recorded
  * version this binary does not know, i.e. a newer binary migrated, is logged
  * and ignored). Returns 0, or -1 with a message in err; a failed
  * migration is rolled back and nothing after it is applied. */
-int migrate_apply(PGconn *conn, const struct migration *m, size_t n, struct migrate_report *rep,
-                  char *err, size_t errlen) __attribute__((warn_unused_result));
+int migrate_apply(struct pg_connection *conn, const struct migration *m, size_t n,
+                  struct migrate_report *rep, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Connect to conninfo, apply the embedded migrations, disconnect. The
  * aggregator calls this at start; `auditrail migrate` too. 0 or -1 + err. */

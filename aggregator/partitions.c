@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "aggregator/pg_sql.h"
+#include "common/htab.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -122,46 +123,14 @@ static int cmp_bound(const void *a, const void *b)
     return (x->lo > y->lo) - (x->lo < y->lo);
 }
 
-static void set_err(PGconn *conn, PGresult *res, char *sqlstate, char *err, size_t errlen,
-                    const char *what)
-{
-    const char *msg = res ? PQresultErrorMessage(res) : "";
-    if (!msg || !*msg)
-        msg = PQerrorMessage(conn);
-    snprintf(err, errlen, "%s: %s", what, msg);
-    size_t l = strlen(err);
-    while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
-        err[--l] = '\0';
-    if (sqlstate) {
-        const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        snprintf(sqlstate, 6, "%s", s ? s : "");
-    }
-}
-
-/* Execute; 0 when the command succeeded. */
-static int run(PGconn *conn, const char *sql, int np, const char *const *params, PGresult **out,
-               char *sqlstate, char *err, size_t errlen, const char *what)
-{
-    PGresult *res =
-        np ? PQexecParams(conn, sql, np, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        set_err(conn, res, sqlstate, err, errlen, what);
-        PQclear(res);
-        return -1;
-    }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
-    return 0;
-}
-
-int part_cache_refresh(struct part_cache *c, PGconn *conn, char *err, size_t errlen)
+/* part_cache_refresh, classified. */
+static enum pg_status part_cache_load(struct part_cache *c, struct pg_connection *conn, char *err,
+                                      size_t errlen)
 {
     PGresult *res;
-    if (run(conn, SQL_PART_LIST, 0, NULL, &res, NULL, err, errlen, "list partitions") < 0)
-        return -1;
+    enum pg_status s = pg_conn_exec(conn, SQL_PART_LIST, 0, NULL, &res, err, errlen);
+    if (s != PG_OK)
+        return s;
     c->n = 0;
     int nt = PQntuples(res);
     for (int i = 0; i < nt; i++) {
@@ -179,40 +148,32 @@ int part_cache_refresh(struct part_cache *c, PGconn *conn, char *err, size_t err
     if (c->n > 1)
         qsort(c->b, c->n, sizeof(*c->b), cmp_bound);
     c->stale = false;
-    return 0;
+    return PG_OK;
 }
 
-static size_t hash_day(int64_t day)
+int part_cache_refresh(struct part_cache *c, struct pg_connection *conn, char *err, size_t errlen)
 {
-    uint64_t x = (uint64_t)(day / PART_DAY_US);
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    return (size_t)x;
+    return part_cache_load(c, conn, err, errlen) == PG_OK ? 0 : -1;
 }
 
-void part_groups_build(struct part_groups *g, const int64_t *times_us, size_t n)
+void part_groups_init(struct part_groups *g, const int64_t *times_us, size_t n)
 {
     memset(g, 0, sizeof(*g));
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    /* Open addressing: slot -> group index + 1 (0 = empty). */
-    size_t *slot = xcalloc(cap, sizeof(*slot));
+    struct htab day_group; /* day start -> group index */
+    htab_init(&day_group, sizeof(int64_t), n);
     size_t *grp = xmalloc((n ? n : 1) * sizeof(*grp));
     size_t *count = xmalloc((n ? n : 1) * sizeof(*count));
     g->days = xmalloc((n ? n : 1) * sizeof(*g->days));
     for (size_t i = 0; i < n; i++) {
         int64_t d = part_day_floor(times_us[i]);
-        size_t h = hash_day(d) & (cap - 1);
-        while (slot[h] && g->days[slot[h] - 1] != d)
-            h = (h + 1) & (cap - 1);
-        if (!slot[h]) {
+        bool added;
+        size_t *k = htab_put(&day_group, &d, &added);
+        if (added) {
+            *k = g->m;
             g->days[g->m] = d;
-            count[g->m] = 0;
-            slot[h] = ++g->m;
+            count[g->m++] = 0;
         }
-        grp[i] = slot[h] - 1;
+        grp[i] = *k;
         count[grp[i]]++;
     }
     g->start = xmalloc((g->m + 1) * sizeof(*g->start));
@@ -225,7 +186,7 @@ void part_groups_build(struct part_groups *g, const int64_t *times_us, size_t n)
     g->idx = xmalloc((n ? n : 1) * sizeof(*g->idx));
     for (size_t i = 0; i < n; i++)
         g->idx[count[grp[i]]++] = i;
-    free(slot);
+    htab_release(&day_group);
     free(grp);
     free(count);
 }
@@ -254,15 +215,14 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int part_ensure(struct part_cache *c, PGconn *conn, const int64_t *days, size_t n, int *created,
-                char *sqlstate, char *err, size_t errlen)
+enum pg_status part_ensure(struct part_cache *c, struct pg_connection *conn, const int64_t *days,
+                           size_t n, int *created, char *err, size_t errlen)
 {
-    int made = 0, rc = -1;
+    int made = 0;
     int64_t *missing = NULL;
     size_t nm = 0;
-    if (sqlstate)
-        sqlstate[0] = '\0';
-    if (c->stale && part_cache_refresh(c, conn, err, errlen) < 0)
+    enum pg_status s = PG_OK;
+    if (c->stale && (s = part_cache_load(c, conn, err, errlen)) != PG_OK)
         goto out;
     for (size_t i = 0; i < n; i++) {
         if (part_cache_find(c, days[i]) >= 0)
@@ -271,20 +231,18 @@ int part_ensure(struct part_cache *c, PGconn *conn, const int64_t *days, size_t 
             missing = xmalloc(n * sizeof(*missing));
         missing[nm++] = part_day_floor(days[i]);
     }
-    if (nm == 0) {
-        rc = 0;
+    if (nm == 0)
         goto out;
-    }
     /* Sorted creation order: two creators never wait on each other in a
      * different order (they are serialized by the lock anyway). */
     qsort(missing, nm, sizeof(*missing), cmp_i64);
     char key[24];
     snprintf(key, sizeof(key), "%" PRId64, PART_LOCK_KEY);
     const char *kp[] = {key};
-    if (run(conn, SQL_PART_XACT_LOCK, 1, kp, NULL, sqlstate, err, errlen, "partition lock") < 0)
+    if ((s = pg_conn_exec(conn, SQL_PART_XACT_LOCK, 1, kp, NULL, err, errlen)) != PG_OK)
         goto out;
     /* Another process may have created them while we waited. */
-    if (part_cache_refresh(c, conn, err, errlen) < 0)
+    if ((s = part_cache_load(c, conn, err, errlen)) != PG_OK)
         goto out;
     for (size_t i = 0; i < nm; i++) {
         if ((i > 0 && missing[i] == missing[i - 1]) || part_cache_find(c, missing[i]) >= 0)
@@ -293,29 +251,24 @@ int part_ensure(struct part_cache *c, PGconn *conn, const int64_t *days, size_t 
         part_day_name(missing[i], name);
         fmt_bound(missing[i], from, sizeof(from));
         fmt_bound(missing[i] + PART_DAY_US, to, sizeof(to));
-        /* Identifiers and literals from our own date formatting only. */
-        snprintf(sql, sizeof(sql),
-                 "CREATE TABLE IF NOT EXISTS auditrail.%s PARTITION OF auditrail.events"
-                 " FOR VALUES FROM ('%s') TO ('%s')",
-                 name, from, to);
-        if (run(conn, sql, 0, NULL, NULL, sqlstate, err, errlen, name) < 0)
+        snprintf(sql, sizeof(sql), SQL_PART_CREATE_FMT, name, from, to);
+        if ((s = pg_conn_exec(conn, sql, 0, NULL, NULL, err, errlen)) != PG_OK)
             goto out;
         part_cache_add(c, missing[i], missing[i] + PART_DAY_US);
         log_info("partitions: created auditrail.%s", name);
         made++;
     }
-    rc = 0;
 out:
-    if (rc < 0)
+    if (s != PG_OK)
         c->stale = true;
     free(missing);
     if (created)
         *created = made;
-    return rc;
+    return s;
 }
 
-int part_premake(struct part_cache *c, PGconn *conn, int64_t now_us, int days, part_fence_fn fence,
-                 void *fence_ud, int *created, char *err, size_t errlen)
+int part_premake(struct part_cache *c, struct pg_connection *conn, int64_t now_us, int days,
+                 part_fence_fn fence, void *fence_ud, int *created, char *err, size_t errlen)
 {
     int made = 0, rc = -1;
     if (days < 0)
@@ -324,12 +277,12 @@ int part_premake(struct part_cache *c, PGconn *conn, int64_t now_us, int days, p
     int64_t today = part_day_floor(now_us);
     for (int i = 0; i <= days; i++)
         d[i] = today + (int64_t)i * PART_DAY_US;
-    if (run(conn, "BEGIN", 0, NULL, NULL, NULL, err, errlen, "premake") < 0)
+    if (pg_conn_exec(conn, SQL_BEGIN, 0, NULL, NULL, err, errlen) != PG_OK)
         goto out;
     if ((fence && fence(conn, fence_ud, err, errlen) < 0) ||
-        part_ensure(c, conn, d, (size_t)days + 1, &made, NULL, err, errlen) < 0 ||
-        run(conn, "COMMIT", 0, NULL, NULL, NULL, err, errlen, "premake commit") < 0) {
-        PQclear(PQexec(conn, "ROLLBACK"));
+        part_ensure(c, conn, d, (size_t)days + 1, &made, err, errlen) != PG_OK ||
+        pg_conn_exec(conn, SQL_COMMIT, 0, NULL, NULL, err, errlen) != PG_OK) {
+        pg_conn_rollback(conn);
         c->stale = true;
         made = 0;
         goto out;
@@ -342,9 +295,37 @@ out:
     return rc;
 }
 
-int part_retention(struct part_cache *c, PGconn *conn, int64_t now_us, int retention_days,
-                   bool keep_table, part_fence_fn fence, void *fence_ud, int *dropped, char *err,
-                   size_t errlen)
+/* Detach (and drop, or keep renamed) one partition in a transaction of
+ * its own. 0, or -1 + err (rolled back). */
+static int retire(struct pg_connection *conn, const char *name, bool keep_table,
+                  part_fence_fn fence, void *fence_ud, char *err, size_t errlen)
+{
+    char key[24], detach[256], finish[256];
+    snprintf(key, sizeof(key), "%" PRId64, PART_LOCK_KEY);
+    const char *kp[] = {key};
+    snprintf(detach, sizeof(detach), SQL_PART_DETACH_FMT, name);
+    if (keep_table)
+        snprintf(finish, sizeof(finish), SQL_PART_KEEP_FMT, name, name);
+    else
+        snprintf(finish, sizeof(finish), SQL_PART_DROP_FMT, name);
+    if (pg_conn_exec(conn, SQL_BEGIN, 0, NULL, NULL, err, errlen) != PG_OK)
+        return -1;
+    if (pg_conn_exec(conn, SQL_PART_LOCK_TIMEOUT, 0, NULL, NULL, err, errlen) != PG_OK ||
+        (fence && fence(conn, fence_ud, err, errlen) < 0) ||
+        pg_conn_exec(conn, SQL_PART_XACT_LOCK, 1, kp, NULL, err, errlen) != PG_OK ||
+        pg_conn_exec(conn, detach, 0, NULL, NULL, err, errlen) != PG_OK ||
+        pg_conn_exec(conn, finish, 0, NULL, NULL, err, errlen) != PG_OK ||
+        pg_conn_exec(conn, SQL_COMMIT, 0, NULL, NULL, err, errlen) != PG_OK) {
+        pg_conn_rollback(conn);
+        return -1;
+    }
+    log_info("partitions: retention %s auditrail.%s", keep_table ? "detached" : "dropped", name);
+    return 0;
+}
+
+int part_retention(struct part_cache *c, struct pg_connection *conn, int64_t now_us,
+                   int retention_days, bool keep_table, part_fence_fn fence, void *fence_ud,
+                   int *dropped, char *err, size_t errlen)
 {
     int done = 0, rc = -1;
     PGresult *list = NULL;
@@ -353,11 +334,8 @@ int part_retention(struct part_cache *c, PGconn *conn, int64_t now_us, int reten
         goto out;
     }
     int64_t cutoff = part_day_floor(now_us) - (int64_t)retention_days * PART_DAY_US;
-    if (run(conn, SQL_PART_LIST, 0, NULL, &list, NULL, err, errlen, "list partitions") < 0)
+    if (pg_conn_exec(conn, SQL_PART_LIST, 0, NULL, &list, err, errlen) != PG_OK)
         goto out;
-    char key[24];
-    snprintf(key, sizeof(key), "%" PRId64, PART_LOCK_KEY);
-    const char *kp[] = {key};
     for (int i = 0; i < PQntuples(list); i++) {
         if (PQgetisnull(list, i, 1) || PQgetisnull(list, i, 2))
             continue;
@@ -372,34 +350,11 @@ int part_retention(struct part_cache *c, PGconn *conn, int64_t now_us, int reten
         }
         /* Rebuild the identifier from the parsed date, never from the
          * catalog string. */
-        char name[PART_NAME_LEN], sql[256];
+        char name[PART_NAME_LEN];
         part_day_name(day, name);
-        if (run(conn, "BEGIN", 0, NULL, NULL, NULL, err, errlen, "retention") < 0)
+        if (retire(conn, name, keep_table, fence, fence_ud, err, errlen) < 0)
             goto out;
-        if (run(conn, SQL_PART_LOCK_TIMEOUT, 0, NULL, NULL, NULL, err, errlen, "lock_timeout") <
-                0 ||
-            (fence && fence(conn, fence_ud, err, errlen) < 0) ||
-            run(conn, SQL_PART_XACT_LOCK, 1, kp, NULL, NULL, err, errlen, "partition lock") < 0)
-            goto rollback;
-        snprintf(sql, sizeof(sql), "ALTER TABLE auditrail.events DETACH PARTITION auditrail.%s",
-                 name);
-        if (run(conn, sql, 0, NULL, NULL, NULL, err, errlen, name) < 0)
-            goto rollback;
-        if (keep_table)
-            snprintf(sql, sizeof(sql), "ALTER TABLE auditrail.%s RENAME TO %s_detached", name,
-                     name);
-        else
-            snprintf(sql, sizeof(sql), "DROP TABLE auditrail.%s", name);
-        if (run(conn, sql, 0, NULL, NULL, NULL, err, errlen, name) < 0 ||
-            run(conn, "COMMIT", 0, NULL, NULL, NULL, err, errlen, "retention commit") < 0)
-            goto rollback;
-        log_info("partitions: retention %s auditrail.%s", keep_table ? "detached" : "dropped",
-                 name);
         done++;
-        continue;
-    rollback:
-        PQclear(PQexec(conn, "ROLLBACK"));
-        goto out;
     }
     rc = 0;
 out:

@@ -7,11 +7,12 @@
 #ifndef AUDITRAIL_AGGREGATOR_PARTITIONS_H
 #define AUDITRAIL_AGGREGATOR_PARTITIONS_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "aggregator/pg_conn.h"
 
 #define PART_DAY_US   INT64_C(86400000000)
 #define PART_NAME_LEN 48 /* "events_p20261126" + NUL, with room for any int year */
@@ -45,7 +46,7 @@ ssize_t part_cache_find(const struct part_cache *c, int64_t us);
 /* Insert [lo, hi) keeping order (no-op when an equal bound exists). */
 void part_cache_add(struct part_cache *c, int64_t lo, int64_t hi);
 /* Reload from pg_inherits (partitions of auditrail.events). 0 or -1 + err. */
-int part_cache_refresh(struct part_cache *c, PGconn *conn, char *err, size_t errlen)
+int part_cache_refresh(struct part_cache *c, struct pg_connection *conn, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* A batch grouped by UTC day: days[g] holds rows idx[start[g] .. start[g+1]). */
@@ -57,7 +58,7 @@ struct part_groups {
 };
 /* Group n times by UTC day with a hash map; O(n + m). out is overwritten
  * (release it with part_groups_release). */
-void part_groups_build(struct part_groups *out, const int64_t *times_us, size_t n);
+void part_groups_init(struct part_groups *out, const int64_t *times_us, size_t n);
 void part_groups_release(struct part_groups *g);
 
 /* Make sure a partition exists for each of the n days (day starts). Must run
@@ -65,21 +66,22 @@ void part_groups_release(struct part_groups *g);
  * takes pg_advisory_xact_lock(PART_LOCK_KEY), and creates the missing ones
  * with CREATE TABLE IF NOT EXISTS … PARTITION OF … (safe against other
  * processes doing the same). *created (may be NULL) gets the number of
- * tables created. Days created are added to the cache only; on error mark
- * the cache stale (the caller rolls back). 0, or -1 with err and, when the
- * server gave one, the SQLSTATE in sqlstate[6] (may be NULL). */
-int part_ensure(struct part_cache *c, PGconn *conn, const int64_t *days, size_t n, int *created,
-                char *sqlstate, char *err, size_t errlen) __attribute__((warn_unused_result));
+ * tables created. Days created are added to the cache only; on error the
+ * cache is marked stale (the caller rolls back). PG_OK, or the failure's
+ * class with err. */
+enum pg_status part_ensure(struct part_cache *c, struct pg_connection *conn, const int64_t *days,
+                           size_t n, int *created, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* A check run first inside each maintenance transaction (maintenance's
  * fencing-token check): 0 to proceed, -1 + err to abort the transaction. */
-typedef int (*part_fence_fn)(PGconn *conn, void *ud, char *err, size_t errlen);
+typedef int (*part_fence_fn)(struct pg_connection *conn, void *ud, char *err, size_t errlen);
 
 /* Premake: ensure partitions for the UTC days from today(now_us) to
  * today + days inclusive, in one transaction of its own (conn must be idle;
  * fence may be NULL). 0 or -1 + err; *created as above. */
-int part_premake(struct part_cache *c, PGconn *conn, int64_t now_us, int days, part_fence_fn fence,
-                 void *fence_ud, int *created, char *err, size_t errlen)
+int part_premake(struct part_cache *c, struct pg_connection *conn, int64_t now_us, int days,
+                 part_fence_fn fence, void *fence_ud, int *created, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Retention: every partition whose upper bound is <= day_floor(now_us) -
@@ -90,8 +92,8 @@ int part_premake(struct part_cache *c, PGconn *conn, int64_t now_us, int days, p
  * inside each transaction first and must return 0 to proceed (maintenance's
  * fencing-token check). Partitions newer than the cutoff are never touched.
  * *dropped gets the number dropped or detached. 0 or -1 + err. */
-int part_retention(struct part_cache *c, PGconn *conn, int64_t now_us, int retention_days,
-                   bool keep_table, part_fence_fn fence, void *fence_ud, int *dropped, char *err,
-                   size_t errlen) __attribute__((warn_unused_result));
+int part_retention(struct part_cache *c, struct pg_connection *conn, int64_t now_us,
+                   int retention_days, bool keep_table, part_fence_fn fence, void *fence_ud,
+                   int *dropped, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

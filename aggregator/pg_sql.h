@@ -1,9 +1,19 @@
-/* SQL of the aggregator's storage side as named constants (STYLE.md habit 8).
- * Statements with parameters are prepared once per connection under the
- * names given next to them. Partition DDL is the only SQL with identifiers
- * built at run time, and only from our own date formatting (partitions.c). */
+/* Every SQL statement of the aggregator, as named constants (STYLE.md
+ * habit 8). The writer's statements with parameters are prepared once per
+ * connection under the STMT_ names next to them. Partition DDL is the only
+ * SQL with identifiers built at run time (the *_FMT formats), and only from
+ * our own date formatting (partitions.c). */
 #ifndef AUDITRAIL_AGGREGATOR_PG_SQL_H
 #define AUDITRAIL_AGGREGATOR_PG_SQL_H
+
+/* ---- any connection (pg_conn.c and its users) ---- */
+#define SQL_BEGIN    "BEGIN"
+#define SQL_COMMIT   "COMMIT"
+#define SQL_ROLLBACK "ROLLBACK"
+#define SQL_PING     "SELECT 1"
+/* Session setting of the tools' connections: NOTICEs of IF NOT EXISTS DDL
+ * are noise in their output. */
+#define SQL_QUIET "SET client_min_messages = warning"
 
 /* ---- migrations (migrate.c) ---- */
 #define SQL_MIGRATE_LOCK   "SELECT pg_advisory_lock($1::bigint)"
@@ -29,8 +39,15 @@
     " LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),"                            \
     "   'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m) b"                                  \
     " WHERE i.inhparent = 'auditrail.events'::regclass"
-#define SQL_PART_EXISTS       "SELECT to_regclass($1::text) IS NOT NULL"
 #define SQL_PART_LOCK_TIMEOUT "SET LOCAL lock_timeout = '5s'"
+/* DDL formats: %s are a partition name (events_pYYYYMMDD, from
+ * part_day_name) and bounds ('YYYY-MM-DD 00:00:00+00'), never input. */
+#define SQL_PART_CREATE_FMT                                                                        \
+    "CREATE TABLE IF NOT EXISTS auditrail.%s PARTITION OF auditrail.events"                        \
+    " FOR VALUES FROM ('%s') TO ('%s')"
+#define SQL_PART_DETACH_FMT "ALTER TABLE auditrail.events DETACH PARTITION auditrail.%s"
+#define SQL_PART_KEEP_FMT   "ALTER TABLE auditrail.%s RENAME TO %s_detached"
+#define SQL_PART_DROP_FMT   "DROP TABLE auditrail.%s"
 
 /* ---- writer (pg_writer.c) ---- */
 #define SQL_W_SESSION "SET TIME ZONE 'UTC'"
@@ -128,5 +145,17 @@
 /* Advisory path: serialize with Redis holders on the lease row, no token. */
 #define SQL_M_FENCE_ADVISORY                                                                       \
     "SELECT token FROM auditrail.maintenance_lease WHERE name = $1 FOR UPDATE"
+
+/* ---- replay (replay.c) ---- */
+#define SQL_REPLAY_DELETE_ALL                                                                      \
+    "DELETE FROM auditrail.kafka_offsets WHERE consumer_group = $1 AND topic = $2"
+#define SQL_REPLAY_DELETE_ONE                                                                      \
+    "DELETE FROM auditrail.kafka_offsets"                                                          \
+    " WHERE consumer_group = $1 AND topic = $2 AND partition = $3"
+#define SQL_REPLAY_SET_ONE                                                                         \
+    "INSERT INTO auditrail.kafka_offsets (consumer_group, topic, partition, next_offset)"          \
+    " VALUES ($1, $2, $3, $4)"                                                                     \
+    " ON CONFLICT (consumer_group, topic, partition)"                                              \
+    " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()"
 
 #endif

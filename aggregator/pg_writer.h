@@ -1,8 +1,8 @@
-/* The PostgreSQL writer: one transaction per batch — ensure partitions, COPY
- * into staging, per-stream dedupe and integrity checks, INSERT … ON CONFLICT
- * DO NOTHING, auditrail.streams update, compare-and-set of
- * auditrail.kafka_offsets, COMMIT (DESIGN.md §4–5). One connection, owned by
- * the consumer thread. SQL lives in named constants and prepared statements. */
+/* The PostgreSQL writer: the transaction script of one batch — compare-and-set
+ * of auditrail.kafka_offsets, partitions, the streams' state and stored
+ * hashes for chain_check, COPY of what it keeps (pg_copy), auditrail.streams
+ * and integrity incidents, COMMIT (DESIGN.md §4–5). One pg_conn connection;
+ * the writer belongs to one thread at a time (writer.h says which). */
 #ifndef AUDITRAIL_AGGREGATOR_PG_WRITER_H
 #define AUDITRAIL_AGGREGATOR_PG_WRITER_H
 
@@ -11,26 +11,9 @@
 #include <sys/types.h>
 
 #include "aggregator/batch.h"
+#include "aggregator/pg_conn.h"
 
 struct pg_writer;
-
-/* (Not `pg_result`: libpq declares `struct pg_result`, and C shares one tag
- * namespace between structs and enums.) */
-enum pg_write_result {
-    PG_OK = 0,
-    PG_TRANSIENT, /* connection lost, 40001/40P01 serialization/deadlock, 53xxx:
-                     retry the same batch after backoff (reconnect is automatic) */
-    PG_CONFLICT,  /* offset compare-and-set lost: another consumer owns the
-                     partition; nothing was committed; reload offsets */
-    PG_DATA,      /* 22xxx/23xxx other than the expected conflict: some row is
-                     bad; nothing committed; see pg_write_stats.bad_row */
-    PG_FATAL,     /* 42xxx schema/privilege and other non-retryable errors */
-    PG_RESULT_COUNT
-};
-
-const char *pg_result_name(enum pg_write_result r);
-/* Classify a SQLSTATE (5 chars, or NULL for a connection-level failure). */
-enum pg_write_result pg_classify_sqlstate(const char *sqlstate);
 
 struct pg_write_stats {
     size_t inserted;     /* rows newly stored */
@@ -54,22 +37,27 @@ struct pg_write_stats {
  * be prepared (schema not migrated, privileges). The conninfo may set
  * connect_timeout (default here 5 s) and application_name (default
  * "auditrail-aggregator"). */
-struct pg_writer *pg_writer_new(const char *conninfo, const char *group, char *err, size_t errlen);
-void pg_writer_free(struct pg_writer *w);
+struct pg_writer *pg_writer_new(const char *conninfo, const char *group, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void pg_writer_free(struct pg_writer *w); /* NULL-safe */
 
 /* The stored next offset for (group, topic, partition): 0 with *out set
- * (-1 when there is no row: start from the beginning), or a pg_result. */
-enum pg_write_result pg_writer_load_offset(struct pg_writer *w, const char *topic,
-                                           int32_t partition, int64_t *out, char *err,
-                                           size_t errlen);
+ * (-1 when there is no row: start from the beginning), or the failure's
+ * class with err. */
+enum pg_status pg_writer_load_offset(struct pg_writer *w, const char *topic, int32_t partition,
+                                     int64_t *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Write the batch in one transaction. On PG_OK everything is committed and
  * stats are filled; on any other result nothing is committed. */
-enum pg_write_result pg_writer_write(struct pg_writer *w, const struct batch *b,
-                                     struct pg_write_stats *stats, char *err, size_t errlen);
+enum pg_status pg_writer_write(struct pg_writer *w, const struct batch *b,
+                               struct pg_write_stats *stats, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Free stats->committed (a zeroed struct needs no init). NULL-safe. */
 void pg_write_stats_release(struct pg_write_stats *s);
 
 /* Cheap liveness probe (SELECT 1, reconnecting if needed). */
-enum pg_write_result pg_writer_ping(struct pg_writer *w, char *err, size_t errlen);
+enum pg_status pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -1,21 +1,14 @@
 /* Replay: rewrite auditrail.kafka_offsets for a group and topic. */
 #include "aggregator/replay.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SQL_REPLAY_DELETE_ALL                                                                      \
-    "DELETE FROM auditrail.kafka_offsets WHERE consumer_group = $1 AND topic = $2"
-#define SQL_REPLAY_DELETE_ONE                                                                      \
-    "DELETE FROM auditrail.kafka_offsets"                                                          \
-    " WHERE consumer_group = $1 AND topic = $2 AND partition = $3"
-#define SQL_REPLAY_SET_ONE                                                                         \
-    "INSERT INTO auditrail.kafka_offsets (consumer_group, topic, partition, next_offset)"          \
-    " VALUES ($1, $2, $3, $4)"                                                                     \
-    " ON CONFLICT (consumer_group, topic, partition)"                                              \
-    " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()"
+#include "aggregator/pg_conn.h"
+#include "aggregator/pg_sql.h"
+
+static const struct pg_conn_opts replay_conn_opts = {.application_name = "auditrail-replay"};
 
 int replay_set_offsets(const char *conninfo, const char *group, const char *topic,
                        int32_t partition, int64_t offset, size_t *changed, char *err, size_t errlen)
@@ -29,13 +22,12 @@ int replay_set_offsets(const char *conninfo, const char *group, const char *topi
         snprintf(err, errlen, "replay: a specific offset needs a specific partition");
         return -1;
     }
-    PGconn *c = PQconnectdb(conninfo);
+    struct pg_connection *c = pg_conn_new(conninfo, &replay_conn_opts);
     int rc = -1;
     PGresult *res = NULL;
-    if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(err, errlen, "replay: connect: %s", PQerrorMessage(c));
-        goto out;
-    }
+    char e2[512];
+    if (pg_conn_open(c, NULL, e2, sizeof(e2)) != PG_OK)
+        goto fail;
     char pbuf[16], obuf[24];
     snprintf(pbuf, sizeof(pbuf), "%d", (int)partition);
     snprintf(obuf, sizeof(obuf), "%lld", (long long)offset);
@@ -44,15 +36,15 @@ int replay_set_offsets(const char *conninfo, const char *group, const char *topi
                       : partition >= 0 ? SQL_REPLAY_DELETE_ONE
                                        : SQL_REPLAY_DELETE_ALL;
     int nparams = offset >= 0 ? 4 : partition >= 0 ? 3 : 2;
-    res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        snprintf(err, errlen, "replay: %s", PQresultErrorMessage(res));
-        goto out;
-    }
+    if (pg_conn_exec(c, sql, nparams, params, &res, e2, sizeof(e2)) != PG_OK)
+        goto fail;
     *changed = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
     rc = 0;
+    goto out;
+fail:
+    snprintf(err, errlen, "replay: %s", e2);
 out:
     PQclear(res);
-    PQfinish(c);
+    pg_conn_free(c);
     return rc;
 }

@@ -3,7 +3,6 @@
 #include "aggregator/validate.h"
 
 #include <stdio.h>
-#include <string.h>
 
 static const char *const reason_names[VALIDATE_REASON_COUNT] = {
     [VALIDATE_OK] = "ok",
@@ -24,31 +23,37 @@ const char *validate_reason_name(enum validate_reason r)
     return reason_names[r];
 }
 
-static int starts(const char *s, const char *prefix)
+enum validate_reason validate_classify(enum envelope_err e)
 {
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-enum validate_reason validate_classify(const char *e)
-{
-    if (!e)
-        return VALIDATE_SCHEMA;
-    if (starts(e, "not JSON") || starts(e, "not an object"))
+    switch (e) {
+    case ENVELOPE_OK:
+        return VALIDATE_OK;
+    case ENVELOPE_ERR_NOT_JSON:
+    case ENVELOPE_ERR_NOT_OBJECT:
         return VALIDATE_DECODE;
-    if (starts(e, "unsupported version") || strcmp(e, "missing field: v") == 0 ||
-        strcmp(e, "bad field: v") == 0)
+    case ENVELOPE_ERR_NO_VERSION:
+    case ENVELOPE_ERR_BAD_VERSION:
+    case ENVELOPE_ERR_UNSUPPORTED_VERSION:
         return VALIDATE_VERSION;
-    if (strcmp(e, "hash mismatch") == 0 || strcmp(e, "id mismatch") == 0)
-        return VALIDATE_INTEGRITY;
-    if (strcmp(e, "bad field: time") == 0 || strcmp(e, "bad field: read_time") == 0)
+    case ENVELOPE_ERR_BAD_TIME:
         return VALIDATE_TIME;
+    case ENVELOPE_ERR_HASH_MISMATCH:
+    case ENVELOPE_ERR_ID_MISMATCH:
+        return VALIDATE_INTEGRITY;
+    case ENVELOPE_ERR_MISSING_FIELD:
+    case ENVELOPE_ERR_BAD_FIELD:
+    case ENVELOPE_ERR_UNKNOWN_FIELD:
+    case ENVELOPE_ERR_LINE_TWICE:
+    case ENVELOPE_ERR_COUNT:
+        break;
+    }
     return VALIDATE_SCHEMA;
 }
 
 enum validate_reason validate_message(const void *value, size_t len, size_t max_bytes,
                                       struct envelope *out, char *err, size_t errlen)
 {
-    char detail[256];
+    char detail[128], text[256];
     enum validate_reason r;
 
     if (!value) {
@@ -59,11 +64,12 @@ enum validate_reason validate_message(const void *value, size_t len, size_t max_
         snprintf(err, errlen, "oversize: %zu bytes > %zu", len, max_bytes);
         return VALIDATE_OVERSIZE;
     }
-    detail[0] = '\0';
-    if (envelope_decode(value, len, out, detail, sizeof(detail)) == 0)
+    enum envelope_err e = envelope_decode(value, len, out, detail, sizeof(detail));
+    if (e == ENVELOPE_OK)
         return VALIDATE_OK;
     envelope_release(out);
-    r = validate_classify(detail);
-    snprintf(err, errlen, "%s: %s", validate_reason_name(r), detail);
+    r = validate_classify(e);
+    envelope_error_text(e, detail, text, sizeof(text));
+    snprintf(err, errlen, "%s: %s", validate_reason_name(r), text);
     return r;
 }

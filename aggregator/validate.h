@@ -26,8 +26,8 @@ enum validate_reason {
  * "storage" ("ok" for VALIDATE_OK). Static strings. */
 const char *validate_reason_name(enum validate_reason r);
 
-/* Classify an envelope_decode error message. */
-enum validate_reason validate_classify(const char *decode_err);
+/* The reason class of an envelope_decode error (VALIDATE_OK for ENVELOPE_OK). */
+enum validate_reason validate_classify(enum envelope_err e);
 
 /* Validate one message value (NULL = no value). On VALIDATE_OK *out holds the
  * envelope (caller releases it); otherwise *out is released and err holds

@@ -17,7 +17,7 @@
 struct writer;
 
 struct writer_result {
-    enum pg_write_result r;
+    enum pg_status r;
     struct pg_write_stats stats; /* the caller releases it */
     char err[512];
     uint64_t elapsed_us;

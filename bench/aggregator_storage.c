@@ -16,6 +16,7 @@
 
 #include "aggregator/batch.h"
 #include "aggregator/migrate.h"
+#include "aggregator/pg_sql.h"
 #include "aggregator/pg_writer.h"
 #include "common/hashchain.h"
 #include "common/timeutil.h"
@@ -157,10 +158,6 @@ static void text_row(FILE *f, const struct envelope *e)
     fputc('\n', f);
 }
 
-#define COPY_COLS                                                                                  \
-    "event_time, id, stream_id, seq, file_offset, hash, prev_hash, read_time, time_source,"        \
-    " tenant, actor, action, resource, outcome, format, source, raw, truncated_bytes, attrs"
-
 /* Raw COPY of rows [0, n) in batches: seconds. */
 static double run_copy(PGconn *cc, struct envelope *envs, size_t rows, size_t bsz)
 {
@@ -178,7 +175,7 @@ static double run_copy(PGconn *cc, struct envelope *envs, size_t rows, size_t bs
     uint64_t t0 = time_mono_us();
     for (size_t k = 0; k < nchunks; k++) {
         exec_or_die(cc, "BEGIN");
-        PGresult *r = PQexec(cc, "COPY auditrail.events (" COPY_COLS ") FROM STDIN");
+        PGresult *r = PQexec(cc, "COPY auditrail.events (" SQL_W_COPY_COLS ") FROM STDIN");
         if (PQresultStatus(r) != PGRES_COPY_IN) {
             fprintf(stderr, "copy: %s", PQresultErrorMessage(r));
             exit(1);
@@ -225,9 +222,9 @@ static double run_writer(struct pg_writer *w, struct envelope *envs, size_t rows
         int64_t next = (*expected < 0 ? 0 : *expected) + (int64_t)(j - i);
         batch_advance(&b, 0, *expected, next);
         *expected = next;
-        enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+        enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
         if (r != PG_OK) {
-            fprintf(stderr, "write: %s: %s\n", pg_result_name(r), err);
+            fprintf(stderr, "write: %s: %s\n", pg_status_name(r), err);
             exit(1);
         }
         stored += st.inserted;
@@ -240,6 +237,24 @@ static double run_writer(struct pg_writer *w, struct envelope *envs, size_t rows
     pg_write_stats_release(&st);
     batch_release(&b);
     return s;
+}
+
+/* Round r's rows, twice (the writer takes its copy over): new streams each
+ * round, so every row is new on both sides. */
+static void make_round(struct envelope *envs, struct envelope *copy, size_t rows, int r)
+{
+    struct envelope *sides[2] = {envs, copy};
+    for (int side = 0; side < 2; side++) {
+        struct chain ch[STREAMS];
+        for (int s = 0; s < STREAMS; s++) {
+            snprintf(ch[s].stream, sizeof(ch[s].stream), "%032x",
+                     0xbe9c0000u + (unsigned)(r * STREAMS + s));
+            ch[s].seq = 0;
+            chain_genesis(ch[s].stream, ch[s].prev);
+        }
+        for (size_t i = 0; i < rows; i++)
+            make_env(&sides[side][i], &ch[i % STREAMS], i);
+    }
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -277,23 +292,7 @@ int main(int argc, char **argv)
     struct envelope *envs = xcalloc(rows, sizeof(*envs));
     struct envelope *copy = xcalloc(rows, sizeof(*copy)); /* the writer's */
     for (int r = 0; r < rounds; r++) {
-        /* New streams each round: every row is new on both sides. */
-        struct chain ch[STREAMS];
-        for (int s = 0; s < STREAMS; s++) {
-            snprintf(ch[s].stream, sizeof(ch[s].stream), "%032x",
-                     0xbe9c0000u + (unsigned)(r * STREAMS + s));
-            ch[s].seq = 0;
-            chain_genesis(ch[s].stream, ch[s].prev);
-        }
-        /* The same rows for both sides (the writer takes its copy over). */
-        for (size_t i = 0; i < rows; i++)
-            make_env(&envs[i], &ch[i % STREAMS], i);
-        for (int k = 0; k < STREAMS; k++) {
-            ch[k].seq = 0;
-            chain_genesis(ch[k].stream, ch[k].prev);
-        }
-        for (size_t i = 0; i < rows; i++)
-            make_env(&copy[i], &ch[i % STREAMS], i);
+        make_round(envs, copy, rows, r);
         /* Alternate the order: neither side always runs on a warmer server. */
         if (r % 2 == 0) {
             rc[r] = run_copy(cc, envs, rows, bsz);

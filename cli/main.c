@@ -3,31 +3,22 @@
  * one-shot commands (migrate). The query API verbs join when it lands. */
 #include <curl/curl.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/prog.h"
 #include "common/xmalloc.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9200"
 
-struct buf {
-    char *data;
-    size_t len;
-};
-
 static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    b->data = xrealloc(b->data, b->len + n + 1);
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
+    buf_add(ud, ptr, size * nmemb);
+    return size * nmemb;
 }
 
 /* GET base+path; returns the HTTP status, or -1 with a message on stderr
@@ -61,28 +52,29 @@ out:
 
 static int cmd_health(const char *url)
 {
-    struct buf h = {0}, r = {0};
+    struct buf h = BUF_INIT, r = BUF_INIT;
     long hs = http_get(url, "/healthz", &h);
     long rs = hs < 0 ? -1 : http_get(url, "/readyz", &r);
     int rc = 2;
     if (hs >= 0 && rs >= 0) {
-        printf("healthz %ld %s\n", hs, h.data ? h.data : "");
-        printf("readyz  %ld %s\n", rs, r.data ? r.data : "");
+        printf("healthz %ld %s\n", hs, buf_cstr(&h));
+        printf("readyz  %ld %s\n", rs, buf_cstr(&r));
         rc = (hs == 200 && rs == 200) ? 0 : 1;
     }
-    free(h.data);
-    free(r.data);
+    buf_release(&h);
+    buf_release(&r);
     return rc;
 }
 
 static int cmd_metrics(const char *url, const char *prefix)
 {
-    struct buf m = {0};
+    struct buf m = BUF_INIT;
     long st = http_get(url, "/metrics", &m);
     int rc = 2;
-    if (st == 200 && m.data) {
+    if (st == 200) {
         size_t plen = prefix ? strlen(prefix) : 0;
-        for (char *line = strtok(m.data, "\n"); line; line = strtok(NULL, "\n")) {
+        char *text = (char *)buf_cstr(&m);
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
             if (!prefix || strncmp(line, prefix, plen) == 0)
                 puts(line);
         }
@@ -90,12 +82,12 @@ static int cmd_metrics(const char *url, const char *prefix)
     } else if (st >= 0) {
         fprintf(stderr, "auditrail: /metrics answered %ld\n", st);
     }
-    free(m.data);
+    buf_release(&m);
     return rc;
 }
 
 /* Run the aggregator binary that sits beside this one. */
-static int cmd_migrate(const char *self, const char *config)
+static int cmd_migrate(const char *config)
 {
     if (!config) {
         fprintf(stderr, "auditrail migrate: --config FILE is required\n");
@@ -113,80 +105,54 @@ static int cmd_migrate(const char *self, const char *config)
     } else {
         dir = xstrdup("auditrail-aggregator");
     }
-    (void)self;
     execl(dir, dir, "--config", config, "migrate", (char *)NULL);
     fprintf(stderr, "auditrail migrate: cannot run %s: %s\n", dir, strerror(errno));
     free(dir);
     return 2;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: auditrail [--url URL] COMMAND\n"
-            "  health                 GET /healthz and /readyz; exit 0 when ready,\n"
-            "                         1 when not ready, 2 when unreachable\n"
-            "  metrics [PREFIX]       print /metrics, optionally only lines starting with PREFIX\n"
-            "  migrate --config FILE  apply PostgreSQL migrations (runs auditrail-aggregator)\n"
-            "  --url URL              the agent's or aggregator's http.listen address\n"
-            "                         (default " DEFAULT_URL ", or $AUDITRAIL_URL)\n");
-}
+static const char *url_opt = NULL;
+
+static const struct prog_option cli_options[] = {
+    {"url", 'u', &url_opt},
+    {NULL, 0, NULL},
+};
+
+static const struct prog cli_prog = {
+    .name = "auditrail",
+    .usage =
+        "auditrail [--url URL] COMMAND\n"
+        "  health                 GET /healthz and /readyz; exit 0 when ready,\n"
+        "                         1 when not ready, 2 when unreachable\n"
+        "  metrics [PREFIX]       print /metrics, optionally only lines starting with PREFIX\n"
+        "  migrate --config FILE  apply PostgreSQL migrations (runs auditrail-aggregator)\n"
+        "  --url URL              the agent's or aggregator's http.listen address\n"
+        "                         (default " DEFAULT_URL ", the aggregator's; or $AUDITRAIL_URL)\n"
+        "  --version              print the version",
+    .options = cli_options,
+};
 
 int main(int argc, char **argv)
 {
-    const char *url = getenv("AUDITRAIL_URL");
-    const char *config = NULL;
-    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
-                                         {"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "+u:c:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'u':
-            url = optarg;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
+    struct prog_args args;
+    int rc = prog_parse(&cli_prog, argc, argv, &args);
+    if (rc >= 0)
+        return rc;
+    const char *url = url_opt ? url_opt : getenv("AUDITRAIL_URL");
     if (!url || !*url)
         url = DEFAULT_URL;
-    if (optind >= argc) {
-        usage(stderr);
-        return 2;
-    }
-    const char *cmd = argv[optind++];
-    /* Options may also follow the command. */
-    while ((ch = getopt_long(argc, argv, "+u:c:h", opts, NULL)) != -1) {
-        if (ch == 'u')
-            url = optarg;
-        else if (ch == 'c')
-            config = optarg;
-        else {
-            usage(stderr);
-            return 2;
-        }
-    }
+    if (args.argc == 0)
+        return prog_usage_error(&cli_prog, "a command is required");
+    const char *cmd = args.argv[0];
     if (strcmp(cmd, "migrate") == 0)
-        return cmd_migrate(argv[0], config);
+        return cmd_migrate(args.config);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc;
     if (strcmp(cmd, "health") == 0) {
         rc = cmd_health(url);
     } else if (strcmp(cmd, "metrics") == 0) {
-        rc = cmd_metrics(url, optind < argc ? argv[optind] : NULL);
+        rc = cmd_metrics(url, args.argc > 1 ? args.argv[1] : NULL);
     } else {
-        fprintf(stderr, "auditrail: unknown command '%s'\n", cmd);
-        usage(stderr);
-        rc = 2;
+        rc = prog_usage_error(&cli_prog, "unknown command '%s'", cmd);
     }
     curl_global_cleanup();
     return rc;

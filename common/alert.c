@@ -1,11 +1,10 @@
-/* Alertmanager-compatible webhook client: dedupe and enqueue on the caller's
- * thread, POST with libcurl behind a circuit breaker on one worker thread. */
+/* The alert sender: dedupe and enqueue on the caller's thread, POST with
+ * libcurl behind a circuit breaker and retries on one worker thread. The
+ * body is common/alert_body.c's. */
 #include "common/alert.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -108,6 +107,7 @@ struct alerter {
     bool enabled;
     /* immutable after alerter_new */
     char *url, *generator_url, *component, *instance;
+    char *log_url; /* url without user info, query or fragment: for logs */
     uint64_t timeout_ms, min_interval_ms, retry_backoff_ms;
     size_t queue_max;
     unsigned retries;
@@ -134,19 +134,6 @@ struct alerter {
     struct breaker breaker;
 };
 
-const char *alert_severity_name(enum alert_severity s)
-{
-    switch (s) {
-    case ALERT_INFO:
-        return "info";
-    case ALERT_WARNING:
-        return "warning";
-    case ALERT_CRITICAL:
-        return "critical";
-    }
-    return "warning";
-}
-
 static void key_state_free(void *p)
 {
     struct key_state *st = p;
@@ -166,136 +153,26 @@ static void item_free(struct alert_item *it)
     free(it);
 }
 
-/* Alertmanager rejects the whole POST for one bad label name, so names are
- * made valid here rather than losing the alert. Heap. */
-static char *label_name_sanitize(const char *s)
-{
-    size_t n = strlen(s);
-    char *out = xmalloc(n + 2);
-    size_t j = 0;
-    if (n == 0 || isdigit((unsigned char)s[0]))
-        out[j++] = '_';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[j++] = (isalnum(c) && c < 128) || c == '_' ? (char)c : '_';
-    }
-    out[j] = '\0';
-    return out;
-}
-
-/* A JSON string; bytes that are not valid UTF-8 become '?' (jansson refuses
- * them, and an alert is worth more than the exact bytes of a label). */
-static json_t *jstr(const char *s)
-{
-    json_t *j = json_string(s ? s : "");
-    if (j)
-        return j;
-    char *copy = xstrdup(s);
-    for (char *p = copy; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
-}
-
-static void obj_set_label(json_t *obj, const char *k, const char *v)
-{
-    char *name = label_name_sanitize(k);
-    json_object_set_new(obj, name, jstr(v));
-    free(name);
-}
-
 static void metric_inc_safe(struct metric *m)
 {
     if (m)
         metric_inc(m);
 }
 
-/* ---- key and body ---- */
-
-struct kv_pair {
-    const char *k, *v;
-};
-
-static int kv_cmp(const void *a, const void *b)
-{
-    const struct kv_pair *x = a, *y = b;
-    int c = strcmp(x->k, y->k);
-    return c ? c : strcmp(x->v, y->v);
-}
-
-/* alertname and sorted labels, separated by bytes that cannot be confused
- * with label text in practice. Heap. */
-static char *key_build(const char *alertname, const char *const *kv, size_t n)
-{
-    struct kv_pair *p = n ? xcalloc(n, sizeof(*p)) : NULL;
-    size_t len = strlen(alertname) + 1;
-    for (size_t i = 0; i < n; i++) {
-        p[i].k = kv[2 * i] ? kv[2 * i] : "";
-        p[i].v = kv[2 * i + 1] ? kv[2 * i + 1] : "";
-        len += strlen(p[i].k) + strlen(p[i].v) + 2;
-    }
-    if (n > 1)
-        qsort(p, n, sizeof(*p), kv_cmp);
-    char *key = xmalloc(len);
-    char *w = stpcpy(key, alertname);
-    for (size_t i = 0; i < n; i++) {
-        *w++ = '\x1f';
-        w = stpcpy(w, p[i].k);
-        *w++ = '\x1e';
-        w = stpcpy(w, p[i].v);
-    }
-    *w = '\0';
-    free(p);
-    return key;
-}
+/* ---- deciding and queueing ---- */
 
 static char *body_build(const struct alerter *a, const char *alertname, const struct key_state *st,
                         const char *const *kv, size_t n, bool resolved)
 {
-    json_t *labels = json_object();
-    for (size_t i = 0; i < a->n_labels; i++)
-        obj_set_label(labels, a->label_k[i], a->label_v[i]);
-    if (a->component)
-        json_object_set_new(labels, "component", jstr(a->component));
-    if (a->instance)
-        json_object_set_new(labels, "instance", jstr(a->instance));
-    for (size_t i = 0; i < n; i++)
-        if (kv[2 * i])
-            obj_set_label(labels, kv[2 * i], kv[2 * i + 1]);
-    json_object_set_new(labels, "alertname", jstr(alertname));
-    json_object_set_new(labels, "severity", jstr(alert_severity_name(st->sev)));
-
-    json_t *ann = json_object();
-    if (st->summary)
-        json_object_set_new(ann, "summary", jstr(st->summary));
-    if (st->description)
-        json_object_set_new(ann, "description", jstr(st->description));
-
-    char ts[TIME_RFC3339_LEN];
-    json_t *alert = json_object();
-    json_object_set_new(alert, "labels", labels);
-    json_object_set_new(alert, "annotations", ann);
-    time_format_us(st->starts_at_us, ts);
-    json_object_set_new(alert, "startsAt", json_string(ts));
+    struct alert_common c = {a->label_k,   a->label_v,  a->n_labels,
+                             a->component, a->instance, a->generator_url};
+    struct alert_body b = {alertname, st->sev, st->summary,      st->description,
+                           kv,        n,       st->starts_at_us, 0};
     if (resolved) {
         int64_t now = time_now_us();
-        time_format_us(now > st->starts_at_us ? now : st->starts_at_us, ts);
-        json_object_set_new(alert, "endsAt", json_string(ts));
+        b.ends_at_us = now > st->starts_at_us ? now : st->starts_at_us;
     }
-    if (a->generator_url)
-        json_object_set_new(alert, "generatorURL", jstr(a->generator_url));
-    json_t *arr = json_array();
-    json_array_append_new(arr, alert);
-    char *out = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    if (!out) {
-        /* only on allocation failure; match the xmalloc policy */
-        fprintf(stderr, "alert: out of memory\n");
-        abort();
-    }
-    return out;
+    return alert_body_json(&c, &b);
 }
 
 /* Caller holds mu. Drops the oldest when full: the newest alert says the
@@ -330,7 +207,7 @@ void alerter_fire_kv(struct alerter *a, const char *alertname, enum alert_severi
 {
     if (!a || !a->enabled || !alertname)
         return;
-    char *key = key_build(alertname, kv, n_labels);
+    char *key = alert_key(alertname, kv, n_labels);
     pthread_mutex_lock(&a->mu);
     uint64_t now = time_mono_ms();
     struct key_state *st = lru_get(a->keys, key, strlen(key), now);
@@ -364,7 +241,7 @@ void alerter_resolve_kv(struct alerter *a, const char *alertname, const char *co
 {
     if (!a || !a->enabled || !alertname)
         return;
-    char *key = key_build(alertname, kv, n_labels);
+    char *key = alert_key(alertname, kv, n_labels);
     pthread_mutex_lock(&a->mu);
     uint64_t now = time_mono_ms();
     struct key_state *st = lru_get(a->keys, key, strlen(key), now);
@@ -474,7 +351,7 @@ static enum post_result post(struct alerter *a, const struct alert_item *it, uin
     curl_easy_setopt(a->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(it->body));
     CURLcode rc = curl_easy_perform(a->curl);
     if (rc != CURLE_OK) {
-        log_warn("alert %s: POST %s: %s", it->alertname, a->url, curl_easy_strerror(rc));
+        log_warn("alert %s: POST %s: %s", it->alertname, a->log_url, curl_easy_strerror(rc));
         return POST_RETRY;
     }
     long status = 0;
@@ -483,10 +360,10 @@ static enum post_result post(struct alerter *a, const struct alert_item *it, uin
         return POST_OK;
     if (status >= 400 && status < 500 && status != 408 && status != 429) {
         log_error("alert %s: POST %s: HTTP %ld, not retried (payload rejected)", it->alertname,
-                  a->url, status);
+                  a->log_url, status);
         return POST_PERMANENT;
     }
-    log_warn("alert %s: POST %s: HTTP %ld", it->alertname, a->url, status);
+    log_warn("alert %s: POST %s: HTTP %ld", it->alertname, a->log_url, status);
     return POST_RETRY;
 }
 
@@ -636,6 +513,53 @@ static bool url_ok(const char *u)
     return strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0;
 }
 
+char *alerter_url_for_logs(const char *url)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    size_t authority = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', authority);
+    const char *rest = at ? at + 1 : host;
+    return xasprintf("%.*s%.*s", (int)(host - url), url, (int)strcspn(rest, "?#"), rest);
+}
+
+int alerter_conf_check(struct cfg_check *chk, const struct alerter_conf *c)
+{
+    if (c->url && c->url[0] && !url_ok(c->url))
+        return cfg_check_fail(chk, "alerts.url", "expected an http:// or https:// URL");
+    return 0;
+}
+
+/* The worker's curl handle: URL, headers (ours, then alerts.headers; a
+ * Content-Type there replaces ours), timeouts. -1 when curl cannot start. */
+static int curl_setup(struct alerter *a, const struct cfg_map *headers)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* refcounted; thread-safe in libcurl >= 7.84 */
+    a->curl = curl_easy_init();
+    if (!a->curl)
+        return -1;
+    bool own_ct = false;
+    for (size_t i = 0; i < headers->n; i++)
+        own_ct |= strcasecmp(headers->keys[i], "Content-Type") == 0;
+    if (!own_ct)
+        a->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    for (size_t i = 0; i < headers->n; i++) {
+        char *h = xasprintf("%s: %s", headers->keys[i], headers->vals[i] ? headers->vals[i] : "");
+        a->headers = curl_slist_append(a->headers, h);
+        free(h);
+    }
+    CURL *c = a->curl;
+    curl_easy_setopt(c, CURLOPT_URL, a->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, a->headers);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)a->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)a->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "auditrail-alerter");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    return 0;
+}
+
 struct alerter *alerter_new(const struct alerter_conf *conf, struct metrics *m, char *err,
                             size_t errlen)
 {
@@ -643,13 +567,13 @@ struct alerter *alerter_new(const struct alerter_conf *conf, struct metrics *m, 
     if (!conf->url || !conf->url[0])
         return a; /* disabled: every call is a no-op */
     if (!url_ok(conf->url)) {
-        snprintf(err, errlen, "alerts.url: expected an http:// or https:// URL, got \"%s\"",
-                 conf->url);
+        snprintf(err, errlen, "alerts.url: expected an http:// or https:// URL");
         free(a);
         return NULL;
     }
     a->enabled = true;
     a->url = xstrdup(conf->url);
+    a->log_url = alerter_url_for_logs(conf->url);
     a->generator_url =
         conf->generator_url && conf->generator_url[0] ? xstrdup(conf->generator_url) : NULL;
     a->component = conf->component ? xstrdup(conf->component) : NULL;
@@ -689,33 +613,10 @@ struct alerter *alerter_new(const struct alerter_conf *conf, struct metrics *m, 
         breaker_conf_default(&bc);
     breaker_init(&a->breaker, "alert_webhook", &bc, NULL, NULL, NULL, NULL, on_breaker_change, a);
 
-    curl_global_init(CURL_GLOBAL_DEFAULT); /* refcounted; thread-safe in libcurl >= 7.84 */
-    a->curl = curl_easy_init();
-    if (!a->curl) {
+    if (curl_setup(a, &conf->headers) < 0) {
         snprintf(err, errlen, "alerts: curl_easy_init failed");
         goto fail;
     }
-    bool own_ct = false;
-    for (size_t i = 0; i < conf->headers.n; i++)
-        own_ct |= strcasecmp(conf->headers.keys[i], "Content-Type") == 0;
-    if (!own_ct)
-        a->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    for (size_t i = 0; i < conf->headers.n; i++) {
-        char *h = xasprintf("%s: %s", conf->headers.keys[i],
-                            conf->headers.vals[i] ? conf->headers.vals[i] : "");
-        a->headers = curl_slist_append(a->headers, h);
-        free(h);
-    }
-    CURL *c = a->curl;
-    curl_easy_setopt(c, CURLOPT_URL, a->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, a->headers);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)a->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)a->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "auditrail-alerter");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-
     int rc = pthread_create(&a->thread, NULL, worker_main, a);
     if (rc != 0) {
         snprintf(err, errlen, "alerts: cannot start thread: %s", strerror(rc));
@@ -765,6 +666,7 @@ void alerter_free(struct alerter *a)
     free(a->label_k);
     free(a->label_v);
     free(a->url);
+    free(a->log_url);
     free(a->generator_url);
     free(a->component);
     free(a->instance);

@@ -1,5 +1,6 @@
-/* Alertmanager-compatible webhook client (DESIGN.md §6): fire and resolve
- * alerts without ever blocking the pipeline. Best effort by design.
+/* Alertmanager-compatible webhook sender (DESIGN.md §6): fire and resolve
+ * alerts without ever blocking the pipeline. Best effort by design. The
+ * body of each alert is built by common/alert_body.h.
  *
  * Calls only take a lock, decide (dedupe) and enqueue; one background thread
  * owns the curl handle and the circuit breaker and POSTs each alert as a
@@ -29,16 +30,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/alert_body.h"
 #include "common/breaker.h"
 #include "common/config.h"
 
 struct metrics;
 struct alerter;
-
-enum alert_severity { ALERT_INFO = 0, ALERT_WARNING = 1, ALERT_CRITICAL = 2 };
-
-/* "info", "warning", "critical". */
-const char *alert_severity_name(enum alert_severity s);
 
 /* The `alerts:` config section (alerts_conf_keys fills the first block) plus
  * what the program sets before alerter_new. Numeric fields <= 0 take the
@@ -61,6 +58,13 @@ struct alerter_conf {
 };
 
 extern const struct cfg_key alerts_conf_keys[];
+/* The alerts section's own check (url is http or https), for a program's
+ * config check: 0, or cfg_check_fail's -1. */
+int alerter_conf_check(struct cfg_check *chk, const struct alerter_conf *c);
+/* The webhook URL as logs show it: without user info, query or fragment,
+ * which can carry credentials (DESIGN.md §6: secrets never reach a log).
+ * Heap. */
+char *alerter_url_for_logs(const char *url);
 
 /* Create the alerter and start its thread (none when disabled). Registers
  * its metrics in m (m NULL: a private registry). Returns NULL with a message

@@ -1,8 +1,10 @@
-/* Key tables for the config sections the agent and the aggregator share
- * (kafka, http, log); each program points CFG_SECTION entries at them. */
+/* Key tables and checks for the config sections the agent and the aggregator
+ * share (kafka, log); each program points CFG_SECTION entries at them. */
 #include "common/conf_common.h"
 
 #include <stddef.h>
+
+#include "common/log.h"
 
 const struct cfg_key kafka_conf_keys[] = {
     {.name = "brokers",
@@ -33,16 +35,6 @@ const struct cfg_key kafka_conf_keys[] = {
     CFG_END,
 };
 
-const struct cfg_key http_conf_keys[] = {
-    {.name = "listen",
-     .type = CFG_STR,
-     .offset = offsetof(struct http_conf, listen),
-     .def = "127.0.0.1:9100",
-     .help = "host:port serving /healthz, /readyz, /metrics (and the query API on the "
-             "aggregator)"},
-    CFG_END,
-};
-
 const struct cfg_key log_conf_keys[] = {
     {.name = "level",
      .type = CFG_STR,
@@ -51,3 +43,11 @@ const struct cfg_key log_conf_keys[] = {
      .help = "Minimum log level: debug, info, warn or error"},
     CFG_END,
 };
+
+int log_conf_check(struct cfg_check *chk, const struct log_conf *log)
+{
+    enum log_level lvl;
+    if (log->level && log_level_parse(log->level, &lvl) < 0)
+        return cfg_check_fail(chk, "log.level", "expected debug, info, warn or error");
+    return 0;
+}

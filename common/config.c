@@ -1,18 +1,24 @@
 /* Declarative configuration loader: walks a cfg_key table over a libyaml
- * document, applying AUDITRAIL_* environment overrides, ${VAR} expansion and
- * defaults, and reports the first problem as "FILE:LINE: key.path: what". */
+ * document (environment overrides and ${VAR} come from common/cfg_env.c),
+ * converts typed values, applies defaults, runs the program's checks, and
+ * reports the first problem as "FILE:LINE: key.path: what". */
 #include "common/config.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <yaml.h>
 
+#include "common/buf.h"
+#include "common/cfg_env.h"
+#include "common/io.h"
 #include "common/xmalloc.h"
 
 /* Config files are small; the cap only keeps a wrong path (a log file, a
@@ -187,139 +193,13 @@ static char *path_join(const char *prefix, const char *name)
     return *prefix ? xasprintf("%s.%s", prefix, name) : xstrdup(name);
 }
 
-/* AUDITRAIL_ + the key path upper-cased, '.' and '-' turned into '_'. */
-static char *env_name(const char *path)
-{
-    char *s = xasprintf("AUDITRAIL_%s", path);
-    for (char *p = s; *p; p++) {
-        if (*p == '.' || *p == '-')
-            *p = '_';
-        else
-            *p = (char)toupper((unsigned char)*p);
-    }
-    return s;
-}
-
-static bool type_env_overridable(enum cfg_type t)
-{
-    return t == CFG_STR || t == CFG_INT || t == CFG_BOOL || t == CFG_DOUBLE || t == CFG_STRLIST;
-}
-
-/* ---- ${VAR} expansion ---------------------------------------------------- */
-
-struct cfg_buf {
-    char *s;
-    size_t len, cap;
-};
-
-static void buf_add(struct cfg_buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->s = xrealloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static bool var_name_ok(const char *s, size_t n)
-{
-    if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
-            return false;
-    return true;
-}
-
-/* Expand `in` into b. A default may itself contain ${...}, so the closing
- * brace is found by counting nested openings. */
-static int expand_into(struct cfg_ctx *c, const struct cfg_src *src, const char *path,
-                       const char *in, size_t inlen, struct cfg_buf *b)
-{
-    size_t i = 0;
-    while (i < inlen) {
-        if (in[i] != '$' || i + 1 >= inlen || (in[i + 1] != '$' && in[i + 1] != '{')) {
-            size_t j = i + 1;
-            while (j < inlen && in[j] != '$')
-                j++;
-            buf_add(b, in + i, j - i);
-            i = j;
-            continue;
-        }
-        if (in[i + 1] == '$') {
-            buf_add(b, "$", 1);
-            i += 2;
-            continue;
-        }
-        size_t start = i + 2, j = start;
-        int depth = 1;
-        while (j < inlen) {
-            if (in[j] == '$' && j + 1 < inlen && in[j + 1] == '$') {
-                j += 2;
-                continue;
-            }
-            if (in[j] == '$' && j + 1 < inlen && in[j + 1] == '{') {
-                depth++;
-                j += 2;
-                continue;
-            }
-            if (in[j] == '}' && --depth == 0)
-                break;
-            j++;
-        }
-        if (j >= inlen)
-            return cfg_fail(c, src, path, "unterminated \"${\" (write \"$$\" for a literal \"$\")");
-        const char *body = in + start;
-        size_t bodylen = j - start;
-        const char *sep = NULL;
-        for (size_t k = 0; k + 1 < bodylen; k++) {
-            if (body[k] == ':' && body[k + 1] == '-') {
-                sep = body + k;
-                break;
-            }
-        }
-        size_t namelen = sep ? (size_t)(sep - body) : bodylen;
-        if (!var_name_ok(body, namelen)) {
-            char q[96], *raw = xstrndup(in + i, j + 1 - i);
-            cfg_quote(q, sizeof(q), raw);
-            free(raw);
-            return cfg_fail(c, src, path, "bad variable reference %s", q);
-        }
-        char *name = xstrndup(body, namelen);
-        const char *val = getenv(name);
-        int rc = 0;
-        if (sep && (!val || !*val)) {
-            /* bash semantics for ":-": unset or empty takes the default */
-            rc = expand_into(c, src, path, sep + 2, bodylen - namelen - 2, b);
-        } else if (!val) {
-            rc = cfg_fail(c, src, path, "environment variable %s is not set (use ${%s:-default})",
-                          name, name);
-        } else {
-            buf_add(b, val, strlen(val));
-        }
-        free(name);
-        if (rc < 0)
-            return -1;
-        i = j + 1;
-    }
-    return 0;
-}
-
 /* Expanded heap copy of `in` in *out, or -1 with the error set. */
 static int cfg_expand(struct cfg_ctx *c, const struct cfg_src *src, const char *path,
                       const char *in, char **out)
 {
-    struct cfg_buf b = {NULL, 0, 0};
-    buf_add(&b, "", 0);
-    if (expand_into(c, src, path, in, strlen(in), &b) < 0) {
-        free(b.s);
-        *out = NULL;
-        return -1;
-    }
-    *out = b.s;
-    return 0;
+    char why[256];
+    *out = cfg_env_expand(in, why, sizeof(why));
+    return *out ? 0 : cfg_fail(c, src, path, "%s", why);
 }
 
 /* ---- scalar conversion --------------------------------------------------- */
@@ -436,9 +316,8 @@ static int strlist_split(struct cfg_ctx *c, const struct cfg_src *src, const cha
         char *item = trim_dup(p, n);
         if (!*item) {
             free(item);
-            char q[96];
-            cfg_quote(q, sizeof(q), s);
-            return cfg_fail(c, src, path, "empty item in comma-separated list %s", q);
+            /* The list is not quoted: it may be connection strings. */
+            return cfg_fail(c, src, path, "empty item %zu in a comma-separated list", l->n + 1);
         }
         strlist_push(l, item);
         if (!comma)
@@ -649,6 +528,55 @@ static int set_list(struct cfg_ctx *c, const struct cfg_key *key, void *base, co
     return 0;
 }
 
+/* Set key from its (non-null) value in the file. */
+static int apply_file_value(struct cfg_ctx *c, const struct cfg_key *key, void *base,
+                            const char *path, yaml_node_t *val, bool env_ok)
+{
+    struct cfg_src src = {CFG_FROM_FILE, node_line(val), NULL};
+    bool ok;
+    switch (key->type) {
+    case CFG_STRLIST:
+        ok = val->type == YAML_SCALAR_NODE || val->type == YAML_SEQUENCE_NODE;
+        break;
+    case CFG_MAP:
+    case CFG_SECTION:
+        ok = val->type == YAML_MAPPING_NODE;
+        break;
+    case CFG_LIST:
+        ok = val->type == YAML_SEQUENCE_NODE;
+        break;
+    default:
+        ok = val->type == YAML_SCALAR_NODE;
+    }
+    if (!ok)
+        return cfg_fail(c, &src, path, "expected %s, got %s", type_expected(key->type),
+                        node_kind(val));
+    if (node_has_nul(val))
+        return cfg_fail(c, &src, path, "contains a NUL character");
+    int rc;
+    switch (key->type) {
+    case CFG_STRLIST:
+        if (val->type == YAML_SEQUENCE_NODE)
+            rc = set_strlist_seq(c, key, base, path, val);
+        else
+            rc = set_scalar(c, key, base, path, &src, node_text(val));
+        break;
+    case CFG_MAP:
+        rc = set_map(c, key, base, path, val);
+        break;
+    case CFG_SECTION:
+        rc =
+            apply_table(c, key->sub, (char *)base + key->offset, path, val, node_line(val), env_ok);
+        break;
+    case CFG_LIST:
+        rc = set_list(c, key, base, path, val);
+        break;
+    default:
+        rc = set_scalar(c, key, base, path, &src, node_text(val));
+    }
+    return rc;
+}
+
 /* Set one key from (in order) its environment variable, the file, its
  * default; or fail when it is required. `val` is NULL when the key is absent
  * from the file; ctx_line locates "missing" errors. */
@@ -657,12 +585,9 @@ static int apply_key(struct cfg_ctx *c, const struct cfg_key *key, void *base, c
 {
     int rc = -1;
     char *var = NULL;
-    if (env_ok && type_env_overridable(key->type)) {
-        var = env_name(path);
-        const char *ev = getenv(var);
-        /* An empty variable counts as unset: container specs often carry
-         * VAR= placeholders that are not meant to blank a setting. */
-        if (ev && *ev) {
+    if (env_ok && cfg_env_overridable(key->type)) {
+        const char *ev = cfg_env_override(path, &var);
+        if (ev) {
             struct cfg_src src = {CFG_FROM_ENV, 0, var};
             rc = set_scalar(c, key, base, path, &src, ev);
             goto out;
@@ -673,51 +598,7 @@ static int apply_key(struct cfg_ctx *c, const struct cfg_key *key, void *base, c
         val = NULL;
     }
     if (val) {
-        struct cfg_src src = {CFG_FROM_FILE, node_line(val), NULL};
-        bool ok;
-        switch (key->type) {
-        case CFG_STRLIST:
-            ok = val->type == YAML_SCALAR_NODE || val->type == YAML_SEQUENCE_NODE;
-            break;
-        case CFG_MAP:
-        case CFG_SECTION:
-            ok = val->type == YAML_MAPPING_NODE;
-            break;
-        case CFG_LIST:
-            ok = val->type == YAML_SEQUENCE_NODE;
-            break;
-        default:
-            ok = val->type == YAML_SCALAR_NODE;
-        }
-        if (!ok) {
-            cfg_fail(c, &src, path, "expected %s, got %s", type_expected(key->type),
-                     node_kind(val));
-            goto out;
-        }
-        if (node_has_nul(val)) {
-            cfg_fail(c, &src, path, "contains a NUL character");
-            goto out;
-        }
-        switch (key->type) {
-        case CFG_STRLIST:
-            if (val->type == YAML_SEQUENCE_NODE)
-                rc = set_strlist_seq(c, key, base, path, val);
-            else
-                rc = set_scalar(c, key, base, path, &src, node_text(val));
-            break;
-        case CFG_MAP:
-            rc = set_map(c, key, base, path, val);
-            break;
-        case CFG_SECTION:
-            rc = apply_table(c, key->sub, (char *)base + key->offset, path, val, node_line(val),
-                             env_ok);
-            break;
-        case CFG_LIST:
-            rc = set_list(c, key, base, path, val);
-            break;
-        default:
-            rc = set_scalar(c, key, base, path, &src, node_text(val));
-        }
+        rc = apply_file_value(c, key, base, path, val, env_ok);
         goto out;
     }
     if (key->required && (!key->def || key->type == CFG_SECTION)) {
@@ -733,7 +614,7 @@ static int apply_key(struct cfg_ctx *c, const struct cfg_key *key, void *base, c
         rc = apply_table(c, key->sub, (char *)base + key->offset, path, NULL, ctx_line, env_ok);
         goto out;
     }
-    if (key->def && type_env_overridable(key->type)) {
+    if (key->def && cfg_env_overridable(key->type)) {
         struct cfg_src src = {CFG_FROM_DEFAULT, 0, NULL};
         rc = set_scalar(c, key, base, path, &src, key->def);
         goto out;
@@ -796,9 +677,26 @@ static yaml_node_t *map_find(struct cfg_ctx *c, yaml_node_t *map, const char *na
     return NULL;
 }
 
+/* A table naming a key twice is a programming error that the loader would
+ * hide: it applies both entries, so a map (alerts.headers) gets every entry
+ * twice. Caught at the first load of the table, in every test. */
+static void table_assert_unique(const struct cfg_key *table, const char *prefix)
+{
+    for (const struct cfg_key *t = table; t->name; t++) {
+        for (const struct cfg_key *u = table; u < t; u++) {
+            if (strcmp(u->name, t->name) == 0) {
+                fprintf(stderr, "config table bug: key %s%s%s listed twice\n", prefix,
+                        *prefix ? "." : "", t->name);
+                abort();
+            }
+        }
+    }
+}
+
 static int apply_table(struct cfg_ctx *c, const struct cfg_key *table, void *base,
                        const char *prefix, yaml_node_t *map, int ctx_line, bool env_ok)
 {
+    table_assert_unique(table, prefix);
     if (map) {
         if (check_keys(c, map, prefix) < 0)
             return -1;
@@ -830,6 +728,99 @@ static int apply_table(struct cfg_ctx *c, const struct cfg_key *table, void *bas
     return 0;
 }
 
+/* ---- checks after the walk ----------------------------------------------- */
+
+struct cfg_check {
+    struct cfg_ctx *c;
+    const struct cfg_key *table;
+    yaml_node_t *root; /* NULL for an empty document */
+};
+
+/* The node at `path` ("a.b", "a.b[2].c"), or the deepest node on the way
+ * there that the file has (NULL when not even the first step is there).
+ * Mapping keys may contain dots (kafka.properties.sasl.password), so a step
+ * matches a whole key followed by '.', '[' or the end. */
+static yaml_node_t *locate(struct cfg_ctx *c, yaml_node_t *node, const char *path)
+{
+    while (node) {
+        if (!*path)
+            return node;
+        yaml_node_t *next = NULL;
+        const char *rest = NULL;
+        if (*path == '[' && node->type == YAML_SEQUENCE_NODE) {
+            char *end;
+            unsigned long i = strtoul(path + 1, &end, 10);
+            size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+            if (*end == ']' && i < n) {
+                next = yaml_document_get_node(c->doc, node->data.sequence.items.start[i]);
+                rest = end + 1;
+            }
+        } else if (node->type == YAML_MAPPING_NODE) {
+            for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+                 p < node->data.mapping.pairs.top; p++) {
+                const char *k = node_text(yaml_document_get_node(c->doc, p->key));
+                size_t kl = strlen(k);
+                if (strncmp(path, k, kl) == 0 &&
+                    (path[kl] == '\0' || path[kl] == '.' || path[kl] == '[')) {
+                    next = yaml_document_get_node(c->doc, p->value);
+                    rest = path + kl;
+                    break;
+                }
+            }
+        }
+        if (!next || node_is_null(next))
+            return node;
+        node = next;
+        path = rest[0] == '.' ? rest + 1 : rest;
+    }
+    return NULL;
+}
+
+/* The table entry of a dotted path through sections (NULL for paths into
+ * lists or maps, whose keys no variable overrides). */
+static const struct cfg_key *find_key(const struct cfg_key *table, const char *path)
+{
+    while (table) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        const struct cfg_key *k = table;
+        while (k->name && (strlen(k->name) != n || strncmp(k->name, path, n) != 0))
+            k++;
+        if (!k->name)
+            return NULL;
+        if (!dot)
+            return k;
+        if (k->type != CFG_SECTION)
+            return NULL;
+        table = k->sub;
+        path = dot + 1;
+    }
+    return NULL;
+}
+
+int cfg_check_fail(struct cfg_check *chk, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    const struct cfg_key *k = strchr(path, '[') ? NULL : find_key(chk->table, path);
+    if (k && cfg_env_overridable(k->type)) {
+        char *var = NULL;
+        const char *ev = cfg_env_override(path, &var);
+        if (ev) {
+            struct cfg_src src = {CFG_FROM_ENV, 0, var};
+            cfg_fail(chk->c, &src, path, "%s", msg);
+            free(var);
+            return -1;
+        }
+        free(var);
+    }
+    yaml_node_t *n = locate(chk->c, chk->root, path);
+    return cfg_fail_line(chk->c, n ? node_line(n) : 1, path, "%s", msg);
+}
+
 /* ---- entry points -------------------------------------------------------- */
 
 static int yaml_error(struct cfg_ctx *c, yaml_parser_t *p, const char *buf, size_t len)
@@ -851,7 +842,7 @@ static int yaml_error(struct cfg_ctx *c, yaml_parser_t *p, const char *buf, size
 }
 
 static int load_buffer(const struct cfg_key *table, void *out, const char *buf, size_t len,
-                       const char *name, char *err, size_t errlen)
+                       const char *name, cfg_check_fn check, void *ud, char *err, size_t errlen)
 {
     struct cfg_ctx c = {name, err, errlen, NULL};
     yaml_parser_t parser;
@@ -893,6 +884,11 @@ static int load_buffer(const struct cfg_key *table, void *out, const char *buf, 
         goto out;
     }
     rc = apply_table(&c, table, out, "", root, root ? node_line(root) : 1, true);
+    if (rc == 0 && check) {
+        /* The document is still loaded: the checks' errors get lines. */
+        struct cfg_check chk = {&c, table, root};
+        rc = check(&chk, ud) == 0 ? 0 : -1;
+    }
 out:
     if (have_doc)
         yaml_document_delete(&doc);
@@ -900,52 +896,50 @@ out:
     return rc;
 }
 
+int cfg_load_string_checked(const struct cfg_key *table, void *out, const char *yaml,
+                            const char *name, cfg_check_fn check, void *ud, char *err,
+                            size_t errlen)
+{
+    return load_buffer(table, out, yaml, strlen(yaml), name ? name : "<string>", check, ud, err,
+                       errlen);
+}
+
 int cfg_load_string(const struct cfg_key *table, void *out, const char *yaml, const char *name,
                     char *err, size_t errlen)
 {
-    return load_buffer(table, out, yaml, strlen(yaml), name ? name : "<string>", err, errlen);
+    return cfg_load_string_checked(table, out, yaml, name, NULL, NULL, err, errlen);
+}
+
+int cfg_load_file_checked(const struct cfg_key *table, void *out, const char *path,
+                          cfg_check_fn check, void *ud, char *err, size_t errlen)
+{
+    struct buf text = BUF_INIT;
+    int rc = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (io_read_all(fd, CFG_MAX_FILE_BYTES, &text) < 0) {
+        if (err && errlen && errno == EFBIG)
+            snprintf(err, errlen, "%s: cannot read: larger than %u bytes", path,
+                     CFG_MAX_FILE_BYTES);
+        else if (err && errlen)
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = load_buffer(table, out, text.p ? text.p : "", text.len, path, check, ud, err, errlen);
+out:
+    buf_release(&text);
+    close(fd);
+    return rc;
 }
 
 int cfg_load_file(const struct cfg_key *table, void *out, const char *path, char *err,
                   size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc = -1;
-    if (!f) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    for (;;) {
-        if (cap - len < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            buf = xrealloc(buf, cap);
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f)) {
-                int e = errno;
-                if (err && errlen)
-                    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
-                goto out;
-            }
-            break;
-        }
-        if (len > CFG_MAX_FILE_BYTES) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s: cannot read: larger than %u bytes", path,
-                         CFG_MAX_FILE_BYTES);
-            goto out;
-        }
-    }
-    rc = load_buffer(table, out, buf, len, path, err, errlen);
-out:
-    free(buf);
-    fclose(f);
-    return rc;
+    return cfg_load_file_checked(table, out, path, NULL, NULL, err, errlen);
 }
 
 void cfg_free(const struct cfg_key *table, void *out)
@@ -1002,97 +996,4 @@ const char *cfg_map_get(const struct cfg_map *m, const char *key)
         if (!strcmp(m->keys[i], key))
             return m->vals[i];
     return NULL;
-}
-
-/* ---- reference ----------------------------------------------------------- */
-
-/* Markdown table cells: '|' would split the cell, newlines end the row. */
-static void md_cell(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        if (*s == '|')
-            fputs("\\|", f);
-        else if (*s == '\n')
-            fputc(' ', f);
-        else
-            fputc(*s, f);
-    }
-}
-
-static void print_type(FILE *f, const struct cfg_key *k)
-{
-    switch (k->type) {
-    case CFG_STR:
-        fputs("string", f);
-        break;
-    case CFG_INT:
-        fputs("integer", f);
-        if (k->min < k->max)
-            fprintf(f, " [%" PRId64 ", %" PRId64 "]", k->min, k->max);
-        break;
-    case CFG_BOOL:
-        fputs("boolean", f);
-        break;
-    case CFG_DOUBLE:
-        fputs("number", f);
-        break;
-    case CFG_STRLIST:
-        fputs("list of strings", f);
-        break;
-    case CFG_MAP:
-        fputs("mapping", f);
-        break;
-    case CFG_SECTION:
-        fputs("section", f);
-        break;
-    case CFG_LIST:
-        fputs("list of mappings", f);
-        break;
-    }
-}
-
-static void print_rows(const struct cfg_key *table, const char *prefix, bool env_ok, FILE *f)
-{
-    for (const struct cfg_key *k = table; k->name; k++) {
-        char *path = path_join(prefix, k->name);
-        if (k->type == CFG_SECTION && !k->help) {
-            print_rows(k->sub, path, env_ok, f);
-            free(path);
-            continue;
-        }
-        fputs("| `", f);
-        md_cell(f, path);
-        fputs("` | ", f);
-        print_type(f, k);
-        fputs(" | ", f);
-        if (k->def && type_env_overridable(k->type)) {
-            fputs("`", f);
-            md_cell(f, k->def);
-            fputs("`", f);
-        }
-        fprintf(f, " | %s | ", k->required ? "yes" : "no");
-        if (env_ok && type_env_overridable(k->type)) {
-            char *var = env_name(path);
-            fprintf(f, "`%s`", var);
-            free(var);
-        }
-        fputs(" | ", f);
-        md_cell(f, k->help);
-        fputs(" |\n", f);
-        if (k->type == CFG_SECTION) {
-            print_rows(k->sub, path, env_ok, f);
-        } else if (k->type == CFG_LIST) {
-            char *ipath = xasprintf("%s[]", path);
-            print_rows(k->sub, ipath, false, f);
-            free(ipath);
-        }
-        free(path);
-    }
-}
-
-void cfg_print_reference(const struct cfg_key *table, FILE *f)
-{
-    fputs("| Key | Type | Default | Required | Environment | Description |\n", f);
-    fputs("|---|---|---|---|---|---|\n", f);
-    print_rows(table, "", true, f);
 }

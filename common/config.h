@@ -81,9 +81,33 @@ int cfg_load_file(const struct cfg_key *table, void *out, const char *path, char
 /* Same, from a string; `name` is used in messages in place of a file name. */
 int cfg_load_string(const struct cfg_key *table, void *out, const char *yaml, const char *name,
                     char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* A loaded file, handed to a program's checks so that their errors name the
+ * file and line like the loader's own. */
+struct cfg_check;
+/* Checks a table cannot express: one key against another, a value from a
+ * fixed set, a pattern that must compile. Runs after a successful load while
+ * the file is still at hand. 0, or the -1 of cfg_check_fail. */
+typedef int (*cfg_check_fn)(struct cfg_check *chk, void *ud);
+/* cfg_load_file / cfg_load_string, then check(chk, ud) (check may be NULL). */
+int cfg_load_file_checked(const struct cfg_key *table, void *out, const char *path,
+                          cfg_check_fn check, void *ud, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int cfg_load_string_checked(const struct cfg_key *table, void *out, const char *yaml,
+                            const char *name, cfg_check_fn check, void *ud, char *err,
+                            size_t errlen) __attribute__((warn_unused_result));
+/* Report a problem with the key at `path` ("breaker.min_calls",
+ * "agent.inputs[1].format") as the loader does: "FILE:LINE: path: msg" with
+ * the key's line (or, when the file does not have the key, the line of the
+ * nearest enclosing section it has, else 1), or "AUDITRAIL_X: msg" when that
+ * variable set it. Returns -1. Like the loader, never put a string value in
+ * msg: it may be a secret. */
+int cfg_check_fail(struct cfg_check *chk, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Free everything cfg_load_* allocated in `out`. Safe on a zeroed struct. */
 void cfg_free(const struct cfg_key *table, void *out);
-/* Print a Markdown reference of the table (key path, type, default, help). */
+/* Print a Markdown reference of the table (key path, type, default, help);
+ * common/cfg_reference.c. */
 void cfg_print_reference(const struct cfg_key *table, FILE *f);
 /* Look up a value in a cfg_map; NULL if absent. */
 const char *cfg_map_get(const struct cfg_map *m, const char *key);

@@ -1,5 +1,6 @@
 /* The Kafka envelope of DESIGN.md §3 (schemas/audit-event.v1.schema.json):
- * encode for the agent, decode + validate for the aggregator. */
+ * the value type, its encoder for the agent (envelope_encode.c) and its
+ * decoder + validator for the aggregator (envelope_decode.c). */
 #ifndef AUDITRAIL_ENVELOPE_H
 #define AUDITRAIL_ENVELOPE_H
 
@@ -68,25 +69,50 @@ struct envelope_time_cache {
 /* envelope_encode, byte for byte, reusing and updating tc (NULL = none). */
 char *envelope_encode_tc(const struct envelope *e, size_t *len, struct envelope_time_cache *tc);
 
+/* Why a message value is not a valid v1 envelope. The text of each is
+ * envelope_strerror; where it needs more, envelope_decode also gives a
+ * detail (the field, the version, the parser's message). */
+enum envelope_err {
+    ENVELOPE_OK = 0,
+    ENVELOPE_ERR_NOT_JSON,            /* "not JSON"; detail: the parser's message */
+    ENVELOPE_ERR_NOT_OBJECT,          /* "not an object" */
+    ENVELOPE_ERR_NO_VERSION,          /* "missing field: v" */
+    ENVELOPE_ERR_BAD_VERSION,         /* "bad field: v" (not an integer) */
+    ENVELOPE_ERR_UNSUPPORTED_VERSION, /* "unsupported version"; detail: N */
+    ENVELOPE_ERR_MISSING_FIELD,       /* "missing field"; detail: the field */
+    ENVELOPE_ERR_BAD_FIELD,           /* "bad field"; detail: the field */
+    ENVELOPE_ERR_BAD_TIME,            /* "bad field"; detail: time or read_time */
+    ENVELOPE_ERR_UNKNOWN_FIELD,       /* "unknown field"; detail: the field */
+    ENVELOPE_ERR_LINE_TWICE,          /* "both line and line_b64" */
+    ENVELOPE_ERR_HASH_MISMATCH,       /* "hash mismatch" */
+    ENVELOPE_ERR_ID_MISMATCH,         /* "id mismatch" */
+    ENVELOPE_ERR_COUNT
+};
+
+/* The text of e (static; "unknown error" outside the enum). */
+const char *envelope_strerror(enum envelope_err e);
+/* The whole reason into buf: "<strerror>: <detail>", or the text alone when
+ * detail is NULL or empty ("missing field: seq", "hash mismatch"). */
+void envelope_error_text(enum envelope_err e, const char *detail, char *buf, size_t len);
+
 /* Parse and validate one message value. Checks: JSON object, v == 1, every
  * required field present with the right type (id, stream, seq, offset, hash,
  * prev, time, read_time, time_source, source.name, format, line|line_b64),
  * formats (uuid, 32/64 hex, RFC 3339 times), and that hash and id match the
- * record bytes (DESIGN.md §2). Returns 0, or -1 with a short reason in err
- * (e.g. "missing field: seq", "hash mismatch"). `out` must be zeroed; on
- * error it may be partly filled: call envelope_release. On success out->line
- * is never NULL and has a NUL after its line_len bytes (convenience only).
- * Also refused: unknown keys (top level, source, fields), duplicate keys,
- * integers above ENVELOPE_MAX_INT, NUL inside source/fields strings.
- * Reasons: "not JSON: …", "not an object", "missing field: X",
- * "bad field: X" (X may be "source.name", "fields.actor"…), "unknown field: X",
- * "unsupported version: N", "both line and line_b64",
- * "missing field: line or line_b64", "hash mismatch", "id mismatch". */
-int envelope_decode(const char *buf, size_t len, struct envelope *out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+ * record bytes (DESIGN.md §2). Also refused: unknown keys (top level, source,
+ * fields), duplicate keys, integers above ENVELOPE_MAX_INT, NUL inside
+ * source/fields strings. Returns ENVELOPE_OK (0) or the first problem, with
+ * its detail in `detail` (printable ASCII, "" when there is none; field names
+ * as "source.name", "fields.actor", "line or line_b64"; detail may be NULL).
+ * `out` must be zeroed; on error it may be partly filled: call
+ * envelope_release. On success out->line is never NULL and has a NUL after
+ * its line_len bytes (convenience only). */
+enum envelope_err envelope_decode(const char *buf, size_t len, struct envelope *out, char *detail,
+                                  size_t detaillen) __attribute__((warn_unused_result));
 
-/* Recompute hash from prev/seq/line and id from hash; 0 if both match. */
-int envelope_verify(const struct envelope *e, char *err, size_t errlen);
+/* Recompute hash from prev/seq/line and id from hash: ENVELOPE_OK,
+ * ENVELOPE_ERR_HASH_MISMATCH or ENVELOPE_ERR_ID_MISMATCH. */
+enum envelope_err envelope_verify(const struct envelope *e);
 
 /* Free the heap members of e (strings, line) and zero it. NULL-safe. */
 void envelope_release(struct envelope *e);

@@ -6,9 +6,8 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
+#include "common/siphash.h"
 #include "common/xmalloc.h"
 
 struct lru_entry {
@@ -34,77 +33,6 @@ struct lru {
     size_t mask;     /* nslots - 1; nslots is a power of two */
     uint64_t k0, k1; /* SipHash key */
 };
-
-/* ---- SipHash-2-4 (Aumasson & Bernstein): keyed, so ids chosen to collide
- * cannot degrade the table to O(n). */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = ROTL(v1, 13);                                                                         \
-        v1 ^= v0;                                                                                  \
-        v0 = ROTL(v0, 32);                                                                         \
-        v2 += v3;                                                                                  \
-        v3 = ROTL(v3, 16);                                                                         \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = ROTL(v3, 21);                                                                         \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = ROTL(v1, 17);                                                                         \
-        v1 ^= v2;                                                                                  \
-        v2 = ROTL(v2, 32);                                                                         \
-    } while (0)
-
-static uint64_t load_le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t siphash24(uint64_t k0, uint64_t k1, const unsigned char *in, size_t len)
-{
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
-    uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
-    uint64_t v3 = 0x7465646279746573ULL ^ k1;
-    const unsigned char *end = in + (len & ~(size_t)7);
-    for (; in != end; in += 8) {
-        uint64_t m = load_le64(in);
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t i = 0; i < (len & 7); i++)
-        b |= (uint64_t)in[i] << (8 * i);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static void seed_key(struct lru *l)
-{
-    uint64_t k[2];
-    if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        k[0] = (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)l;
-        k[1] = (uint64_t)ts.tv_sec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)&ts;
-    }
-    l->k0 = k[0];
-    l->k1 = k[1];
-}
 
 /* ---- recency list */
 static void list_unlink(struct lru *l, struct lru_entry *e)
@@ -198,7 +126,10 @@ struct lru *lru_new(size_t capacity, uint64_t ttl_ms, lru_free_fn free_value)
      * table before it holds anything. */
     l->mask = 15;
     l->slots = xcalloc(l->mask + 1, sizeof(*l->slots));
-    seed_key(l);
+    uint64_t k[2];
+    siphash_key(k);
+    l->k0 = k[0];
+    l->k1 = k[1];
     return l;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -39,10 +40,18 @@ struct metric {
     unsigned long long count;
 };
 
+struct collector {
+    metrics_collect_fn fn;
+    void *ud;
+    void (*free_ud)(void *);
+};
+
 struct metrics {
     pthread_mutex_t mu;
     struct family **fams; /* in registration order */
     size_t n, cap;
+    struct collector *colls; /* run at the start of every render */
+    size_t ncolls;
 };
 
 static const char *type_name(enum metric_type t)
@@ -89,6 +98,10 @@ void metrics_free(struct metrics *m)
         free(f);
     }
     free(m->fams);
+    for (size_t i = 0; i < m->ncolls; i++)
+        if (m->colls[i].free_ud)
+            m->colls[i].free_ud(m->colls[i].ud);
+    free(m->colls);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -280,28 +293,16 @@ unsigned long long metric_count(const struct metric *s)
     return c;
 }
 
+void metrics_add_collector(struct metrics *m, metrics_collect_fn fn, void *ud,
+                           void (*free_ud)(void *))
+{
+    pthread_mutex_lock(&m->mu);
+    m->colls = xrealloc(m->colls, (m->ncolls + 1) * sizeof(*m->colls));
+    m->colls[m->ncolls++] = (struct collector){fn, ud, free_ud};
+    pthread_mutex_unlock(&m->mu);
+}
+
 /* ---- rendering */
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        while (b->len + n + 1 > b->cap)
-            b->cap = b->cap ? b->cap * 2 : 1024;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
 
 /* Prometheus floats: shortest text that reads back to the same double,
  * "+Inf", "-Inf", "NaN". */
@@ -326,9 +327,9 @@ static void help_escaped(struct buf *b, const char *s)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            buf_str(b, "\\\\");
+            buf_adds(b, "\\\\");
         else if (*s == '\n')
-            buf_str(b, "\\n");
+            buf_adds(b, "\\n");
         else
             buf_add(b, s, 1);
     }
@@ -338,22 +339,22 @@ static void help_escaped(struct buf *b, const char *s)
 static void sample(struct buf *b, const char *name, const char *suffix, const char *labels,
                    const char *extra, const char *value)
 {
-    buf_str(b, name);
-    buf_str(b, suffix);
+    buf_adds(b, name);
+    buf_adds(b, suffix);
     bool have_labels = labels && *labels;
     if (have_labels || extra) {
-        buf_str(b, "{");
+        buf_adds(b, "{");
         if (have_labels)
-            buf_str(b, labels);
+            buf_adds(b, labels);
         if (have_labels && extra)
-            buf_str(b, ",");
+            buf_adds(b, ",");
         if (extra)
-            buf_str(b, extra);
-        buf_str(b, "}");
+            buf_adds(b, extra);
+        buf_adds(b, "}");
     }
-    buf_str(b, " ");
-    buf_str(b, value);
-    buf_str(b, "\n");
+    buf_adds(b, " ");
+    buf_adds(b, value);
+    buf_adds(b, "\n");
 }
 
 static void render_histogram(struct buf *b, const char *name, struct metric *s)
@@ -389,20 +390,21 @@ static void render_histogram(struct buf *b, const char *name, struct metric *s)
 
 char *metrics_render(struct metrics *m)
 {
-    struct buf b = {0};
-    buf_add(&b, "", 0);
+    struct buf b = BUF_INIT;
     pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->ncolls; i++)
+        m->colls[i].fn(m->colls[i].ud);
     for (size_t i = 0; i < m->n; i++) {
         struct family *f = m->fams[i];
-        buf_str(&b, "# HELP ");
-        buf_str(&b, f->name);
-        buf_str(&b, " ");
+        buf_adds(&b, "# HELP ");
+        buf_adds(&b, f->name);
+        buf_adds(&b, " ");
         help_escaped(&b, f->help);
-        buf_str(&b, "\n# TYPE ");
-        buf_str(&b, f->name);
-        buf_str(&b, " ");
-        buf_str(&b, type_name(f->type));
-        buf_str(&b, "\n");
+        buf_adds(&b, "\n# TYPE ");
+        buf_adds(&b, f->name);
+        buf_adds(&b, " ");
+        buf_adds(&b, type_name(f->type));
+        buf_adds(&b, "\n");
         for (size_t j = 0; j < f->n; j++) {
             struct metric *s = f->series[j];
             if (s->type == METRIC_HISTOGRAM) {
@@ -415,5 +417,5 @@ char *metrics_render(struct metrics *m)
         }
     }
     pthread_mutex_unlock(&m->mu);
-    return b.p;
+    return buf_detach(&b, NULL);
 }

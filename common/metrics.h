@@ -33,6 +33,15 @@ void metric_observe(struct metric *s, double v);         /* histogram */
 double metric_value(const struct metric *s);             /* counter/gauge; histogram: sum */
 unsigned long long metric_count(const struct metric *s); /* histogram: count */
 
+/* A collector sets series whose values are read rather than pushed (e.g.
+ * /proc/self): metrics_render calls every collector, in registration order,
+ * before it renders, with the registry locked (so collectors never run
+ * concurrently; a collector must not register series). The registry owns ud
+ * and calls free_ud(ud) (if not NULL) in metrics_free. */
+typedef void (*metrics_collect_fn)(void *ud);
+void metrics_add_collector(struct metrics *m, metrics_collect_fn fn, void *ud,
+                           void (*free_ud)(void *));
+
 /* The whole registry as Prometheus text; heap string, caller frees. */
 char *metrics_render(struct metrics *m);
 

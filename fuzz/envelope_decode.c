@@ -23,9 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(err, 0x55, sizeof err);
 
     /* Not NUL-terminated on purpose: the decoder gets (buf, len). */
-    if (envelope_decode((const char *)data, size, &a, err, sizeof err) != 0) {
-        FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "error message not terminated");
-        FUZZ_CHECK(err[0] != '\0', "decode failed without a reason");
+    enum envelope_err rc = envelope_decode((const char *)data, size, &a, err, sizeof err);
+    if (rc != ENVELOPE_OK) {
+        FUZZ_CHECK(rc > ENVELOPE_OK && rc < ENVELOPE_ERR_COUNT, "decode returned %d", (int)rc);
+        FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "error detail not terminated");
+        for (const char *p = err; *p; p++)
+            FUZZ_CHECK(*p >= 0x20 && *p < 0x7f, "error detail not printable ASCII");
         goto out;
     }
     fuzz_envelope_decoded_ok(&a);
@@ -33,8 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enc1 = envelope_encode(&a, &len1);
     FUZZ_CHECK(enc1 != NULL, "decoded envelope does not encode");
     FUZZ_CHECK(strlen(enc1) == len1, "encode length %zu != strlen %zu", len1, strlen(enc1));
-    if (envelope_decode(enc1, len1, &b, err2, sizeof err2) != 0)
-        fuzz_fail("re-encoded envelope does not decode: %s\n%s", err2, enc1);
+    rc = envelope_decode(enc1, len1, &b, err2, sizeof err2);
+    if (rc != ENVELOPE_OK)
+        fuzz_fail("re-encoded envelope does not decode: %s: %s\n%s", envelope_strerror(rc), err2,
+                  enc1);
     fuzz_envelope_decoded_ok(&b);
     fuzz_envelope_same(&a, &b);
 

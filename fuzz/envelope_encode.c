@@ -99,8 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enc = envelope_encode(&e, &len);
     FUZZ_CHECK(enc != NULL, "valid envelope does not encode");
     FUZZ_CHECK(strlen(enc) == len, "encoded length %zu != strlen %zu", len, strlen(enc));
-    if (envelope_decode(enc, len, &d, err, sizeof err) != 0)
-        fuzz_fail("encoded envelope does not decode: %s\n%s", err, enc);
+    enum envelope_err rc = envelope_decode(enc, len, &d, err, sizeof err);
+    if (rc != ENVELOPE_OK)
+        fuzz_fail("encoded envelope does not decode: %s: %s\n%s", envelope_strerror(rc), err, enc);
     fuzz_envelope_decoded_ok(&d);
     if (utf8) {
         fuzz_envelope_same(&e, &d);

@@ -12,6 +12,7 @@
 
 #include "aggregator/batch.h"
 #include "aggregator/migrate.h"
+#include "aggregator/pg_conn.h"
 #include "common/envelope.h"
 #include "common/hashchain.h"
 #include "common/xmalloc.h"
@@ -89,6 +90,20 @@ static inline char *fx_fresh_migrated(const char *prefix)
     if (migrate_run(ci, &rep, err, sizeof(err)) != 0)
         ck_abort_msg("migrate: %s", err);
     return ci;
+}
+
+/* An open pg_conn connection to ci (NOTICEs quiet), as the storage code
+ * takes them; pg_conn_free it. */
+static inline struct pg_connection *fx_conn(const char *ci)
+{
+    static const char *const session[] = {"SET client_min_messages = warning", NULL};
+    static const struct pg_conn_opts opts = {.application_name = "auditrail-test",
+                                             .session = session};
+    struct pg_connection *c = pg_conn_new(ci, &opts);
+    char err[512];
+    if (pg_conn_open(c, NULL, err, sizeof(err)) != PG_OK)
+        ck_abort_msg("pg_conn_open: %s", err);
+    return c;
 }
 
 /* First column of the first row as int64 (NULL -> -1). */

@@ -15,6 +15,18 @@
 #include "tests/support/teststack.h"
 #include "tests/support/e2e.h"
 #include "tests/support/testutil.h"
+#include "tests/support/webhook.h"
+
+struct alert_wait {
+    struct webhook *hook;
+    const char *name;
+};
+
+static bool alert_seen(void *ud)
+{
+    struct alert_wait *w = ud;
+    return webhook_count(w->hook, w->name) > 0;
+}
 
 struct env {
     char *dir, *logs, *config, *log, *topic;
@@ -169,6 +181,11 @@ static void append_lines(const char *path, const char *tag, int from, int to)
     fclose(f);
 }
 
+static bool backlog_empty(void *ud)
+{
+    return ah_metric(*(int *)ud, "auditrail_agent_backlog_bytes") == 0;
+}
+
 START_TEST(test_restart_continues_chain)
 {
     struct env e;
@@ -177,6 +194,7 @@ START_TEST(test_restart_continues_chain)
     append_lines(a, "r", 0, 100);
     pid_t pid = ah_agent_start(e.config, e.log);
     ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_acked_total", 100, 20000));
+    ck_assert_msg(test_wait_until(backlog_empty, &e.port, 20000), "backlog_bytes not 0 once acked");
     ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
     append_lines(a, "r", 100, 250);
     pid = ah_agent_start(e.config, e.log);
@@ -484,6 +502,66 @@ START_TEST(test_check_config)
 }
 END_TEST
 
+/* Kafka unreachable from the start: the agent keeps reading into its
+ * in-flight budget, fires AuditrailKafkaUnavailable, shows kafka_up 0, and
+ * stays ready and live: a sidecar's readiness must not take the application
+ * out of its Services for a Kafka outage (the file is the buffer). Its
+ * /metrics carries the process metrics and build info. */
+START_TEST(test_kafka_unreachable_stays_ready)
+{
+    struct env e;
+    env_init(&e, "agent-nokafka", "", "    - path: %s/*.log\n      format: raw\n");
+    struct webhook *hook = webhook_start();
+    free(e.config);
+    char *brokers = xasprintf("127.0.0.1:%d", ah_free_port()); /* nothing listens */
+    char *inputs = xasprintf("    - path: %s/*.log\n      format: raw\n", e.logs);
+    char *alerts =
+        xasprintf("alerts:\n  url: http://127.0.0.1:%u/api/v2/alerts\n", webhook_port(hook));
+    e.config =
+        ah_write_config(e.dir, brokers, e.topic, e.port,
+                        "  kafka_unready_ms: 300\n  shutdown_timeout_ms: 0\n", inputs, alerts);
+    char *a = path_in(&e, "a.log");
+    append_lines(a, "k", 0, 20);
+    pid_t pid = ah_agent_start(e.config, e.log);
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_records_read_total", 20, 20000));
+    /* nothing acknowledged: the whole file is backlog */
+    ck_assert(e2e_wait_metric((unsigned)e.port, "auditrail_agent_backlog_bytes", 20 * 14, 20000));
+    ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_backlog_bytes"), 20 * 14);
+    struct alert_wait w = {hook, "AuditrailKafkaUnavailable"};
+    ck_assert_msg(test_wait_until(alert_seen, &w, 20000), "no AuditrailKafkaUnavailable alert");
+    ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_kafka_up"), 0);
+    ck_assert_int_eq(ah_metric(e.port, "auditrail_agent_records_acked_total"), 0);
+    char *body = NULL;
+    ck_assert_int_eq(ah_http_get(e.port, "/readyz", &body), 200);
+    free(body);
+    body = NULL;
+    ck_assert_int_eq(ah_http_get(e.port, "/livez", &body), 200);
+    ck_assert_ptr_nonnull(strstr(body, "\"live\":true"));
+    free(body);
+    body = NULL;
+    ck_assert_int_eq(ah_http_get(e.port, "/metrics", &body), 200);
+    /* the process metrics are registered (their values: test_procmetrics) */
+    ck_assert(strstr(body, "\nprocess_resident_memory_bytes "));
+    ck_assert(strstr(body, "\nauditrail_build_info{program=\"agent\",version=\""));
+    /* handed to the producer (librdkafka queues them while no broker is up),
+     * counted under the input's format */
+    ck_assert_msg(
+        strstr(body, "\nauditrail_agent_records_produced_by_format_total{format=\"raw\"} 20\n"),
+        "raw records not counted by format");
+    ck_assert(
+        strstr(body, "\nauditrail_agent_records_produced_by_format_total{format=\"json\"} 0\n"));
+    free(body);
+    ck_assert(ah_metric(e.port, "process_open_fds") > 0);
+    ck_assert_int_eq(ah_agent_stop(pid, SIGTERM, 20000), 0);
+    webhook_stop(hook);
+    free(a);
+    free(alerts);
+    free(inputs);
+    free(brokers);
+    env_free(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("agent_ship");
@@ -499,6 +577,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_read_from_end);
     tcase_add_test(tc, test_max_open_files);
     tcase_add_test(tc, test_rotated_outside_glob_while_down);
+    tcase_add_test(tc, test_kafka_unreachable_stays_ready);
     suite_add_tcase(s, tc);
     return s;
 }

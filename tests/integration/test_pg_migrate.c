@@ -109,7 +109,7 @@ START_TEST(checksum_mismatch_detected)
     const char *sql = "SELECT 1; -- edited after it was applied";
     edited[0].sql = sql;
     edited[0].len = strlen(sql);
-    PGconn *c = test_pg_connect(ci);
+    struct pg_connection *c = fx_conn(ci);
     char err[512] = "";
     struct migrate_report rep;
     ck_assert_int_eq(migrate_apply(c, edited, n, &rep, err, sizeof(err)), -1);
@@ -117,7 +117,7 @@ START_TEST(checksum_mismatch_detected)
     /* The lock was released: the unedited set still applies (as a no-op). */
     ck_assert_msg(migrate_apply(c, migrate_embedded, n, &rep, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(rep.applied, 0);
-    PQfinish(c);
+    pg_conn_free(c);
     test_pg_drop_db(ci);
     free(ci);
 }
@@ -131,10 +131,11 @@ START_TEST(failed_migration_rolls_back)
     memcpy(more, migrate_embedded, n * sizeof(*more));
     const char *bad = "CREATE TABLE auditrail.half_done (x int); SELECT no_such_function();";
     more[n] = (struct migration){9999, "broken", bad, strlen(bad)};
+    struct pg_connection *pc = fx_conn(ci);
     PGconn *c = test_pg_connect(ci);
     char err[512] = "";
     struct migrate_report rep;
-    ck_assert_int_eq(migrate_apply(c, more, n + 1, &rep, err, sizeof(err)), -1);
+    ck_assert_int_eq(migrate_apply(pc, more, n + 1, &rep, err, sizeof(err)), -1);
     ck_assert_msg(strstr(err, "9999_broken") != NULL, "%s", err);
     char *v = test_pg_scalar(c, "SELECT to_regclass('auditrail.half_done') IS NULL");
     ck_assert_str_eq(v, "t");
@@ -143,6 +144,7 @@ START_TEST(failed_migration_rolls_back)
                                "WHERE version = 9999"),
                      0);
     PQfinish(c);
+    pg_conn_free(pc);
     test_pg_drop_db(ci);
     free(ci);
 }

@@ -12,17 +12,20 @@
 #include "tests/integration/storage_fixtures.h"
 
 static char *ci;
-static PGconn *db;
+static PGconn *db;               /* the test's own queries */
+static struct pg_connection *pc; /* what the partition code is given */
 
 static void setup(void)
 {
     ci = fx_fresh_migrated("parts");
     db = test_pg_connect(ci);
     test_pg_exec(db, "SET client_min_messages = warning");
+    pc = fx_conn(ci);
 }
 
 static void teardown(void)
 {
+    pg_conn_free(pc);
     PQfinish(db);
     test_pg_drop_db(ci);
     free(ci);
@@ -91,7 +94,7 @@ START_TEST(premake_days_ahead)
     part_cache_init(&c);
     char err[512];
     int created = -1;
-    ck_assert_msg(part_premake(&c, db, FX_T0 + 5, 7, NULL, NULL, &created, err, sizeof(err)) == 0,
+    ck_assert_msg(part_premake(&c, pc, FX_T0 + 5, 7, NULL, NULL, &created, err, sizeof(err)) == 0,
                   "%s", err);
     ck_assert_int_eq(created, 8); /* today and 7 days ahead */
     ck_assert_int_eq(nparts(), 8);
@@ -99,12 +102,12 @@ START_TEST(premake_days_ahead)
     ck_assert(attached("events_p20261203"));
     ck_assert(!exists("events_p20261125"));
     ck_assert(!exists("events_p20261204"));
-    ck_assert_int_eq(part_premake(&c, db, FX_T0 + 5, 7, NULL, NULL, &created, err, sizeof(err)), 0);
+    ck_assert_int_eq(part_premake(&c, pc, FX_T0 + 5, 7, NULL, NULL, &created, err, sizeof(err)), 0);
     ck_assert_int_eq(created, 0);
     /* A fresh cache learns the existing ones from the catalog. */
     struct part_cache c2;
     part_cache_init(&c2);
-    ck_assert_int_eq(part_cache_refresh(&c2, db, err, sizeof(err)), 0);
+    ck_assert_int_eq(part_cache_refresh(&c2, pc, err, sizeof(err)), 0);
     ck_assert_uint_eq(c2.n, 8);
     ck_assert_int_eq(c2.b[0].lo, FX_T0);
     ck_assert_int_eq(c2.b[7].hi, FX_T0 + 8 * FX_DAY_US);
@@ -122,12 +125,12 @@ START_TEST(retention_drops_only_old)
     int n = 0;
     /* Days T0-10 .. T0. */
     ck_assert_int_eq(
-        part_premake(&c, db, FX_T0 - 10 * FX_DAY_US, 10, NULL, NULL, &n, err, sizeof(err)), 0);
+        part_premake(&c, pc, FX_T0 - 10 * FX_DAY_US, 10, NULL, NULL, &n, err, sizeof(err)), 0);
     ck_assert_int_eq(nparts(), 11);
     put_row(FX_T0 - 10 * FX_DAY_US + 5, 1);
     put_row(FX_T0 - 5 * FX_DAY_US, 2);
     /* Keep 5 days before today: partitions ending at or before T0-5d go. */
-    ck_assert_msg(part_retention(&c, db, FX_T0 + 3600000000LL, 5, false, NULL, NULL, &n, err,
+    ck_assert_msg(part_retention(&c, pc, FX_T0 + 3600000000LL, 5, false, NULL, NULL, &n, err,
                                  sizeof(err)) == 0,
                   "%s", err);
     ck_assert_int_eq(n, 5);
@@ -138,11 +141,11 @@ START_TEST(retention_drops_only_old)
     ck_assert(attached("events_p20261126"));
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events"), 1);
     /* Idempotent. */
-    ck_assert_int_eq(part_retention(&c, db, FX_T0, 5, false, NULL, NULL, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(part_retention(&c, pc, FX_T0, 5, false, NULL, NULL, &n, err, sizeof(err)), 0);
     ck_assert_int_eq(n, 0);
     /* 0 = keep forever. */
     ck_assert_int_eq(
-        part_retention(&c, db, FX_T0 + 100 * FX_DAY_US, 0, false, NULL, NULL, &n, err, sizeof(err)),
+        part_retention(&c, pc, FX_T0 + 100 * FX_DAY_US, 0, false, NULL, NULL, &n, err, sizeof(err)),
         0);
     ck_assert_int_eq(n, 0);
     ck_assert_int_eq(nparts(), 6);
@@ -157,9 +160,9 @@ START_TEST(retention_keep_table_detaches)
     char err[512];
     int n = 0;
     ck_assert_int_eq(
-        part_premake(&c, db, FX_T0 - 3 * FX_DAY_US, 3, NULL, NULL, &n, err, sizeof(err)), 0);
+        part_premake(&c, pc, FX_T0 - 3 * FX_DAY_US, 3, NULL, NULL, &n, err, sizeof(err)), 0);
     put_row(FX_T0 - 3 * FX_DAY_US + 7, 3);
-    ck_assert_msg(part_retention(&c, db, FX_T0, 1, true, NULL, NULL, &n, err, sizeof(err)) == 0,
+    ck_assert_msg(part_retention(&c, pc, FX_T0, 1, true, NULL, NULL, &n, err, sizeof(err)) == 0,
                   "%s", err);
     ck_assert_int_eq(n, 2); /* T0-3d and T0-2d end by the cutoff (T0-1d); T0-1d ends after it */
     ck_assert(!exists("events_p20261123"));
@@ -173,7 +176,7 @@ START_TEST(retention_keep_table_detaches)
 }
 END_TEST
 
-static int deny(PGconn *conn, void *ud, char *err, size_t errlen)
+static int deny(struct pg_connection *conn, void *ud, char *err, size_t errlen)
 {
     (*(int *)ud)++;
     snprintf(err, errlen, "fenced");
@@ -186,17 +189,17 @@ START_TEST(fence_stops_ddl)
     part_cache_init(&c);
     char err[512];
     int n = 0, calls = 0;
-    ck_assert_int_eq(part_premake(&c, db, FX_T0, 3, deny, &calls, &n, err, sizeof(err)), -1);
+    ck_assert_int_eq(part_premake(&c, pc, FX_T0, 3, deny, &calls, &n, err, sizeof(err)), -1);
     ck_assert_int_eq(calls, 1);
     ck_assert_int_eq(nparts(), 0);
     ck_assert_int_eq(
-        part_premake(&c, db, FX_T0 - 9 * FX_DAY_US, 1, NULL, NULL, &n, err, sizeof(err)), 0);
-    ck_assert_int_eq(part_retention(&c, db, FX_T0, 2, false, deny, &calls, &n, err, sizeof(err)),
+        part_premake(&c, pc, FX_T0 - 9 * FX_DAY_US, 1, NULL, NULL, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(part_retention(&c, pc, FX_T0, 2, false, deny, &calls, &n, err, sizeof(err)),
                      -1);
     ck_assert_str_eq(err, "fenced");
     ck_assert_int_eq(nparts(), 2); /* nothing dropped */
     /* The connection is usable after the rollbacks. */
-    ck_assert_int_eq(part_cache_refresh(&c, db, err, sizeof(err)), 0);
+    ck_assert_int_eq(part_cache_refresh(&c, pc, err, sizeof(err)), 0);
     part_cache_release(&c);
 }
 END_TEST
@@ -226,7 +229,7 @@ START_TEST(maintenance_with_redis)
     part_cache_init(&c);
     int n;
     ck_assert_int_eq(
-        part_premake(&c, db, FX_T0 - 40 * FX_DAY_US, 0, NULL, NULL, &n, err, sizeof(err)), 0);
+        part_premake(&c, pc, FX_T0 - 40 * FX_DAY_US, 0, NULL, NULL, &n, err, sizeof(err)), 0);
     part_cache_release(&c);
 
     struct maintenance *m = maint(lease, false);

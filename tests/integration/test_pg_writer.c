@@ -10,7 +10,13 @@
 #include "tests/integration/storage_fixtures.h"
 
 static char *ci;
-static PGconn *db;
+static PGconn *db; /* the test's own queries */
+
+/* The "writer" fixture: a writer of group g1, a batch of topic "audit" and
+ * its write stats, on the fresh database. */
+static struct pg_writer *w;
+static struct batch b;
+static struct pg_write_stats st;
 
 static void setup(void)
 {
@@ -25,19 +31,45 @@ static void teardown(void)
     free(ci);
 }
 
-static struct pg_writer *writer(void)
+static void setup_writer(void)
 {
+    setup();
     char err[512] = "";
-    struct pg_writer *w = pg_writer_new(ci, "g1", err, sizeof(err));
+    w = pg_writer_new(ci, "g1", err, sizeof(err));
     ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
-    return w;
+    batch_init(&b, "audit");
+    memset(&st, 0, sizeof(st));
 }
 
-static void write_ok(struct pg_writer *w, struct batch *b, struct pg_write_stats *st)
+static void teardown_writer(void)
+{
+    teardown();
+}
+
+/* Write b, which must commit. */
+static void write_ok(void)
 {
     char err[512] = "";
-    enum pg_write_result r = pg_writer_write(w, b, st, err, sizeof(err));
-    ck_assert_msg(r == PG_OK, "write: %s: %s", pg_result_name(r), err);
+    enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    ck_assert_msg(r == PG_OK, "write: %s: %s", pg_status_name(r), err);
+}
+
+/* Let b cover Kafka partition 0 from offset expected to next, and write it. */
+static void commit_p0(int64_t expected, int64_t next)
+{
+    batch_advance(&b, 0, expected, next);
+    write_ok();
+}
+
+/* Write b, which must fail with want; the error text. */
+static const char *write_fails(enum pg_status want)
+{
+    static char err[512];
+    err[0] = '\0';
+    enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    ck_assert_msg(r == want, "write: %s (wanted %s): %s", pg_status_name(r), pg_status_name(want),
+                  err);
+    return err;
 }
 
 static int64_t q(const char *fmt, const char *a)
@@ -93,24 +125,20 @@ static const struct rec recs[] = {
 };
 #define NRECS (sizeof(recs) / sizeof(recs[0]))
 
-static void build_recs(struct batch *b, struct fx_chain *c, int64_t first_off)
+/* recs on chain c into b, at offsets first_off.. of partition 0. */
+static void build_recs(struct fx_chain *c, int64_t first_off)
 {
     for (size_t i = 0; i < NRECS; i++)
-        fx_add(b, c, recs[i].bytes, recs[i].len, FX_T0 + (int64_t)i * 1000, 0,
+        fx_add(&b, c, recs[i].bytes, recs[i].len, FX_T0 + (int64_t)i * 1000, 0,
                first_off + (int64_t)i);
 }
 
 START_TEST(stores_batch_byte_exact)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 1);
-    build_recs(&b, &c, 0);
-    batch_advance(&b, 0, -1, NRECS);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    build_recs(&c, 0);
+    commit_p0(-1, NRECS);
     ck_assert_uint_eq(st.inserted, NRECS);
     ck_assert_uint_eq(st.dup_stream + st.dup_pk + st.forks + st.gaps + st.chain_breaks, 0);
     ck_assert_uint_eq(st.partitions_created, 1);
@@ -177,9 +205,8 @@ START_TEST(stores_batch_byte_exact)
     /* The same records again (a replay at later offsets): all re-sends. */
     batch_clear(&b);
     fx_chain_init(&c, 1);
-    build_recs(&b, &c, NRECS);
-    batch_advance(&b, 0, NRECS, 2 * NRECS);
-    write_ok(w, &b, &st);
+    build_recs(&c, NRECS);
+    commit_p0(NRECS, 2 * NRECS);
     ck_assert_uint_eq(st.dup_stream, NRECS);
     ck_assert_uint_eq(st.inserted, 0);
     ck_assert_uint_eq(st.forks + st.gaps + st.chain_breaks, 0);
@@ -189,10 +216,6 @@ START_TEST(stores_batch_byte_exact)
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
     ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
     ck_assert_int_eq(off, 2 * (int64_t)NRECS);
-
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
@@ -200,9 +223,6 @@ START_TEST(many_json_lookalikes)
 {
     /* More refused lookalikes than the retry budget: the writer switches to
      * validating every record itself, and still stores everything. */
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 15);
     for (int i = 0; i < 20; i++) {
@@ -216,9 +236,7 @@ START_TEST(many_json_lookalikes)
     /* A cut record keeps only its beginning: never attrs. */
     fx_add_str(&b, &c, "{\"cut\":\"here\"}", FX_T0, 0, 20);
     b.rows[20].env.truncated_bytes = 1000;
-    batch_advance(&b, 0, -1, 21);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 21);
     ck_assert_uint_eq(st.inserted, 21);
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events WHERE attrs IS NOT NULL"),
                      10);
@@ -227,31 +245,22 @@ START_TEST(many_json_lookalikes)
                      10);
     ck_assert_int_eq(fx_int(db, "SELECT truncated_bytes FROM auditrail.events WHERE seq = 20"),
                      1000);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(resend_with_new_time_is_duplicate)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c, c2;
     fx_chain_init(&c, 2);
     c2 = c;
     fx_add_str(&b, &c, "no timestamp here", FX_T0, 0, 0);
-    batch_advance(&b, 0, -1, 1);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 1);
     ck_assert_uint_eq(st.inserted, 1);
 
     /* Same stream/seq/hash, new read time two days later. */
     batch_clear(&b);
     fx_add_str(&b, &c2, "no timestamp here", FX_T0 + 2 * FX_DAY_US, 0, 1);
-    batch_advance(&b, 0, 1, 2);
-    write_ok(w, &b, &st);
+    commit_p0(1, 2);
     ck_assert_uint_eq(st.dup_stream, 1);
     ck_assert_uint_eq(st.inserted, 0);
     ck_assert_uint_eq(st.forks, 0);
@@ -263,39 +272,29 @@ START_TEST(resend_with_new_time_is_duplicate)
     struct fx_chain c3 = c;
     fx_add_str(&b, &c, "second", FX_T0, 0, 2);
     fx_add_str(&b, &c3, "second", FX_T0 + 5, 0, 3);
-    batch_advance(&b, 0, 2, 4);
-    write_ok(w, &b, &st);
+    commit_p0(2, 4);
     ck_assert_uint_eq(st.inserted, 1);
     ck_assert_uint_eq(st.dup_stream, 1);
     ck_assert_int_eq(nevents(), 2);
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(fork_is_stored_and_recorded)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 3);
     fx_add_str(&b, &c, "r0", FX_T0, 0, 0);
     struct fx_chain at1 = c;
     fx_add_str(&b, &c, "r1", FX_T0, 0, 1);
     fx_add_str(&b, &c, "r2", FX_T0, 0, 2);
-    batch_advance(&b, 0, -1, 3);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 3);
 
     /* A different record 1 on the same chain position: a fork. */
     batch_clear(&b);
     struct fx_chain f = at1;
     fx_add_str(&b, &f, "r1 rewritten", FX_T0, 0, 3);
-    batch_advance(&b, 0, 3, 4);
-    write_ok(w, &b, &st);
+    commit_p0(3, 4);
     ck_assert_uint_eq(st.forks, 1);
     ck_assert_uint_eq(st.inserted, 1);
     ck_assert_uint_eq(st.dup_stream, 0);
@@ -321,8 +320,7 @@ START_TEST(fork_is_stored_and_recorded)
     batch_clear(&b);
     f = at1;
     fx_add_str(&b, &f, "r1 rewritten", FX_T0, 0, 4);
-    batch_advance(&b, 0, 4, 5);
-    write_ok(w, &b, &st);
+    commit_p0(4, 5);
     ck_assert_uint_eq(st.dup_stream, 1);
     ck_assert_uint_eq(st.forks, 0);
     ck_assert_int_eq(nincidents("fork"), 1);
@@ -332,8 +330,7 @@ START_TEST(fork_is_stored_and_recorded)
     struct fx_chain g = c;
     fx_add_str(&b, &c, "r3", FX_T0, 0, 5);
     fx_add_str(&b, &g, "r3 other", FX_T0, 0, 6);
-    batch_advance(&b, 0, 5, 7);
-    write_ok(w, &b, &st);
+    commit_p0(5, 7);
     ck_assert_uint_eq(st.forks, 1);
     ck_assert_uint_eq(st.inserted, 2);
     ck_assert_int_eq(nincidents("fork"), 2);
@@ -347,56 +344,41 @@ START_TEST(fork_is_stored_and_recorded)
            c.stream, 0);
     ck_assert_str_eq(v, lh);
     free(v);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(fork_resent_on_another_day_is_duplicate)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 14);
     fx_add_str(&b, &c, "x0", FX_T0, 0, 0);
     struct fx_chain at1 = c;
     fx_add_str(&b, &c, "x1", FX_T0, 0, 1);
-    batch_advance(&b, 0, -1, 2);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 2);
     /* Fork Y of seq 1, stored three days later. */
     batch_clear(&b);
     struct fx_chain y = at1;
     fx_add_str(&b, &y, "y1", FX_T0 + 3 * FX_DAY_US, 0, 2);
-    batch_advance(&b, 0, 2, 3);
-    write_ok(w, &b, &st);
+    commit_p0(2, 3);
     ck_assert_uint_eq(st.forks, 1);
     /* Y re-sent with the day of X: the day lookup sees only X, the wide
      * lookup finds Y. A re-send, not a second fork. */
     batch_clear(&b);
     y = at1;
     fx_add_str(&b, &y, "y1", FX_T0 + 7, 0, 3);
-    batch_advance(&b, 0, 3, 4);
-    write_ok(w, &b, &st);
+    commit_p0(3, 4);
     ck_assert_uint_eq(st.dup_stream, 1);
     ck_assert_uint_eq(st.forks, 0);
     ck_assert_uint_eq(st.inserted, 0);
     ck_assert_int_eq(nincidents("fork"), 1);
     ck_assert_int_eq(nevents(), 3);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(gap_recorded_and_late_fill_accepted)
 {
-    struct pg_writer *w = writer();
-    struct batch all, b;
+    struct batch all;
     batch_init(&all, "scratch");
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 4);
     for (int i = 0; i < 7; i++) {
@@ -411,9 +393,7 @@ START_TEST(gap_recorded_and_late_fill_accepted)
         memset(&all.rows[take[i]].env, 0, sizeof(e));
         batch_add(&b, &e, 0, i);
     }
-    batch_advance(&b, 0, -1, 4);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 4);
     ck_assert_uint_eq(st.gaps, 1);
     ck_assert_uint_eq(st.inserted, 4);
     ck_assert_uint_eq(st.chain_breaks, 0);
@@ -432,8 +412,7 @@ START_TEST(gap_recorded_and_late_fill_accepted)
         memset(&all.rows[i].env, 0, sizeof(e));
         batch_add(&b, &e, 0, 4 + i);
     }
-    batch_advance(&b, 0, 4, 9);
-    write_ok(w, &b, &st);
+    commit_p0(4, 9);
     ck_assert_uint_eq(st.inserted, 3);
     ck_assert_uint_eq(st.gaps + st.chain_breaks + st.forks + st.dup_stream, 0);
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 1);
@@ -446,8 +425,7 @@ START_TEST(gap_recorded_and_late_fill_accepted)
     fx_chain_init(&d, 5);
     d.seq = 3;
     fx_add_str(&b, &d, "late start", FX_T0, 0, 9);
-    batch_advance(&b, 0, 9, 10);
-    write_ok(w, &b, &st);
+    commit_p0(9, 10);
     ck_assert_uint_eq(st.gaps, 1);
     /* its prev is genesis, which is not what seq 3 needs, but seq 2 is
      * unknown: no chain check. */
@@ -457,19 +435,12 @@ START_TEST(gap_recorded_and_late_fill_accepted)
            d.stream, 0);
     ck_assert_str_eq(v, "0-3");
     free(v);
-    pg_write_stats_release(&st);
-    batch_release(&b);
     batch_release(&all);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(chain_breaks_recorded)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
-    struct pg_write_stats st = {0};
 
     /* seq 0 whose prev is not SHA-256("auditrail:v1:" || stream). */
     struct fx_chain a;
@@ -484,8 +455,7 @@ START_TEST(chain_breaks_recorded)
     memcpy(h0, c.prev, 32);
     memset(c.prev, 0x22, 32);
     fx_add_str(&b, &c, "c1", FX_T0, 0, 2);
-    batch_advance(&b, 0, -1, 3);
-    write_ok(w, &b, &st);
+    commit_p0(-1, 3);
     ck_assert_uint_eq(st.chain_breaks, 2);
     ck_assert_uint_eq(st.inserted, 3);
     ck_assert_int_eq(nincidents("chain_break"), 2);
@@ -515,8 +485,7 @@ START_TEST(chain_breaks_recorded)
     memcpy(last, c.prev, 32);
     memset(c.prev, 0x33, 32);
     fx_add_str(&b, &c, "c2", FX_T0, 0, 3);
-    batch_advance(&b, 0, 3, 4);
-    write_ok(w, &b, &st);
+    commit_p0(3, 4);
     ck_assert_uint_eq(st.chain_breaks, 1);
     hex_encode(last, 32, gx);
     v = qs("SELECT expected || ' ' || (evidence->>'expected_from') FROM "
@@ -530,35 +499,25 @@ START_TEST(chain_breaks_recorded)
     /* A correct continuation is not an incident. */
     batch_clear(&b);
     fx_add_str(&b, &c, "c3", FX_T0, 0, 4);
-    batch_advance(&b, 0, 4, 5);
-    write_ok(w, &b, &st);
+    commit_p0(4, 5);
     ck_assert_uint_eq(st.chain_breaks, 0);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(offset_cas_conflict_commits_nothing)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 8);
     fx_add_str(&b, &c, "first", FX_T0, 0, 0);
-    batch_advance(&b, 0, -1, 5);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 5);
 
-    char err[512] = "";
     /* Someone else already created the row (expected -1 loses). */
     batch_clear(&b);
     struct fx_chain d;
     fx_chain_init(&d, 9);
     fx_add_str(&b, &d, "other stream", FX_T0 + 10 * FX_DAY_US, 0, 5);
     batch_advance(&b, 0, -1, 10);
-    ck_assert_int_eq(pg_writer_write(w, &b, &st, err, sizeof(err)), PG_CONFLICT);
+    const char *err = write_fails(PG_CONFLICT);
     ck_assert_msg(strstr(err, "compare-and-set") != NULL, "%s", err);
     ck_assert_int_eq(st.committed[0], 0);
 
@@ -567,7 +526,7 @@ START_TEST(offset_cas_conflict_commits_nothing)
     fx_add_str(&b, &d, "other stream", FX_T0 + 10 * FX_DAY_US, 1, 0);
     batch_advance(&b, 1, -1, 1);
     batch_advance(&b, 0, 3, 10);
-    ck_assert_int_eq(pg_writer_write(w, &b, &st, err, sizeof(err)), PG_CONFLICT);
+    write_fails(PG_CONFLICT);
 
     ck_assert_int_eq(nevents(), 1);
     ck_assert_int_eq(q("SELECT count(*) FROM auditrail.streams WHERE stream_id = '%s'", d.stream),
@@ -576,36 +535,33 @@ START_TEST(offset_cas_conflict_commits_nothing)
                                 "'auditrail.events'::regclass"),
                      1); /* the partition created in the lost transaction is gone too */
     int64_t off = 0;
-    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
+    char e2[256];
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, e2, sizeof(e2)), PG_OK);
     ck_assert_int_eq(off, 5);
-    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 1, &off, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 1, &off, e2, sizeof(e2)), PG_OK);
     ck_assert_int_eq(off, -1);
 
     /* The writer is usable afterwards, and an offset-only batch works. */
     batch_clear(&b);
-    batch_advance(&b, 0, 5, 9);
-    write_ok(w, &b, &st);
-    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
+    commit_p0(5, 9);
+    ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, e2, sizeof(e2)), PG_OK);
     ck_assert_int_eq(off, 9);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 struct race {
     struct pg_writer *w;
     struct batch *b;
-    enum pg_write_result r;
+    enum pg_status r;
     char err[512];
 };
 
 static void *race_write(void *arg)
 {
     struct race *x = arg;
-    struct pg_write_stats st = {0};
-    x->r = pg_writer_write(x->w, x->b, &st, x->err, sizeof(x->err));
-    pg_write_stats_release(&st);
+    struct pg_write_stats rst = {0};
+    x->r = pg_writer_write(x->w, x->b, &rst, x->err, sizeof(x->err));
+    pg_write_stats_release(&rst);
     return NULL;
 }
 
@@ -619,15 +575,10 @@ static bool writer_waits(void *ud)
 
 START_TEST(offset_race_with_open_transaction)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 16);
     fx_add_str(&b, &c, "owned", FX_T0, 0, 0);
-    batch_advance(&b, 0, -1, 1);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 1);
 
     /* Another consumer (raw connection) is moving the partition's offset. */
     PGconn *other = test_pg_connect(ci);
@@ -644,24 +595,18 @@ START_TEST(offset_race_with_open_transaction)
     /* ...and loses once the other commits. */
     test_pg_exec(other, "COMMIT");
     pthread_join(th, NULL);
-    ck_assert_msg(x.r == PG_CONFLICT, "%s: %s", pg_result_name(x.r), x.err);
+    ck_assert_msg(x.r == PG_CONFLICT, "%s: %s", pg_status_name(x.r), x.err);
     ck_assert_int_eq(nevents(), 1);
     int64_t off = 0;
     char err[256];
     ck_assert_int_eq(pg_writer_load_offset(w, "audit", 0, &off, err, sizeof(err)), PG_OK);
     ck_assert_int_eq(off, 50);
     PQfinish(other);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(bad_row_is_data_error)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 10);
     for (int i = 0; i < 4; i++)
@@ -669,30 +614,20 @@ START_TEST(bad_row_is_data_error)
     free(b.rows[2].env.fields.actor);
     b.rows[2].env.fields.actor = xstrdup("bad \xff utf-8"); /* text must be UTF-8 */
     batch_advance(&b, 0, -1, 4);
-    struct pg_write_stats st = {0};
-    char err[512] = "";
-    ck_assert_int_eq(pg_writer_write(w, &b, &st, err, sizeof(err)), PG_DATA);
+    write_fails(PG_DATA);
     ck_assert_int_eq(st.bad_row, 2);
     ck_assert_int_eq(nevents(), 0);
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.kafka_offsets"), 0);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(partitions_on_demand)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 11);
     for (int i = 0; i < 40; i++)
         fx_add_str(&b, &c, "daily", FX_T0 - 20 * FX_DAY_US + i * FX_DAY_US + 3600000000LL, 0, i);
-    batch_advance(&b, 0, -1, 40);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 40);
     ck_assert_uint_eq(st.partitions_created, 40);
     ck_assert_uint_eq(st.inserted, 40);
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
@@ -712,8 +647,7 @@ START_TEST(partitions_on_demand)
     free(v);
     batch_clear(&b);
     fx_add_str(&b, &c, "again", FX_T0, 0, 40);
-    batch_advance(&b, 0, 40, 41);
-    write_ok(w, &b, &st);
+    commit_p0(40, 41);
     ck_assert_uint_eq(st.partitions_created, 0);
 
     /* A partition dropped behind the writer's back: re-created on retry. */
@@ -722,16 +656,13 @@ START_TEST(partitions_on_demand)
     fx_add_str(&b, &c, "after drop", FX_T0 + 5, 0, 41);
     batch_advance(&b, 0, 41, 42);
     char err[512];
-    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
     if (r != PG_OK) {
-        ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_result_name(r), err);
-        write_ok(w, &b, &st);
+        ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_status_name(r), err);
+        write_ok();
     }
     ck_assert_int_eq(
         q("SELECT count(*) FROM auditrail.events_p20261126 WHERE stream_id = '%s'", c.stream), 1);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
@@ -739,24 +670,24 @@ END_TEST
 static int child_write(int n)
 {
     char err[512];
-    struct pg_writer *w = pg_writer_new(ci, "g1", err, sizeof(err));
-    if (!w)
+    struct pg_writer *cw = pg_writer_new(ci, "g1", err, sizeof(err));
+    if (!cw)
         return 2;
-    struct batch b;
-    batch_init(&b, "audit");
+    struct batch cb;
+    batch_init(&cb, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 100 + (unsigned)n);
     for (int i = 0; i < 40; i++)
-        fx_add_str(&b, &c, "concurrent", FX_T0 + i * FX_DAY_US, n, i);
-    batch_advance(&b, n, -1, 40);
-    struct pg_write_stats st = {0};
-    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
+        fx_add_str(&cb, &c, "concurrent", FX_T0 + i * FX_DAY_US, n, i);
+    batch_advance(&cb, n, -1, 40);
+    struct pg_write_stats cst = {0};
+    enum pg_status r = pg_writer_write(cw, &cb, &cst, err, sizeof(err));
     if (r != PG_OK)
-        fprintf(stderr, "child %d: %s: %s\n", n, pg_result_name(r), err);
-    int rc = r == PG_OK && st.inserted == 40 ? 0 : 1;
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
+        fprintf(stderr, "child %d: %s: %s\n", n, pg_status_name(r), err);
+    int rc = r == PG_OK && cst.inserted == 40 ? 0 : 1;
+    pg_write_stats_release(&cst);
+    batch_release(&cb);
+    pg_writer_free(cw);
     return rc;
 }
 
@@ -785,55 +716,40 @@ END_TEST
 
 START_TEST(reconnects_after_connection_loss)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c;
     fx_chain_init(&c, 12);
     fx_add_str(&b, &c, "before", FX_T0, 0, 0);
-    batch_advance(&b, 0, -1, 1);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 1);
     test_pg_exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                      "application_name = 'auditrail-aggregator' AND datname = current_database()");
     batch_clear(&b);
     fx_add_str(&b, &c, "after", FX_T0, 0, 1);
     batch_advance(&b, 0, 1, 2);
-    char err[512] = "";
-    enum pg_write_result r = pg_writer_write(w, &b, &st, err, sizeof(err));
     /* The call that meets the dead link reports it; the next reconnects. */
-    ck_assert_msg(r == PG_TRANSIENT, "%s: %s", pg_result_name(r), err);
-    write_ok(w, &b, &st);
+    write_fails(PG_TRANSIENT);
+    write_ok();
     ck_assert_uint_eq(st.inserted, 1);
     ck_assert_int_eq(nevents(), 2);
+    char err[256];
     ck_assert_int_eq(pg_writer_ping(w, err, sizeof(err)), PG_OK);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
 START_TEST(primary_key_guard_when_streams_disagree)
 {
-    struct pg_writer *w = writer();
-    struct batch b;
-    batch_init(&b, "audit");
     struct fx_chain c, again;
     fx_chain_init(&c, 13);
     again = c;
     for (int i = 0; i < 3; i++)
         fx_add_str(&b, &c, "pk guarded", FX_T0 + i, 0, i);
-    batch_advance(&b, 0, -1, 3);
-    struct pg_write_stats st = {0};
-    write_ok(w, &b, &st);
+    commit_p0(-1, 3);
     /* Lose the stream's state: the (stream, seq) rule no longer sees the
      * rows, so only the primary key catches the re-send. */
     test_pg_exec(db, "DELETE FROM auditrail.streams");
     batch_clear(&b);
     for (int i = 0; i < 4; i++)
         fx_add_str(&b, &again, "pk guarded", FX_T0 + i, 0, 3 + i);
-    batch_advance(&b, 0, 3, 7);
-    write_ok(w, &b, &st);
+    commit_p0(3, 7);
     ck_assert_uint_eq(st.dup_pk, 3);
     ck_assert_uint_eq(st.inserted, 1);
     ck_assert_uint_eq(st.dup_stream, 0);
@@ -842,9 +758,6 @@ START_TEST(primary_key_guard_when_streams_disagree)
     ck_assert_int_eq(nevents(), 4);
     ck_assert_int_eq(q("SELECT last_seq FROM auditrail.streams WHERE stream_id = '%s'", c.stream),
                      3);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
 }
 END_TEST
 
@@ -868,7 +781,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("pg_writer");
     TCase *tc = tcase_create("writer");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup_writer, teardown_writer);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, stores_batch_byte_exact);
     tcase_add_test(tc, many_json_lookalikes);
@@ -881,11 +794,16 @@ static Suite *suite(void)
     tcase_add_test(tc, offset_race_with_open_transaction);
     tcase_add_test(tc, bad_row_is_data_error);
     tcase_add_test(tc, partitions_on_demand);
-    tcase_add_test(tc, partitions_concurrent_creators);
     tcase_add_test(tc, reconnects_after_connection_loss);
     tcase_add_test(tc, primary_key_guard_when_streams_disagree);
-    tcase_add_test(tc, new_fails_cleanly);
     suite_add_tcase(s, tc);
+    /* Their own writers, or none. */
+    TCase *own = tcase_create("own writers");
+    tcase_add_checked_fixture(own, setup, teardown);
+    tcase_set_timeout(own, 120);
+    tcase_add_test(own, partitions_concurrent_creators);
+    tcase_add_test(own, new_fails_cleanly);
+    suite_add_tcase(s, own);
     return s;
 }
 

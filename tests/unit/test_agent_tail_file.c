@@ -34,21 +34,30 @@ struct fixture {
     struct tail_ctx ctx;
     struct got v[256];
     size_t n;
+    unsigned refuse;             /* refuse this many records next ... */
+    enum tail_emit_rc refuse_rc; /* ... with this (PAUSE_BEFORE or BACKOFF) */
+    unsigned refused;
+    size_t pause_after; /* answer TAIL_EMIT_PAUSE_AFTER when n reaches this (0: never) */
 };
 
-static enum tail_emit_rc sink(void *ud, struct tail_file *tf, const struct tail_record *r)
+static enum tail_emit_rc sink(void *ud, const struct record_in *r, struct ack_msg *msg)
 {
     struct fixture *f = ud;
+    if (f->refuse > 0) { /* not produced: tail_file keeps no trace of it */
+        f->refuse--;
+        f->refused++;
+        return f->refuse_rc;
+    }
     ck_assert_uint_lt(f->n, 256);
     struct got *g = &f->v[f->n++];
     g->seq = r->seq;
     memcpy(g->hash, r->hash, CHAIN_HASH_LEN);
-    memcpy(g->stream, tf->stream, 33);
-    g->data = xstrndup((const char *)r->fr->data, r->fr->len);
-    g->len = r->fr->len;
-    g->msg = r->msg;
-    r->msg->bytes = 1;
-    return TAIL_EMIT_OK;
+    memcpy(g->stream, r->stream_hex, 33);
+    g->data = xstrndup((const char *)r->data, r->len);
+    g->len = r->len;
+    g->msg = msg;
+    msg->bytes = 1;
+    return f->n == f->pause_after ? TAIL_EMIT_PAUSE_AFTER : TAIL_EMIT_OK;
 }
 
 static void setup(struct fixture *f)
@@ -65,13 +74,8 @@ static void setup(struct fixture *f)
     free(yaml);
     f->reg = metrics_new();
     agent_metrics_init(&f->m, f->reg);
-    f->ctx.cfg = &f->cfg;
-    f->ctx.source_name = f->cfg.file.agent.source_name;
-    f->ctx.m = &f->m;
-    f->ctx.emit = sink;
-    f->ctx.emit_ud = f;
+    tail_ctx_init(&f->ctx, &f->cfg, &f->m, sink, f);
     f->ctx.buf_len = 7; /* tiny reads: records span reads */
-    f->ctx.buf = xmalloc(f->ctx.buf_len);
 }
 
 /* Deliver every message received so far (ok), as librdkafka would. */
@@ -79,7 +83,7 @@ static void ack_all(struct fixture *f)
 {
     for (size_t i = 0; i < f->n; i++)
         if (f->v[i].msg) {
-            ack_tracker_delivered(f->v[i].msg, true, NULL);
+            tail_file_delivered(f->v[i].msg, true, NULL, true, time_mono_ms());
             f->v[i].msg = NULL;
         }
 }
@@ -95,7 +99,7 @@ static void teardown(struct fixture *f)
 {
     ack_all(f);
     clear(f);
-    free(f->ctx.buf);
+    tail_ctx_release(&f->ctx);
     metrics_free(f->reg);
     agent_config_release(&f->cfg);
     test_rmtree(f->dir);
@@ -103,22 +107,36 @@ static void teardown(struct fixture *f)
     free(f->path);
 }
 
+/* The acknowledged prefix, as the checkpoint would store it. */
+static struct checkpoint_entry position(const struct tail_file *tf)
+{
+    struct checkpoint_entry e;
+    ck_assert(tail_file_checkpoint(tf, &e));
+    return e;
+}
+
 static struct tail_file *open_new(struct fixture *f)
 {
     struct stat st;
     ck_assert_int_eq(stat(f->path, &st), 0);
-    struct tail_file *tf = tail_file_new(f->path, 0, &st, 0);
-    ck_assert_int_eq(tail_file_open(tf, &f->ctx, false), 0);
+    struct tail_file *tf = tail_file_new(&f->ctx, f->path, 0, &st, false);
+    ck_assert_int_eq(tail_file_open(tf), 0);
     return tf;
+}
+
+/* setup, then a.log holding `text`, opened as a new file. */
+static struct tail_file *start(struct fixture *f, const char *text)
+{
+    setup(f);
+    test_write_file(f->path, text, strlen(text), false);
+    return open_new(f);
 }
 
 START_TEST(test_resume_keeps_id_and_chain)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "one\ntwo\n", 8, false);
-    struct tail_file *tf = open_new(&f);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    struct tail_file *tf = start(&f, "one\ntwo\n");
+    tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 2);
     char id[33];
     memcpy(id, f.v[0].stream, 33);
@@ -140,9 +158,9 @@ START_TEST(test_resume_keeps_id_and_chain)
     clear(&f);
 
     test_write_file(f.path, "three\n", 6, true);
-    tf = tail_file_from_checkpoint(&c.v[0]);
-    ck_assert_int_eq(tail_file_open(tf, &f.ctx, false), 0);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    tf = tail_file_from_checkpoint(&f.ctx, &c.v[0]);
+    ck_assert_int_eq(tail_file_open(tf), 0);
+    tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 1);
     ck_assert_str_eq(f.v[0].stream, id);
     ck_assert_uint_eq(f.v[0].seq, 2);
@@ -158,10 +176,8 @@ END_TEST
 START_TEST(test_reused_inode_is_a_new_stream)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "first file\nline\n", 16, false);
-    struct tail_file *tf = open_new(&f);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    struct tail_file *tf = start(&f, "first file\nline\n");
+    tail_file_read(tf, 1 << 20, time_mono_ms());
     ack_all(&f);
     char id[33];
     memcpy(id, f.v[0].stream, 33);
@@ -173,14 +189,14 @@ START_TEST(test_reused_inode_is_a_new_stream)
     clear(&f);
     /* same inode (rewritten in place), other first line, longer than the offset */
     test_write_file(f.path, "another file\nx\ny\n", 17, false);
-    tf = tail_file_from_checkpoint(&c.v[0]);
-    ck_assert_int_eq(tail_file_open(tf, &f.ctx, false), 0);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    tf = tail_file_from_checkpoint(&f.ctx, &c.v[0]);
+    ck_assert_int_eq(tail_file_open(tf), 0);
+    tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 3);
     ck_assert_str_ne(f.v[0].stream, id);
     ck_assert_uint_eq(f.v[0].seq, 0);
     ck_assert_str_eq(f.v[0].data, "another file");
-    ck_assert_uint_eq(tf->generation, 1);
+    ck_assert_uint_eq(position(tf).generation, 1);
     ck_assert_int_eq(metric_value(f.m.inode_reuses), 1);
     tail_file_free(tf);
     checkpoint_release(&c);
@@ -191,10 +207,8 @@ END_TEST
 START_TEST(test_truncation_new_generation)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "aaaa\nbbbb\ncccc\n", 15, false);
-    struct tail_file *tf = open_new(&f);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    struct tail_file *tf = start(&f, "aaaa\nbbbb\ncccc\n");
+    tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 3);
     char id[33];
     memcpy(id, f.v[0].stream, 33);
@@ -202,9 +216,9 @@ START_TEST(test_truncation_new_generation)
     clear(&f);
     ck_assert_int_eq(truncate(f.path, 0), 0);
     test_write_file(f.path, "aaaa\n", 5, true); /* same first line, shorter */
-    tail_file_check(tf, &f.ctx, time_mono_ms());
+    tail_file_check(tf, time_mono_ms());
     ck_assert_int_eq(metric_value(f.m.file_truncations), 1);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 1);
     ck_assert_uint_eq(f.v[0].seq, 0);
     ck_assert_str_ne(f.v[0].stream, id); /* generation 1 */
@@ -216,37 +230,35 @@ END_TEST
 START_TEST(test_rewind_rereads_identical_records)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "r0\nr1\nr2\nr3\n", 12, false);
-    struct tail_file *tf = open_new(&f);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    struct tail_file *tf = start(&f, "r0\nr1\nr2\nr3\n");
+    uint64_t now = time_mono_ms();
+    tail_file_read(tf, 1 << 20, now);
     ck_assert_uint_eq(f.n, 4);
     struct got first[4];
     memcpy(first, f.v, sizeof(first));
-    ck_assert_int_eq(ack_tracker_delivered(f.v[0].msg, true, NULL), ACK_ADVANCED);
-    struct ack_tracker *tr;
-    ck_assert_int_eq(ack_tracker_delivered(f.v[1].msg, false, &tr), ACK_REWIND);
-    ck_assert_ptr_eq(tr, &tf->tr);
+    ck_assert_int_eq(tail_file_delivered(f.v[0].msg, true, NULL, true, now), ACK_ADVANCED);
+    ck_assert_int_eq(tail_file_delivered(f.v[1].msg, false, "broker down", true, now), ACK_REWIND);
+    ck_assert_int_eq(metric_value(f.m.records_rewound), 1);
     /* r2, r3 are orphans: their reports come later */
     struct ack_msg *o2 = f.v[2].msg, *o3 = f.v[3].msg;
     f.v[0].msg = f.v[1].msg = f.v[2].msg = f.v[3].msg = NULL;
-    uint64_t now = time_mono_ms();
-    tail_file_rewind(tf, &f.ctx, now);
-    ck_assert_uint_eq(tf->tr.acked.offset, 3);
-    tail_file_read(tf, &f.ctx, 1 << 20, now); /* in backoff: nothing */
+    ck_assert_uint_eq(position(tf).offset, 3);
+    ck_assert_uint_eq(position(tf).seq, 1);
+    ck_assert(!tail_file_read(tf, 1 << 20, now + 99)); /* first backoff: 100 ms */
     ck_assert_uint_eq(f.n, 4);
-    tail_file_read(tf, &f.ctx, 1 << 20, tf->resume_ms);
+    tail_file_read(tf, 1 << 20, now + 100);
     ck_assert_uint_eq(f.n, 7);
     for (int i = 1; i < 4; i++) {
         ck_assert_uint_eq(f.v[3 + i].seq, first[i].seq);
         ck_assert_int_eq(memcmp(f.v[3 + i].hash, first[i].hash, CHAIN_HASH_LEN), 0);
     }
-    ack_tracker_delivered(o2, true, NULL);
-    ack_tracker_delivered(o3, false, NULL);
-    ck_assert_uint_eq(tf->tr.acked.seq, 1); /* orphans changed nothing */
+    ck_assert_int_eq(tail_file_delivered(o2, true, NULL, true, now), ACK_NONE);
+    ck_assert_int_eq(tail_file_delivered(o3, false, "late", true, now), ACK_NONE);
+    ck_assert_int_eq(metric_value(f.m.records_rewound), 1); /* orphans changed nothing */
+    ck_assert_uint_eq(position(tf).seq, 1);
     ack_all(&f);
-    ck_assert_uint_eq(tf->tr.acked.seq, 4);
-    ck_assert_uint_eq(tf->tr.acked.offset, 12);
+    ck_assert_uint_eq(position(tf).seq, 4);
+    ck_assert_uint_eq(position(tf).offset, 12);
     for (int i = 0; i < 4; i++)
         free(first[i].data);
     for (size_t i = 4; i < f.n; i++)
@@ -257,33 +269,94 @@ START_TEST(test_rewind_rereads_identical_records)
 }
 END_TEST
 
+/* Stopping: a failed delivery keeps the prefix where it was (the restart
+ * resumes there) and the stream is not re-read. */
+START_TEST(test_failure_while_stopping_does_not_rewind)
+{
+    struct fixture f;
+    struct tail_file *tf = start(&f, "s0\ns1\n");
+    uint64_t now = time_mono_ms();
+    tail_file_read(tf, 1 << 20, now);
+    ck_assert_uint_eq(f.n, 2);
+    ck_assert_int_eq(tail_file_delivered(f.v[0].msg, false, "purged", false, now), ACK_REWIND);
+    ck_assert_int_eq(tail_file_delivered(f.v[1].msg, true, NULL, false, now), ACK_NONE);
+    f.v[0].msg = f.v[1].msg = NULL;
+    ck_assert_int_eq(metric_value(f.m.records_rewound), 0);
+    ck_assert_uint_eq(position(tf).offset, 0);
+    ck_assert_uint_eq(position(tf).seq, 0);
+    tail_file_read(tf, 1 << 20, now + 60000);
+    ck_assert_uint_eq(f.n, 2); /* nothing re-read */
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
+/* A sink that is full (producer queue) makes the file stop before the
+ * record and take it again on the next read; one whose budget ran out with a
+ * record makes it stop after it; one that cannot take a record (encoding or
+ * producing failed) makes the file retry that record only after 1 s. */
+START_TEST(test_sink_refusals_resume_at_the_right_record)
+{
+    struct fixture f;
+    struct tail_file *tf = start(&f, "q0\nq1\nq2\nq3\n");
+    uint64_t now = time_mono_ms();
+    f.refuse = 1;
+    f.refuse_rc = TAIL_EMIT_PAUSE_BEFORE;
+    ck_assert(!tail_file_read(tf, 1 << 20, now));
+    ck_assert_uint_eq(f.refused, 1);
+    ck_assert_uint_eq(f.n, 0);
+    f.pause_after = 1;
+    ck_assert(!tail_file_read(tf, 1 << 20, now)); /* no backoff after a full queue */
+    ck_assert_uint_eq(f.n, 1);
+    ck_assert_str_eq(f.v[0].data, "q0");
+    f.pause_after = 0;
+    f.refuse = 1;
+    f.refuse_rc = TAIL_EMIT_BACKOFF;
+    ck_assert(!tail_file_read(tf, 1 << 20, now));
+    ck_assert_uint_eq(f.refused, 2);
+    ck_assert(!tail_file_read(tf, 1 << 20, now)); /* backing off */
+    ck_assert_uint_eq(f.refused, 2);
+    ck_assert_uint_eq(f.n, 1);
+    tail_file_read(tf, 1 << 20, time_mono_ms() + 1000);
+    ck_assert_uint_eq(f.n, 4);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_uint_eq(f.v[i].seq, i);
+    ck_assert_str_eq(f.v[1].data, "q1");
+    ck_assert_str_eq(f.v[3].data, "q3");
+    ck_assert_int_eq(metric_value(f.m.records_read), 4);
+    ack_all(&f);
+    ck_assert_uint_eq(position(tf).offset, 12);
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
 START_TEST(test_rotation_drains_and_finishes_last_line)
 {
     struct fixture f;
-    setup(&f);
-    test_write_file(f.path, "a\nb\npartial", 11, false);
-    struct tail_file *tf = open_new(&f);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    struct tail_file *tf = start(&f, "a\nb\npartial");
+    tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 2);
-    tail_file_check(tf, &f.ctx, time_mono_ms());
+    tail_file_check(tf, time_mono_ms());
     ck_assert_uint_eq(f.n, 2); /* live: the partial line waits */
     char *rot = xasprintf("%s/a.log.1", f.dir);
     ck_assert_int_eq(rename(f.path, rot), 0);
     test_write_file(rot, " line\n", 6, true); /* written after the rename */
     test_write_file(rot, "last", 4, true);
-    tail_file_check(tf, &f.ctx, time_mono_ms()); /* notices the rotation */
-    ck_assert(tf->gone);
-    ck_assert_str_eq(tf->path, rot);
-    tail_file_read(tf, &f.ctx, 1 << 20, time_mono_ms());
+    tail_file_check(tf, time_mono_ms()); /* notices the rotation */
+    ck_assert_int_eq(metric_value(f.m.rotations), 1);
+    ck_assert_str_eq(tail_file_path(tf), rot);
+    tail_file_read(tf, 1 << 20, time_mono_ms());
     ck_assert_uint_eq(f.n, 3);
     ck_assert_str_eq(f.v[2].data, "partial line");
-    ck_assert_int_eq(tail_file_check(tf, &f.ctx, time_mono_ms() + 1), 0); /* not acked yet */
+    ck_assert_int_eq(tail_file_check(tf, time_mono_ms() + 1), 0); /* not acked yet */
     ck_assert_uint_eq(f.n, 4);
     ck_assert_str_eq(f.v[3].data, "last");
     ack_all(&f);
-    ck_assert_int_eq(tail_file_check(tf, &f.ctx, time_mono_ms() + 1), 1); /* closed */
-    ck_assert_int_eq(tf->state, TAIL_KNOWN);
-    ck_assert_uint_eq(tf->tr.acked.offset, 21);
+    ck_assert_int_eq(tail_file_check(tf, time_mono_ms() + 1), 1); /* closed */
+    ck_assert_int_eq(tail_file_state(tf), TAIL_KNOWN);
+    ck_assert_uint_eq(position(tf).offset, 21);
+    ck_assert(position(tf).done);
     free(rot);
     tail_file_free(tf);
     teardown(&f);
@@ -298,6 +371,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_reused_inode_is_a_new_stream);
     tcase_add_test(tc, test_truncation_new_generation);
     tcase_add_test(tc, test_rewind_rereads_identical_records);
+    tcase_add_test(tc, test_failure_while_stopping_does_not_rewind);
+    tcase_add_test(tc, test_sink_refusals_resume_at_the_right_record);
     tcase_add_test(tc, test_rotation_drains_and_finishes_last_line);
     suite_add_tcase(s, tc);
     return s;

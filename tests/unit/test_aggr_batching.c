@@ -1,5 +1,6 @@
-/* The batch flush rule: max_events, max_bytes, max_ms — whichever first. */
-#include "aggregator/aggregator.h"
+/* The rules on batches (aggregator/batch.h): the flush rule (max_events,
+ * max_bytes, max_ms, whichever first), splitting for isolation, and
+ * removing rows (isolation and the Redis dedupe layer). */
 #include "aggregator/batch.h"
 #include "tests/support/aggr_harness.h"
 #include "tests/support/testutil.h"
@@ -9,28 +10,28 @@ static const struct aggr_batch_conf bc = {
 
 START_TEST(empty_is_never_due)
 {
-    ck_assert(!aggregator_batch_due(&bc, 0, 0, 0, 1000000));
+    ck_assert(!batch_due(&bc, 0, 0, 0, 1000000));
 }
 END_TEST
 
 START_TEST(events_trigger)
 {
-    ck_assert(!aggregator_batch_due(&bc, 99, 10, 1000, 1000));
-    ck_assert(aggregator_batch_due(&bc, 100, 10, 1000, 1000));
+    ck_assert(!batch_due(&bc, 99, 10, 1000, 1000));
+    ck_assert(batch_due(&bc, 100, 10, 1000, 1000));
 }
 END_TEST
 
 START_TEST(bytes_trigger)
 {
-    ck_assert(!aggregator_batch_due(&bc, 1, 4095, 1000, 1000));
-    ck_assert(aggregator_batch_due(&bc, 1, 4096, 1000, 1000));
+    ck_assert(!batch_due(&bc, 1, 4095, 1000, 1000));
+    ck_assert(batch_due(&bc, 1, 4096, 1000, 1000));
 }
 END_TEST
 
 START_TEST(age_trigger)
 {
-    ck_assert(!aggregator_batch_due(&bc, 1, 10, 1000, 1199));
-    ck_assert(aggregator_batch_due(&bc, 1, 10, 1000, 1200));
+    ck_assert(!batch_due(&bc, 1, 10, 1000, 1199));
+    ck_assert(batch_due(&bc, 1, 10, 1000, 1200));
 }
 END_TEST
 
@@ -38,7 +39,7 @@ START_TEST(offsets_only_batch_is_due_by_age)
 {
     /* Every message a re-send or DLQ'd: no bytes, but the offsets must
      * still be committed. */
-    ck_assert(aggregator_batch_due(&bc, 3, 0, 1000, 1200));
+    ck_assert(batch_due(&bc, 3, 0, 1000, 1200));
 }
 END_TEST
 
@@ -68,7 +69,7 @@ START_TEST(split_preserves_offsets)
     ck_assert_uint_eq(b.n, 6);
 
     struct batch lo, hi;
-    aggregator_batch_split(&b, 3, &lo, &hi); /* rows p0@100, p1@7, p0@101 | p1@9, p0@102, p1@11 */
+    batch_split(&b, 3, &lo, &hi); /* rows p0@100, p1@7, p0@101 | p1@9, p0@102, p1@11 */
     ck_assert_uint_eq(lo.n, 3);
     ck_assert_uint_eq(hi.n, 3);
     ck_assert_ptr_nonnull(lo.rows[0].env.line);
@@ -100,6 +101,43 @@ START_TEST(split_preserves_offsets)
 }
 END_TEST
 
+START_TEST(remove_keeps_order_bytes_and_offsets)
+{
+    struct tenv_stream s;
+    tenv_stream_init(&s, "remove");
+    struct batch b;
+    batch_init(&b, "t");
+    const char *lines[] = {"a", "bb", "ccc", "dddd", "eeeee"};
+    for (int i = 0; i < 5; i++) {
+        struct envelope e;
+        tenv_next(&s, lines[i], 1, &e);
+        batch_add(&b, &e, 0, 10 + i);
+    }
+    batch_advance(&b, 0, 10, 15);
+    ck_assert_uint_eq(b.bytes, 15);
+    uint8_t drop[] = {1, 0, 1, 0, 0};
+    ck_assert_uint_eq(batch_remove(&b, drop), 2);
+    ck_assert_uint_eq(b.n, 3);
+    ck_assert_uint_eq(b.bytes, 2 + 4 + 5);
+    ck_assert_int_eq(b.rows[0].kafka_offset, 11);
+    ck_assert_int_eq(b.rows[1].kafka_offset, 13);
+    ck_assert_int_eq(b.rows[2].kafka_offset, 14);
+    ck_assert_mem_eq(b.rows[2].env.line, "eeeee", 5);
+    ck_assert_ptr_null(b.rows[3].env.line); /* moved-from slots are empty */
+    ck_assert_ptr_null(b.rows[4].env.line);
+    const struct batch_offset *o = batch_offset_find(&b, 0);
+    ck_assert_int_eq(o->expected_offset, 10); /* the removed messages stay handled */
+    ck_assert_int_eq(o->next_offset, 15);
+    uint8_t none[] = {0, 0, 0};
+    ck_assert_uint_eq(batch_remove(&b, none), 0);
+    uint8_t all[] = {1, 1, 1};
+    ck_assert_uint_eq(batch_remove(&b, all), 3);
+    ck_assert_uint_eq(b.n, 0);
+    ck_assert_uint_eq(b.bytes, 0);
+    batch_release(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("aggr_batching");
@@ -110,6 +148,7 @@ int main(void)
     tcase_add_test(tc, age_trigger);
     tcase_add_test(tc, offsets_only_batch_is_due_by_age);
     tcase_add_test(tc, split_preserves_offsets);
+    tcase_add_test(tc, remove_keeps_order_bytes_and_offsets);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

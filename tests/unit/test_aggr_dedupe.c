@@ -28,7 +28,7 @@ static void make_batch(struct batch *b, const char *stream, size_t n)
 
 START_TEST(batch_layer)
 {
-    struct dedupe *d = dedupe_new(16, NULL, NULL);
+    struct dedupe *d = dedupe_new(16, NULL, NULL, NULL, NULL);
     const char *a = "00000000-0000-0000-0000-000000000001";
     const char *b = "00000000-0000-0000-0000-000000000002";
     ck_assert(!dedupe_batch_seen(d, a));
@@ -43,7 +43,7 @@ END_TEST
 
 START_TEST(batch_layer_grows)
 {
-    struct dedupe *d = dedupe_new(16, NULL, NULL);
+    struct dedupe *d = dedupe_new(16, NULL, NULL, NULL, NULL);
     char id[40];
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 5000; i++) {
@@ -62,7 +62,7 @@ END_TEST
 
 START_TEST(lru_marks_only_committed_rows)
 {
-    struct dedupe *d = dedupe_new(1000, NULL, NULL);
+    struct dedupe *d = dedupe_new(1000, NULL, NULL, NULL, NULL);
     struct batch b;
     make_batch(&b, "lru", 4);
     for (size_t i = 0; i < b.n; i++)
@@ -84,7 +84,7 @@ END_TEST
 
 START_TEST(lru_is_bounded)
 {
-    struct dedupe *d = dedupe_new(2, NULL, NULL);
+    struct dedupe *d = dedupe_new(2, NULL, NULL, NULL, NULL);
     struct batch b;
     make_batch(&b, "bounded", 3);
     uint8_t all[3] = {1, 1, 1};
@@ -98,7 +98,7 @@ END_TEST
 
 START_TEST(no_redis_layer)
 {
-    struct dedupe *d = dedupe_new(10, NULL, NULL);
+    struct dedupe *d = dedupe_new(10, NULL, NULL, NULL, NULL);
     struct batch b;
     make_batch(&b, "noredis", 2);
     ck_assert_int_eq(dedupe_redis_filter(d, &b), -1);
@@ -123,7 +123,7 @@ START_TEST(redis_down_is_skipped)
     bc.consecutive_failures = 2;
     bc.open_base_ms = 60000;
     bc.open_max_ms = 60000;
-    struct dedupe *d = dedupe_new(10, r, &bc);
+    struct dedupe *d = dedupe_new(10, r, &bc, NULL, NULL);
     struct batch b;
     make_batch(&b, "redisdown", 3);
     ck_assert_int_eq(dedupe_redis_filter(d, &b), -1);

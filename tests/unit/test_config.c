@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/agent_config.h"
 #include "common/conf_common.h"
 #include "common/config.h"
 #include "common/xmalloc.h"
@@ -131,6 +132,8 @@ static const struct cfg_key t_batch_keys[] = {
     CFG_END,
 };
 
+static const struct cfg_key t_http_keys[] = HTTP_CONF_KEYS("127.0.0.1:9100");
+
 static const struct cfg_key t_keys[] = {
     {.name = "agent",
      .type = CFG_SECTION,
@@ -143,7 +146,7 @@ static const struct cfg_key t_keys[] = {
     {.name = "http",
      .type = CFG_SECTION,
      .offset = offsetof(struct t_conf, http),
-     .sub = http_conf_keys},
+     .sub = t_http_keys},
     {.name = "log",
      .type = CFG_SECTION,
      .offset = offsetof(struct t_conf, log),
@@ -509,9 +512,9 @@ END_TEST
 START_TEST(test_strlist_errors)
 {
     expect_err("kafka:\n  brokers: a:1,,b:2\n",
-               "t.yaml:2: kafka.brokers: empty item in comma-separated list \"a:1,,b:2\"");
+               "t.yaml:2: kafka.brokers: empty item 2 in a comma-separated list");
     expect_err("kafka:\n  brokers: 'a:1, '\n",
-               "t.yaml:2: kafka.brokers: empty item in comma-separated list \"a:1, \"");
+               "t.yaml:2: kafka.brokers: empty item 2 in a comma-separated list");
     expect_err("kafka:\n  brokers:\n    - a:1\n    - ' '\n",
                "t.yaml:4: kafka.brokers[1]: empty item");
     expect_err("kafka:\n  brokers:\n    - a:1\n    - {host: b}\n",
@@ -841,9 +844,9 @@ START_TEST(test_env_bad_value)
                         "on/off)");
     unsetenv("AUDITRAIL_AGENT_FOLLOW");
     setenv("AUDITRAIL_KAFKA_BROKERS", "a,,b", 1);
-    expect_err(BROKERS, "AUDITRAIL_KAFKA_BROKERS: empty item in comma-separated list \"a,,b\"");
+    expect_err(BROKERS, "AUDITRAIL_KAFKA_BROKERS: empty item 2 in a comma-separated list");
     setenv("AUDITRAIL_KAFKA_BROKERS", " , ", 1);
-    expect_err(BROKERS, "AUDITRAIL_KAFKA_BROKERS: empty item in comma-separated list \" , \"");
+    expect_err(BROKERS, "AUDITRAIL_KAFKA_BROKERS: empty item 1 in a comma-separated list");
     unsetenv("AUDITRAIL_KAFKA_BROKERS");
     setenv("AUDITRAIL_KAFKA_TOPIC", "${CFGT_UNSET}", 1);
     expect_err(BROKERS, "AUDITRAIL_KAFKA_TOPIC: environment variable CFGT_UNSET is not set (use "
@@ -972,6 +975,125 @@ START_TEST(test_print_reference)
 }
 END_TEST
 
+/* ---- program checks locate their keys (cfg_check_fail) ------------------- */
+
+/* A check that fails on the path given through ud. */
+static int fail_at(struct cfg_check *chk, void *ud)
+{
+    return cfg_check_fail(chk, ud, "problem %d", 7);
+}
+
+static int pass_check(struct cfg_check *chk, void *ud)
+{
+    (void)chk;
+    *(int *)ud += 1;
+    return 0;
+}
+
+static void expect_check(const char *yaml, const char *path, const char *msg)
+{
+    cfg_free(t_keys, &conf);
+    ck_assert_int_eq(cfg_load_string_checked(t_keys, &conf, yaml, "t.yaml", fail_at, (void *)path,
+                                             err, sizeof(err)),
+                     -1);
+    ck_assert_str_eq(err, msg);
+}
+
+START_TEST(test_check_locates_keys)
+{
+    const char *y = "kafka:\n  brokers: k:9092\n  topic: t\n  properties:\n"
+                    "    sasl.password: x\nbatch:\n  max_events: 5\n  deep:\n    mode: m\n"
+                    "agent:\n  inputs:\n    - path: /a\n    - path: /b\n      format: kv\n";
+    /* The key's own line. */
+    expect_check(y, "kafka.topic", "t.yaml:3: kafka.topic: problem 7");
+    expect_check(y, "batch.deep.mode", "t.yaml:9: batch.deep.mode: problem 7");
+    expect_check(y, "agent.inputs[1].format", "t.yaml:14: agent.inputs[1].format: problem 7");
+    /* A map key with dots in it. */
+    expect_check(y, "kafka.properties.sasl.password",
+                 "t.yaml:5: kafka.properties.sasl.password: problem 7");
+    /* Absent from the file (a default): the enclosing section's line... */
+    expect_check(y, "batch.max_lag", "t.yaml:7: batch.max_lag: problem 7");
+    expect_check(y, "agent.inputs[0].format", "t.yaml:12: agent.inputs[0].format: problem 7");
+    /* ...or line 1 when the section is absent too. */
+    expect_check(y, "log.level", "t.yaml:1: log.level: problem 7");
+    /* Set by the environment: the variable is the location. */
+    setenv("AUDITRAIL_KAFKA_TOPIC", "from-env", 1);
+    expect_check(y, "kafka.topic", "AUDITRAIL_KAFKA_TOPIC: problem 7");
+    /* Not inside list items, where no variable applies. */
+    setenv("AUDITRAIL_AGENT_INPUTS_PATH", "/env", 1);
+    expect_check(y, "agent.inputs[0].path", "t.yaml:12: agent.inputs[0].path: problem 7");
+
+    /* A check that passes runs once; a failed load runs none. */
+    int runs = 0;
+    cfg_free(t_keys, &conf);
+    ck_assert_int_eq(
+        cfg_load_string_checked(t_keys, &conf, y, "t.yaml", pass_check, &runs, err, sizeof(err)),
+        0);
+    ck_assert_int_eq(runs, 1);
+    cfg_free(t_keys, &conf);
+    ck_assert_int_eq(cfg_load_string_checked(t_keys, &conf, "kafka: 1\n", "t.yaml", pass_check,
+                                             &runs, err, sizeof(err)),
+                     -1);
+    ck_assert_int_eq(runs, 1);
+}
+END_TEST
+
+START_TEST(test_check_in_file)
+{
+    char *dir = test_tmpdir("cfg-check");
+    char *path = xasprintf("%s/c.yaml", dir);
+    const char *y = "kafka:\n  brokers: k:9092\n\n  topic: t\n";
+    test_write_file(path, y, strlen(y), false);
+    ck_assert_int_eq(
+        cfg_load_file_checked(t_keys, &conf, path, fail_at, "kafka.topic", err, sizeof(err)), -1);
+    char *want = xasprintf("%s:4: kafka.topic: problem 7", path);
+    ck_assert_str_eq(err, want);
+    free(want);
+    test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+/* The agent's checks (agent/agent_config.c) name file, line and key, and
+ * never quote a value. */
+static void expect_agent_err(const char *yaml, const char *msg)
+{
+    struct agent_config ac;
+    char aerr[ERRLEN];
+    ck_assert_int_eq(agent_config_load_string(&ac, yaml, aerr, sizeof(aerr)), -1);
+    agent_config_release(&ac);
+    ck_assert_msg(strncmp(aerr, msg, strlen(msg)) == 0, "want '%s...', got '%s'", msg, aerr);
+    ck_assert_msg(strstr(aerr, "s3cret") == NULL, "value echoed: %s", aerr);
+}
+
+#define AGENT_BASE "kafka:\n  brokers: k:9092\nagent:\n"
+
+START_TEST(test_agent_checks)
+{
+    expect_agent_err(AGENT_BASE "  read_from: s3cret\n  inputs:\n    - path: /a\n",
+                     "<string>:4: agent.read_from: expected beginning or end");
+    expect_agent_err(AGENT_BASE "  inputs:\n    - path: /a\n    - path: /b\n      format: s3cret\n",
+                     "<string>:7: agent.inputs[1].format: unknown format (expected json, kv, "
+                     "k8s-audit, auditd, fhir or raw)");
+    expect_agent_err(AGENT_BASE "  inputs:\n    - path: /a\n      multiline:\n"
+                                "        start_pattern: \"(s3cret\"\n",
+                     "<string>:7: agent.inputs[0].multiline.start_pattern: ");
+    expect_agent_err(AGENT_BASE
+                     "  inputs:\n    - path: /a\n      fields:\n        colour: s3cret\n",
+                     "<string>:7: agent.inputs[0].fields.colour: unknown field");
+    expect_agent_err(AGENT_BASE "  inputs:\n    - path: /a\nlog:\n  level: s3cret\n",
+                     "<string>:7: log.level: expected debug, info, warn or error");
+    struct agent_config ac;
+    char aerr[ERRLEN];
+    ck_assert_msg(agent_config_load_string(&ac, AGENT_BASE "  inputs:\n    - path: /a\n", aerr,
+                                           sizeof(aerr)) == 0,
+                  "%s", aerr);
+    ck_assert_str_eq(ac.file.http.listen, "127.0.0.1:9100");
+    agent_config_release(&ac);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1015,6 +1137,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_free_zeroed_and_twice);
     tcase_add_test(tc, test_free_after_late_errors);
     tcase_add_test(tc, test_print_reference);
+    tcase_add_test(tc, test_check_locates_keys);
+    tcase_add_test(tc, test_check_in_file);
+    tcase_add_test(tc, test_agent_checks);
     suite_add_tcase(s, tc);
     return s;
 }

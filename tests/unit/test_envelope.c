@@ -536,13 +536,23 @@ static json_t *valid_obj(void)
     return o;
 }
 
-static void expect_reason_buf(const char *buf, size_t len, const char *want)
+/* The decode error of buf (its detail in detail[128]). */
+static enum envelope_err decode_err(const char *buf, size_t len, char *detail)
 {
     struct envelope d = {0};
-    char err[128] = "";
-    int rc = envelope_decode(buf, len, &d, err, sizeof(err));
+    enum envelope_err rc = envelope_decode(buf, len, &d, detail, 128);
     envelope_release(&d);
-    ck_assert_msg(rc == -1 && strcmp(err, want) == 0, "want '%s', got rc=%d '%s'", want, rc, err);
+    return rc;
+}
+
+/* The whole reason (strerror + detail) is the text the DLQ header carries. */
+static void expect_reason_buf(const char *buf, size_t len, const char *want)
+{
+    char detail[128] = "x", text[256];
+    enum envelope_err rc = decode_err(buf, len, detail);
+    envelope_error_text(rc, detail, text, sizeof(text));
+    ck_assert_msg(rc != ENVELOPE_OK && strcmp(text, want) == 0, "want '%s', got rc=%d '%s'", want,
+                  rc, text);
 }
 
 static void expect_reason(json_t *o, const char *want)
@@ -576,26 +586,25 @@ static json_t *with_in(const char *obj, const char *key, json_t *val)
 
 START_TEST(reason_not_json)
 {
-    struct envelope d = {0};
     char err[128] = "";
-    ck_assert_int_eq(envelope_decode("{\"v\":1", 6, &d, err, sizeof(err)), -1);
-    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
-    ck_assert_int_eq(envelope_decode("", 0, &d, err, sizeof(err)), -1);
-    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
-    ck_assert_int_eq(envelope_decode(NULL, 0, &d, err, sizeof(err)), -1);
-    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    ck_assert_int_eq(decode_err("{\"v\":1", 6, err), ENVELOPE_ERR_NOT_JSON);
+    ck_assert_msg(*err, "no parser message");
+    ck_assert_int_eq(decode_err("", 0, err), ENVELOPE_ERR_NOT_JSON);
+    ck_assert_int_eq(decode_err(NULL, 0, err), ENVELOPE_ERR_NOT_JSON);
     /* Duplicate keys are ambiguous: refused. */
-    ck_assert_int_eq(envelope_decode("{\"v\":1,\"v\":1}", 13, &d, err, sizeof(err)), -1);
-    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    ck_assert_int_eq(decode_err("{\"v\":1,\"v\":1}", 13, err), ENVELOPE_ERR_NOT_JSON);
     /* Trailing garbage. */
-    ck_assert_int_eq(envelope_decode("{} x", 4, &d, err, sizeof(err)), -1);
-    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
-    /* The reason is printable ASCII even when the input is not. */
-    ck_assert_int_eq(envelope_decode("\xff\x01", 2, &d, err, sizeof(err)), -1);
+    ck_assert_int_eq(decode_err("{} x", 4, err), ENVELOPE_ERR_NOT_JSON);
+    /* The detail is printable ASCII even when the input is not. */
+    ck_assert_int_eq(decode_err("\xff\x01", 2, err), ENVELOPE_ERR_NOT_JSON);
     for (char *p = err; *p; p++)
         ck_assert(*p >= 0x20 && *p < 0x7f);
-    /* A NULL err buffer is allowed. */
-    ck_assert_int_eq(envelope_decode("[]", 2, &d, NULL, 0), -1);
+    char text[256];
+    envelope_error_text(ENVELOPE_ERR_NOT_JSON, err, text, sizeof(text));
+    ck_assert_msg(strncmp(text, "not JSON: ", 10) == 0, "%s", text);
+    /* A NULL detail buffer is allowed. */
+    struct envelope d = {0};
+    ck_assert_int_eq(envelope_decode("[]", 2, &d, NULL, 0), ENVELOPE_ERR_NOT_OBJECT);
     envelope_release(&d);
 }
 END_TEST
@@ -721,8 +730,7 @@ START_TEST(reason_unknown_fields)
     char *js = json_dumps(o, JSON_COMPACT);
     struct envelope d = {0};
     char err[128] = "";
-    ck_assert_int_eq(envelope_decode(js, strlen(js), &d, err, sizeof(err)), -1);
-    ck_assert_msg(strncmp(err, "not JSON: ", 10) == 0, "%s", err);
+    ck_assert_int_eq(envelope_decode(js, strlen(js), &d, err, sizeof(err)), ENVELOPE_ERR_NOT_JSON);
     envelope_release(&d);
     free(js);
     json_decref(o);
@@ -758,17 +766,70 @@ START_TEST(reason_tampering)
     json_object_set_new(o, "id", json_string(id));
     expect_reason(o, "id mismatch");
     /* ...and envelope_verify agrees on the struct. */
-    char err[64];
-    ck_assert_int_eq(envelope_verify(&e, err, sizeof(err)), 0);
+    ck_assert_int_eq(envelope_verify(&e), ENVELOPE_OK);
     e.line[0] ^= 1;
-    ck_assert_int_eq(envelope_verify(&e, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "hash mismatch");
+    ck_assert_int_eq(envelope_verify(&e), ENVELOPE_ERR_HASH_MISMATCH);
     e.line[0] ^= 1;
     e.id[35] = e.id[35] == 'a' ? 'b' : 'a';
-    ck_assert_int_eq(envelope_verify(&e, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "id mismatch");
+    ck_assert_int_eq(envelope_verify(&e), ENVELOPE_ERR_ID_MISMATCH);
     free(js);
     envelope_release(&e);
+}
+END_TEST
+
+/* The codes the aggregator classifies by (validate.c maps them to DLQ
+ * classes without looking at text): each failure gets the specific one. */
+static enum envelope_err code_of(json_t *o, char *detail)
+{
+    char *js = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+    enum envelope_err rc = decode_err(js, strlen(js), detail);
+    free(js);
+    json_decref(o);
+    return rc;
+}
+
+START_TEST(error_codes)
+{
+    char d[128];
+    ck_assert_int_eq(code_of(json_array(), d), ENVELOPE_ERR_NOT_OBJECT);
+    ck_assert_str_eq(d, "");
+    ck_assert_int_eq(code_of(with("v", NULL), d), ENVELOPE_ERR_NO_VERSION);
+    ck_assert_int_eq(code_of(with("v", json_string("1")), d), ENVELOPE_ERR_BAD_VERSION);
+    ck_assert_int_eq(code_of(with("v", json_integer(7)), d), ENVELOPE_ERR_UNSUPPORTED_VERSION);
+    ck_assert_str_eq(d, "7");
+    ck_assert_int_eq(code_of(with("seq", NULL), d), ENVELOPE_ERR_MISSING_FIELD);
+    ck_assert_str_eq(d, "seq");
+    ck_assert_int_eq(code_of(with("seq", json_string("x")), d), ENVELOPE_ERR_BAD_FIELD);
+    ck_assert_str_eq(d, "seq");
+    /* A time that is there but unreadable (or not a string) is a time
+     * problem; a missing one is a schema problem. */
+    ck_assert_int_eq(code_of(with("time", json_string("x")), d), ENVELOPE_ERR_BAD_TIME);
+    ck_assert_str_eq(d, "time");
+    ck_assert_int_eq(code_of(with("read_time", json_integer(1)), d), ENVELOPE_ERR_BAD_TIME);
+    ck_assert_str_eq(d, "read_time");
+    ck_assert_int_eq(code_of(with("time", NULL), d), ENVELOPE_ERR_MISSING_FIELD);
+    ck_assert_str_eq(d, "time");
+    ck_assert_int_eq(code_of(with_in("source", "x", json_string("y")), d),
+                     ENVELOPE_ERR_UNKNOWN_FIELD);
+    ck_assert_str_eq(d, "source.x");
+    json_t *o = valid_obj();
+    json_object_set_new(o, "line_b64", json_string("aGVsbG8="));
+    ck_assert_int_eq(code_of(o, d), ENVELOPE_ERR_LINE_TWICE);
+    ck_assert_str_eq(d, "");
+    o = valid_obj();
+    json_object_set_new(o, "line", json_string("other"));
+    ck_assert_int_eq(code_of(o, d), ENVELOPE_ERR_HASH_MISMATCH);
+
+    /* Every code has a text; out of range is not a crash. */
+    for (int e = 0; e < ENVELOPE_ERR_COUNT; e++)
+        ck_assert_msg(envelope_strerror((enum envelope_err)e)[0] != '\0', "code %d", e);
+    ck_assert_str_eq(envelope_strerror(ENVELOPE_OK), "ok");
+    ck_assert_str_eq(envelope_strerror((enum envelope_err)99), "unknown error");
+    char t[64];
+    envelope_error_text(ENVELOPE_ERR_MISSING_FIELD, "seq", t, sizeof(t));
+    ck_assert_str_eq(t, "missing field: seq");
+    envelope_error_text(ENVELOPE_ERR_HASH_MISMATCH, NULL, t, sizeof(t));
+    ck_assert_str_eq(t, "hash mismatch");
 }
 END_TEST
 
@@ -907,10 +968,14 @@ START_TEST(fixtures)
             char *want = read_all(rpath, &rl);
             while (rl && want[rl - 1] == '\n')
                 want[--rl] = '\0';
-            /* A reason ending in '*' is a prefix (jansson's wording varies). */
+            /* The fixture holds the whole reason, as the DLQ carries it; one
+             * ending in '*' is a prefix (jansson's wording varies). */
+            char text[256];
+            envelope_error_text(rc, err, text, sizeof(text));
             bool prefix = rl && want[rl - 1] == '*';
-            bool match = prefix ? strncmp(err, want, rl - 1) == 0 : strcmp(err, want) == 0;
-            ck_assert_msg(rc == -1 && match, "%s: want '%s' got '%s'", de->d_name, want, err);
+            bool match = prefix ? strncmp(text, want, rl - 1) == 0 : strcmp(text, want) == 0;
+            ck_assert_msg(rc != ENVELOPE_OK && match, "%s: want '%s' got '%s'", de->d_name, want,
+                          text);
             free(want);
             free(rpath);
             bad++;
@@ -1028,6 +1093,7 @@ int main(void)
     tcase_add_test(tc, reason_line_variants);
     tcase_add_test(tc, reason_unknown_fields);
     tcase_add_test(tc, reason_tampering);
+    tcase_add_test(tc, error_codes);
     tcase_add_test(tc, emitted_keys_match_schema);
     tcase_add_test(tc, fixtures);
     tcase_add_test(tc, fuzz_mutations);

@@ -216,6 +216,50 @@ START_TEST(concurrent_registration)
 }
 END_TEST
 
+/* A collector runs once per render, before the text is made (so the value it
+ * sets is the one rendered), and its state is freed with the registry. */
+struct coll_state {
+    struct metric *g;
+    int calls;
+    int *freed;
+};
+
+static void coll_fn(void *ud)
+{
+    struct coll_state *c = ud;
+    c->calls++;
+    metric_set(c->g, c->calls * 10);
+}
+
+static void coll_free(void *ud)
+{
+    struct coll_state *c = ud;
+    (*c->freed)++;
+    free(c);
+}
+
+START_TEST(collector_runs_per_render_and_is_freed)
+{
+    int freed = 0;
+    struct metrics *m = metrics_new();
+    struct coll_state *c = calloc(1, sizeof(*c));
+    c->g = metrics_gauge(m, "auditrail_pulled", "Set at scrape time.", NULL);
+    c->freed = &freed;
+    metrics_add_collector(m, coll_fn, c, coll_free);
+    ck_assert_int_eq(c->calls, 0); /* registering does not collect */
+    char *t1 = metrics_render(m);
+    ck_assert_ptr_nonnull(strstr(t1, "\nauditrail_pulled 10\n"));
+    char *t2 = metrics_render(m);
+    ck_assert_ptr_nonnull(strstr(t2, "\nauditrail_pulled 20\n"));
+    ck_assert_int_eq(c->calls, 2);
+    free(t1);
+    free(t2);
+    ck_assert_int_eq(freed, 0);
+    metrics_free(m);
+    ck_assert_int_eq(freed, 1);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -226,6 +270,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, same_series_twice);
     tcase_add_test(tc, concurrent_updates_sum_exactly);
     tcase_add_test(tc, concurrent_registration);
+    tcase_add_test(tc, collector_runs_per_render_and_is_freed);
     suite_add_tcase(s, tc);
     TCase *ab = tcase_create("aborts");
     tcase_add_test_raise_signal(ab, type_conflict_aborts, SIGABRT);

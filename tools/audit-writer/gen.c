@@ -2,13 +2,13 @@
  * reads, logins, PHI exports) in each format the agent parses. */
 #include "tools/audit-writer/gen.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/buf.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -55,41 +55,9 @@ static unsigned pick(struct gen_rng *r, unsigned n)
 
 #define PICK(r, arr) (arr[pick(r, sizeof(arr) / sizeof(arr[0]))])
 
-void gen_buf_free(struct gen_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
-static void buf_reserve(struct gen_buf *b, size_t extra)
-{
-    if (b->len + extra + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-}
-
-static void bprintf(struct gen_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(struct gen_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
 /* Append s as JSON string content (no quotes); Go-style escapes for & < >
  * as encoding/json writes them, so parsers meet \u0026 in real life. */
-static void json_esc(struct gen_buf *b, const char *s)
+static void json_esc(struct buf *b, const char *s)
 {
     buf_reserve(b, strlen(s) * 6);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -107,10 +75,10 @@ static void json_esc(struct gen_buf *b, const char *s)
 
 /* Append s as a kv value: bare when it has no space, quote, comma or
  * backslash, else double-quoted with backslash escapes. */
-static void kv_val(struct gen_buf *b, const char *s)
+static void kv_val(struct buf *b, const char *s)
 {
     if (!strpbrk(s, " \",\\=")) {
-        bprintf(b, "%s", s);
+        buf_addf(b, "%s", s);
         return;
     }
     buf_reserve(b, strlen(s) * 2 + 2);
@@ -187,7 +155,7 @@ static size_t pad_len(const struct gen_opts *o, size_t have)
     return o->line_bytes > have + 16 ? o->line_bytes - have - 16 : 0;
 }
 
-static void pad_text(struct gen_buf *b, struct gen_rng *r, size_t n)
+static void pad_text(struct buf *b, struct gen_rng *r, size_t n)
 {
     buf_reserve(b, n);
     for (size_t i = 0; i < n; i++)
@@ -196,35 +164,35 @@ static void pad_text(struct gen_buf *b, struct gen_rng *r, size_t n)
 }
 
 static void gen_json(struct gen_rng *r, uint64_t n, int64_t now, const struct gen_opts *o,
-                     struct gen_buf *b)
+                     struct buf *b)
 {
     struct event e;
     make_event(r, &e);
     char t[48];
     bool no_ts = o->no_ts_ratio > 0 && (double)pick(r, 1000000) < o->no_ts_ratio * 1e6;
-    bprintf(b, "{");
+    buf_addf(b, "{");
     if (!no_ts) {
         fmt_time(now, 0, t, sizeof(t));
-        bprintf(b, "\"ts\":\"%s\",", t);
+        buf_addf(b, "\"ts\":\"%s\",", t);
     }
-    bprintf(b, "\"level\":\"info\",\"tenant\":\"%s\",\"actor\":\"", e.tenant);
+    buf_addf(b, "\"level\":\"info\",\"tenant\":\"%s\",\"actor\":\"", e.tenant);
     json_esc(b, e.actor);
-    bprintf(b, "\",\"action\":\"%s\",\"resource\":\"", e.action);
+    buf_addf(b, "\",\"action\":\"%s\",\"resource\":\"", e.action);
     json_esc(b, e.resource);
-    bprintf(b,
-            "\",\"outcome\":\"%s\",\"client\":{\"ip\":\"%s\",\"app\":\"ehr-web/4.2\"},\"n\":%llu",
-            e.outcome, e.ip, (unsigned long long)n);
+    buf_addf(b,
+             "\",\"outcome\":\"%s\",\"client\":{\"ip\":\"%s\",\"app\":\"ehr-web/4.2\"},\"n\":%llu",
+             e.outcome, e.ip, (unsigned long long)n);
     size_t p = pad_len(o, b->len);
     if (p) {
-        bprintf(b, ",\"pad\":\"");
+        buf_addf(b, ",\"pad\":\"");
         pad_text(b, r, p);
-        bprintf(b, "\"");
+        buf_addf(b, "\"");
     }
-    bprintf(b, "}\n");
+    buf_addf(b, "}\n");
 }
 
 static void gen_kv(struct gen_rng *r, uint64_t n, int64_t now, const struct gen_opts *o,
-                   struct gen_buf *b)
+                   struct buf *b)
 {
     struct event e;
     make_event(r, &e);
@@ -234,24 +202,24 @@ static void gen_kv(struct gen_rng *r, uint64_t n, int64_t now, const struct gen_
         t[10] = ' ';
         t[23] = '\0';
     }
-    bprintf(b, "%s tenant=%s actor=", t, e.tenant);
+    buf_addf(b, "%s tenant=%s actor=", t, e.tenant);
     kv_val(b, e.actor);
-    bprintf(b, " action=%s resource=", e.action);
+    buf_addf(b, " action=%s resource=", e.action);
     kv_val(b, e.resource);
-    bprintf(b, " outcome=%s src_ip=%s", e.outcome, e.ip);
+    buf_addf(b, " outcome=%s src_ip=%s", e.outcome, e.ip);
     if (strcmp(e.outcome, "success") != 0)
-        bprintf(b, " reason=\"policy \\\"%s\\\" denied, see ticket\"", e.tenant);
-    bprintf(b, " n=%llu", (unsigned long long)n);
+        buf_addf(b, " reason=\"policy \\\"%s\\\" denied, see ticket\"", e.tenant);
+    buf_addf(b, " n=%llu", (unsigned long long)n);
     size_t p = pad_len(o, b->len);
     if (p) {
-        bprintf(b, " pad=");
+        buf_addf(b, " pad=");
         pad_text(b, r, p);
     }
-    bprintf(b, "\n");
+    buf_addf(b, "\n");
 }
 
 static void gen_k8s(struct gen_rng *r, uint64_t n, int64_t now, const struct gen_opts *o,
-                    struct gen_buf *b)
+                    struct buf *b)
 {
     static const char *const verbs[] = {"get",    "get",   "list",   "watch",
                                         "create", "patch", "update", "delete"};
@@ -272,7 +240,7 @@ static void gen_k8s(struct gen_rng *r, uint64_t n, int64_t now, const struct gen
     fmt_time(now - 3000 - pick(r, 2000), 0, t1, sizeof(t1));
     fmt_time(now, 0, t2, sizeof(t2));
     uint64_t a = gen_rng_next(r), c = gen_rng_next(r);
-    bprintf(
+    buf_addf(
         b,
         "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\","
         "\"auditID\":\"%08x-%04x-4%03x-8%03x-%012llx\",\"stage\":\"ResponseComplete\","
@@ -281,28 +249,28 @@ static void gen_k8s(struct gen_rng *r, uint64_t n, int64_t now, const struct gen
         (unsigned long long)(c >> 16), *kinds[k].group ? "apis/" : "api", kinds[k].group, ns,
         kinds[k].res, name, verb);
     json_esc(b, user);
-    bprintf(b,
-            "\",\"groups\":[\"system:authenticated\"]},\"sourceIPs\":[\"10.244.%u.%u\"],"
-            "\"userAgent\":\"kubectl/v1.28.3 (linux/amd64) kubernetes/a8a1abc\","
-            "\"objectRef\":{\"resource\":\"%s\",\"namespace\":\"%s\",\"name\":\"%s\",",
-            pick(r, 8), 2 + pick(r, 250), kinds[k].res, ns, name);
+    buf_addf(b,
+             "\",\"groups\":[\"system:authenticated\"]},\"sourceIPs\":[\"10.244.%u.%u\"],"
+             "\"userAgent\":\"kubectl/v1.28.3 (linux/amd64) kubernetes/a8a1abc\","
+             "\"objectRef\":{\"resource\":\"%s\",\"namespace\":\"%s\",\"name\":\"%s\",",
+             pick(r, 8), 2 + pick(r, 250), kinds[k].res, ns, name);
     if (*kinds[k].group)
-        bprintf(b, "\"apiGroup\":\"%s\",", kinds[k].group);
-    bprintf(b,
-            "\"apiVersion\":\"v1\"},\"responseStatus\":{\"metadata\":{},\"code\":%d},"
-            "\"requestReceivedTimestamp\":\"%s\",\"stageTimestamp\":\"%s\","
-            "\"annotations\":{\"authorization.k8s.io/decision\":\"%s\"},\"n\":%llu",
-            code, t1, t2, code == 403 ? "forbid" : "allow", (unsigned long long)n);
+        buf_addf(b, "\"apiGroup\":\"%s\",", kinds[k].group);
+    buf_addf(b,
+             "\"apiVersion\":\"v1\"},\"responseStatus\":{\"metadata\":{},\"code\":%d},"
+             "\"requestReceivedTimestamp\":\"%s\",\"stageTimestamp\":\"%s\","
+             "\"annotations\":{\"authorization.k8s.io/decision\":\"%s\"},\"n\":%llu",
+             code, t1, t2, code == 403 ? "forbid" : "allow", (unsigned long long)n);
     size_t p = pad_len(o, b->len);
     if (p) {
-        bprintf(b, ",\"pad\":\"");
+        buf_addf(b, ",\"pad\":\"");
         pad_text(b, r, p);
-        bprintf(b, "\"");
+        buf_addf(b, "\"");
     }
-    bprintf(b, "}\n");
+    buf_addf(b, "}\n");
 }
 
-static void hex_append(struct gen_buf *b, const char *s, size_t n)
+static void hex_append(struct buf *b, const char *s, size_t n)
 {
     buf_reserve(b, n * 2);
     for (size_t i = 0; i < n; i++)
@@ -310,7 +278,7 @@ static void hex_append(struct gen_buf *b, const char *s, size_t n)
 }
 
 static void gen_auditd(struct gen_rng *r, uint64_t n, int64_t now, const struct gen_opts *o,
-                       struct gen_buf *b)
+                       struct buf *b)
 {
     static const char *const users[] = {"alice", "bob", "carol", "dave", "postgres"};
     static const char *const files[] = {"/srv/ehr/exports/patients.csv", "/var/lib/pgsql/phi.db",
@@ -322,65 +290,65 @@ static void gen_auditd(struct gen_rng *r, uint64_t n, int64_t now, const struct 
     char node[64] = "";
     if (pick(r, 2))
         snprintf(node, sizeof(node), "node=db-%02u.%s.example ", pick(r, 4), PICK(r, tenants));
-    bprintf(b, "%s", node);
+    buf_addf(b, "%s", node);
     unsigned kind = pick(r, 4);
     long long sec = (long long)(now / 1000000), ms = (long long)(now / 1000 % 1000);
     if (kind == 0) { /* sshd/pam login, user-space record with msg='...' */
         bool ok = pick(r, 4) != 0;
-        bprintf(b,
-                "type=USER_LOGIN msg=audit(%lld.%03lld:%llu): pid=%u uid=0 auid=%s ses=%s "
-                "subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=login acct=\"%s\" "
-                "exe=\"/usr/sbin/sshd\" hostname=? addr=198.51.100.%u terminal=ssh res=%s' n=%llu",
-                sec, ms, (unsigned long long)n, 2000 + pick(r, 30000), ok ? "1001" : "4294967295",
-                ok ? "7" : "4294967295", user, 1 + pick(r, 254), ok ? "success" : "failed",
-                (unsigned long long)n);
+        buf_addf(b,
+                 "type=USER_LOGIN msg=audit(%lld.%03lld:%llu): pid=%u uid=0 auid=%s ses=%s "
+                 "subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=login acct=\"%s\" "
+                 "exe=\"/usr/sbin/sshd\" hostname=? addr=198.51.100.%u terminal=ssh res=%s' n=%llu",
+                 sec, ms, (unsigned long long)n, 2000 + pick(r, 30000), ok ? "1001" : "4294967295",
+                 ok ? "7" : "4294967295", user, 1 + pick(r, 254), ok ? "success" : "failed",
+                 (unsigned long long)n);
     } else if (kind == 1) { /* proctitle, hex-encoded with NUL separators */
         char cmd[128];
         int cl = snprintf(cmd, sizeof(cmd), "psql%c-c%cselect * from patients where id=%u", 0, 0,
                           pick(r, 100000));
-        bprintf(b, "type=PROCTITLE msg=audit(%lld.%03lld:%llu): proctitle=", sec, ms,
-                (unsigned long long)n);
+        buf_addf(b, "type=PROCTITLE msg=audit(%lld.%03lld:%llu): proctitle=", sec, ms,
+                 (unsigned long long)n);
         hex_append(b, cmd, (size_t)cl);
-        bprintf(b, " n=%llu", (unsigned long long)n);
+        buf_addf(b, " n=%llu", (unsigned long long)n);
     } else if (kind == 2) { /* PATH record: the file touched */
-        bprintf(b,
-                "type=PATH msg=audit(%lld.%03lld:%llu): item=0 name=\"%s\" inode=%u dev=fd:01 "
-                "mode=0100640 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL n=%llu",
-                sec, ms, (unsigned long long)n, PICK(r, files), 390000 + pick(r, 10000),
-                (unsigned long long)n);
+        buf_addf(b,
+                 "type=PATH msg=audit(%lld.%03lld:%llu): item=0 name=\"%s\" inode=%u dev=fd:01 "
+                 "mode=0100640 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL n=%llu",
+                 sec, ms, (unsigned long long)n, PICK(r, files), 390000 + pick(r, 10000),
+                 (unsigned long long)n);
     } else {
         unsigned s = pick(r, sizeof(sys) / sizeof(sys[0]));
         bool ok = pick(r, 5) != 0;
-        bprintf(b,
-                "type=SYSCALL msg=audit(%lld.%03lld:%llu): arch=c000003e syscall=%u success=%s "
-                "exit=%d a0=ffffff9c a1=7ffd5c1e2a10 a2=0 a3=0 items=1 ppid=%u pid=%u auid=%u "
-                "uid=%u gid=%u euid=%u tty=pts%u ses=%u comm=\"cat\" exe=\"/usr/bin/cat\" "
-                "key=\"phi-access\" n=%llu",
-                sec, ms, (unsigned long long)n, sysno[s], ok ? "yes" : "no", ok ? 3 : -13,
-                1000 + pick(r, 9000), 10000 + pick(r, 20000), uid, uid, uid, uid, pick(r, 4),
-                pick(r, 50), (unsigned long long)n);
+        buf_addf(b,
+                 "type=SYSCALL msg=audit(%lld.%03lld:%llu): arch=c000003e syscall=%u success=%s "
+                 "exit=%d a0=ffffff9c a1=7ffd5c1e2a10 a2=0 a3=0 items=1 ppid=%u pid=%u auid=%u "
+                 "uid=%u gid=%u euid=%u tty=pts%u ses=%u comm=\"cat\" exe=\"/usr/bin/cat\" "
+                 "key=\"phi-access\" n=%llu",
+                 sec, ms, (unsigned long long)n, sysno[s], ok ? "yes" : "no", ok ? 3 : -13,
+                 1000 + pick(r, 9000), 10000 + pick(r, 20000), uid, uid, uid, uid, pick(r, 4),
+                 pick(r, 50), (unsigned long long)n);
         size_t p = pad_len(o, b->len + 60);
         if (p) {
-            bprintf(b, " pad=");
+            buf_addf(b, " pad=");
             pad_text(b, r, p);
         }
         /* log_format=ENRICHED: translated names after a 0x1d separator */
-        bprintf(b,
-                "\x1d"
-                "AUID=\"%s\" UID=\"%s\" SYSCALL=%s\n",
-                user, user, sys[s]);
+        buf_addf(b,
+                 "\x1d"
+                 "AUID=\"%s\" UID=\"%s\" SYSCALL=%s\n",
+                 user, user, sys[s]);
         return;
     }
     size_t p = pad_len(o, b->len);
     if (p) {
-        bprintf(b, " pad=");
+        buf_addf(b, " pad=");
         pad_text(b, r, p);
     }
-    bprintf(b, "\n");
+    buf_addf(b, "\n");
 }
 
 static void gen_fhir(struct gen_rng *r, uint64_t n, int64_t now, const struct gen_opts *o,
-                     struct gen_buf *b)
+                     struct buf *b)
 {
     static const int offsets[] = {0, 60, -300, 330};
     struct event e;
@@ -395,41 +363,41 @@ static void gen_fhir(struct gen_rng *r, uint64_t n, int64_t now, const struct ge
     const char *out = strcmp(e.outcome, "success") == 0  ? "0"
                       : strcmp(e.outcome, "denied") == 0 ? "8"
                                                          : "4";
-    bprintf(b, "{\"resourceType\":\"AuditEvent\",\"id\":\"ae-%llu\",", (unsigned long long)n);
+    buf_addf(b, "{\"resourceType\":\"AuditEvent\",\"id\":\"ae-%llu\",", (unsigned long long)n);
     if (login)
-        bprintf(b, "\"type\":{\"system\":\"http://dicom.nema.org/resources/ontology/DCM\","
-                   "\"code\":\"110114\",\"display\":\"User Authentication\"},");
+        buf_addf(b, "\"type\":{\"system\":\"http://dicom.nema.org/resources/ontology/DCM\","
+                    "\"code\":\"110114\",\"display\":\"User Authentication\"},");
     else
-        bprintf(b,
-                "\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-event-type\","
-                "\"code\":\"rest\",\"display\":\"RESTful Operation\"},\"action\":\"%s\",",
-                act);
-    bprintf(b, "\"recorded\":\"%s\",\"outcome\":\"%s\",", t, out);
+        buf_addf(b,
+                 "\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/audit-event-type\","
+                 "\"code\":\"rest\",\"display\":\"RESTful Operation\"},\"action\":\"%s\",",
+                 act);
+    buf_addf(b, "\"recorded\":\"%s\",\"outcome\":\"%s\",", t, out);
     if (*out != '0')
-        bprintf(b, "\"outcomeDesc\":\"%s\",", e.outcome);
-    bprintf(b, "\"agent\":[{\"type\":{\"coding\":[{\"code\":\"humanuser\"}]},\"who\":{"
-               "\"identifier\":{\"system\":\"urn:oid:2.16.840.1.113883.4.6\",\"value\":\"");
+        buf_addf(b, "\"outcomeDesc\":\"%s\",", e.outcome);
+    buf_addf(b, "\"agent\":[{\"type\":{\"coding\":[{\"code\":\"humanuser\"}]},\"who\":{"
+                "\"identifier\":{\"system\":\"urn:oid:2.16.840.1.113883.4.6\",\"value\":\"");
     json_esc(b, e.actor);
-    bprintf(b, "\"},\"display\":\"");
+    buf_addf(b, "\"},\"display\":\"");
     json_esc(b, e.actor);
-    bprintf(b,
-            "\"},\"requestor\":true,\"network\":{\"address\":\"%s\",\"type\":\"2\"}}],"
-            "\"source\":{\"site\":\"%s\",\"observer\":{\"reference\":\"Device/ehr-%02u\"}},"
-            "\"entity\":[{\"what\":{\"reference\":\"",
-            e.ip, e.tenant, pick(r, 8));
+    buf_addf(b,
+             "\"},\"requestor\":true,\"network\":{\"address\":\"%s\",\"type\":\"2\"}}],"
+             "\"source\":{\"site\":\"%s\",\"observer\":{\"reference\":\"Device/ehr-%02u\"}},"
+             "\"entity\":[{\"what\":{\"reference\":\"",
+             e.ip, e.tenant, pick(r, 8));
     json_esc(b, e.resource);
-    bprintf(b, "\"},\"type\":{\"code\":\"%s\"}", login ? "2" : "1");
+    buf_addf(b, "\"},\"type\":{\"code\":\"%s\"}", login ? "2" : "1");
     size_t p = pad_len(o, b->len + 40);
     if (p) {
-        bprintf(b, ",\"detail\":[{\"type\":\"note\",\"valueString\":\"");
+        buf_addf(b, ",\"detail\":[{\"type\":\"note\",\"valueString\":\"");
         pad_text(b, r, p);
-        bprintf(b, "\"}]");
+        buf_addf(b, "\"}]");
     }
-    bprintf(b, "}],\"n\":%llu}\n", (unsigned long long)n);
+    buf_addf(b, "}],\"n\":%llu}\n", (unsigned long long)n);
 }
 
 void gen_record(enum gen_format f, struct gen_rng *r, uint64_t n, int64_t now_us,
-                const struct gen_opts *o, struct gen_buf *b)
+                const struct gen_opts *o, struct buf *b)
 {
     b->len = 0;
     buf_reserve(b, 512);

@@ -19,12 +19,7 @@ struct gen_rng {
 void gen_rng_seed(struct gen_rng *r, uint64_t seed);
 uint64_t gen_rng_next(struct gen_rng *r);
 
-/* A growable byte buffer. */
-struct gen_buf {
-    char *p;
-    size_t len, cap;
-};
-void gen_buf_free(struct gen_buf *b);
+struct buf; /* common/buf.h */
 
 struct gen_opts {
     double no_ts_ratio; /* json only: share of records without any time key */
@@ -34,6 +29,6 @@ struct gen_opts {
 /* Replace b's content with one record of format f ending in '\n'. `n` is the
  * record's unique token (written as "n":N or n=N); `now_us` its event time. */
 void gen_record(enum gen_format f, struct gen_rng *r, uint64_t n, int64_t now_us,
-                const struct gen_opts *o, struct gen_buf *b);
+                const struct gen_opts *o, struct buf *b);
 
 #endif

@@ -14,9 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/io.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
-#include "common/io.h"
 #include "tools/audit-writer/gen.h"
 
 static volatile sig_atomic_t g_stop; /* set by SIGTERM/SIGINT */
@@ -366,7 +367,7 @@ int main(int argc, char **argv)
     struct wfile *fs = xcalloc(o.files, sizeof(*fs));
     for (unsigned i = 0; i < o.files; i++)
         fs[i].fd = -1;
-    struct gen_buf buf = {0};
+    struct buf buf = BUF_INIT;
     for (unsigned i = 0; i < o.files; i++) {
         fs[i].fmt = o.format < 0 ? (enum gen_format)(i % GEN_NFORMATS) : (enum gen_format)o.format;
         fs[i].path = o.format < 0 ? xasprintf("%s/%s-%u.log", o.dir, gen_format_name(fs[i].fmt), i)
@@ -413,6 +414,6 @@ out:
         free(fs[i].gen_byte_hist);
     }
     free(fs);
-    gen_buf_free(&buf);
+    buf_release(&buf);
     return rc;
 }

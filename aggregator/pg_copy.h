@@ -1,0 +1,44 @@
+/* The binary COPY encoding of auditrail.events rows (COPY … FROM STDIN
+ * (FORMAT binary)): the header, one tuple per envelope in the column order
+ * of SQL_W_COPY_COLS (pg_sql.h), the trailer. Pure encoding into a
+ * common/buf; sending is pg_conn's. */
+#ifndef AUDITRAIL_AGGREGATOR_PG_COPY_H
+#define AUDITRAIL_AGGREGATOR_PG_COPY_H
+
+#include "common/buf.h"
+#include "common/envelope.h"
+
+/* How a row's attrs (jsonb) column is filled. A cut record (truncated_bytes
+ * > 0) is never stored as attrs: it is not the JSON it started as. */
+enum pg_copy_attrs {
+    PG_COPY_ATTRS_NULL = 0,
+    /* The record when it looks like one JSON object ('{' … '}', no NUL, no
+     * \u0000): cheap; the server's jsonb parser is the real validator, and a
+     * row it refuses is sent again with PG_COPY_ATTRS_NULL. */
+    PG_COPY_ATTRS_CHEAP,
+    /* The record when jansson parses it as an object jsonb can hold (~µs). */
+    PG_COPY_ATTRS_STRICT,
+};
+
+/* The JSON text of a source (the events.source and streams.source jsonb),
+ * cached for consecutive rows with an equal source: rows of one stream share
+ * it, and serializing it is a good part of the encoding cost. Zero-initialize;
+ * pg_copy_src_release frees it. */
+struct pg_copy_src {
+    const struct envelope_source *src;
+    char *json;
+};
+/* The JSON of s (compact, sorted keys, absent members omitted); valid until
+ * the next call or the release. */
+const char *pg_copy_src_json(struct pg_copy_src *sc, const struct envelope_source *s);
+void pg_copy_src_release(struct pg_copy_src *sc);
+
+/* The signature, flags and header extension that start the data. */
+void pg_copy_header(struct buf *out);
+/* One tuple for e. sc caches the source JSON across rows. */
+void pg_copy_row(struct buf *out, const struct envelope *e, struct pg_copy_src *sc,
+                 enum pg_copy_attrs attrs);
+/* The end-of-data marker. */
+void pg_copy_trailer(struct buf *out);
+
+#endif
