@@ -146,6 +146,16 @@ int fmt_fail(struct parsed_record *out, const char *fmt, ...)
     return -1;
 }
 
+char *fmt_real_dup(double d)
+{
+    char buf[64];
+    if (d == floor(d) && fabs(d) < 1e18)
+        snprintf(buf, sizeof(buf), "%.0f", d);
+    else
+        snprintf(buf, sizeof(buf), "%.15g", d);
+    return xstrdup(buf);
+}
+
 int fmt_time_from_epoch(double v, int64_t *us)
 {
     if (!isfinite(v) || v < 0)

@@ -54,15 +54,8 @@ static char *json_scalar_dup(const json_t *v)
     case JSON_INTEGER:
         snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return xstrdup(buf);
-    case JSON_REAL: {
-        double d = json_real_value(v);
-        /* integral values print as integers ("403", not "403.0" or "4.03e+02") */
-        if (d == floor(d) && fabs(d) < 1e18)
-            snprintf(buf, sizeof(buf), "%.0f", d);
-        else
-            snprintf(buf, sizeof(buf), "%.15g", d);
-        return xstrdup(buf);
-    }
+    case JSON_REAL:
+        return fmt_real_dup(json_real_value(v));
     case JSON_TRUE:
         return xstrdup("true");
     case JSON_FALSE:

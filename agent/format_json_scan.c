@@ -519,16 +519,8 @@ char *fmt_jv_scalar_dup(const struct fmt_jv *v)
         if (v->n == 2 && v->p[0] == '-' && v->p[1] == '0')
             return xstrdup("0");
         return xstrndup((const char *)v->p, v->n);
-    case FMT_JV_REAL: {
-        char buf[64];
-        double d = token_real(v);
-        /* integral values print as integers ("403", not "403.0" or "4.03e+02") */
-        if (d == floor(d) && fabs(d) < 1e18)
-            snprintf(buf, sizeof(buf), "%.0f", d);
-        else
-            snprintf(buf, sizeof(buf), "%.15g", d);
-        return xstrdup(buf);
-    }
+    case FMT_JV_REAL:
+        return fmt_real_dup(token_real(v));
     case FMT_JV_TRUE:
         return xstrdup("true");
     case FMT_JV_FALSE:

@@ -30,6 +30,13 @@ struct tally {
     unsigned long compared, declined, declined_valid;
 };
 
+static void tally_add(struct tally *t, const struct tally *one)
+{
+    t->compared += one->compared;
+    t->declined += one->declined;
+    t->declined_valid += one->declined_valid;
+}
+
 static void describe(char *buf, size_t cap, const uint8_t *rec, size_t len)
 {
     size_t o = 0;
@@ -290,9 +297,7 @@ START_TEST(hand_picked)
         struct tally one = {0};
         compare_all((const uint8_t *)nul_cases[i].s, nul_cases[i].n, &one);
         ck_assert_uint_eq(one.declined, one.compared);
-        t.compared += one.compared;
-        t.declined += one.declined;
-        t.declined_valid += one.declined_valid;
+        tally_add(&t, &one);
     }
     fprintf(stderr, "hand-picked: %lu comparisons, %lu declined (%lu of them valid)\n", t.compared,
             t.declined, t.declined_valid);
@@ -547,7 +552,7 @@ START_TEST(generated_valid)
         compare_all((const uint8_t *)o.p, o.n, &one);
         /* valid JSON without big numbers: the fast path decides alone */
         ck_assert_msg(one.declined == 0, "declined a valid document: %s", o.p);
-        t.compared += one.compared;
+        tally_add(&t, &one);
     }
     free(o.p);
     fprintf(stderr, "generated valid: %lu comparisons\n", t.compared);
@@ -611,9 +616,7 @@ START_TEST(generated_mutated)
         compare_all((const uint8_t *)o.p, o.n, &one);
         ck_assert_msg(one.declined_valid == 0 || exotic((const uint8_t *)o.p, o.n),
                       "declined a valid record: %s", o.p);
-        t.compared += one.compared;
-        t.declined += one.declined;
-        t.declined_valid += one.declined_valid;
+        tally_add(&t, &one);
     }
     free(o.p);
     fprintf(stderr, "generated mutated: %lu comparisons, %lu declined (%lu of them valid)\n",
