@@ -39,11 +39,18 @@ static const struct cfg_key batch_keys[] = {
     KI("max_events", struct aggr_batch_conf, max_events, "5000", 1, 1000000,
        "flush a batch at this many messages"),
     KI("max_bytes", struct aggr_batch_conf, max_bytes, "16MiB", 1024, INT32_MAX,
-       "flush a batch at this many record bytes"),
+       "flush a batch at this many bytes of Kafka message values (whole envelopes)"),
     KI("max_ms", struct aggr_batch_conf, max_ms, "200", 1, 600000,
        "flush a batch this long after its first message"),
     KI("max_message_bytes", struct aggr_batch_conf, max_message_bytes, "4MiB", 1024, INT32_MAX,
        "a larger Kafka message value goes to the DLQ (reason oversize)"),
+    CFG_END,
+};
+
+static const struct cfg_key ingest_keys[] = {
+    KI("max_future_s", struct aggr_ingest_conf, max_future_s, "86400", 0, 315360000,
+       "a record whose time is later than now plus this goes to the DLQ (class time); the "
+       "lower bound is the retention horizon"),
     CFG_END,
 };
 
@@ -97,6 +104,7 @@ const struct cfg_key aggr_config_keys[] = {
     SEC("postgres", postgres, pg_keys, "PostgreSQL"),
     SEC("redis", redis, redis_keys, "Redis (optional)"),
     SEC("batch", batch, batch_keys, "batching"),
+    SEC("ingest", ingest, ingest_keys, "what ingest accepts: the time window"),
     SEC("dedupe", dedupe, dedupe_keys, "dedupe windows"),
     SEC("partitions", partitions, partitions_keys, "daily partitions and retention"),
     SEC("breaker", breaker, breaker_keys, "circuit breakers (PostgreSQL primary, Redis)"),

@@ -31,6 +31,10 @@ struct aggr_batch_conf {
     int64_t max_message_bytes; /* a larger Kafka message goes to the DLQ */
 };
 
+struct aggr_ingest_conf {
+    int64_t max_future_s; /* time later than now + this goes to the DLQ (class time) */
+};
+
 struct aggr_dedupe_conf {
     int64_t lru_size;
     int64_t redis_ttl_s;
@@ -55,6 +59,7 @@ struct aggr_config {
     struct aggr_pg_conf postgres;
     struct aggr_redis_conf redis;
     struct aggr_batch_conf batch;
+    struct aggr_ingest_conf ingest;
     struct aggr_dedupe_conf dedupe;
     struct aggr_partitions_conf partitions;
     struct aggr_breaker_conf breaker;

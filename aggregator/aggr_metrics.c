@@ -21,6 +21,10 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
         metrics_counter(reg, P "rebalances_total", "partition assignments and revocations", NULL);
     am->seek_gaps = metrics_counter(reg, P "offset_gaps_total",
                                     "messages whose offset skipped past the expected one", NULL);
+    am->keyless = metrics_counter(reg, P "messages_without_key_total",
+                                  "messages without a Kafka key (accepted; the agent always sets "
+                                  "the stream id)",
+                                  NULL);
     for (int i = 0; i < DUP_LAYER_COUNT; i++) {
         snprintf(l, sizeof(l), "layer=\"%s\"", layer_names[i]);
         am->duplicates[i] = metrics_counter(reg, P "duplicates_total",
@@ -33,6 +37,21 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
     }
     am->dlq_failures = metrics_counter(reg, P "dlq_delivery_failures_total",
                                        "DLQ deliveries that failed (retried)", NULL);
+    am->dlq_truncated = metrics_counter(reg, P "dlq_truncated_total",
+                                        "DLQ copies cut to a prefix to fit "
+                                        "kafka.dlq_max_message_bytes (or the DLQ topic's limit)",
+                                        NULL);
+    for (int i = 0; i < OFFSET_RESET_KIND_COUNT; i++) {
+        snprintf(l, sizeof(l), "kind=\"%s\"", offset_reset_kind_name((enum offset_reset_kind)i));
+        am->offset_resets[i] =
+            metrics_counter(reg, P "offset_resets_total",
+                            "Kafka partitions whose log no longer held the position (read again "
+                            "from the log start), by kind",
+                            l);
+    }
+    am->offsets_skipped = metrics_counter(
+        reg, P "offsets_skipped_total",
+        "offsets a partition's log deleted before they were read (offset reset log_start)", NULL);
     static const double size_bounds[] = {1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000};
     static const double sec_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,   0.25,   0.5,   1,    2.5,   5};
@@ -50,6 +69,11 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
         metrics_counter(reg, P "partitions_created_total", "daily event partitions created", NULL);
     am->partitions_dropped = metrics_counter(reg, P "partitions_dropped_total",
                                              "daily event partitions dropped by retention", NULL);
+    am->partitions_kept = metrics_counter(
+        reg, P "retention_kept_total",
+        "expired partitions retention kept because they were written within the last "
+        "maintenance period",
+        NULL);
     for (int i = 0; i < INCIDENT_KIND_COUNT; i++) {
         snprintf(l, sizeof(l), "kind=\"%s\"", kind_names[i]);
         am->incidents[i] = metrics_counter(reg, P "integrity_incidents_total",

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "aggregator/offset_reset.h"
 #include "aggregator/pg_writer.h"
 #include "aggregator/validate.h"
 
@@ -18,13 +19,14 @@ enum incident_kind { INCIDENT_FORK = 0, INCIDENT_GAP, INCIDENT_CHAIN_BREAK, INCI
 
 struct aggr_metrics {
     struct metrics *reg; /* not owned */
-    struct metric *consumed, *inserted, *rebalances, *seek_gaps;
+    struct metric *consumed, *inserted, *rebalances, *seek_gaps, *keyless;
     struct metric *duplicates[DUP_LAYER_COUNT];
     struct metric *dlq[VALIDATE_REASON_COUNT]; /* [VALIDATE_OK] unused */
-    struct metric *dlq_failures;
+    struct metric *dlq_failures, *dlq_truncated;
+    struct metric *offset_resets[OFFSET_RESET_KIND_COUNT], *offsets_skipped;
     struct metric *batch_size, *batch_seconds;
     struct metric *batch_results[PG_STATUS_COUNT];
-    struct metric *partitions_created, *partitions_dropped;
+    struct metric *partitions_created, *partitions_dropped, *partitions_kept;
     struct metric *incidents[INCIDENT_KIND_COUNT];
     struct metric *breaker_pg, *breaker_redis, *breaker_dlq;
     struct metric *redis_errors, *redis_skipped;

@@ -14,11 +14,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "aggregator/aggregator_int.h"
 #include "aggregator/dlq.h"
 #include "aggregator/maintenance.h"
+#include "aggregator/pg_conn.h"
+#include "aggregator/pg_sql.h"
 #include "aggregator/pg_writer.h"
 #include "aggregator/redis_store.h"
+#include "common/buf.h"
+#include "common/hashchain.h"
 #include "common/alert.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -26,6 +32,50 @@
 #include "common/xmalloc.h"
 
 #define PERIODIC_MS 1000
+
+static const struct pg_conn_opts identity_conn_opts = {.application_name = "auditrail-aggregator"};
+
+/* Namespaces of what this deployment keeps in a Redis that others may
+ * share: 16 hex characters of SHA-256 over the database's identity (name and
+ * cluster system identifier) and, for the dedupe keys, the consumer group —
+ * two deployments (or two groups of one) must never skip each other's
+ * records, nor starve each other's maintenance (issue 9 item 8). 0, or -1
+ * with err (PostgreSQL unreachable at start: the caller fails as for the
+ * writer's first connect). */
+static int redis_namespaces(const struct aggr_config *cfg, char dedupe_ns[17], char lease_ns[17],
+                            char *err, size_t errlen)
+{
+    struct pg_connection *c = pg_conn_new(cfg->postgres.primary, &identity_conn_opts);
+    PGresult *res = NULL;
+    char e2[512];
+    int rc = -1;
+    if (pg_conn_open(c, NULL, e2, sizeof(e2)) != PG_OK ||
+        pg_conn_exec(c, SQL_DB_IDENTITY, 0, NULL, &res, e2, sizeof(e2)) != PG_OK) {
+        snprintf(err, errlen, "the database's identity (Redis namespace): %s", e2);
+        goto out;
+    }
+    struct buf id = BUF_INIT;
+    buf_adds(&id, PQgetvalue(res, 0, 0));
+    buf_addc(&id, 0);
+    buf_adds(&id, PQgetvalue(res, 0, 1));
+    uint8_t md[32];
+    char hex[65];
+    unsigned mdlen = 0;
+    EVP_Digest(id.p, id.len, md, &mdlen, EVP_sha256(), NULL);
+    hex_encode(md, 8, hex);
+    memcpy(lease_ns, hex, 17);
+    buf_addc(&id, 0);
+    buf_adds(&id, cfg->kafka.group);
+    EVP_Digest(id.p, id.len, md, &mdlen, EVP_sha256(), NULL);
+    hex_encode(md, 8, hex);
+    memcpy(dedupe_ns, hex, 17);
+    buf_release(&id);
+    rc = 0;
+out:
+    PQclear(res);
+    pg_conn_free(c);
+    return rc;
+}
 
 void aggregator_fatal_stop(struct aggregator *a, const char *why)
 {
@@ -47,6 +97,7 @@ static void run_maintenance(struct aggregator *a)
         return;
     metric_add(a->m->partitions_created, res.created);
     metric_add(a->m->partitions_dropped, res.dropped);
+    metric_add(a->m->partitions_kept, res.kept);
 }
 
 static void periodic(struct aggregator *a, uint64_t now)
@@ -56,6 +107,7 @@ static void periodic(struct aggregator *a, uint64_t now)
     a->next_periodic_ms = now + PERIODIC_MS;
     consume_reload_offsets(a);
     consume_check_stored_offsets(a, now);
+    consume_apply_resets(a);
     health_probe_pg(a);
     health_publish(a);
     if (a->maint && now >= a->next_maint_ms) {
@@ -84,16 +136,24 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     backoff_init(&a->retry, 100, bc.open_max_ms < 5000 ? bc.open_max_ms : 5000, NULL, NULL);
     batch_init(&a->batch, cfg->kafka.topic);
     batch_init(&a->inflight, cfg->kafka.topic);
+    a->window.max_future_us = cfg->ingest.max_future_s * 1000000;
+    a->window.max_age_us =
+        validate_max_age_us(cfg->partitions.retention_days, cfg->partitions.maintenance_interval_s);
 
     a->pg = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, err, errlen);
     if (!a->pg)
         goto fail;
     a->wr = writer_new(a->pg);
+    char dedupe_ns[17] = "", lease_ns[17] = "", lease_name[64];
     if (cfg->redis.url) {
         a->redis = redis_store_new(cfg->redis.url, (uint64_t)cfg->dedupe.redis_ttl_s,
                                    (unsigned)cfg->redis.timeout_ms, err, errlen);
-        if (!a->redis)
+        if (!a->redis || redis_namespaces(cfg, dedupe_ns, lease_ns, err, errlen) != 0)
             goto fail;
+        redis_store_set_namespace(a->redis, dedupe_ns);
+        log_info("Redis namespace %s (dedupe: database and group), %s (maintenance lease: "
+                 "database)",
+                 dedupe_ns, lease_ns);
     }
     a->dd = dedupe_new((size_t)cfg->dedupe.lru_size, a->redis, &bc, health_on_breaker_change, a);
     a->dlq = dlq_new(&cfg->kafka, cfg->kafka.dlq_topic, err, errlen);
@@ -108,7 +168,15 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     mc.premake_days = (int)cfg->partitions.premake;
     mc.retention_days = (int)cfg->partitions.retention_days;
     mc.keep_table = cfg->partitions.retention_keep_table;
+    /* "written within the last maintenance period": a writer refreshes its
+     * note once a minute and its transaction may run a while: two minutes
+     * more. */
+    mc.recent_write_s = cfg->partitions.maintenance_interval_s + 120;
     mc.holder = holder;
+    if (lease_ns[0]) {
+        snprintf(lease_name, sizeof(lease_name), "auditrail:lease:maintenance:%s", lease_ns);
+        mc.lease_name = lease_name;
+    }
     a->maint = maintenance_new(cfg->postgres.primary, &mc);
 
     a->c = consumer_new(&cfg->kafka, consume_rebalance, a, err, errlen);

@@ -36,6 +36,15 @@ struct part_state {
     int64_t stored, pos;
     int64_t hwm;          /* highest next offset this process committed (0: none) */
     int64_t replay_until; /* offsets below this are a replay: caches bypassed (0: none) */
+    /* Messages in [stale_from, stale_to) were skipped by a seek of ours: one
+     * arriving late is stale prefetch. Any other message below pos means the
+     * log moved (consume_note_reset). */
+    int64_t stale_from, stale_to;
+    /* The log no longer holds our position (out of range, or a message
+     * below it): paused until the batches no longer hold the partition,
+     * then read again from the log start (consume_apply_resets). */
+    bool reset_pending, reset_backwards;
+    int64_t reset_at;
     struct metric *lag;
 };
 
@@ -59,6 +68,7 @@ struct aggregator {
     struct dlq *dlq;
     struct consumer *c;
     struct maintenance *maint;
+    struct validate_window window; /* what ingest accepts (validate_accept) */
     struct breaker pg_breaker;
     struct breaker dlq_breaker; /* the DLQ producer */
     struct backoff retry;
@@ -71,6 +81,8 @@ struct aggregator {
     size_t inflight_msgs;
     struct batch batch;      /* the batch being built */
     size_t batch_msgs;       /* messages handled into the batch (rows, dups, DLQ) */
+    size_t batch_bytes;      /* their value bytes (batch.max_bytes): decoded rows and DLQ
+                                copies are held in memory until the batch commits */
     uint64_t batch_start_ms; /* when the first of them arrived */
     bool redis_filtered;     /* the Redis layer ran on this batch already */
     bool batch_replay;       /* the batch holds replayed offsets: no Redis layer */
@@ -83,7 +95,7 @@ struct aggregator {
     bool joined;
     uint64_t next_periodic_ms, next_maint_ms;
     struct dedupe_stats last_dd;
-    uint64_t last_dlq_failures;
+    uint64_t last_dlq_failures, last_dlq_cut;
     atomic_int ready_code;   /* read by httpd threads */
     struct alerter *alerter; /* borrowed, may be NULL */
 };
@@ -118,6 +130,9 @@ void consume_sync_pause(struct aggregator *a);
 void consume_reload_offsets(struct aggregator *a);
 /* Every OFFSET_CHECK_MS: notice offsets moved by a replay on quiet partitions. */
 void consume_check_stored_offsets(struct aggregator *a, uint64_t now);
+/* Apply the pending offset resets whose partitions no batch holds any more:
+ * count, log, alert, and read the partition again from its log start. */
+void consume_apply_resets(struct aggregator *a);
 
 /* ---- flush.c ---- */
 

@@ -36,7 +36,7 @@ struct batch {
     size_t n, cap;
     struct batch_offset *offsets;
     size_t noffsets, offcap;
-    size_t bytes; /* sum of line_len, for batch.max_bytes */
+    size_t bytes; /* sum of line_len (the aggregator flushes on value bytes: batch_due) */
 };
 
 void batch_init(struct batch *b, const char *topic);
@@ -66,8 +66,9 @@ size_t batch_remove(struct batch *b, const uint8_t *drop);
 void batch_split(struct batch *b, size_t k, struct batch *lo, struct batch *hi);
 
 /* The flush rule: a batch with content is due when it holds max_events
- * messages (rows, re-sends and DLQ'd ones alike), max_bytes record bytes, or
- * its first message is max_ms old (start_ms, now_ms: monotonic). */
+ * messages (rows, re-sends and DLQ'd ones alike), max_bytes bytes of their
+ * Kafka message values, or its first message is max_ms old (start_ms,
+ * now_ms: monotonic). */
 bool batch_due(const struct aggr_batch_conf *bc, size_t msgs, size_t bytes, uint64_t start_ms,
                uint64_t now_ms);
 

@@ -9,13 +9,16 @@
 
 #include "aggregator/aggregator_int.h"
 #include "aggregator/dlq.h"
+#include "aggregator/offset_reset.h"
 #include "aggregator/pg_writer.h"
+#include "common/alert.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
-#define OFFSET_CHECK_MS 5000 /* quiet partitions look for a replay this often */
+#define OFFSET_CHECK_MS      5000 /* quiet partitions look for a replay this often */
+#define WATERMARK_TIMEOUT_MS 5000
 
 struct part_state *consume_part(struct aggregator *a, int32_t p)
 {
@@ -101,7 +104,7 @@ void consume_sync_pause(struct aggregator *a)
         struct part_state *ps = &a->parts[i];
         if (!ps->assigned)
             continue;
-        bool p_want = want || !ps->ready;
+        bool p_want = want || !ps->ready || ps->reset_pending;
         if (p_want && !ps->paused) {
             consumer_pause(a->c, (int32_t)i, true);
             ps->paused = true;
@@ -124,9 +127,13 @@ static void assign_one(struct aggregator *a, struct part_state *ps, rd_kafka_top
     if (!ps->lag)
         ps->lag = aggr_metrics_lag(a->m, tp->partition);
     int64_t off;
+    ps->reset_pending = false;
     if (consume_load_offset_replay(a, tp->partition, &off) == 0) {
         ps->ready = true;
         ps->stored = ps->pos = off;
+        /* Anything below the position now is from before this assignment. */
+        ps->stale_from = 0;
+        ps->stale_to = off > 0 ? off : 0;
         tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
     } else {
         /* Assigned but paused (consume_sync_pause) until the offset loads;
@@ -141,7 +148,7 @@ static void assign_one(struct aggregator *a, struct part_state *ps, rd_kafka_top
 
 static void revoke_one(struct part_state *ps, const rd_kafka_topic_partition_t *tp)
 {
-    ps->assigned = ps->ready = ps->paused = false;
+    ps->assigned = ps->ready = ps->paused = ps->reset_pending = false;
     ps->stored = ps->pos = -1;
     if (ps->lag)
         metric_set(ps->lag, 0);
@@ -182,11 +189,125 @@ void consume_rebalance(void *ud, bool assign, rd_kafka_topic_partition_list_t *p
     }
 }
 
+/* The log of partition p no longer holds our position: at is the offset
+ * whose fetch failed, or a message's below our position (backwards). The
+ * partition pauses until no batch holds it (what was read before the reset
+ * is committed first: the log may not have it any more), then restarts. */
+static void note_reset(struct aggregator *a, int32_t p, int64_t at, bool backwards)
+{
+    struct part_state *ps = consume_part(a, p);
+    if (!ps || !ps->assigned || ps->reset_pending)
+        return;
+    ps->reset_pending = true;
+    ps->reset_backwards = backwards;
+    ps->reset_at = at;
+    consume_sync_pause(a);
+    consume_apply_resets(a);
+}
+
+static bool held_by_batches(struct aggregator *a, int32_t p)
+{
+    return batch_offset_find(&a->batch, p) ||
+           (a->inflight_active && batch_offset_find(&a->inflight, p));
+}
+
+/* Restart partition p from ps->pos: every assigned partition with its start
+ * position, for the eager protocol's full re-assignment. */
+static int restart_partition(struct aggregator *a, int32_t p)
+{
+    rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new((int)a->nparts);
+    for (size_t i = 0; i < a->nparts; i++)
+        if (a->parts[i].assigned)
+            rd_kafka_topic_partition_list_add(all, a->cfg->kafka.topic, (int32_t)i)->offset =
+                consume_start_offset(&a->parts[i]);
+    bool eager = !consumer_cooperative(a->c);
+    int rc = consumer_restart(a->c, all, p);
+    rd_kafka_topic_partition_list_destroy(all);
+    if (rc != 0)
+        return -1;
+    /* Resumed (librdkafka keeps an application pause across assignments);
+     * consume_sync_pause pauses again what must be. */
+    for (size_t i = 0; i < a->nparts; i++)
+        if (a->parts[i].assigned && (eager || i == (size_t)p)) {
+            consumer_pause(a->c, (int32_t)i, false);
+            a->parts[i].paused = false;
+        }
+    return 0;
+}
+
+static void apply_reset(struct aggregator *a, int32_t p, struct part_state *ps)
+{
+    int64_t lo, hi, restart, skipped;
+    if (consumer_watermarks(a->c, p, &lo, &hi, WATERMARK_TIMEOUT_MS) != 0)
+        return; /* stays pending: retried by the periodic work */
+    enum offset_reset_kind k =
+        offset_reset_classify(ps->reset_at, lo, hi, ps->reset_backwards, &restart, &skipped);
+    const char *topic = a->cfg->kafka.topic;
+    char desc[400];
+    if (k == OFFSET_RESET_NONE) {
+        snprintf(desc, sizeof(desc),
+                 "offset %" PRId64 " is inside the log [%" PRId64 ", %" PRId64 ") again",
+                 ps->reset_at, lo, hi);
+    } else if (k == OFFSET_RESET_LOG_START) {
+        snprintf(desc, sizeof(desc),
+                 "%s[%d]: the log starts at %" PRId64 ", past our position %" PRId64 ": %" PRId64
+                 " offsets were deleted before they were read; reading from %" PRId64,
+                 topic, (int)p, lo, ps->reset_at, skipped, restart);
+    } else {
+        snprintf(desc, sizeof(desc),
+                 "%s[%d]: %s %" PRId64 " %s (log [%" PRId64 ", %" PRId64
+                 ")): the topic was recreated, truncated or failed over; reading it again from "
+                 "%" PRId64 " (re-sends are dropped by the per-stream rule)",
+                 topic, (int)p, k == OFFSET_RESET_BACKWARDS ? "a message at" : "our position",
+                 ps->reset_at,
+                 k == OFFSET_RESET_BACKWARDS ? "arrived below our position" : "is past the log end",
+                 lo, hi, restart);
+    }
+    int64_t old_pos = ps->pos;
+    ps->pos = restart;
+    ps->replay_until = 0;
+    ps->hwm = 0;
+    ps->stale_from = ps->stale_to = 0;
+    if (restart_partition(a, p) != 0)
+        return; /* stays pending */
+    ps->reset_pending = false;
+    if (k == OFFSET_RESET_NONE) {
+        log_info("%s[%d]: %s; restarted there", topic, (int)p, desc);
+        return;
+    }
+    metric_inc(a->m->offset_resets[k]);
+    metric_add(a->m->offsets_skipped, (double)skipped);
+    log_warn("offset reset (%s, position was %" PRId64 "): %s", offset_reset_kind_name(k), old_pos,
+             desc);
+    char part[16];
+    snprintf(part, sizeof(part), "%d", (int)p);
+    alerter_fire(a->alerter, "AuditrailOffsetReset",
+                 k == OFFSET_RESET_LOG_START ? ALERT_CRITICAL : ALERT_WARNING,
+                 "a Kafka partition's offsets moved under the aggregator", desc, "kind",
+                 offset_reset_kind_name(k), "partition", part, NULL);
+}
+
+void consume_apply_resets(struct aggregator *a)
+{
+    for (size_t i = 0; i < a->nparts; i++) {
+        struct part_state *ps = &a->parts[i];
+        if (ps->reset_pending && ps->assigned && ps->ready && !held_by_batches(a, (int32_t)i))
+            apply_reset(a, (int32_t)i, ps);
+    }
+}
+
 /* A message librdkafka reports as an error: it retries what is transient
  * by itself; a fatal error (e.g. the group fenced this member) ends the
  * process. */
 static void message_error(struct aggregator *a, const rd_kafka_message_t *msg)
 {
+    if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && msg->rkt &&
+        strcmp(rd_kafka_topic_name(msg->rkt), a->cfg->kafka.topic) == 0) {
+        /* librdkafka stopped fetching the partition (auto.offset.reset is
+         * error): the log no longer holds msg->offset. */
+        note_reset(a, msg->partition, msg->offset, false);
+        return;
+    }
     if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
         log_error("consumer: fatal error: %s", rd_kafka_message_errstr(msg));
         aggregator_fatal_stop(a, rd_kafka_message_errstr(msg));
@@ -204,6 +325,15 @@ static void ingest(struct aggregator *a, struct part_state *ps, rd_kafka_message
     char err[512];
     enum validate_reason vr = validate_message(
         msg->payload, msg->len, (size_t)a->cfg->batch.max_message_bytes, &env, err, sizeof(err));
+    if (vr == VALIDATE_OK) {
+        bool keyless = false;
+        vr = validate_accept(&env, msg->key, msg->key_len, &a->window, time_now_us(), &keyless, err,
+                             sizeof(err));
+        if (keyless)
+            metric_inc(a->m->keyless);
+        if (vr != VALIDATE_OK)
+            envelope_release(&env);
+    }
     if (vr != VALIDATE_OK) {
         rd_kafka_headers_t *hdrs = NULL;
         if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -238,10 +368,16 @@ void consume_message(struct aggregator *a, rd_kafka_message_t *msg)
     struct part_state *ps = consume_part(a, p);
     /* Not ours, offset unknown, or paused (it will be fetched again after
      * the seek on resume), or while a batch waits for its retry. */
-    if (!ps || !ps->assigned || !ps->ready || ps->paused || a->retrying)
+    if (!ps || !ps->assigned || !ps->ready || ps->paused || ps->reset_pending || a->retrying)
         return;
-    if (ps->pos >= 0 && off < ps->pos)
-        return; /* before our position: stale prefetch after a seek */
+    if (ps->pos >= 0 && off < ps->pos) {
+        if (off >= ps->stale_from && off < ps->stale_to)
+            return; /* fetched before a seek (or assignment) of ours past it */
+        /* Nothing of ours explains it: the log moved under us. Never
+         * dropped: the partition is read again from its log start. */
+        note_reset(a, p, off, true);
+        return;
+    }
     if (ps->pos >= 0 && off > ps->pos) {
         /* Kafka offsets can skip (transaction markers, retention on the
          * mock); counted so an unexpected skip is visible. */
@@ -253,6 +389,7 @@ void consume_message(struct aggregator *a, rd_kafka_message_t *msg)
     if (a->batch_msgs == 0)
         a->batch_start_ms = time_mono_ms();
     a->batch_msgs++;
+    a->batch_bytes += msg->len; /* the whole value, not only the line it carries */
     ingest(a, ps, msg, p, off);
     /* Handled either way: stored, skipped as a re-send, or in the DLQ. The
      * compare-and-set expects what PostgreSQL will hold when this batch is
@@ -290,6 +427,10 @@ void consume_check_stored_offsets(struct aggregator *a, uint64_t now)
         log_info("%s[%d]: the stored offset moved from %" PRId64 " to %" PRId64
                  " outside this process (a replay): seeking there",
                  a->cfg->kafka.topic, (int)p, ps->stored, off);
+        if (off > ps->pos) {
+            ps->stale_from = ps->pos;
+            ps->stale_to = off;
+        }
         ps->stored = ps->pos = off;
         consumer_seek(a->c, p, consume_start_offset(ps));
     }

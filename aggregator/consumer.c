@@ -41,13 +41,16 @@ struct consumer *consumer_new(const struct kafka_conf *kafka, consumer_rebalance
     /* Offsets are stored in PostgreSQL with the rows; Kafka's copy is for
      * lag monitoring and is committed explicitly after each transaction. */
     const struct kafka_prop defaults[] = {
-        {"auto.offset.reset", "earliest"},
         {"isolation.level", "read_committed"},
         {"partition.assignment.strategy", "cooperative-sticky"},
         {"client.id", "auditrail-aggregator"},
         {NULL, NULL},
     };
+    /* A fetch position outside the log (topic recreated, truncated, log
+     * start moved past it) is reported to us, never reset silently by
+     * librdkafka: consume.c handles it explicitly (issue 9 item 3). */
     const struct kafka_prop forced[] = {
+        {"auto.offset.reset", "error"},
         {"group.id", kafka->group},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
@@ -198,6 +201,36 @@ int64_t consumer_high_watermark(struct consumer *c, int32_t partition)
     if (rd_kafka_get_watermark_offsets(c->rk, c->topic, partition, &lo, &hi) != 0)
         return -1;
     return hi;
+}
+
+int consumer_watermarks(struct consumer *c, int32_t partition, int64_t *lo, int64_t *hi,
+                        int timeout_ms)
+{
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(c->rk, c->topic, partition, lo, hi, timeout_ms);
+    if (e) {
+        log_warn("watermarks of %s[%d]: %s", c->topic, (int)partition, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int consumer_restart(struct consumer *c, rd_kafka_topic_partition_list_t *all, int32_t partition)
+{
+    /* After an out-of-range error librdkafka stops fetching the partition
+     * and a seek does not start it again (librdkafka 2.0): it is assigned
+     * anew at its position. */
+    if (!consumer_cooperative(c))
+        return consumer_assign(c, all);
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    for (int i = 0; i < all->cnt; i++)
+        if (all->elems[i].partition == partition)
+            rd_kafka_topic_partition_list_add(one, c->topic, partition)->offset =
+                all->elems[i].offset;
+    int rc =
+        one->cnt == 1 && consumer_unassign(c, one) == 0 && consumer_assign(c, one) == 0 ? 0 : -1;
+    rd_kafka_topic_partition_list_destroy(one);
+    return rc;
 }
 
 int64_t consumer_committed(struct consumer *c, int32_t partition)

@@ -23,8 +23,10 @@ struct consumer;
 
 /* Create the consumer for kafka->topic in kafka->group and subscribe.
  * Defaults (overridable by kafka.properties): partition.assignment.strategy
- * cooperative-sticky, auto.offset.reset earliest, isolation.level
- * read_committed. NULL with err set on a refused configuration. */
+ * cooperative-sticky, isolation.level read_committed. Forced:
+ * auto.offset.reset error (a position outside the log comes back as an
+ * RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET message for consume.c to handle).
+ * NULL with err set on a refused configuration. */
 struct consumer *consumer_new(const struct kafka_conf *kafka, consumer_rebalance_fn hook, void *ud,
                               char *err, size_t errlen);
 /* Close (leave the group: the final revocation goes through the hook) and
@@ -49,6 +51,15 @@ void consumer_commit(struct consumer *c, const int32_t *partitions, const int64_
                      size_t n);
 /* The cached high watermark of a partition, or -1 when unknown. */
 int64_t consumer_high_watermark(struct consumer *c, int32_t partition);
+/* Ask the partition's leader for its log start (lo) and end (hi), waiting up
+ * to timeout_ms: 0, or -1 (logged). */
+int consumer_watermarks(struct consumer *c, int32_t partition, int64_t *lo, int64_t *hi,
+                        int timeout_ms);
+/* Start fetching `partition` again from its offset in `all` (every assigned
+ * partition of the topic with its start position: the eager protocol
+ * re-assigns them all) after librdkafka stopped it on an out-of-range
+ * error. 0 or -1 (logged). */
+int consumer_restart(struct consumer *c, rd_kafka_topic_partition_list_t *all, int32_t partition);
 /* The group's offset committed to Kafka for partition (asks the group
  * coordinator, up to 5 s); -1 when there is none or it cannot be had. */
 int64_t consumer_committed(struct consumer *c, int32_t partition);

@@ -30,7 +30,7 @@ bool flush_due(const struct aggregator *a, uint64_t now)
 {
     if (!flush_has_content(a))
         return false;
-    return batch_due(&a->cfg->batch, a->batch_msgs, a->batch.bytes, a->batch_start_ms, now);
+    return batch_due(&a->cfg->batch, a->batch_msgs, a->batch_bytes, a->batch_start_ms, now);
 }
 
 /* Start a new batch being built: empty, and the layers that track it (the
@@ -41,6 +41,7 @@ static void reset_batch(struct aggregator *a)
     dedupe_batch_reset(a->dd);
     dlq_reset(a->dlq);
     a->batch_msgs = 0;
+    a->batch_bytes = 0;
     a->batch_start_ms = 0;
     a->redis_filtered = false;
     a->batch_replay = false;

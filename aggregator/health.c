@@ -90,6 +90,9 @@ void health_sync_counters(struct aggregator *a)
     uint64_t df = dlq_failures_total(a->dlq);
     metric_add(a->m->dlq_failures, (double)(df - a->last_dlq_failures));
     a->last_dlq_failures = df;
+    uint64_t dc = dlq_cut_total(a->dlq);
+    metric_add(a->m->dlq_truncated, (double)(dc - a->last_dlq_cut));
+    a->last_dlq_cut = dc;
 }
 
 void health_probe_pg(struct aggregator *a)

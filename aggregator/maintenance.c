@@ -20,7 +20,7 @@
 struct maintenance {
     struct maintenance_conf conf;
     char *holder;
-    char *lease_name;
+    char *lease_name, *token_key;
     struct pg_connection *conn; /* its own, never the writer's */
     struct part_cache parts;
 };
@@ -42,6 +42,7 @@ void maintenance_conf_defaults(struct maintenance_conf *c)
     c->premake_days = 7;
     c->retention_days = 2190;
     c->keep_table = false;
+    c->recent_write_s = 420;
     c->lease_ttl_ms = 300000;
 }
 
@@ -54,6 +55,8 @@ struct maintenance *maintenance_new(const char *conninfo, const struct maintenan
     m->conf.holder = m->holder;
     m->lease_name = xstrdup(conf->lease_name ? conf->lease_name : LEASE_REDIS_KEY);
     m->conf.lease_name = m->lease_name;
+    m->token_key = xstrdup(conf->token_key ? conf->token_key : LEASE_REDIS_KEY ":token");
+    m->conf.token_key = m->token_key;
     if (!m->conf.lease_ttl_ms)
         m->conf.lease_ttl_ms = 300000;
     part_cache_init(&m->parts);
@@ -68,6 +71,7 @@ void maintenance_free(struct maintenance *m)
     part_cache_release(&m->parts);
     free(m->holder);
     free(m->lease_name);
+    free(m->token_key);
     free(m);
 }
 
@@ -145,8 +149,8 @@ int maintenance_run_once(struct maintenance *m, struct redis_store *redis, int64
     if (redis) {
         bool unreachable = false;
         int64_t token = 0;
-        if (redis_store_lease(redis, m->lease_name, m->holder, m->conf.lease_ttl_ms, &token,
-                              &unreachable) == 0) {
+        if (redis_store_lease(redis, m->lease_name, m->token_key, m->holder, m->conf.lease_ttl_ms,
+                              &token, &unreachable) == 0) {
             f.token = token;
             use_advisory = false;
             res->lock = "redis";
@@ -171,7 +175,8 @@ int maintenance_run_once(struct maintenance *m, struct redis_store *redis, int64
                      &res->created, err, errlen) < 0)
         goto out;
     if (part_retention(&m->parts, m->conn, now_us, m->conf.retention_days, m->conf.keep_table,
-                       fence_check, &f, &res->dropped, err, errlen) < 0)
+                       m->conf.recent_write_s, fence_check, &f, &res->dropped, &res->kept, err,
+                       errlen) < 0)
         goto out;
     rc = 0;
 out:

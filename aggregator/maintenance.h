@@ -19,11 +19,16 @@ struct maintenance_conf {
     int premake_days;       /* partitions.premake, default 7 */
     int retention_days;     /* partitions.retention_days, default 2190; 0 = keep forever */
     bool keep_table;        /* partitions.retention_keep_table, default false */
+    int64_t recent_write_s; /* a partition written within this is kept (default 420:
+                               the default interval, 300 s, and two minutes) */
     uint64_t lease_ttl_ms;  /* Redis lease time, default 300000 */
     const char *holder;     /* this instance's name (e.g. pod name); copied */
     const char *lease_name; /* Redis key of the lease, default
-                               "auditrail:lease:maintenance" (its token counter
-                               is "<lease_name>:token"); copied */
+                               "auditrail:lease:maintenance"; copied */
+    const char *token_key;  /* its fencing-token counter, default
+                               "auditrail:lease:maintenance:token" (one for
+                               every lease name: tokens stay comparable with
+                               the highest one PostgreSQL holds); copied */
 };
 
 /* Session advisory lock of the fallback path ("audmain1"). */
@@ -39,6 +44,7 @@ struct maintenance_result {
     int64_t token;    /* fencing token used (Redis path), else 0 */
     int created;      /* partitions created by premake */
     int dropped;      /* partitions dropped (or detached when keep_table) */
+    int kept;         /* expired partitions kept: written within recent_write_s */
 };
 
 struct maintenance;

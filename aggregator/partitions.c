@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "aggregator/pg_sql.h"
+#include "common/buf.h"
 #include "common/htab.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -34,33 +35,47 @@ static void day_tm(int64_t day_us, struct tm *tm)
     gmtime_r(&s, tm);
 }
 
+/* The name's date part: YYYYMMDD for years 0000-9999 (DESIGN.md §5), more
+ * year digits after 9999, and an 'm' (minus) before the digits of a
+ * negative year: always a plain identifier ([a-z0-9_]), whatever the date
+ * (a '-' in "events_p-0011231" was a syntax error, 42601). The acceptance
+ * window keeps such days out of the table; the names stay safe anyway. */
 void part_day_name(int64_t day_us, char out[PART_NAME_LEN])
 {
     struct tm tm;
     day_tm(day_us, &tm);
-    snprintf(out, PART_NAME_LEN, "events_p%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday);
+    long long year = (long long)tm.tm_year + 1900;
+    snprintf(out, PART_NAME_LEN, "events_p%s%04lld%02d%02d", year < 0 ? "m" : "",
+             year < 0 ? -year : year, tm.tm_mon + 1, tm.tm_mday);
 }
 
 int part_name_day(const char *name, int64_t *day_us)
 {
-    if (strncmp(name, "events_p", 8) != 0 || strlen(name) != 16)
+    if (strncmp(name, "events_p", 8) != 0)
         return -1;
-    int v[8];
-    for (int i = 0; i < 8; i++) {
-        char ch = name[8 + i];
-        if (ch < '0' || ch > '9')
-            return -1;
-        v[i] = ch - '0';
-    }
+    const char *p = name + 8;
+    bool neg = *p == 'm';
+    p += neg;
+    size_t nd = strlen(p);
+    if (nd < 8 || nd > 12 || strspn(p, "0123456789") != nd)
+        return -1;
+    long long year = 0;
+    for (size_t i = 0; i < nd - 4; i++)
+        year = year * 10 + (p[i] - '0');
     struct tm tm = {0};
-    tm.tm_year = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3] - 1900;
-    tm.tm_mon = v[4] * 10 + v[5] - 1;
-    tm.tm_mday = v[6] * 10 + v[7];
+    tm.tm_year = (int)((neg ? -year : year) - 1900);
+    tm.tm_mon = (p[nd - 4] - '0') * 10 + (p[nd - 3] - '0') - 1;
+    tm.tm_mday = (p[nd - 2] - '0') * 10 + (p[nd - 1] - '0');
     int mon = tm.tm_mon, mday = tm.tm_mday;
     time_t t = timegm(&tm);
     /* timegm normalizes 20260230 to March 2nd: reject what it changed. */
     if (tm.tm_mon != mon || tm.tm_mday != mday)
+        return -1;
+    /* One spelling per day: "events_p020261126" or "events_pm0000…" are not
+     * names part_day_name makes. */
+    char back[PART_NAME_LEN];
+    part_day_name((int64_t)t * 1000000, back);
+    if (strcmp(back, name) != 0)
         return -1;
     *day_us = (int64_t)t * 1000000;
     return 0;
@@ -201,12 +216,19 @@ void part_groups_release(struct part_groups *g)
     memset(g, 0, sizeof(*g));
 }
 
+/* A day's start as a timestamptz literal; years before 1 are written the
+ * way PostgreSQL reads them (year 0 is 1 BC). */
 static void fmt_bound(int64_t us, char *out, size_t len)
 {
     struct tm tm;
     time_t s = (time_t)(part_day_floor(us) / 1000000);
     gmtime_r(&s, &tm);
-    snprintf(out, len, "%04d-%02d-%02d 00:00:00+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    long long year = (long long)tm.tm_year + 1900;
+    /* The moduli bound the text for the compiler; gmtime_r's fields and the
+     * years of int64 microseconds (|year| < 300000) are within them. */
+    unsigned y = (unsigned)((year > 0 ? year : 1 - year) % 1000000);
+    snprintf(out, len, "%04u-%02u-%02u 00:00:00+00%s", y, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u, year > 0 ? "" : " BC");
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -267,6 +289,30 @@ out:
     return s;
 }
 
+enum pg_status part_note_writes(struct pg_connection *conn, const int64_t *days, size_t n,
+                                int64_t now_us, char *err, size_t errlen)
+{
+    int64_t today = part_day_floor(now_us);
+    struct buf arr = BUF_INIT;
+    pg_array_begin(&arr);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (part_day_floor(days[i]) >= today)
+            continue; /* today's and the future's: no retention near them */
+        char name[PART_NAME_LEN];
+        part_day_name(days[i], name);
+        pg_array_str(&arr, name);
+        k++;
+    }
+    enum pg_status s = PG_OK;
+    if (k > 0) {
+        const char *p[] = {pg_array_end(&arr)};
+        s = pg_conn_exec(conn, SQL_PART_NOTE_WRITES, 1, p, NULL, err, errlen);
+    }
+    buf_release(&arr);
+    return s;
+}
+
 int part_premake(struct part_cache *c, struct pg_connection *conn, int64_t now_us, int days,
                  part_fence_fn fence, void *fence_ud, int *created, char *err, size_t errlen)
 {
@@ -295,14 +341,36 @@ out:
     return rc;
 }
 
+/* Was partition `name` written within the last recent_s seconds (noted by
+ * part_note_writes)? Runs after DETACH, whose lock waited for every writer
+ * of the partition: their notes are committed and visible. 1 (with *ago),
+ * 0, or -1 + err. */
+static int written_recently(struct pg_connection *conn, const char *name, int64_t recent_s,
+                            int64_t *ago, char *err, size_t errlen)
+{
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%" PRId64, recent_s);
+    const char *p[] = {name, secs};
+    PGresult *res = NULL;
+    if (pg_conn_exec(conn, SQL_PART_RECENT_WRITE, 2, p, &res, err, errlen) != PG_OK)
+        return -1;
+    int found = PQntuples(res) > 0;
+    if (found)
+        *ago = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return found;
+}
+
 /* Detach (and drop, or keep renamed) one partition in a transaction of
- * its own. 0, or -1 + err (rolled back). */
-static int retire(struct pg_connection *conn, const char *name, bool keep_table,
+ * its own, unless it was written within recent_s seconds (then rolled
+ * back: 1). 0, 1, or -1 + err (rolled back). */
+static int retire(struct pg_connection *conn, const char *name, bool keep_table, int64_t recent_s,
                   part_fence_fn fence, void *fence_ud, char *err, size_t errlen)
 {
     char key[24], detach[256], finish[256];
     snprintf(key, sizeof(key), "%" PRId64, PART_LOCK_KEY);
     const char *kp[] = {key};
+    const char *np[] = {name};
     snprintf(detach, sizeof(detach), SQL_PART_DETACH_FMT, name);
     if (keep_table)
         snprintf(finish, sizeof(finish), SQL_PART_KEEP_FMT, name, name);
@@ -310,24 +378,38 @@ static int retire(struct pg_connection *conn, const char *name, bool keep_table,
         snprintf(finish, sizeof(finish), SQL_PART_DROP_FMT, name);
     if (pg_conn_exec(conn, SQL_BEGIN, 0, NULL, NULL, err, errlen) != PG_OK)
         return -1;
+    int64_t ago = 0;
+    int recent = 0;
     if (pg_conn_exec(conn, SQL_PART_LOCK_TIMEOUT, 0, NULL, NULL, err, errlen) != PG_OK ||
         (fence && fence(conn, fence_ud, err, errlen) < 0) ||
         pg_conn_exec(conn, SQL_PART_XACT_LOCK, 1, kp, NULL, err, errlen) != PG_OK ||
         pg_conn_exec(conn, detach, 0, NULL, NULL, err, errlen) != PG_OK ||
-        pg_conn_exec(conn, finish, 0, NULL, NULL, err, errlen) != PG_OK ||
-        pg_conn_exec(conn, SQL_COMMIT, 0, NULL, NULL, err, errlen) != PG_OK) {
+        (recent = written_recently(conn, name, recent_s, &ago, err, errlen)) < 0)
+        goto fail;
+    if (recent) {
         pg_conn_rollback(conn);
-        return -1;
+        log_warn("partitions: retention keeps auditrail.%s: written %" PRId64
+                 " s ago, within the last maintenance period (a writer whose acceptance window "
+                 "differs from this one's: check partitions.retention_days and the clocks)",
+                 name, ago);
+        return 1;
     }
+    if (pg_conn_exec(conn, finish, 0, NULL, NULL, err, errlen) != PG_OK ||
+        pg_conn_exec(conn, SQL_PART_FORGET_WRITES, 1, np, NULL, err, errlen) != PG_OK ||
+        pg_conn_exec(conn, SQL_COMMIT, 0, NULL, NULL, err, errlen) != PG_OK)
+        goto fail;
     log_info("partitions: retention %s auditrail.%s", keep_table ? "detached" : "dropped", name);
     return 0;
+fail:
+    pg_conn_rollback(conn);
+    return -1;
 }
 
 int part_retention(struct part_cache *c, struct pg_connection *conn, int64_t now_us,
-                   int retention_days, bool keep_table, part_fence_fn fence, void *fence_ud,
-                   int *dropped, char *err, size_t errlen)
+                   int retention_days, bool keep_table, int64_t recent_s, part_fence_fn fence,
+                   void *fence_ud, int *dropped, int *kept, char *err, size_t errlen)
 {
-    int done = 0, rc = -1;
+    int done = 0, spared = 0, rc = -1;
     PGresult *list = NULL;
     if (retention_days <= 0) { /* keep forever */
         rc = 0;
@@ -352,9 +434,13 @@ int part_retention(struct part_cache *c, struct pg_connection *conn, int64_t now
          * catalog string. */
         char name[PART_NAME_LEN];
         part_day_name(day, name);
-        if (retire(conn, name, keep_table, fence, fence_ud, err, errlen) < 0)
+        int r = retire(conn, name, keep_table, recent_s, fence, fence_ud, err, errlen);
+        if (r < 0)
             goto out;
-        done++;
+        if (r == 1)
+            spared++;
+        else
+            done++;
     }
     rc = 0;
 out:
@@ -362,5 +448,7 @@ out:
     c->stale = true; /* the set changed (or may have) */
     if (dropped)
         *dropped = done;
+    if (kept)
+        *kept = spared;
     return rc;
 }

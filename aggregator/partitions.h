@@ -23,9 +23,11 @@
 
 /* Start of the UTC day holding us (floor, correct for negative times). */
 int64_t part_day_floor(int64_t us);
-/* "events_pYYYYMMDD" for the UTC day starting at day_us. */
+/* "events_pYYYYMMDD" for the UTC day starting at day_us; a year past 9999
+ * has more digits, a negative one an 'm' before them: an identifier for
+ * any day. */
 void part_day_name(int64_t day_us, char out[PART_NAME_LEN]);
-/* Parse "events_pYYYYMMDD" (exactly) into the day's start; 0 or -1. */
+/* Parse a name part_day_name makes (exactly) into the day's start; 0 or -1. */
 int part_name_day(const char *name, int64_t *day_us);
 
 struct part_bound {
@@ -84,16 +86,29 @@ int part_premake(struct part_cache *c, struct pg_connection *conn, int64_t now_u
                  part_fence_fn fence, void *fence_ud, int *created, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Note, inside the writer's transaction, that rows of the n days (day
+ * starts) are being written: the days before today(now_us) get
+ * auditrail.partition_writes.last_write = now(), refreshed at most once a
+ * minute (a fresh note is only read: writers do not queue on its lock).
+ * PG_OK or the failure's class with err. */
+enum pg_status part_note_writes(struct pg_connection *conn, const int64_t *days, size_t n,
+                                int64_t now_us, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Retention: every partition whose upper bound is <= day_floor(now_us) -
  * retention_days is detached and then dropped, or, with keep_table, detached
- * and renamed to events_pYYYYMMDD_detached and kept. One transaction per
- * partition (plain DETACH, not CONCURRENTLY: see partitions.c), with
- * lock_timeout so writers are not stalled; `fence` (may be NULL) is called
- * inside each transaction first and must return 0 to proceed (maintenance's
- * fencing-token check). Partitions newer than the cutoff are never touched.
- * *dropped gets the number dropped or detached. 0 or -1 + err. */
+ * and renamed to events_pYYYYMMDD_detached and kept — unless it was written
+ * within the last recent_s seconds (part_note_writes; checked after DETACH,
+ * whose lock waited for its writers): then it is kept, logged, and counted
+ * in *kept. One transaction per partition (plain DETACH, not CONCURRENTLY:
+ * see partitions.c), with lock_timeout so writers are not stalled; `fence`
+ * (may be NULL) is called inside each transaction first and must return 0
+ * to proceed (maintenance's fencing-token check). Partitions newer than the
+ * cutoff are never touched. *dropped gets the number dropped or detached
+ * (dropped, kept may be NULL). 0 or -1 + err. */
 int part_retention(struct part_cache *c, struct pg_connection *conn, int64_t now_us,
-                   int retention_days, bool keep_table, part_fence_fn fence, void *fence_ud,
-                   int *dropped, char *err, size_t errlen) __attribute__((warn_unused_result));
+                   int retention_days, bool keep_table, int64_t recent_s, part_fence_fn fence,
+                   void *fence_ud, int *dropped, int *kept, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

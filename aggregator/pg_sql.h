@@ -40,14 +40,30 @@
     "   'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m) b"                                  \
     " WHERE i.inhparent = 'auditrail.events'::regclass"
 #define SQL_PART_LOCK_TIMEOUT "SET LOCAL lock_timeout = '5s'"
+/* The writer notes its writes to partitions of past days ($1 text[] of
+ * names), at most once a minute per partition: a fresh note is only read,
+ * so writers do not queue on its row lock. */
+#define SQL_PART_NOTE_WRITES                                                                       \
+    "WITH d AS (SELECT DISTINCT unnest($1::text[]) AS partition),"                                 \
+    " stale AS (SELECT d.partition FROM d LEFT JOIN auditrail.partition_writes w USING "           \
+    "(partition)"                                                                                  \
+    "   WHERE w.last_write IS NULL OR w.last_write < now() - interval '60 seconds')"               \
+    " INSERT INTO auditrail.partition_writes (partition, last_write)"                              \
+    " SELECT partition, now() FROM stale"                                                          \
+    " ON CONFLICT (partition) DO UPDATE SET last_write = excluded.last_write"
+/* Seconds since the last noted write of partition $1 if within $2 seconds. */
+#define SQL_PART_RECENT_WRITE                                                                      \
+    "SELECT extract(epoch FROM now() - last_write)::bigint FROM auditrail.partition_writes"        \
+    " WHERE partition = $1 AND last_write > now() - $2::bigint * interval '1 second'"
+#define SQL_PART_FORGET_WRITES "DELETE FROM auditrail.partition_writes WHERE partition = $1"
 /* DDL formats: %s are a partition name (events_pYYYYMMDD, from
  * part_day_name) and bounds ('YYYY-MM-DD 00:00:00+00'), never input. */
 #define SQL_PART_CREATE_FMT                                                                        \
-    "CREATE TABLE IF NOT EXISTS auditrail.%s PARTITION OF auditrail.events"                        \
+    "CREATE TABLE IF NOT EXISTS auditrail.\"%s\" PARTITION OF auditrail.events"                    \
     " FOR VALUES FROM ('%s') TO ('%s')"
-#define SQL_PART_DETACH_FMT "ALTER TABLE auditrail.events DETACH PARTITION auditrail.%s"
-#define SQL_PART_KEEP_FMT   "ALTER TABLE auditrail.%s RENAME TO %s_detached"
-#define SQL_PART_DROP_FMT   "DROP TABLE auditrail.%s"
+#define SQL_PART_DETACH_FMT "ALTER TABLE auditrail.events DETACH PARTITION auditrail.\"%s\""
+#define SQL_PART_KEEP_FMT   "ALTER TABLE auditrail.\"%s\" RENAME TO \"%s_detached\""
+#define SQL_PART_DROP_FMT   "DROP TABLE auditrail.\"%s\""
 
 /* ---- writer (pg_writer.c) ---- */
 #define SQL_W_SESSION "SET TIME ZONE 'UTC'"
@@ -145,6 +161,10 @@
 /* Advisory path: serialize with Redis holders on the lease row, no token. */
 #define SQL_M_FENCE_ADVISORY                                                                       \
     "SELECT token FROM auditrail.maintenance_lease WHERE name = $1 FOR UPDATE"
+
+/* ---- the database's identity (aggregator.c: Redis namespaces) ---- */
+#define SQL_DB_IDENTITY                                                                            \
+    "SELECT current_database(), system_identifier::text FROM pg_control_system()"
 
 /* ---- replay (replay.c) ---- */
 #define SQL_REPLAY_DELETE_ALL                                                                      \

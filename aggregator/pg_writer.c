@@ -29,6 +29,7 @@
 #include "common/buf.h"
 #include "common/hashchain.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 #define COPY_FLUSH_BYTES (1u << 20)
@@ -478,6 +479,8 @@ static enum pg_status ensure_partitions(struct pg_writer *w, const struct batch 
     free(times);
     int made = 0;
     enum pg_status pr = part_ensure(&w->parts, w->conn, g.days, g.m, &made, err, errlen);
+    if (pr == PG_OK) /* retention keeps what was written lately (issue 9 item 4) */
+        pr = part_note_writes(w->conn, g.days, g.m, time_now_us(), err, errlen);
     part_groups_release(&g);
     *created = (size_t)made;
     return pr;

@@ -13,6 +13,7 @@
 #include <sys/time.h>
 
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -25,6 +26,7 @@ struct redis_store {
     int port;
     int db;
     char *user, *pass; /* NULL when absent */
+    char *prefix;      /* dedupe key prefix: DEDUPE_PREFIX [ns ":"] */
     uint64_t ttl_s;
     unsigned timeout_ms;
     redisContext *ctx;
@@ -60,7 +62,9 @@ struct redis_store *redis_store_new(const char *url, uint64_t ttl_s, unsigned ti
 {
     static const char scheme[] = "redis://";
     if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-        snprintf(err, errlen, "redis url must start with redis:// (got '%s')", url ? url : "");
+        char shown[256];
+        redact_url(url ? url : "", shown, sizeof(shown));
+        snprintf(err, errlen, "redis url must start with redis:// (got '%s')", shown);
         return NULL;
     }
     const char *p = url + sizeof(scheme) - 1;
@@ -103,6 +107,7 @@ struct redis_store *redis_store_new(const char *url, uint64_t ttl_s, unsigned ti
     r->pass = pass;
     r->ttl_s = ttl_s ? ttl_s : 86400;
     r->timeout_ms = timeout_ms ? timeout_ms : 200;
+    r->prefix = xstrdup(DEDUPE_PREFIX);
     return r;
 bad:
     snprintf(err, errlen, "malformed redis url (want redis://[user:pass@]host[:port][/db])");
@@ -118,6 +123,7 @@ void redis_store_free(struct redis_store *r)
     if (r->ctx)
         redisFree(r->ctx);
     free(r->host);
+    free(r->prefix);
     free(r->user);
     free(r->pass);
     free(r);
@@ -189,6 +195,12 @@ static redisContext *conn(struct redis_store *r)
     return r->ctx;
 }
 
+void redis_store_set_namespace(struct redis_store *r, const char *ns)
+{
+    free(r->prefix);
+    r->prefix = ns && *ns ? xasprintf(DEDUPE_PREFIX "%s:", ns) : xstrdup(DEDUPE_PREFIX);
+}
+
 int redis_store_seen(struct redis_store *r, const char *const *ids, size_t n, uint8_t *seen)
 {
     if (n == 0)
@@ -201,7 +213,7 @@ int redis_store_seen(struct redis_store *r, const char *const *ids, size_t n, ui
     argv[0] = "MGET";
     lens[0] = 4;
     for (size_t i = 0; i < n; i++) {
-        keys[i] = xasprintf(DEDUPE_PREFIX "%s", ids[i]);
+        keys[i] = xasprintf("%s%s", r->prefix, ids[i]);
         argv[i + 1] = keys[i];
         lens[i + 1] = strlen(keys[i]);
     }
@@ -231,7 +243,7 @@ int redis_store_mark(struct redis_store *r, const char *const *ids, size_t n)
     snprintf(ttl, sizeof(ttl), "%" PRIu64, r->ttl_s);
     /* Pipelined SET key 1 EX ttl: one round trip for the whole batch. */
     for (size_t i = 0; i < n; i++) {
-        char *key = xasprintf(DEDUPE_PREFIX "%s", ids[i]);
+        char *key = xasprintf("%s%s", r->prefix, ids[i]);
         const char *argv[] = {"SET", key, "1", "EX", ttl};
         int ok = redisAppendCommandArgv(r->ctx, 5, argv, NULL);
         free(key);
@@ -257,15 +269,15 @@ int redis_store_mark(struct redis_store *r, const char *const *ids, size_t n)
     return rc;
 }
 
-int redis_store_lease(struct redis_store *r, const char *name, const char *holder, uint64_t ttl_ms,
-                      int64_t *token, bool *unreachable)
+int redis_store_lease(struct redis_store *r, const char *name, const char *token_key,
+                      const char *holder, uint64_t ttl_ms, int64_t *token, bool *unreachable)
 {
     *unreachable = false;
     if (!conn(r)) {
         *unreachable = true;
         return -1;
     }
-    char *tkey = xasprintf("%s:token", name);
+    char *tkey = token_key ? xstrdup(token_key) : xasprintf("%s:token", name);
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%" PRIu64, ttl_ms ? ttl_ms : 1);
     const char *argv[] = {"EVAL", lease_lua, "2", name, tkey, holder, ttl};

@@ -22,17 +22,22 @@ void redis_store_free(struct redis_store *r);
  * Redis is unreachable (seen untouched). */
 int redis_store_seen(struct redis_store *r, const char *const *ids, size_t n, uint8_t *seen)
     __attribute__((warn_unused_result));
+/* Dedupe keys become "auditrail:dedupe:<ns>:<id>" (ns copied; NULL or ""
+ * = none): two deployments sharing one Redis never see each other's ids. */
+void redis_store_set_namespace(struct redis_store *r, const char *ns);
 /* Mark n ids as seen (after their transaction committed). 0 or -1. */
 int redis_store_mark(struct redis_store *r, const char *const *ids, size_t n)
     __attribute__((warn_unused_result));
 
 /* Try to take or renew the lease `name` for `holder` for ttl_ms. On success
  * returns 0 and the fencing token (strictly increasing across holders,
- * INCR-based); -1 when held by another or Redis is unreachable (*unreachable
- * tells which; an error reply, e.g. from a read-only replica, counts as
- * unreachable). A holder renewing keeps its token. */
-int redis_store_lease(struct redis_store *r, const char *name, const char *holder, uint64_t ttl_ms,
-                      int64_t *token, bool *unreachable) __attribute__((warn_unused_result));
+ * INCR-based on token_key; NULL = "<name>:token"); -1 when held by another
+ * or Redis is unreachable (*unreachable tells which; an error reply, e.g.
+ * from a read-only replica, counts as unreachable). A holder renewing keeps
+ * its token. */
+int redis_store_lease(struct redis_store *r, const char *name, const char *token_key,
+                      const char *holder, uint64_t ttl_ms, int64_t *token, bool *unreachable)
+    __attribute__((warn_unused_result));
 void redis_store_lease_release(struct redis_store *r, const char *name, const char *holder);
 
 #endif

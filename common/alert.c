@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "common/backoff.h"
+#include "common/redact.h"
 #include "common/log.h"
 #include "common/lru.h"
 #include "common/metrics.h"
@@ -107,7 +108,7 @@ struct alerter {
     bool enabled;
     /* immutable after alerter_new */
     char *url, *generator_url, *component, *instance;
-    char *log_url; /* url without user info, query or fragment: for logs */
+    char *log_url; /* url with its secrets masked (common/redact.h): for logs */
     uint64_t timeout_ms, min_interval_ms, retry_backoff_ms;
     size_t queue_max;
     unsigned retries;
@@ -513,16 +514,6 @@ static bool url_ok(const char *u)
     return strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0;
 }
 
-char *alerter_url_for_logs(const char *url)
-{
-    const char *host = strstr(url, "://");
-    host = host ? host + 3 : url;
-    size_t authority = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', authority);
-    const char *rest = at ? at + 1 : host;
-    return xasprintf("%.*s%.*s", (int)(host - url), url, (int)strcspn(rest, "?#"), rest);
-}
-
 int alerter_conf_check(struct cfg_check *chk, const struct alerter_conf *c)
 {
     if (c->url && c->url[0] && !url_ok(c->url))
@@ -573,7 +564,7 @@ struct alerter *alerter_new(const struct alerter_conf *conf, struct metrics *m, 
     }
     a->enabled = true;
     a->url = xstrdup(conf->url);
-    a->log_url = alerter_url_for_logs(conf->url);
+    a->log_url = redact_url_dup(conf->url);
     a->generator_url =
         conf->generator_url && conf->generator_url[0] ? xstrdup(conf->generator_url) : NULL;
     a->component = conf->component ? xstrdup(conf->component) : NULL;

@@ -61,10 +61,6 @@ extern const struct cfg_key alerts_conf_keys[];
 /* The alerts section's own check (url is http or https), for a program's
  * config check: 0, or cfg_check_fail's -1. */
 int alerter_conf_check(struct cfg_check *chk, const struct alerter_conf *c);
-/* The webhook URL as logs show it: without user info, query or fragment,
- * which can carry credentials (DESIGN.md §6: secrets never reach a log).
- * Heap. */
-char *alerter_url_for_logs(const char *url);
 
 /* Create the alerter and start its thread (none when disabled). Registers
  * its metrics in m (m NULL: a private registry). Returns NULL with a message

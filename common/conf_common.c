@@ -27,6 +27,15 @@ const struct cfg_key kafka_conf_keys[] = {
      .offset = offsetof(struct kafka_conf, dlq_topic),
      .def = "audit.events.dlq",
      .help = "Dead-letter topic for events that cannot be decoded or stored"},
+    {.name = "dlq_max_message_bytes",
+     .type = CFG_INT,
+     .offset = offsetof(struct kafka_conf, dlq_max_message_bytes),
+     .def = "5MiB",
+     .min = 65536,
+     .max = 1000000000,
+     .help = "Largest DLQ copy (key, value and headers; the DLQ producer's message.max.bytes): "
+             "a larger one is cut to a prefix with its original size and SHA-256 in headers. "
+             "The DLQ topic's max.message.bytes must allow it"},
     {.name = "properties",
      .type = CFG_MAP,
      .offset = offsetof(struct kafka_conf, properties),

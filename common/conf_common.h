@@ -5,15 +5,17 @@
 #define AUDITRAIL_CONF_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/config.h"
 
 struct kafka_conf {
     struct cfg_strlist brokers;
-    char *topic;               /* default audit.events */
-    char *group;               /* consumer group (aggregator) */
-    char *dlq_topic;           /* default audit.events.dlq */
-    struct cfg_map properties; /* librdkafka pass-through */
+    char *topic;                   /* default audit.events */
+    char *group;                   /* consumer group (aggregator) */
+    char *dlq_topic;               /* default audit.events.dlq */
+    int64_t dlq_max_message_bytes; /* the DLQ producer's message.max.bytes (aggregator) */
+    struct cfg_map properties;     /* librdkafka pass-through */
 };
 
 struct http_conf {

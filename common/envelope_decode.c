@@ -357,8 +357,17 @@ enum envelope_err envelope_decode(const char *buf, size_t len, struct envelope *
     json_t *root = json_loadb(buf ? buf : "", buf ? len : 0,
                               JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (!root) {
+        /* jansson quotes the token it stopped at ("invalid token near
+         * 'secret…'"): record content, kept out of the DLQ header and the
+         * log; the position says where. */
         char safe[80];
-        printable(safe, sizeof(safe), jerr.text, strlen(jerr.text));
+        const char *near = strstr(jerr.text, " near '");
+        size_t n = near ? (size_t)(near - jerr.text) : strlen(jerr.text);
+        printable(safe, sizeof(safe), jerr.text, n);
+        if (near) {
+            size_t l = strlen(safe);
+            snprintf(safe + l, sizeof(safe) - l, " at byte %d", jerr.position);
+        }
         fail(&d, ENVELOPE_ERR_NOT_JSON, "%s", safe);
         return d.code;
     }

@@ -33,15 +33,31 @@ int log_level_parse(const char *s, enum log_level *out)
     return -1;
 }
 
+/* A message longer than the line allows is cut where a UTF-8 sequence
+ * starts, never inside one (a torn sequence would make the whole message
+ * invalid), and ends with "…" so a reader knows. msg holds n bytes. */
+static void log_cut(char *msg, size_t n)
+{
+    static const char mark[] = "\xe2\x80\xa6"; /* U+2026 */
+    size_t end = n - (sizeof(mark) - 1);
+    /* A continuation byte at end means end tears a sequence: back up to
+     * its lead byte (a sequence has at most three continuation bytes). */
+    for (int i = 0; i < 3 && end > 0 && ((unsigned char)msg[end] & 0xC0) == 0x80; i++)
+        end--;
+    memcpy(msg + end, mark, sizeof(mark));
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     if (level < log_min)
         return;
-    char msg[2048];
+    char msg[LOG_MSG_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int full = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (full >= (int)sizeof(msg))
+        log_cut(msg, sizeof(msg) - 1);
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

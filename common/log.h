@@ -3,6 +3,10 @@
 #ifndef AUDITRAIL_LOG_H
 #define AUDITRAIL_LOG_H
 
+/* Longest message text, in bytes; a longer one is cut on a UTF-8 boundary
+ * and ends with "…". */
+#define LOG_MSG_MAX 2047
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 /* Set the component name (e.g. "agent") and the minimum level. The string is

@@ -1,7 +1,8 @@
 /* auditrail-aggregator under faults, on the real stack: two aggregators in
- * one group with rebalances while records flow, and SIGKILL mid-batch again
- * and again — every record stored exactly once (count, distinct ids,
- * contiguous seq per stream). */
+ * one group with rebalances while records flow, SIGKILL mid-batch again and
+ * again, PostgreSQL unreachable — once the topic is drained, every record
+ * stored exactly once with the bytes, hashes and times computed
+ * independently (tests/support/chain.h). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,276 +10,161 @@
 
 #include "common/xmalloc.h"
 #include "tests/support/aggr_harness.h"
+#include "tests/support/chain.h"
+#include "tests/support/probe.h"
+#include "tests/support/store.h"
 #include "tests/support/teststack.h"
 #include "tests/support/testutil.h"
 
-#define T0_US  INT64_C(1795722645000000) /* 2026-11-26T19:50:45Z */
-#define NPARTS 4                         /* partitions of every test topic here */
+#define T0_US    INT64_C(1795722645000000) /* 2026-11-26T19:50:45Z */
+#define NPARTS   4                         /* partitions of every test topic here */
+#define PAD      300                       /* ~400-byte records: batches' bytes matter */
+#define DRAIN_MS 120000
 
-/* Records of nstreams streams, n each, kept in order per stream. */
-struct recs {
-    int nstreams, n;
-    char **json;
-    size_t *len;
-    struct tenv_stream *s;
-};
-
-static void recs_make(struct recs *r, const char *tag, int nstreams, int n)
+/* Records i in [from, to) of every stream of r (ns streams), stream j to
+ * partition j % NPARTS (not by key hash): kafka-mock keeps only ~5 MB per
+ * partition and deletes older data, so the load must be even. */
+static void produce_rounds(struct th_env *e, const struct trecs *r, int ns, int from, int to)
 {
-    r->nstreams = nstreams;
-    r->n = n;
-    r->json = xcalloc((size_t)(nstreams * n), sizeof(*r->json));
-    r->len = xcalloc((size_t)(nstreams * n), sizeof(*r->len));
-    r->s = xcalloc((size_t)nstreams, sizeof(*r->s));
-    for (int j = 0; j < nstreams; j++) {
-        char name[96];
-        snprintf(name, sizeof(name), "%s-%d", tag, j);
-        tenv_stream_init(&r->s[j], name);
-    }
-    /* ~400-byte records: realistic, and enough bytes for batches to matter. */
-    char pad[301];
-    memset(pad, 'x', 300);
-    pad[300] = '\0';
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < nstreams; j++) {
-            char line[400];
-            snprintf(line, sizeof(line), "{\"actor\":\"u%d\",\"n\":%d,\"pad\":\"%s\"}", j, i, pad);
-            size_t k = (size_t)(i * nstreams + j);
-            r->json[k] = tenv_next_json(&r->s[j], line, T0_US + i * 1000, &r->len[k]);
-        }
+    th_produce(e, r, (size_t)(from * ns), (size_t)(to * ns), NPARTS);
 }
 
-static void recs_free(struct recs *r)
+/* A fresh env and ns streams of n records each (~400 bytes). */
+static void fx_init(struct th_env *e, struct trecs *r, const char *name, int ns, int n)
 {
-    for (int i = 0; i < r->nstreams * r->n; i++)
-        free(r->json[i]);
-    free(r->json);
-    free(r->len);
-    free(r->s);
+    th_env_init(e, name, NPARTS);
+    memset(r, 0, sizeof(*r));
+    trecs_make(r, e->topic, ns, n, T0_US, PAD);
 }
 
-/* Produce records [from, to) of every stream; stream j goes to partition
- * j % nparts (not by key hash): kafka-mock keeps only ~5 MB per partition
- * and deletes older data, so the load must be even. */
-static void recs_produce(struct recs *r, rd_kafka_t *p, const char *topic, int nparts, int from,
-                         int to)
+/* Nothing skipped by the broker (the mock's retention) either. */
+static void assert_no_offset_gaps(const struct th_env *e, int i)
 {
-    for (int i = from; i < to; i++)
-        for (int j = 0; j < r->nstreams; j++) {
-            size_t k = (size_t)(i * r->nstreams + j);
-            th_produce(p, topic, j % nparts, r->s[j].stream, 32, r->json[k], r->len[k], NULL);
-        }
-    th_producer_flush(p);
-}
-
-/* The dbname of a conninfo (asks the server). */
-static char *db_name_of(const char *conninfo)
-{
-    PGconn *c = test_pg_connect(conninfo);
-    char *v = test_pg_scalar(c, "SELECT current_database()");
-    PQfinish(c);
-    return v;
-}
-
-struct metric_wait {
-    int port;
-    const char *series;
-    double min;
-};
-
-static bool metric_at_least(void *ud)
-{
-    struct metric_wait *w = ud;
-    return th_metric(w->port, w->series) >= w->min;
+    ck_assert_double_eq(
+        probe_metric_value(e->aggr[i].port, "auditrail_aggregator_offset_gaps_total"), 0);
 }
 
 START_TEST(two_aggregators_rebalancing_exactly_once)
 {
-    char *db = test_pg_fresh_db("aggr_rebal");
-    char *topic = test_kafka_topic("aggr_rebal", NPARTS);
-    char *dlq = test_kafka_topic("dlq", 1);
-    char *dir = test_tmpdir("aggr_rebal");
-    int pa = th_free_port(), pb = th_free_port();
-    char *ca = th_aggr_config(dir, "a.yaml", db, topic, dlq, topic, NULL, pa, NULL);
-    char *cb = th_aggr_config(dir, "b.yaml", db, topic, dlq, topic, NULL, pb, NULL);
-    char *la = xasprintf("%s/a.log", dir), *lb = xasprintf("%s/b.log", dir);
-    struct recs r;
-    const int ns = 12, n = 400, total = ns * n;
-    recs_make(&r, topic, ns, n);
-    rd_kafka_t *p = th_producer_new();
+    struct th_env e;
+    struct trecs r;
+    const int ns = 12, n = 400;
+    fx_init(&e, &r, "aggr_rebal", ns, n);
+    unsigned pb = e.aggr[1].port;
 
-    struct th_aggr *a = th_aggr_start(ca, la, pa);
-    recs_produce(&r, p, topic, NPARTS, 0, 100);
-    ck_assert(th_wait_rows(db, 1, 60000) >= 1);
+    th_aggr_start(&e, 0);
+    produce_rounds(&e, &r, ns, 0, 100);
+    ck_assert(store_wait_rows(e.db, 1, 60000));
 
     /* B joins mid-stream: the group rebalances and B takes partitions. */
-    struct th_aggr *b = th_aggr_start(cb, lb, pb);
-    recs_produce(&r, p, topic, NPARTS, 100, 200);
-    struct metric_wait wb = {pb, "auditrail_aggregator_assigned_partitions", 1};
-    ck_assert_msg(test_wait_until(metric_at_least, &wb, 60000), "B never got partitions");
+    th_aggr_start(&e, 1);
+    produce_rounds(&e, &r, ns, 100, 200);
+    ck_assert_msg(probe_wait_metric(pb, "auditrail_aggregator_assigned_partitions", 1, 60000),
+                  "B never got partitions");
 
     /* A leaves cleanly while records flow; B takes everything. */
-    recs_produce(&r, p, topic, NPARTS, 200, 250);
-    ck_assert_int_eq(th_aggr_stop(a, SIGTERM, 30000), 0);
-    recs_produce(&r, p, topic, NPARTS, 250, 300);
-    wb.min = NPARTS;
-    ck_assert_msg(test_wait_until(metric_at_least, &wb, 60000), "B never got all partitions");
+    produce_rounds(&e, &r, ns, 200, 250);
+    th_aggr_stop(&e, 0);
+    produce_rounds(&e, &r, ns, 250, 300);
+    ck_assert_msg(probe_wait_metric(pb, "auditrail_aggregator_assigned_partitions", NPARTS, 60000),
+                  "B never got all partitions");
 
     /* B dies without leaving; A comes back and takes over after B's
      * session times out. */
-    ck_assert_int_eq(th_aggr_stop(b, SIGKILL, 10000), 128 + SIGKILL);
-    a = th_aggr_start(ca, la, pa);
-    recs_produce(&r, p, topic, NPARTS, 300, n);
+    th_aggr_kill(&e, 1);
+    th_aggr_start(&e, 0);
+    produce_rounds(&e, &r, ns, 300, n);
 
-    ck_assert_int_eq(th_wait_offsets(db, topic, total, 120000), total);
-    th_assert_exactly_once(db, total);
-    /* Nothing skipped by the broker (the mock's retention) either. */
-    ck_assert_double_eq(th_metric(a->http_port, "auditrail_aggregator_offset_gaps_total"), 0);
-    ck_assert_int_eq(th_aggr_stop(a, SIGTERM, 30000), 0);
-
-    th_producer_free(p);
-    recs_free(&r);
-    test_pg_drop_db(db);
-    if (!getenv("KEEP_LOGS"))
-        test_rmtree(dir);
-    free(db);
-    free(topic);
-    free(dlq);
-    free(dir);
-    free(ca);
-    free(cb);
-    free(la);
-    free(lb);
+    th_assert_drained(&e, DRAIN_MS);
+    store_assert_records(e.db, &r);
+    assert_no_offset_gaps(&e, 0);
+    th_aggr_stop(&e, 0);
+    trecs_release(&r);
+    th_env_release(&e);
 }
 END_TEST
 
 START_TEST(sigkill_mid_batch_repeatedly)
 {
-    char *db = test_pg_fresh_db("aggr_kill");
-    char *topic = test_kafka_topic("aggr_kill", NPARTS);
-    char *dlq = test_kafka_topic("dlq", 1);
-    char *dir = test_tmpdir("aggr_kill");
-    int port = th_free_port();
-    /* Batches of 500 (th_aggr_config): many transactions to land a kill in. */
-    char *cfg = th_aggr_config(dir, "k.yaml", db, topic, dlq, topic, NULL, port, NULL);
-    char *log = xasprintf("%s/k.log", dir);
-    struct recs r;
-    const int ns = 8, n = 1500, total = ns * n;
-    recs_make(&r, topic, ns, n);
-    rd_kafka_t *p = th_producer_new();
-    recs_produce(&r, p, topic, NPARTS, 0, n);
+    struct th_env e;
+    struct trecs r;
+    /* Batches of 500 (th_env): many transactions to land a kill in. */
+    const int ns = 8, n = 1500;
+    fx_init(&e, &r, "aggr_kill", ns, n);
+    produce_rounds(&e, &r, ns, 0, n);
 
-    int64_t last = 0;
+    long long last = 0;
     int kills = 0;
     for (int round = 0; round < 6; round++) {
-        struct th_aggr *a = th_aggr_start(cfg, log, port);
+        th_aggr_start(&e, 0);
         /* Kill as soon as it made progress: it is then writing the next
          * batch (or between batches, which must be just as safe). */
-        int64_t now = th_wait_rows(db, last + 1, 60000);
-        ck_assert_int_eq(th_aggr_stop(a, SIGKILL, 10000), 128 + SIGKILL);
+        ck_assert(store_wait_rows(e.db, last + 1, 60000));
+        th_aggr_kill(&e, 0);
         kills++;
-        ck_assert_int_gt(now, last);
         /* It may have committed more between our count and the kill. */
-        last = th_sql_int(db, "SELECT count(*) FROM auditrail.events");
-        if (last >= total)
+        last = store_rows(e.db);
+        if (last >= (long long)r.n)
             break;
     }
     ck_assert_int_ge(kills, 5);
-    ck_assert_msg(last < total, "every record stored before the 5th kill; make the test bigger");
+    ck_assert_msg(last < (long long)r.n,
+                  "every record stored before the 5th kill; make the test bigger");
 
-    struct th_aggr *a = th_aggr_start(cfg, log, port);
-    ck_assert_int_eq(th_wait_offsets(db, topic, total, 120000), total);
-    th_assert_exactly_once(db, total);
-    /* Nothing skipped by the broker (the mock's retention) either. */
-    ck_assert_double_eq(th_metric(a->http_port, "auditrail_aggregator_offset_gaps_total"), 0);
-    ck_assert_int_eq(th_aggr_stop(a, SIGTERM, 30000), 0);
-
-    th_producer_free(p);
-    recs_free(&r);
-    test_pg_drop_db(db);
-    if (!getenv("KEEP_LOGS"))
-        test_rmtree(dir);
-    free(db);
-    free(topic);
-    free(dlq);
-    free(dir);
-    free(cfg);
-    free(log);
+    th_aggr_start(&e, 0);
+    th_assert_drained(&e, DRAIN_MS);
+    store_assert_records(e.db, &r);
+    assert_no_offset_gaps(&e, 0);
+    th_aggr_stop(&e, 0);
+    trecs_release(&r);
+    th_env_release(&e);
 }
 END_TEST
-
-struct ready_wait {
-    int port;
-    bool want;
-};
-
-static bool ready_is(void *ud)
-{
-    struct ready_wait *w = ud;
-    return th_ready(w->port) == w->want;
-}
 
 /* PostgreSQL unreachable mid-stream (its database refuses connections and
  * our sessions are terminated): the breaker opens, /readyz fails, nothing
  * is lost; when it comes back consumption resumes from the stored offsets. */
 START_TEST(postgres_outage_pauses_and_resumes)
 {
-    char *db = test_pg_fresh_db("aggr_pgdown");
-    char *topic = test_kafka_topic("aggr_pgdown", NPARTS);
-    char *dlq = test_kafka_topic("dlq", 1);
-    char *dir = test_tmpdir("aggr_pgdown");
-    int port = th_free_port();
-    char *cfg = th_aggr_config(dir, "p.yaml", db, topic, dlq, topic, NULL, port, NULL);
-    char *log = xasprintf("%s/p.log", dir);
-    char *admin = xstrdup(test_stack("STACK_PG_PRIMARY")); /* another database */
-    char *dbname = db_name_of(db);
-    struct recs r;
-    const int ns = 4, n = 100, total = ns * n;
-    recs_make(&r, topic, ns, n);
-    rd_kafka_t *p = th_producer_new();
+    struct th_env e;
+    struct trecs r;
+    const int ns = 4, n = 100;
+    fx_init(&e, &r, "aggr_pgdown", ns, n);
+    unsigned port = e.aggr[0].port;
 
-    struct th_aggr *a = th_aggr_start(cfg, log, port);
-    recs_produce(&r, p, topic, NPARTS, 0, 40);
-    ck_assert_int_eq(th_wait_rows(db, 40 * ns, 60000), 40 * ns);
-    struct ready_wait rw = {port, true};
-    ck_assert(test_wait_until(ready_is, &rw, 30000));
+    th_aggr_start(&e, 0);
+    produce_rounds(&e, &r, ns, 0, 40);
+    th_assert_drained(&e, 60000);
+    ck_assert_int_eq(store_rows(e.db), 40 * ns);
+    ck_assert(probe_wait_ready(port, 30000));
 
-    PGconn *ac = test_pg_connect(admin);
-    char sql[512];
-    snprintf(sql, sizeof(sql),
-             "ALTER DATABASE %s ALLOW_CONNECTIONS false; SELECT pg_terminate_backend(pid) FROM "
-             "pg_stat_activity WHERE datname = '%s'",
-             dbname, dbname);
-    test_pg_exec(ac, sql);
-    recs_produce(&r, p, topic, NPARTS, 40, 70);
-    rw.want = false;
-    ck_assert_msg(test_wait_until(ready_is, &rw, 60000), "never reported not-ready");
-    struct metric_wait mw = {port, "auditrail_aggregator_breaker_state{breaker=\"postgres\"}", 1};
-    ck_assert_msg(test_wait_until(metric_at_least, &mw, 30000), "breaker never opened");
+    PGconn *admin = test_pg_connect(test_stack("STACK_PG_PRIMARY")); /* another database */
+    PGconn *own = test_pg_connect(e.db);
+    char *dbname = test_pg_scalar(own, "SELECT current_database()");
+    PQfinish(own);
+    char *sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false; SELECT "
+                          "pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+                          dbname, dbname);
+    test_pg_exec(admin, sql);
+    free(sql);
+    produce_rounds(&e, &r, ns, 40, 70);
+    ck_assert_msg(probe_wait_status(port, "/readyz", 503, 60000), "never reported not-ready");
+    ck_assert_msg(probe_wait_metric(
+                      port, "auditrail_aggregator_breaker_state{breaker=\"postgres\"}", 1, 30000),
+                  "breaker never opened");
 
-    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", dbname);
-    test_pg_exec(ac, sql);
-    PQfinish(ac);
-    recs_produce(&r, p, topic, NPARTS, 70, n);
-    ck_assert_int_eq(th_wait_offsets(db, topic, total, 120000), total);
-    th_assert_exactly_once(db, total);
-    rw.want = true;
-    ck_assert(test_wait_until(ready_is, &rw, 30000));
-    ck_assert_int_eq(th_aggr_stop(a, SIGTERM, 30000), 0);
-
-    th_producer_free(p);
-    recs_free(&r);
-    test_pg_drop_db(db);
-    if (!getenv("KEEP_LOGS"))
-        test_rmtree(dir);
-    free(db);
-    free(topic);
-    free(dlq);
-    free(dir);
-    free(cfg);
-    free(log);
-    free(admin);
+    sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", dbname);
+    test_pg_exec(admin, sql);
+    free(sql);
+    PQfinish(admin);
+    produce_rounds(&e, &r, ns, 70, n);
+    th_assert_drained(&e, DRAIN_MS);
+    store_assert_records(e.db, &r);
+    ck_assert(probe_wait_ready(port, 30000));
+    th_aggr_stop(&e, 0);
     free(dbname);
+    trecs_release(&r);
+    th_env_release(&e);
 }
 END_TEST
 

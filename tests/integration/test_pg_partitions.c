@@ -9,6 +9,7 @@
 #include "aggregator/maintenance.h"
 #include "aggregator/partitions.h"
 #include "aggregator/pg_writer.h"
+#include "common/timeutil.h"
 #include "tests/integration/storage_fixtures.h"
 
 static char *ci;
@@ -130,8 +131,8 @@ START_TEST(retention_drops_only_old)
     put_row(FX_T0 - 10 * FX_DAY_US + 5, 1);
     put_row(FX_T0 - 5 * FX_DAY_US, 2);
     /* Keep 5 days before today: partitions ending at or before T0-5d go. */
-    ck_assert_msg(part_retention(&c, pc, FX_T0 + 3600000000LL, 5, false, NULL, NULL, &n, err,
-                                 sizeof(err)) == 0,
+    ck_assert_msg(part_retention(&c, pc, FX_T0 + 3600000000LL, 5, false, 0, NULL, NULL, &n, NULL,
+                                 err, sizeof(err)) == 0,
                   "%s", err);
     ck_assert_int_eq(n, 5);
     ck_assert_int_eq(nparts(), 6);
@@ -141,12 +142,13 @@ START_TEST(retention_drops_only_old)
     ck_assert(attached("events_p20261126"));
     ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events"), 1);
     /* Idempotent. */
-    ck_assert_int_eq(part_retention(&c, pc, FX_T0, 5, false, NULL, NULL, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(
+        part_retention(&c, pc, FX_T0, 5, false, 0, NULL, NULL, &n, NULL, err, sizeof(err)), 0);
     ck_assert_int_eq(n, 0);
     /* 0 = keep forever. */
-    ck_assert_int_eq(
-        part_retention(&c, pc, FX_T0 + 100 * FX_DAY_US, 0, false, NULL, NULL, &n, err, sizeof(err)),
-        0);
+    ck_assert_int_eq(part_retention(&c, pc, FX_T0 + 100 * FX_DAY_US, 0, false, 0, NULL, NULL, &n,
+                                    NULL, err, sizeof(err)),
+                     0);
     ck_assert_int_eq(n, 0);
     ck_assert_int_eq(nparts(), 6);
     part_cache_release(&c);
@@ -162,8 +164,9 @@ START_TEST(retention_keep_table_detaches)
     ck_assert_int_eq(
         part_premake(&c, pc, FX_T0 - 3 * FX_DAY_US, 3, NULL, NULL, &n, err, sizeof(err)), 0);
     put_row(FX_T0 - 3 * FX_DAY_US + 7, 3);
-    ck_assert_msg(part_retention(&c, pc, FX_T0, 1, true, NULL, NULL, &n, err, sizeof(err)) == 0,
-                  "%s", err);
+    ck_assert_msg(
+        part_retention(&c, pc, FX_T0, 1, true, 0, NULL, NULL, &n, NULL, err, sizeof(err)) == 0,
+        "%s", err);
     ck_assert_int_eq(n, 2); /* T0-3d and T0-2d end by the cutoff (T0-1d); T0-1d ends after it */
     ck_assert(!exists("events_p20261123"));
     ck_assert(exists("events_p20261123_detached"));
@@ -194,8 +197,8 @@ START_TEST(fence_stops_ddl)
     ck_assert_int_eq(nparts(), 0);
     ck_assert_int_eq(
         part_premake(&c, pc, FX_T0 - 9 * FX_DAY_US, 1, NULL, NULL, &n, err, sizeof(err)), 0);
-    ck_assert_int_eq(part_retention(&c, pc, FX_T0, 2, false, deny, &calls, &n, err, sizeof(err)),
-                     -1);
+    ck_assert_int_eq(
+        part_retention(&c, pc, FX_T0, 2, false, 0, deny, &calls, &n, NULL, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "fenced");
     ck_assert_int_eq(nparts(), 2); /* nothing dropped */
     /* The connection is usable after the rollbacks. */
@@ -330,6 +333,115 @@ START_TEST(maintenance_unreachable_pg)
 }
 END_TEST
 
+/* Issue 9 item 1: days at the edges of the calendar (year 0 with an offset
+ * is year -1; 9999 with a negative offset is 10000) get partitions with
+ * valid names and bounds, hold rows written by the writer, and retention
+ * reads their names back. On the old names ("events_p-0011231") the CREATE
+ * was a syntax error (42601, fatal). */
+START_TEST(calendar_edge_days)
+{
+    static const int64_t y0 = INT64_C(-62167219200) * 1000000;
+    static const int64_t y10000 = INT64_C(253402300800) * 1000000;
+    const int64_t days[] = {y0 - FX_DAY_US, y0, y10000 - FX_DAY_US, y10000};
+    struct part_cache c;
+    part_cache_init(&c);
+    char err[512];
+    int created = 0;
+    ck_assert_int_eq(pg_conn_exec(pc, "BEGIN", 0, NULL, NULL, err, sizeof(err)), PG_OK);
+    enum pg_status st = part_ensure(&c, pc, days, 4, &created, err, sizeof(err));
+    ck_assert_msg(st == PG_OK, "%s: %s", pg_status_name(st), err);
+    ck_assert_int_eq(pg_conn_exec(pc, "COMMIT", 0, NULL, NULL, err, sizeof(err)), PG_OK);
+    ck_assert_int_eq(created, 4);
+    ck_assert(attached("events_pm00011231"));
+    ck_assert(attached("events_p00000101"));
+    ck_assert(attached("events_p99991231"));
+    ck_assert(attached("events_p100000101"));
+    /* the bounds are the days: a row of each lands in its own partition */
+    for (size_t i = 0; i < 4; i++)
+        put_row(days[i] + 3600 * INT64_C(1000000), (unsigned)i + 1);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events_pm00011231"), 1);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.events_p100000101"), 1);
+    /* retention parses the names back and drops the old ones */
+    int n = 0;
+    ck_assert_msg(
+        part_retention(&c, pc, FX_T0, 5, false, 0, NULL, NULL, &n, NULL, err, sizeof(err)) == 0,
+        "%s", err);
+    ck_assert_int_eq(n, 2);
+    ck_assert(!exists("events_pm00011231"));
+    ck_assert(attached("events_p100000101"));
+    part_cache_release(&c);
+}
+END_TEST
+
+/* Issue 9 item 4: retention never drops a partition written within the
+ * last maintenance period, even when its day is past the cutoff (a writer
+ * with another window, a clock behind): the writer's note, checked after
+ * DETACH. On the old code the partition and its fresh row were dropped. */
+START_TEST(retention_keeps_recent_writes)
+{
+    struct part_cache c;
+    part_cache_init(&c);
+    char err[512];
+    int n = 0, kept = -1;
+    int64_t now = time_now_us();
+    int64_t old_day = part_day_floor(now) - 40 * FX_DAY_US;
+    ck_assert_int_eq(
+        part_premake(&c, pc, old_day - 2 * FX_DAY_US, 2, NULL, NULL, &n, err, sizeof(err)), 0);
+    put_row(old_day + 5, 7); /* written now, into a day 40 days back */
+    char name[PART_NAME_LEN], sql[256];
+    part_day_name(old_day, name);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM auditrail.partition_writes WHERE partition = '%s'", name);
+    ck_assert_int_eq(fx_int(db, sql), 1);
+    /* retention of 30 days, "written within the last 600 s" */
+    ck_assert_msg(
+        part_retention(&c, pc, now, 30, false, 600, NULL, NULL, &n, &kept, err, sizeof(err)) == 0,
+        "%s", err);
+    ck_assert_int_eq(kept, 1);
+    ck_assert_int_eq(n, 2); /* the two unwritten days before it went */
+    ck_assert(attached(name));
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM auditrail.%s", name);
+    ck_assert_int_eq(fx_int(db, sql), 1);
+    /* once the write is older than the window, it goes, and so does its note */
+    test_pg_exec(db,
+                 "UPDATE auditrail.partition_writes SET last_write = now() - interval '1 hour'");
+    ck_assert_int_eq(
+        part_retention(&c, pc, now, 30, false, 600, NULL, NULL, &n, &kept, err, sizeof(err)), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(kept, 0);
+    ck_assert(!exists(name));
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.partition_writes"), 0);
+    part_cache_release(&c);
+}
+END_TEST
+
+/* The writer's note: only days before today, refreshed at most once a
+ * minute (a fresh note is not rewritten: no writer queues on it). */
+START_TEST(write_notes_past_days_only)
+{
+    int64_t now = time_now_us();
+    int64_t today = part_day_floor(now);
+    put_row(today + 1, 1);
+    put_row(today - 3 * FX_DAY_US, 2);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.partition_writes"), 1);
+    test_pg_exec(db, "UPDATE auditrail.partition_writes SET last_write = now() - interval '30 s'");
+    int64_t before = fx_int(db, "SELECT extract(epoch FROM last_write)::bigint FROM "
+                                "auditrail.partition_writes");
+    put_row(today - 3 * FX_DAY_US + 1, 3);
+    ck_assert_int_eq(fx_int(db, "SELECT extract(epoch FROM last_write)::bigint FROM "
+                                "auditrail.partition_writes"),
+                     before);
+    test_pg_exec(db, "UPDATE auditrail.partition_writes SET last_write = now() - interval '90 s'");
+    put_row(today - 3 * FX_DAY_US + 2, 4);
+    ck_assert_int_ge(fx_int(db, "SELECT extract(epoch FROM now() - last_write)::bigint FROM "
+                                "auditrail.partition_writes"),
+                     0);
+    ck_assert_int_le(fx_int(db, "SELECT extract(epoch FROM now() - last_write)::bigint FROM "
+                                "auditrail.partition_writes"),
+                     60);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pg_partitions");
@@ -339,6 +451,9 @@ static Suite *suite(void)
     tcase_add_test(tc, premake_days_ahead);
     tcase_add_test(tc, retention_drops_only_old);
     tcase_add_test(tc, retention_keep_table_detaches);
+    tcase_add_test(tc, calendar_edge_days);
+    tcase_add_test(tc, retention_keeps_recent_writes);
+    tcase_add_test(tc, write_notes_past_days_only);
     tcase_add_test(tc, fence_stops_ddl);
     tcase_add_test(tc, maintenance_with_redis);
     tcase_add_test(tc, maintenance_redis_down_uses_advisory_lock);

@@ -91,7 +91,7 @@ static bool lease_free(void *ud)
     void **a = ud;
     int64_t t = 0;
     bool unreachable;
-    if (redis_store_lease(a[0], a[1], "b", 60000, &t, &unreachable) == 0) {
+    if (redis_store_lease(a[0], a[1], NULL, "b", 60000, &t, &unreachable) == 0) {
         *(int64_t *)a[2] = t;
         return true;
     }
@@ -104,27 +104,27 @@ START_TEST(lease_and_fencing_tokens)
     char *name = uniq("lease");
     int64_t t1 = 0, t1b = 0, t2 = 0, tx = 0;
     bool unreachable = true;
-    ck_assert_int_eq(redis_store_lease(r, name, "a", 60000, &t1, &unreachable), 0);
+    ck_assert_int_eq(redis_store_lease(r, name, NULL, "a", 60000, &t1, &unreachable), 0);
     ck_assert(!unreachable);
     ck_assert_int_gt(t1, 0);
     /* Renewal by the holder keeps its token. */
-    ck_assert_int_eq(redis_store_lease(r, name, "a", 60000, &t1b, &unreachable), 0);
+    ck_assert_int_eq(redis_store_lease(r, name, NULL, "a", 60000, &t1b, &unreachable), 0);
     ck_assert_int_eq(t1b, t1);
     /* Someone else is refused, and it is not an outage. */
-    ck_assert_int_eq(redis_store_lease(r, name, "b", 60000, &tx, &unreachable), -1);
+    ck_assert_int_eq(redis_store_lease(r, name, NULL, "b", 60000, &tx, &unreachable), -1);
     ck_assert(!unreachable);
     /* Release by a non-holder does nothing; by the holder frees it. */
     redis_store_lease_release(r, name, "b");
-    ck_assert_int_eq(redis_store_lease(r, name, "b", 60000, &tx, &unreachable), -1);
+    ck_assert_int_eq(redis_store_lease(r, name, NULL, "b", 60000, &tx, &unreachable), -1);
     redis_store_lease_release(r, name, "a");
-    ck_assert_int_eq(redis_store_lease(r, name, "b", 60000, &t2, &unreachable), 0);
+    ck_assert_int_eq(redis_store_lease(r, name, NULL, "b", 60000, &t2, &unreachable), 0);
     ck_assert_int_gt(t2, t1); /* strictly increasing across holders */
-    ck_assert_int_eq(redis_store_lease(r, name, "a", 60000, &tx, &unreachable), -1);
+    ck_assert_int_eq(redis_store_lease(r, name, NULL, "a", 60000, &tx, &unreachable), -1);
     redis_store_lease_release(r, name, "b");
 
     /* Expiry: a short lease lapses and the next holder gets a newer token. */
     int64_t t3 = 0, t4 = 0;
-    ck_assert_int_eq(redis_store_lease(r, name, "a", 100, &t3, &unreachable), 0);
+    ck_assert_int_eq(redis_store_lease(r, name, NULL, "a", 100, &t3, &unreachable), 0);
     ck_assert_int_gt(t3, t2);
     void *args[] = {r, name, &t4};
     ck_assert(test_wait_until(lease_free, args, 5000));
@@ -150,7 +150,7 @@ START_TEST(unreachable_fails_fast)
         ck_assert_int_eq(redis_store_mark(r, ids, 2), -1);
         int64_t t = 42;
         bool unreachable = false;
-        ck_assert_int_eq(redis_store_lease(r, "l", "h", 1000, &t, &unreachable), -1);
+        ck_assert_int_eq(redis_store_lease(r, "l", NULL, "h", 1000, &t, &unreachable), -1);
         ck_assert(unreachable);
         ck_assert_int_eq(t, 42);
         redis_store_lease_release(r, "l", "h");
@@ -162,13 +162,16 @@ END_TEST
 START_TEST(url_parsing)
 {
     char err[256];
-    const char *bad[] = {"http://127.0.0.1:6379", "redis://",       "redis://h:99999",
-                         "redis://h:12/x",        "redis://h:port", "redis://:7/0"};
+    const char *bad[] = {
+        "http://127.0.0.1:6379", "redis://",     "redis://h:99999",      "redis://h:12/x",
+        "redis://h:port",        "redis://:7/0", "rediss://:s3cret@h:7", "redis://u:s3cret@h:port"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         ck_assert_msg(redis_store_new(bad[i], 1, 1, err, sizeof(err)) == NULL, "%s accepted",
                       bad[i]);
         ck_assert(err[0] != '\0');
+        /* the error names the URL without its password (issue 9 item 13) */
+        ck_assert_msg(strstr(err, "s3cret") == NULL, "%s", err);
     }
     ck_assert_ptr_null(redis_store_new(NULL, 1, 1, err, sizeof(err)));
     const char *good[] = {"redis://localhost", "redis://h:1/2", "redis://:pw@h:7/1",
@@ -204,6 +207,40 @@ START_TEST(url_parsing)
 }
 END_TEST
 
+/* Issue 9 item 8: two deployments sharing one Redis (each its own
+ * namespace) never see each other's committed ids; the key says whose it
+ * is. On the old code every deployment shared auditrail:dedupe:<id>. */
+START_TEST(namespaces_isolate_deployments)
+{
+    struct redis_store *a = store(120), *b = store(120), *plain = store(120);
+    char *ns_a = uniq("nsa"), *ns_b = uniq("nsb");
+    redis_store_set_namespace(a, ns_a);
+    redis_store_set_namespace(b, ns_b);
+    char *ids[2] = {uniq("x"), uniq("y")};
+    uint8_t seen[2] = {7, 7};
+    ck_assert_int_eq(redis_store_mark(a, (const char *const *)ids, 2), 0);
+    ck_assert_int_eq(redis_store_seen(a, (const char *const *)ids, 2, seen), 0);
+    ck_assert_int_eq(seen[0] + seen[1], 2);
+    ck_assert_int_eq(redis_store_seen(b, (const char *const *)ids, 2, seen), 0);
+    ck_assert_int_eq(seen[0] + seen[1], 0);
+    ck_assert_int_eq(redis_store_seen(plain, (const char *const *)ids, 2, seen), 0);
+    ck_assert_int_eq(seen[0] + seen[1], 0);
+    redisContext *c = redisConnect("127.0.0.1", atoi(test_stack("STACK_REDIS_PORT")));
+    ck_assert(c && !c->err);
+    redisReply *x = redisCommand(c, "EXISTS auditrail:dedupe:%s:%s", ns_a, ids[0]);
+    ck_assert_int_eq(x->integer, 1);
+    freeReplyObject(x);
+    redisFree(c);
+    redis_store_free(a);
+    redis_store_free(b);
+    redis_store_free(plain);
+    free(ns_a);
+    free(ns_b);
+    free(ids[0]);
+    free(ids[1]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("redis_store");
@@ -213,6 +250,7 @@ static Suite *suite(void)
     tcase_add_test(tc, lease_and_fencing_tokens);
     tcase_add_test(tc, unreachable_fails_fast);
     tcase_add_test(tc, url_parsing);
+    tcase_add_test(tc, namespaces_isolate_deployments);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,116 +1,123 @@
-/* Agent test harness: process control, topic consumption, independent chain
- * verification (OpenSSL + jansson only). */
+/* Agent test harness: the agent's environment and process, its topic read
+ * back and verified with OpenSSL and jansson only. */
 #include "tests/support/agent_harness.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include <check.h>
+#include <jansson.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "common/xmalloc.h"
-#include "tests/support/e2e.h"
+#include "tests/support/chain.h"
+#include "tests/support/configs.h"
+#include "tests/support/kafka.h"
+#include "tests/support/probe.h"
 #include "tests/support/testutil.h"
 
-char *ah_write_config(const char *dir, const char *brokers, const char *topic, int http_port,
-                      const char *agent_extra, const char *inputs, const char *kafka_extra)
-{
-    char *path = xasprintf("%s/agent.yaml", dir);
-    char *yaml = xasprintf("agent:\n"
-                           "  source_name: test/%s\n"
-                           "  checkpoint_dir: %s/ckpt\n"
-                           "%s"
-                           "  inputs:\n"
-                           "%s"
-                           "kafka:\n"
-                           "  brokers: %s\n"
-                           "  topic: %s\n"
-                           "%s"
-                           "http:\n"
-                           "  listen: 127.0.0.1:%d\n",
-                           topic, dir, agent_extra ? agent_extra : "", inputs, brokers, topic,
-                           kafka_extra ? kafka_extra : "", http_port);
-    test_write_file(path, yaml, strlen(yaml), false);
-    free(yaml);
-    return path;
-}
+#define STOP_TIMEOUT_MS 30000
+#define WAIT_MS         30000
 
-int ah_free_port(void)
+void ah_env_init(struct ah_env *e, const char *name, const struct ah_opts *o)
 {
-    return (int)e2e_free_port();
-}
-
-pid_t ah_agent_start(const char *config, const char *log)
-{
-    char *bin = test_bin("auditrail-agent");
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execl(bin, bin, "--config", config, (char *)NULL);
-        _exit(127);
+    memset(e, 0, sizeof(*e));
+    e->dir = test_tmpdir(name);
+    e->logs = xasprintf("%s/logs", e->dir);
+    ck_assert_int_eq(mkdir(e->logs, 0755), 0);
+    e->log = xasprintf("%s/agent.log", e->dir);
+    int partitions = o->partitions ? o->partitions : 4;
+    if (o->private_mock) {
+        e->mock = test_kafka_mock_start(3);
+        e->brokers = xstrdup(e->mock->bootstraps);
+        e->topic = xasprintf("%s.%d", name, (int)getpid());
+        char *cmd = xasprintf("topic create %s %d", e->topic, partitions);
+        char reply[256];
+        ck_assert_msg(test_kafka_mock_ctl(e->mock, cmd, reply, sizeof(reply)) == 0, "%s", reply);
+        free(cmd);
+    } else if (o->brokers) {
+        e->brokers = xstrdup(o->brokers);
+        e->topic = xasprintf("%s.%d", name, (int)getpid());
+    } else {
+        e->brokers = xstrdup(test_stack("STACK_KAFKA_BROKERS"));
+        e->topic = o->topic ? xstrdup(o->topic) : test_kafka_topic(name, partitions);
     }
-    free(bin);
-    return pid;
+    e->port = probe_free_port();
+    char *inputs = xasprintf(o->inputs, e->logs);
+    char *source = xasprintf("test/%s", e->topic);
+    char *ckpt = xasprintf("%s/ckpt", e->dir);
+    char *path = xasprintf("%s/agent.yaml", e->dir);
+    struct configs_agent c = {
+        .source_name = source,
+        .checkpoint_dir = ckpt,
+        .brokers = e->brokers,
+        .topic = e->topic,
+        .http_port = e->port,
+        .agent_extra = o->agent_extra,
+        .inputs = inputs,
+        .kafka_properties = o->kafka_properties,
+        .alerts_url = o->alerts_url,
+    };
+    e->config = configs_write_agent(path, &c);
+    free(path);
+    free(ckpt);
+    free(source);
+    free(inputs);
 }
 
-int ah_agent_stop(pid_t pid, int sig, unsigned timeout_ms)
+void ah_env_release(struct ah_env *e)
 {
-    kill(pid, sig);
-    uint64_t deadline = test_now_ms() + timeout_ms;
-    int st;
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            break;
-        if (test_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    return 128 + WTERMSIG(st);
+    proc_free(e->agent);
+    test_kafka_mock_stop(e->mock);
+    if (!getenv("AUDITRAIL_KEEP_TMP"))
+        test_rmtree(e->dir);
+    free(e->dir);
+    free(e->logs);
+    free(e->config);
+    free(e->log);
+    free(e->topic);
+    free(e->brokers);
+    memset(e, 0, sizeof(*e));
 }
 
-/* HTTP: the e2e harness's client (tests/support/e2e.c) serves both. */
-int ah_http_get(int port, const char *path, char **body)
+char *ah_path(const struct ah_env *e, const char *name)
 {
-    char *b = NULL;
-    long st = e2e_http_get((unsigned)port, path, &b);
-    if (body)
-        *body = b ? b : xstrdup("");
+    return xasprintf("%s/%s", e->logs, name);
+}
+
+void ah_start(struct ah_env *e)
+{
+    if (e->agent)
+        proc_restart(e->agent);
     else
-        free(b);
-    return (int)st;
+        e->agent = proc_spawn_program("auditrail-agent", e->config, e->log);
 }
 
-double ah_metric(int port, const char *name)
+void ah_stop(struct ah_env *e)
 {
-    return e2e_metric((unsigned)port, name);
+    int rc = proc_stop(e->agent, STOP_TIMEOUT_MS);
+    ck_assert_msg(rc == 0, "agent exited %d on SIGTERM (log %s)", rc, e->log);
 }
 
-/* --- consuming --- */
+void ah_kill(struct ah_env *e)
+{
+    int rc = proc_kill(e->agent, SIGKILL);
+    ck_assert_msg(rc == 128 + SIGKILL, "agent ended with %d before it was killed (log %s)", rc,
+                  e->log);
+}
 
-static int hex_nibble(char c)
+void ah_wait_acked(struct ah_env *e, double n)
+{
+    ck_assert_msg(probe_wait_metric(e->port, "auditrail_agent_records_acked_total", n, WAIT_MS),
+                  "the agent did not acknowledge %.0f records (log %s)", n, e->log);
+}
+
+/* --- parsing ------------------------------------------------------------ */
+
+static int nibble(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -119,12 +126,13 @@ static int hex_nibble(char c)
     return -1;
 }
 
+/* Exactly 2n lower-case hex digits. */
 static int unhex(const char *s, uint8_t *out, size_t n)
 {
     if (!s || strlen(s) != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int h = hex_nibble(s[2 * i]), l = hex_nibble(s[2 * i + 1]);
+        int h = nibble(s[2 * i]), l = nibble(s[2 * i + 1]);
         if (h < 0 || l < 0)
             return -1;
         out[i] = (uint8_t)(h << 4 | l);
@@ -141,13 +149,37 @@ static uint8_t *b64_decode(const char *s, size_t *len)
         free(out);
         return NULL;
     }
-    size_t pad = 0;
-    if (n >= 1 && s[n - 1] == '=')
-        pad++;
-    if (n >= 2 && s[n - 2] == '=')
-        pad++;
+    size_t pad = (n >= 1 && s[n - 1] == '=') + (n >= 2 && s[n - 2] == '=');
     *len = (size_t)r - pad;
     return out;
+}
+
+/* RFC 3339 ("2026-11-26T19:50:45.123456Z", or an offset) to µs; -1 when
+ * it does not parse. */
+static int64_t parse_time(const char *s)
+{
+    struct tm tm = {0};
+    int n = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    int64_t us = 0, scale = 100000;
+    const char *p = s + n;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            us += (*p - '0') * scale;
+    int64_t off = 0;
+    if (*p == '+' || *p == '-') {
+        int h, m;
+        if (sscanf(p + 1, "%2d:%2d", &h, &m) != 2)
+            return -1;
+        off = (*p == '-' ? -1 : 1) * (h * 3600 + m * 60);
+    } else if (*p != 'Z') {
+        return -1;
+    }
+    return ((int64_t)timegm(&tm) - off) * 1000000 + us;
 }
 
 static char *jstr(json_t *o, const char *k)
@@ -156,44 +188,43 @@ static char *jstr(json_t *o, const char *k)
     return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
 }
 
-static int parse_msg(const rd_kafka_message_t *km, struct ah_msg *m)
+/* One envelope (DESIGN.md §3) into m; false when it is not one. */
+static bool parse_msg(const struct tk_msg *km, struct ah_msg *m)
 {
     memset(m, 0, sizeof(*m));
-    json_error_t je;
-    json_t *o = json_loadb(km->payload, km->len, JSON_ALLOW_NUL, &je);
+    json_t *o = km->val ? json_loadb(km->val, km->len, JSON_ALLOW_NUL, NULL) : NULL;
     if (!o)
-        return -1;
-    m->key = km->key ? xstrndup(km->key, km->key_len) : xstrdup("");
+        return false;
+    m->key = xstrndup(km->key ? km->key : "", km->keylen);
     m->stream = jstr(o, "stream");
     m->seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
     m->offset = (uint64_t)json_integer_value(json_object_get(o, "offset"));
     m->truncated = (uint64_t)json_integer_value(json_object_get(o, "truncated_bytes"));
     json_t *id = json_object_get(o, "id");
     snprintf(m->id, sizeof(m->id), "%s", json_is_string(id) ? json_string_value(id) : "");
-    int rc = 0;
-    json_t *h = json_object_get(o, "hash"), *p = json_object_get(o, "prev");
-    if (unhex(json_string_value(h), m->hash, 32) || unhex(json_string_value(p), m->prev, 32))
-        rc = -1;
-    json_t *line = json_object_get(o, "line");
-    json_t *b64 = json_object_get(o, "line_b64");
+    bool ok = m->stream && unhex(json_string_value(json_object_get(o, "hash")), m->hash, 32) == 0 &&
+              unhex(json_string_value(json_object_get(o, "prev")), m->prev, 32) == 0;
+    json_t *line = json_object_get(o, "line"), *b64 = json_object_get(o, "line_b64");
     if (json_is_string(line)) {
         m->line_len = json_string_length(line);
         m->line = xmemdup(json_string_value(line), m->line_len + 1);
     } else if (json_is_string(b64)) {
         m->line = b64_decode(json_string_value(b64), &m->line_len);
-        if (!m->line)
-            rc = -1;
-    } else {
-        rc = -1;
     }
+    ok = ok && m->line;
+    char *t = jstr(o, "time"), *rt = jstr(o, "read_time");
+    m->time_us = parse_time(t);
+    m->read_time_us = parse_time(rt);
+    ok = ok && m->time_us >= 0 && m->read_time_us >= 0;
+    free(t);
+    free(rt);
     json_t *src = json_object_get(o, "source");
-    m->path = src ? jstr(src, "path") : NULL;
+    m->path = jstr(src, "path");
+    m->source_name = jstr(src, "name");
     m->format = jstr(o, "format");
     m->time_source = jstr(o, "time_source");
-    if (!m->stream)
-        rc = -1;
     json_decref(o);
-    return rc;
+    return ok;
 }
 
 static void msg_release(struct ah_msg *m)
@@ -202,11 +233,12 @@ static void msg_release(struct ah_msg *m)
     free(m->stream);
     free(m->line);
     free(m->path);
+    free(m->source_name);
     free(m->format);
     free(m->time_source);
 }
 
-void ah_msgs_free(struct ah_msgs *m)
+void ah_msgs_release(struct ah_msgs *m)
 {
     for (size_t i = 0; i < m->n; i++)
         msg_release(&m->v[i]);
@@ -214,93 +246,40 @@ void ah_msgs_free(struct ah_msgs *m)
     memset(m, 0, sizeof(*m));
 }
 
-/* A small open-addressing set of ids, to know when `want` distinct records
- * have arrived. */
-struct idset {
-    char (*slot)[37];
-    size_t cap, n;
-};
-
-static bool idset_add(struct idset *s, const char *id)
+static void parse_all(const struct tk_msgs *km, const char *topic, struct ah_msgs *out)
 {
-    if ((s->n + 1) * 2 > s->cap) {
-        struct idset bigger = {xcalloc(s->cap ? s->cap * 2 : 1024, 37), s->cap ? s->cap * 2 : 1024,
-                               0};
-        for (size_t i = 0; i < s->cap; i++)
-            if (s->slot[i][0])
-                idset_add(&bigger, s->slot[i]);
-        free(s->slot);
-        *s = bigger;
-    }
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = id; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    for (size_t i = h % s->cap;; i = (i + 1) % s->cap) {
-        if (!s->slot[i][0]) {
-            snprintf(s->slot[i], 37, "%s", id);
-            s->n++;
-            return true;
+    for (size_t i = 0; i < km->n; i++) {
+        if (out->n == out->cap) {
+            out->cap = out->cap ? 2 * out->cap : 1024;
+            out->v = xrealloc(out->v, out->cap * sizeof(*out->v));
         }
-        if (!strcmp(s->slot[i], id))
-            return false;
+        struct ah_msg *m = &out->v[out->n];
+        bool ok = parse_msg(&km->v[i], m);
+        out->n++; /* released with the rest, parsed or not */
+        ck_assert_msg(ok, "message %s [%d] at %lld is not an envelope", topic,
+                      (int)km->v[i].partition, (long long)km->v[i].offset);
     }
 }
 
-size_t ah_consume(const char *brokers, const char *topic, size_t want, unsigned timeout_ms,
-                  struct ah_msgs *out)
+/* --- verification --------------------------------------------------------- */
+
+/* key, hash and id of one message; false with a reason. */
+static bool verify_one(const struct ah_msg *x, char *err, size_t errlen)
 {
-    char err[512];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", brokers, err, sizeof(err));
-    rd_kafka_conf_set(c, "group.id", "ah-unused", err, sizeof(err));
-    rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err));
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof(err));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
-    ck_assert_msg(rk != NULL, "consumer: %s", err);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    ck_assert_int_eq(rd_kafka_metadata(rk, 0, rkt, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-    ck_assert_int_eq(md->topic_cnt, 1);
-    int parts = md->topics[0].partition_cnt;
-    ck_assert_int_gt(parts, 0);
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
-    for (int p = 0; p < parts; p++)
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    ck_assert_int_eq(rd_kafka_assign(rk, l), RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_topic_partition_list_destroy(l);
-    struct idset ids = {0};
-    for (size_t i = 0; i < out->n; i++)
-        idset_add(&ids, out->v[i].id);
-    uint64_t deadline = test_now_ms() + timeout_ms;
-    size_t got = 0;
-    while (ids.n < want && test_now_ms() < deadline) {
-        rd_kafka_message_t *km = rd_kafka_consumer_poll(rk, 100);
-        if (!km)
-            continue;
-        if (!km->err) {
-            if (out->n == out->cap) {
-                out->cap = out->cap ? 2 * out->cap : 1024;
-                out->v = xrealloc(out->v, out->cap * sizeof(*out->v));
-            }
-            struct ah_msg *m = &out->v[out->n];
-            if (parse_msg(km, m) == 0) {
-                out->n++;
-                got++;
-                idset_add(&ids, m->id);
-            } else {
-                msg_release(m);
-                ck_abort_msg("unparseable message at %s [%d] offset %lld", topic, km->partition,
-                             (long long)km->offset);
-            }
-        }
-        rd_kafka_message_destroy(km);
+    if (strcmp(x->key, x->stream) != 0 || strlen(x->stream) != 32) {
+        snprintf(err, errlen, "key %s, stream %s", x->key, x->stream);
+        return false;
     }
-    free(ids.slot);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return got;
+    uint8_t h[32];
+    char id[37];
+    tchain_hash(x->prev, x->seq, x->line, x->line_len, h);
+    tchain_uuid(h, id);
+    if (memcmp(h, x->hash, 32) != 0 || strcmp(id, x->id) != 0) {
+        snprintf(err, errlen, "stream %s seq %llu: hash or id mismatch", x->stream,
+                 (unsigned long long)x->seq);
+        return false;
+    }
+    return true;
 }
 
 static int cmp_msg(const void *a, const void *b)
@@ -312,148 +291,152 @@ static int cmp_msg(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static void be64(uint8_t *p, uint64_t v)
+static bool same_record(const struct ah_msg *a, const struct ah_msg *b)
 {
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
+    return strcmp(a->id, b->id) == 0 && a->line_len == b->line_len &&
+           memcmp(a->line, b->line, a->line_len) == 0 && a->offset == b->offset;
 }
 
-int ah_verify_chains(struct ah_msgs *m, size_t *dups, char *err, size_t errlen)
+/* Sort, drop exact re-sends; false on a fork (a different re-send). */
+static bool dedupe(struct ah_msgs *m, char *err, size_t errlen)
 {
-    *dups = 0;
-    for (size_t i = 0; i < m->n; i++) {
-        struct ah_msg *x = &m->v[i];
-        if (strcmp(x->key, x->stream) != 0 || strlen(x->stream) != 32) {
-            snprintf(err, errlen, "message %zu: key %s != stream %s", i, x->key, x->stream);
-            return -1;
-        }
-        uint8_t h[32], seqb[8];
-        be64(seqb, x->seq);
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-        EVP_DigestUpdate(ctx, x->prev, 32);
-        EVP_DigestUpdate(ctx, seqb, 8);
-        EVP_DigestUpdate(ctx, x->line, x->line_len);
-        EVP_DigestFinal_ex(ctx, h, NULL);
-        EVP_MD_CTX_free(ctx);
-        if (memcmp(h, x->hash, 32) != 0) {
-            snprintf(err, errlen, "stream %s seq %llu: hash mismatch", x->stream,
-                     (unsigned long long)x->seq);
-            return -1;
-        }
-        char id[37];
-        snprintf(id, sizeof(id),
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1],
-                 h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
-                 h[15]);
-        if (strcmp(id, x->id) != 0) {
-            snprintf(err, errlen, "stream %s seq %llu: id %s, expected %s", x->stream,
-                     (unsigned long long)x->seq, x->id, id);
-            return -1;
-        }
-    }
-    qsort(m->v, m->n, sizeof(*m->v), cmp_msg);
+    if (m->n > 1)
+        qsort(m->v, m->n, sizeof(*m->v), cmp_msg);
     size_t w = 0;
     for (size_t i = 0; i < m->n; i++) {
         struct ah_msg *x = &m->v[i];
-        if (w > 0) {
-            struct ah_msg *last = &m->v[w - 1];
-            if (!strcmp(last->stream, x->stream) && last->seq == x->seq) {
-                if (strcmp(last->id, x->id) || last->line_len != x->line_len ||
-                    memcmp(last->line, x->line, x->line_len) || last->offset != x->offset) {
-                    snprintf(err, errlen, "stream %s seq %llu: a re-send differs (fork)", x->stream,
-                             (unsigned long long)x->seq);
-                    return -1;
-                }
-                (*dups)++;
-                msg_release(x);
-                continue;
+        if (w > 0 && cmp_msg(&m->v[w - 1], x) == 0) {
+            if (!same_record(&m->v[w - 1], x)) {
+                snprintf(err, errlen, "stream %s seq %llu: a re-send differs (fork)", x->stream,
+                         (unsigned long long)x->seq);
+                return false;
             }
+            m->dups++;
+            msg_release(x);
+            continue;
         }
         m->v[w++] = *x;
     }
     m->n = w;
+    return true;
+}
+
+/* seq 0..n-1 per stream, genesis, and every prev the previous hash. */
+static bool verify_links(const struct ah_msgs *m, size_t *streams, char *err, size_t errlen)
+{
+    *streams = 0;
     for (size_t i = 0; i < m->n; i++) {
-        struct ah_msg *x = &m->v[i];
+        const struct ah_msg *x = &m->v[i];
         bool first = i == 0 || strcmp(m->v[i - 1].stream, x->stream) != 0;
         uint8_t want[32];
         if (first) {
+            (*streams)++;
             if (x->seq != 0) {
                 snprintf(err, errlen, "stream %s starts at seq %llu", x->stream,
                          (unsigned long long)x->seq);
-                return -1;
+                return false;
             }
-            char *g = xasprintf("auditrail:v1:%s", x->stream);
-            SHA256((const uint8_t *)g, strlen(g), want);
-            free(g);
+            tchain_genesis(x->stream, want);
         } else {
             if (x->seq != m->v[i - 1].seq + 1) {
                 snprintf(err, errlen, "stream %s: gap before seq %llu", x->stream,
                          (unsigned long long)x->seq);
-                return -1;
+                return false;
             }
             memcpy(want, m->v[i - 1].hash, 32);
         }
         if (memcmp(want, x->prev, 32) != 0) {
             snprintf(err, errlen, "stream %s seq %llu: prev does not chain", x->stream,
                      (unsigned long long)x->seq);
-            return -1;
+            return false;
         }
     }
-    return 0;
+    return true;
 }
 
-uint8_t **ah_split_lines(const uint8_t *data, size_t len, bool final, size_t **lens, size_t *n)
+static void check_count(const char *what, long want, size_t got, const char *topic)
 {
-    size_t cap = 64;
-    uint8_t **v = xmalloc(cap * sizeof(*v));
-    *lens = xmalloc(cap * sizeof(**lens));
-    *n = 0;
-    size_t i = 0;
-    while (i < len) {
-        const uint8_t *nl = memchr(data + i, '\n', len - i);
-        size_t end = nl ? (size_t)(nl - data) : len;
-        if (!nl && !final)
-            break;
-        if (end > i) {
-            if (*n == cap) {
-                cap *= 2;
-                v = xrealloc(v, cap * sizeof(*v));
-                *lens = xrealloc(*lens, cap * sizeof(**lens));
-            }
-            v[*n] = xmemdup(data + i, end - i);
-            (*lens)[*n] = end - i;
-            (*n)++;
+    if (want != AH_ANY)
+        ck_assert_msg((size_t)want == got, "%s: %zu %s, expected %ld", topic, got, what, want);
+}
+
+void ah_collect(const struct ah_env *e, struct ah_want want, struct ah_msgs *out)
+{
+    struct tk_msgs km = {0};
+    tk_read_topic(e->brokers, e->topic, &km);
+    parse_all(&km, e->topic, out);
+    tk_msgs_release(&km);
+    char err[256];
+    for (size_t i = 0; i < out->n; i++)
+        ck_assert_msg(verify_one(&out->v[i], err, sizeof(err)), "%s: %s", e->topic, err);
+    ck_assert_msg(dedupe(out, err, sizeof(err)), "%s: %s", e->topic, err);
+    size_t streams;
+    ck_assert_msg(verify_links(out, &streams, err, sizeof(err)), "%s: %s", e->topic, err);
+    check_count("records", want.records, out->n, e->topic);
+    check_count("streams", want.streams, streams, e->topic);
+    check_count("re-sends", want.dups, out->dups, e->topic);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return cmp_msg(*(const struct ah_msg *const *)a, *(const struct ah_msg *const *)b);
+}
+
+static size_t count_distinct(const struct ah_msgs *m)
+{
+    const struct ah_msg **p = xcalloc(m->n + 1, sizeof(*p));
+    for (size_t i = 0; i < m->n; i++)
+        p[i] = &m->v[i];
+    qsort(p, m->n, sizeof(*p), cmp_key);
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++)
+        n += i == 0 || cmp_msg(p[i - 1], p[i]) != 0;
+    free(p);
+    return n;
+}
+
+bool ah_wait_distinct(const struct ah_env *e, size_t distinct, unsigned timeout_ms)
+{
+    uint64_t deadline = test_now_ms() + timeout_ms;
+    struct tk_reader *r = tk_reader_new(e->brokers, e->topic);
+    struct ah_msgs m = {0};
+    bool ok = false;
+    while (!ok && test_now_ms() < deadline) {
+        struct tk_msgs km = {0};
+        tk_reader_read(r, &km, timeout_ms);
+        parse_all(&km, e->topic, &m);
+        tk_msgs_release(&km);
+        ok = count_distinct(&m) >= distinct;
+        if (!ok) {
+            struct timespec ts = {0, 200 * 1000000L}; /* let more arrive */
+            nanosleep(&ts, NULL);
         }
-        i = end + 1;
     }
-    return v;
+    ah_msgs_release(&m);
+    tk_reader_free(r);
+    return ok;
 }
 
-void ah_lines_free(uint8_t **lines, size_t *lens, size_t n)
+void ah_assert_files(const struct ah_msgs *m, const struct expect *x)
 {
-    for (size_t i = 0; i < n; i++)
-        free(lines[i]);
-    free(lines);
-    free(lens);
+    struct expect_got *got = xcalloc(m->n + 1, sizeof(*got));
+    for (size_t i = 0; i < m->n; i++)
+        got[i] = (struct expect_got){m->v[i].stream, m->v[i].line, m->v[i].line_len};
+    char why[1024];
+    size_t bad = expect_match(x, got, m->n, NULL, why, sizeof(why));
+    free(got);
+    ck_assert_msg(bad == 0, "%zu streams or files without a partner: %s", bad, why);
 }
 
-uint8_t *ah_read_file(const char *path, size_t *len)
+const struct ah_msg *ah_first_of(const struct ah_msgs *m, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    uint8_t *buf = xmalloc(cap);
-    for (;;) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (n < cap)
-            break;
-        cap *= 2;
-        buf = xrealloc(buf, cap);
+    for (size_t i = 0; i < m->n; i++) {
+        if (!m->v[i].path || strcmp(m->v[i].path, path) != 0)
+            continue;
+        size_t k = i;
+        while (k > 0 && strcmp(m->v[k - 1].stream, m->v[i].stream) == 0)
+            k--;
+        return &m->v[k];
     }
-    fclose(f);
-    *len = n;
-    return buf;
+    return NULL;
 }

@@ -1,75 +1,97 @@
-/* Helpers for the agent's integration and e2e suites: run the agent binary,
- * consume a topic back with a separate librdkafka consumer, and verify the
- * hash chain of DESIGN.md §2 independently of the agent's code (OpenSSL
- * SHA-256 and jansson here; common/hashchain is not used). */
+/* The agent's integration and e2e suites: an agent with its own directory,
+ * log dir and topic (on the stack's kafka-mock or a private one), its
+ * messages read back whole and verified independently of the agent's code
+ * (tests/support/chain.h: OpenSSL and jansson), and compared with the files
+ * the test wrote (tests/support/expect.h). */
 #ifndef AUDITRAIL_TESTS_AGENT_HARNESS_H
 #define AUDITRAIL_TESTS_AGENT_HARNESS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-/* Write <dir>/agent.yaml: checkpoint in <dir>/ckpt, http on 127.0.0.1:port,
- * `agent_extra` (YAML lines indented by two spaces, or "") in the agent
- * section and `inputs` (a YAML list indented by four spaces). Heap path. */
-char *ah_write_config(const char *dir, const char *brokers, const char *topic, int http_port,
-                      const char *agent_extra, const char *inputs, const char *kafka_extra);
+#include "tests/support/expect.h"
+#include "tests/support/proc.h"
+#include "tests/support/teststack.h"
 
-/* A free TCP port on 127.0.0.1 (bound then released). */
-int ah_free_port(void);
+struct ah_opts {
+    const char *agent_extra;      /* YAML lines under agent:, indented 2 (may be NULL) */
+    const char *inputs;           /* the inputs list, a format with one %s: the log dir */
+    const char *kafka_properties; /* lines under kafka.properties, indented 4 (may be NULL) */
+    int partitions;               /* of the topic; 0 = 4 */
+    bool private_mock;            /* a kafka-mock of its own, for Kafka faults */
+    const char *topic;            /* ship to this topic of the stack (NULL: a new one) */
+    const char *brokers;          /* ship there instead (a topic named after the env) */
+    const char *alerts_url;       /* NULL: no alerts section */
+};
 
-/* fork+exec test_bin("auditrail-agent") --config config, stdout+stderr
- * appended to log. ck_abort on failure. */
-pid_t ah_agent_start(const char *config, const char *log);
-/* Send sig (0: none, just wait), wait up to timeout_ms; returns the exit status (0..255), 128+N
- * when killed by signal N, or -1 on timeout (then SIGKILLed). */
-int ah_agent_stop(pid_t pid, int sig, unsigned timeout_ms);
+struct ah_env {
+    char *dir;  /* temp dir: config, agent.log, ckpt/ */
+    char *logs; /* dir/logs: the files the agent tails */
+    char *config, *log, *topic, *brokers;
+    unsigned port;                /* the agent's HTTP port */
+    struct test_kafka_mock *mock; /* NULL unless private_mock */
+    struct proc *agent;           /* NULL until ah_start */
+};
 
-/* GET http://127.0.0.1:port/path; returns the HTTP status or -1. If body is
- * not NULL it receives the (heap) body. */
-int ah_http_get(int port, const char *path, char **body);
-/* Value of an unlabelled metric in /metrics, or -1 when absent. */
-double ah_metric(int port, const char *name);
+void ah_env_init(struct ah_env *e, const char *name, const struct ah_opts *o);
+/* Kill the agent if it runs, stop a private mock, remove the temp dir. */
+void ah_env_release(struct ah_env *e);
+/* logs/name (heap). */
+char *ah_path(const struct ah_env *e, const char *name);
+
+/* Start the agent, or start it again after it ended. */
+void ah_start(struct ah_env *e);
+/* SIGTERM; assert it drained and exited 0. */
+void ah_stop(struct ah_env *e);
+/* SIGKILL; assert it was still running until then (the status is the kill). */
+void ah_kill(struct ah_env *e);
+/* Wait until this agent instance acknowledged at least n records. */
+void ah_wait_acked(struct ah_env *e, double n);
 
 struct ah_msg {
-    char *key;
-    char *stream;
+    char *key, *stream;
     uint64_t seq, offset, truncated;
     char id[37];
     uint8_t hash[32], prev[32];
     uint8_t *line;
     size_t line_len;
-    char *path, *format, *time_source;
+    int64_t time_us, read_time_us;
+    char *path, *source_name, *format, *time_source;
 };
 
 struct ah_msgs {
     struct ah_msg *v;
     size_t n, cap;
+    size_t dups; /* exact re-sends dropped by ah_collect */
+};
+void ah_msgs_release(struct ah_msgs *m);
+
+#define AH_ANY (-1)
+/* Counts ah_collect asserts; AH_ANY leaves one unchecked. A zeroed field
+ * asserts 0: no re-sends unless the test says otherwise. */
+struct ah_want {
+    long records; /* distinct records */
+    long streams;
+    long dups; /* exact re-sends */
 };
 
-/* Consume the whole topic (all partitions from the beginning) until `want`
- * messages were received or `idle_ms` passed without a new one after at
- * least `want` ... or timeout_ms in total. Appends to out; returns count. */
-size_t ah_consume(const char *brokers, const char *topic, size_t want, unsigned timeout_ms,
-                  struct ah_msgs *out);
-void ah_msgs_free(struct ah_msgs *m);
+/* Read the whole topic (the agent has stopped, so nothing more comes),
+ * parse every message, verify each one's key, hash, id and genesis and each
+ * stream's seq 0..n-1 and links independently, drop exact re-sends (a
+ * differing re-send is a fork and fails), sort by stream then seq, and
+ * assert the counts of want. */
+void ah_collect(const struct ah_env *e, struct ah_want want, struct ah_msgs *out);
 
-/* Verify every message (key == stream, hash = SHA-256(prev||seq BE||line),
- * id = uuid(hash[0..16)), seq 0's prev = SHA-256("auditrail:v1:"||stream));
- * duplicates must be identical (same id, hash, bytes); per stream seq must
- * be 0..N-1 without gaps and each prev the previous hash. Then sorts by
- * (stream, seq) and removes the duplicates. Returns 0 or -1 with a reason.
- * *dups receives the number of duplicates dropped. */
-int ah_verify_chains(struct ah_msgs *m, size_t *dups, char *err, size_t errlen);
+/* Wait until the topic holds `distinct` different records (the agent still
+ * runs); false on timeout. */
+bool ah_wait_distinct(const struct ah_env *e, size_t distinct, unsigned timeout_ms);
 
-/* Records of a file's content per DESIGN.md §2 (non-empty lines without
- * '\n'; a last line without '\n' included when `final`). Heap array of
- * heap copies; *n set. */
-uint8_t **ah_split_lines(const uint8_t *data, size_t len, bool final, size_t **lens, size_t *n);
-void ah_lines_free(uint8_t **lines, size_t *lens, size_t n);
+/* Assert that the collected streams are exactly the files of x: each
+ * stream's records one file's records in order, each file one stream. */
+void ah_assert_files(const struct ah_msgs *m, const struct expect *x);
 
-/* Read a whole file (heap, *len). NULL if it cannot be read. */
-uint8_t *ah_read_file(const char *path, size_t *len);
+/* The first message of the stream whose records came from path, or NULL. */
+const struct ah_msg *ah_first_of(const struct ah_msgs *m, const char *path);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,12 @@
 #include <unistd.h>
 
 #include "common/xmalloc.h"
+#include "tests/support/configs.h"
+#include "tests/support/secrets.h"
+#include "tests/support/e2e.h"
+#include "tests/support/expect.h"
+#include "tests/support/probe.h"
+#include "tests/support/store.h"
 #include "tests/support/teststack.h"
 #include "tests/support/testutil.h"
 
@@ -58,12 +65,7 @@ long scenario_rss_kib(pid_t pid)
     return kib;
 }
 
-static void write_text(const char *path, const char *text)
-{
-    test_write_file(path, text, strlen(text), false);
-}
-
-static char *agent_config(struct scenario *s, const char *name)
+static char *agent_config(struct scenario *s)
 {
     char *inputs = xstrdup("");
     for (size_t i = 0; i < 5; i++) {
@@ -72,90 +74,77 @@ static char *agent_config(struct scenario *s, const char *name)
         free(inputs);
         inputs = next;
     }
-    char *yaml = xasprintf("agent:\n"
-                           "  source_name: e2e/%s/app\n"
-                           "  checkpoint_dir: %s\n"
-                           "  rescan_interval_ms: 200\n"
-                           "  rotate_wait_ms: 1000\n"
-                           "  kafka_unready_ms: 3000\n"
-                           "%s"
-                           "  inputs:\n%s"
-                           "kafka:\n"
-                           "  brokers: %s\n"
-                           "  topic: %s\n"
-                           "alerts:\n"
-                           "  url: http://127.0.0.1:%u/api/v2/alerts\n"
-                           "  min_interval_ms: 1000\n"
-                           "http:\n"
-                           "  listen: 127.0.0.1:%u\n",
-                           name, s->ckdir, s->o.agent_extra ? s->o.agent_extra : "", inputs,
-                           test_stack("STACK_KAFKA_BROKERS"), s->topic, webhook_port(s->hook),
-                           s->agent_port);
-    free(inputs);
+    char *extra = xasprintf("  rescan_interval_ms: 200\n"
+                            "  rotate_wait_ms: 1000\n"
+                            "  kafka_unready_ms: 3000\n"
+                            "%s",
+                            s->o.agent_extra ? s->o.agent_extra : "");
+    char *alerts = secrets_alerts_url(webhook_port(s->hook));
     char *path = xasprintf("%s/agent.yaml", s->tmp);
-    write_text(path, yaml);
-    free(yaml);
-    return path;
+    struct configs_agent c = {
+        .source_name = s->source_name,
+        .checkpoint_dir = s->ckdir,
+        .brokers = s->brokers,
+        .topic = s->topic,
+        .http_port = s->agent_port,
+        .agent_extra = extra,
+        .inputs = inputs,
+        .kafka_properties = secrets_kafka_properties(),
+        .alerts_url = alerts,
+    };
+    char *out = configs_write_agent(path, &c);
+    free(path);
+    free(alerts);
+    free(extra);
+    free(inputs);
+    return out;
 }
 
 static char *aggr_config(struct scenario *s, int i)
 {
-    char *redis = s->o.redis ? xasprintf("redis:\n  url: %s\n  timeout_ms: 200\n",
-                                         test_stack("STACK_REDIS_URL"))
-                             : xstrdup("");
-    char *yaml =
-        xasprintf("kafka:\n"
-                  "  brokers: %s\n"
-                  "  topic: %s\n"
-                  "  group: %s\n"
-                  "  dlq_topic: %s\n"
-                  "  properties:\n"
-                  "    session.timeout.ms: \"6000\"\n"
-                  "    heartbeat.interval.ms: \"500\"\n"
-                  "    max.poll.interval.ms: \"10000\"\n"
-                  "postgres:\n"
-                  "  primary: %s\n"
-                  "%s"
-                  "batch:\n"
-                  "  max_ms: 100\n"
-                  "breaker:\n"
-                  "  open_base_ms: 200\n"
-                  "  open_max_ms: 2000\n"
-                  "alerts:\n"
-                  "  url: http://127.0.0.1:%u/api/v2/alerts\n"
-                  "  min_interval_ms: 1000\n"
-                  "http:\n"
-                  "  listen: 127.0.0.1:%u\n"
-                  "%s",
-                  test_stack("STACK_KAFKA_BROKERS"), s->topic, s->group, s->dlq, s->db, redis,
-                  webhook_port(s->hook), s->aggr_port[i], s->o.aggr_extra ? s->o.aggr_extra : "");
-    free(redis);
+    /* Planted passwords in every DSN, URL and SASL property: every log
+     * line, DLQ header and alert body is searched for them at the end. */
+    char *alerts = secrets_alerts_url(webhook_port(s->hook));
+    char *pg = secrets_conninfo(s->db);
+    char *redis = s->o.redis ? secrets_redis_url() : NULL;
     char *path = xasprintf("%s/aggregator-%d.yaml", s->tmp, i);
-    write_text(path, yaml);
-    free(yaml);
-    return path;
+    struct configs_aggregator c = {
+        .brokers = s->brokers,
+        .topic = s->topic,
+        .group = s->group,
+        .dlq_topic = s->dlq,
+        .postgres = pg,
+        .redis_url = redis,
+        .http_port = s->aggr_port[i],
+        .kafka_properties = secrets_kafka_properties(),
+        .alerts_url = alerts,
+        .extra = s->o.aggr_extra,
+    };
+    char *out = configs_write_aggregator(path, &c);
+    free(path);
+    free(alerts);
+    free(pg);
+    free(redis);
+    return out;
 }
 
-static struct e2e_proc *spawn_bin(struct scenario *s, const char *bin_name, const char *label,
+static struct proc *spawn_program(struct scenario *s, const char *program, const char *label,
                                   const char *cfg)
 {
-    char *bin = test_bin(bin_name);
     char *log = xasprintf("%s/%s.log", s->tmp, label);
-    const char *argv[] = {bin, "--config", cfg, NULL};
-    struct e2e_proc *p = e2e_spawn(label, argv, NULL, log);
+    struct proc *p = proc_spawn_program(program, cfg, log);
     free(log);
-    free(bin);
     return p;
 }
 
-void scenario_restart_aggr(struct scenario *s, int i)
+void scenario_kill_restart(struct proc *p)
 {
-    e2e_restart(s->aggr[i]);
-}
-
-void scenario_restart_agent(struct scenario *s)
-{
-    e2e_restart(s->agent);
+    char st[64];
+    int rc = proc_kill(p, SIGKILL);
+    ck_assert_msg(rc == 128 + SIGKILL, "%s (start %d) had ended before the kill: %s (log %s)",
+                  p->name, p->starts, proc_status_str(p->status[p->nstatus - 1], st, sizeof(st)),
+                  p->log);
+    proc_restart(p);
 }
 
 void scenario_start(struct scenario *s, const char *name, const struct scenario_opts *o)
@@ -175,23 +164,26 @@ void scenario_start(struct scenario *s, const char *name, const struct scenario_
     s->dlq = test_kafka_topic(dlqname, 1);
     free(dlqname);
     s->group = xasprintf("e2e-%s-%d", name, (int)getpid());
+    s->brokers = xstrdup(test_stack("STACK_KAFKA_BROKERS"));
+    s->source_name = xasprintf("e2e/%s/app", name);
     s->hook = webhook_start();
 
     for (int i = 0; i < o->aggregators; i++) {
-        s->aggr_port[i] = e2e_free_port();
+        s->aggr_port[i] = probe_free_port();
         s->aggr_cfg[i] = aggr_config(s, i);
         char label[32];
         snprintf(label, sizeof(label), "aggregator-%d", i);
-        s->aggr[i] = spawn_bin(s, "auditrail-aggregator", label, s->aggr_cfg[i]);
+        s->aggr[i] = spawn_program(s, "auditrail-aggregator", label, s->aggr_cfg[i]);
     }
     for (int i = 0; i < o->aggregators; i++)
-        ck_assert_msg(e2e_wait_ready(s->aggr_port[i], 60000), "aggregator-%d not ready (log %s)", i,
-                      s->aggr[i]->log);
+        ck_assert_msg(probe_wait_ready(s->aggr_port[i], 60000), "aggregator-%d not ready (log %s)",
+                      i, s->aggr[i]->log);
 
-    s->agent_port = e2e_free_port();
-    s->agent_cfg = agent_config(s, name);
-    s->agent = spawn_bin(s, "auditrail-agent", "agent", s->agent_cfg);
-    ck_assert_msg(e2e_wait_ready(s->agent_port, 30000), "agent not ready (log %s)", s->agent->log);
+    s->agent_port = probe_free_port();
+    s->agent_cfg = agent_config(s);
+    s->agent = spawn_program(s, "auditrail-agent", "agent", s->agent_cfg);
+    ck_assert_msg(probe_wait_ready(s->agent_port, 30000), "agent not ready (log %s)",
+                  s->agent->log);
 
     if (o->start_writer) {
         char *bin = test_bin("audit-writer");
@@ -221,7 +213,7 @@ void scenario_start(struct scenario *s, const char *name, const struct scenario_
                               "0.2",
                               NULL};
         char *log = xasprintf("%s/writer.log", s->tmp);
-        s->writer = e2e_spawn("writer", argv, NULL, log);
+        s->writer = proc_spawn("writer", argv, NULL, log);
         free(log);
         free(bin);
     }
@@ -231,52 +223,72 @@ static bool writer_done(void *ud)
 {
     struct scenario *s = ud;
     int st = 0;
-    if (e2e_alive(s->writer, &st))
+    if (proc_alive(s->writer, &st))
         return false;
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer failed (log %s)", s->writer->log);
     return true;
+}
+
+static void assert_running(struct proc *p)
+{
+    int st = 0;
+    char text[64];
+    ck_assert_msg(proc_alive(p, &st), "%s died: %s (log %s)", p->name,
+                  proc_status_str(st, text, sizeof(text)), p->log);
 }
 
 void scenario_finish(struct scenario *s, unsigned timeout_ms)
 {
     if (s->writer && s->writer->pid)
         ck_assert_msg(test_wait_until(writer_done, s, timeout_ms), "writer did not finish");
-    struct e2e_records exp = {0};
-    e2e_collect_records(s->logdir, 512 * 1024, &exp);
-    e2e_collect_records(s->extra_expected_dir, 512 * 1024, &exp);
-    bool landed = e2e_wait_rows(s->db, (long long)exp.n, timeout_ms);
-    struct e2e_report r;
-    bool ok = e2e_check(s->db, &exp, &r);
-    double gaps = e2e_metric(s->aggr_port[0], "auditrail_aggregator_offset_gaps_total");
-    ck_assert_msg(ok,
-                  "%s: offset gaps %.0f (kafka-mock trimmed a partition?); "
-                  "expected %zu records, %zu rows (landed in time: %d): missing %zu, "
-                  "unexpected %zu, duplicate %zu, streams %zu (bad seq %zu): %s (logs in %s)",
-                  s->topic, gaps, r.expected, r.rows, landed, r.missing, r.unexpected,
-                  r.duplicate_rows, r.streams, r.streams_bad_seq, r.problem, s->tmp);
-    e2e_records_release(&exp);
-    int st = 0;
-    ck_assert_msg(e2e_alive(s->agent, &st), "agent died (status %d, log %s)", st, s->agent->log);
+    struct expect exp = {0};
+    expect_add_dir(&exp, s->logdir, 512 * 1024);
+    expect_add_dir(&exp, s->extra_expected_dir, 512 * 1024);
+    bool landed = store_wait_rows(s->db, (long long)exp.n, timeout_ms);
+    assert_running(s->agent);
     for (int i = 0; i < s->o.aggregators; i++)
-        ck_assert_msg(e2e_alive(s->aggr[i], &st), "aggregator-%d died (status %d, log %s)", i, st,
-                      s->aggr[i]->log);
+        assert_running(s->aggr[i]);
+    /* The agent drains and exits: after that nothing more is produced, and
+     * once the aggregators reach the end of the topic nothing more lands. */
+    int rc = proc_stop(s->agent, 30000);
+    ck_assert_msg(rc == 0, "agent exited %d on SIGTERM (log %s)", rc, s->agent->log);
+    bool drained = store_wait_drained(s->db, s->brokers, s->topic, timeout_ms);
+    struct e2e_check_opts opts = {.source_name = s->source_name, .json_columns = s->o.start_writer};
+    struct e2e_report r;
+    bool ok = e2e_check(s->db, &exp, &opts, &r);
+    double gaps = -1;
+    probe_metric(s->aggr_port[0], "auditrail_aggregator_offset_gaps_total", &gaps);
+    ck_assert_msg(ok && drained,
+                  "%s: offset gaps %.0f (kafka-mock trimmed a partition?); landed in time %d, "
+                  "drained %d; expected %zu records, %zu rows: missing %zu, unexpected %zu, "
+                  "duplicate %zu, streams %zu (bad seq %zu, not files %zu), bad source %zu, "
+                  "json rows %zu (bad columns %zu): %s (logs in %s)",
+                  s->topic, gaps, landed, drained, r.expected, r.rows, r.missing, r.unexpected,
+                  r.duplicate_rows, r.streams, r.streams_bad_seq, r.streams_not_files, r.bad_source,
+                  r.json_rows, r.bad_columns, r.problem, s->tmp);
+    expect_release(&exp);
     /* SIGTERM drains and exits 0; under the sanitizers a leak or a report at
      * exit turns into a non-zero status here. */
-    int rc = e2e_stop(s->agent, 30000);
-    ck_assert_msg(rc == 0, "agent exited %d on SIGTERM (log %s)", rc, s->agent->log);
     for (int i = 0; i < s->o.aggregators; i++) {
-        rc = e2e_stop(s->aggr[i], 30000);
+        rc = proc_stop(s->aggr[i], 30000);
         ck_assert_msg(rc == 0, "aggregator-%d exited %d on SIGTERM (log %s)", i, rc,
                       s->aggr[i]->log);
     }
+    /* Nothing planted shows anywhere: not a password from a DSN, URL or
+     * SASL property, not a record's content (issue 9 item 13). */
+    secrets_assert_file_clean(s->agent->log, true);
+    for (int i = 0; i < s->o.aggregators; i++)
+        secrets_assert_file_clean(s->aggr[i]->log, true);
+    secrets_assert_dlq_clean(s->brokers, s->dlq);
+    secrets_assert_webhook_clean(s->hook);
 }
 
 void scenario_release(struct scenario *s)
 {
-    e2e_proc_free(s->writer);
-    e2e_proc_free(s->agent);
+    proc_free(s->writer);
+    proc_free(s->agent);
     for (int i = 0; i < SCENARIO_MAX_AGGR; i++) {
-        e2e_proc_free(s->aggr[i]);
+        proc_free(s->aggr[i]);
         free(s->aggr_cfg[i]);
     }
     webhook_stop(s->hook);
@@ -293,6 +305,8 @@ void scenario_release(struct scenario *s)
     free(s->topic);
     free(s->dlq);
     free(s->group);
+    free(s->brokers);
+    free(s->source_name);
     free(s->agent_cfg);
     memset(s, 0, sizeof(*s));
 }

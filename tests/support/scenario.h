@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "tests/support/e2e.h"
+#include "tests/support/proc.h"
 #include "tests/support/webhook.h"
 
 #define SCENARIO_MAX_AGGR 2
@@ -30,10 +30,10 @@ struct scenario_opts {
 struct scenario {
     struct scenario_opts o;
     char *tmp, *logdir, *ckdir, *extra_expected_dir;
-    char *db, *topic, *dlq, *group;
+    char *db, *topic, *dlq, *group, *brokers, *source_name;
     unsigned agent_port, aggr_port[SCENARIO_MAX_AGGR];
     char *agent_cfg, *aggr_cfg[SCENARIO_MAX_AGGR];
-    struct e2e_proc *agent, *aggr[SCENARIO_MAX_AGGR], *writer;
+    struct proc *agent, *aggr[SCENARIO_MAX_AGGR], *writer;
     struct webhook *hook;
 };
 
@@ -43,13 +43,17 @@ void scenario_defaults(struct scenario_opts *o);
 /* Create everything and start the processes; waits until the aggregators and
  * the agent answer /readyz. */
 void scenario_start(struct scenario *s, const char *name, const struct scenario_opts *o);
-/* Start an aggregator or agent process again after e2e_kill. */
-void scenario_restart_aggr(struct scenario *s, int i);
-void scenario_restart_agent(struct scenario *s);
-/* Wait for the writer to finish (exit 0), then until PostgreSQL holds every
- * record (timeout_ms), then run the independent checker and assert it is
- * exact. Also asserts that every process is still alive, then stops them
- * with SIGTERM and asserts they exit 0. */
+/* SIGKILL a process of the scenario and start it again, asserting that it
+ * was still running until the kill: an instance that had crashed (or hit a
+ * sanitizer report) before fails the test. */
+void scenario_kill_restart(struct proc *p);
+/* Wait for the writer to finish (exit 0) and PostgreSQL to hold as many
+ * rows as records were written; assert every process still runs; stop the
+ * agent (SIGTERM, exit 0: it drained); wait until the aggregators handled
+ * every message of the topic (store_wait_drained), so that late re-sends
+ * have landed; run the independent checker (e2e.h; with the json columns
+ * when the writer ran) and assert it is exact; stop the aggregators
+ * (SIGTERM, exit 0: under the sanitizers a leak or report fails here). */
 void scenario_finish(struct scenario *s, unsigned timeout_ms);
 /* Stop everything, drop the database, remove the temp dir. */
 void scenario_release(struct scenario *s);

@@ -4,19 +4,15 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -140,6 +136,16 @@ char *test_pg_scalar(PGconn *conn, const char *sql)
         out = xstrdup(PQgetvalue(res, 0, 0));
     PQclear(res);
     return out;
+}
+
+long long test_pg_int(const char *conninfo, const char *sql)
+{
+    PGconn *c = test_pg_connect(conninfo);
+    char *v = test_pg_scalar(c, sql);
+    long long r = v ? strtoll(v, NULL, 10) : -1;
+    free(v);
+    PQfinish(c);
+    return r;
 }
 
 char *test_pg_fresh_db(const char *prefix)
@@ -329,7 +335,7 @@ static bool mock_ready(void *ud)
     FILE *f = fopen(path, "r");
     free(path);
     if (!f)
-        return waitpid(m->pid, NULL, WNOHANG) == m->pid; /* died: stop waiting */
+        return !proc_alive(m->proc, NULL); /* died: stop waiting */
     char buf[1024] = "";
     bool ok = fgets(buf, sizeof(buf), f) != NULL && buf[0];
     fclose(f);
@@ -348,26 +354,9 @@ struct test_kafka_mock *test_kafka_mock_start(int brokers)
     char *bin = test_bin("kafka-mock");
     char nbrokers[16];
     snprintf(nbrokers, sizeof(nbrokers), "%d", brokers);
-    pid_t parent = getpid();
-
-    m->pid = fork();
-    ck_assert_msg(m->pid >= 0, "fork: %s", strerror(errno));
-    if (m->pid == 0) {
-        /* Tied to this test process: a failing test must not leak it. */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-        execl(bin, bin, "--brokers", nbrokers, "--control", m->control, "--bootstrap-file", boot,
-              (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
+    const char *argv[] = {bin,        "--brokers",        nbrokers, "--control",
+                          m->control, "--bootstrap-file", boot,     NULL};
+    m->proc = proc_spawn("kafka-mock", argv, NULL, log);
     free(boot);
     free(bin);
     bool ok = test_wait_until(mock_ready, m, 15000);
@@ -386,23 +375,8 @@ int test_kafka_mock_stop(struct test_kafka_mock *m)
 {
     if (!m)
         return 0;
-    int rc = -1;
-    if (m->pid > 0) {
-        int status = 0;
-        kill(m->pid, SIGTERM);
-        uint64_t deadline = test_now_ms() + 10000;
-        pid_t w;
-        while ((w = waitpid(m->pid, &status, WNOHANG)) == 0 && test_now_ms() < deadline) {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-        if (w == 0) {
-            kill(m->pid, SIGKILL);
-            waitpid(m->pid, &status, 0);
-        } else if (w == m->pid && WIFEXITED(status)) {
-            rc = WEXITSTATUS(status);
-        }
-    }
+    int rc = proc_stop(m->proc, 10000);
+    proc_free(m->proc);
     test_rmtree(m->dir);
     free(m->dir);
     free(m->control);

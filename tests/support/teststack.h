@@ -12,6 +12,8 @@
 #include <libpq-fe.h>
 #include <sys/types.h>
 
+#include "tests/support/proc.h"
+
 /* Create a new empty database on the primary, named from prefix (lowercased,
  * non [a-z0-9_] characters become '_', cut to 24 chars) + pid + a per-process
  * counter + random hex, so parallel suites never collide. Returns the
@@ -41,6 +43,10 @@ void test_pg_exec(PGconn *conn, const char *sql);
  * ck_abort on error. */
 char *test_pg_scalar(PGconn *conn, const char *sql);
 
+/* Connect to conninfo, run sql, return the first column of the first row as
+ * an integer (-1 when NULL or no row). ck_abort on error. */
+long long test_pg_int(const char *conninfo, const char *sql);
+
 /* Wait until the replica has replayed everything the primary had written
  * when this was called (pg_current_wal_lsn on the primary vs
  * pg_last_wal_replay_lsn on the replica). Conninfos of any database on each.
@@ -67,15 +73,15 @@ char *test_kafka_topic(const char *prefix, int partitions);
 /* A private kafka-mock process, for tests that break Kafka (brokers down,
  * injected errors) without disturbing the shared stack's cluster. */
 struct test_kafka_mock {
-    pid_t pid;
+    struct proc *proc;
     char *dir;        /* temp dir: control socket, bootstrap file, log */
     char *control;    /* control socket path */
     char *bootstraps; /* "127.0.0.1:port,..." for bootstrap.servers */
 };
 
 /* Start build/bin/kafka-mock (or $AUDITRAIL_BIN_DIR/kafka-mock) with the
- * given number of brokers and wait until it listens. The mock gets SIGTERM
- * if the test process dies first. ck_abort on failure. */
+ * given number of brokers and wait until it listens. It dies with the test
+ * process (tests/support/proc.h). ck_abort on failure. */
 struct test_kafka_mock *test_kafka_mock_start(int brokers);
 
 /* test_kafka_ctl() against this private mock. */
@@ -83,8 +89,7 @@ int test_kafka_mock_ctl(const struct test_kafka_mock *m, const char *command, ch
                         size_t len);
 
 /* SIGTERM the mock, wait for it, remove its temp dir and free m. Returns its
- * exit status (0 = clean exit), or -1 when it had to be SIGKILLed or did not
- * exit normally. NULL-safe (returns 0). */
+ * exit code as proc_stop does (0 = clean exit). NULL-safe (returns 0). */
 int test_kafka_mock_stop(struct test_kafka_mock *m);
 
 #endif

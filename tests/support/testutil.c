@@ -18,9 +18,12 @@ int test_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
+    int failed = srunner_ntests_failed(sr), ran = srunner_ntests_run(sr);
     srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    if (ran == 0)
+        fprintf(stderr, "no test ran: check CK_RUN_SUITE, CK_RUN_CASE, CK_INCLUDE_TAGS and "
+                        "CK_EXCLUDE_TAGS\n");
+    return failed == 0 && ran > 0 ? 0 : 1;
 }
 
 char *test_tmpdir(const char *prefix)
@@ -62,6 +65,43 @@ void test_write_file(const char *path, const void *data, size_t len, bool append
         abort();
     }
     close(fd);
+}
+
+uint8_t *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 65536, n = 0;
+    uint8_t *data = xmalloc(cap + 1);
+    for (;;) {
+        n += fread(data + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        cap *= 2;
+        data = xrealloc(data, cap + 1);
+    }
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed) {
+        free(data);
+        return NULL;
+    }
+    data[n] = '\0';
+    *len = n;
+    return data;
+}
+
+unsigned test_seed(const char *what)
+{
+    const char *env = getenv("AUDITRAIL_TEST_SEED");
+    unsigned seed;
+    if (env && *env)
+        seed = (unsigned)strtoul(env, NULL, 10);
+    else
+        seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+    fprintf(stderr, "%s: seed %u (AUDITRAIL_TEST_SEED=%u repeats it)\n", what, seed, seed);
+    return seed;
 }
 
 const char *test_repo_root(void)

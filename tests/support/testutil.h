@@ -9,7 +9,8 @@
 #include <stdint.h>
 
 /* Run the suite (CK_FORK honoured), print Check's summary, return the exit
- * status for main(): 0 when every test passed. */
+ * status for main(): 0 when every test passed, 1 when one failed or when no
+ * test ran at all (a stray CK_RUN_CASE or CK_INCLUDE_TAGS selected none). */
 int test_run_suite(Suite *s);
 
 /* mkdtemp under $TMPDIR (or /tmp); heap path, caller frees. Aborts on failure. */
@@ -18,6 +19,12 @@ char *test_tmpdir(const char *prefix);
 void test_rmtree(const char *path);
 /* Write/append bytes to a file; abort on failure. */
 void test_write_file(const char *path, const void *data, size_t len, bool append);
+/* A whole file (heap, NUL after its *len bytes); NULL when it cannot be read. */
+uint8_t *test_read_file(const char *path, size_t *len);
+
+/* A seed for a test's randomness: $AUDITRAIL_TEST_SEED when set, else from
+ * the clock. Printed on stderr with `what`, so a failure can be replayed. */
+unsigned test_seed(const char *what);
 
 /* A value from the local stack (scripts/stack writes .stack/env): looked up in
  * the environment first, then in $AUDITRAIL_STACK_ENV or <repo>/.stack/env.

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/xmalloc.h"
+#include "tests/support/testutil.h"
 
 struct webhook {
     struct MHD_Daemon *d;
@@ -99,6 +100,24 @@ unsigned webhook_port(const struct webhook *w)
     return w->port;
 }
 
+char *webhook_bodies(struct webhook *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t len = 1;
+    for (size_t i = 0; i < w->n; i++)
+        len += strlen(w->bodies[i]) + 1;
+    char *out = xmalloc(len), *p = out;
+    for (size_t i = 0; i < w->n; i++) {
+        size_t n = strlen(w->bodies[i]);
+        memcpy(p, w->bodies[i], n);
+        p += n;
+        *p++ = '\n';
+    }
+    *p = '\0';
+    pthread_mutex_unlock(&w->mu);
+    return out;
+}
+
 size_t webhook_posts(struct webhook *w)
 {
     pthread_mutex_lock(&w->mu);
@@ -126,6 +145,23 @@ size_t webhook_count(struct webhook *w, const char *alertname)
     }
     pthread_mutex_unlock(&w->mu);
     return count;
+}
+
+struct hook_wait {
+    struct webhook *w;
+    const char *name;
+};
+
+static bool hook_got(void *ud)
+{
+    struct hook_wait *h = ud;
+    return webhook_count(h->w, h->name) > 0;
+}
+
+bool webhook_wait(struct webhook *w, const char *alertname, unsigned timeout_ms)
+{
+    struct hook_wait h = {w, alertname};
+    return test_wait_until(hook_got, &h, timeout_ms);
 }
 
 void webhook_fail(struct webhook *w, int fail)

@@ -3,6 +3,7 @@
 #ifndef AUDITRAIL_TEST_WEBHOOK_H
 #define AUDITRAIL_TEST_WEBHOOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct webhook;
@@ -13,6 +14,10 @@ unsigned webhook_port(const struct webhook *w);
 /* Number of alerts received so far whose labels.alertname equals name
  * (bodies are Alertmanager arrays; each element counts). NULL = all. */
 size_t webhook_count(struct webhook *w, const char *alertname);
+/* Wait until webhook_count(w, alertname) > 0. */
+bool webhook_wait(struct webhook *w, const char *alertname, unsigned timeout_ms);
+/* Every body received so far, one per line (heap; caller frees). */
+char *webhook_bodies(struct webhook *w);
 /* Number of POST requests received. */
 size_t webhook_posts(struct webhook *w);
 /* Make the receiver answer 500 (true) or 200 (false). */

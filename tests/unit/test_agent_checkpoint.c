@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/checkpoint.h"
@@ -146,9 +147,22 @@ START_TEST(test_save_failure_keeps_old)
 }
 END_TEST
 
+/* Wait for one byte on fd; the time it came. */
+static uint64_t await_save(int fd)
+{
+    char c;
+    ck_assert_msg(read(fd, &c, 1) == 1, "the saving child ended");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* A child rewrites the checkpoint in a loop (alternating two contents) and is
  * SIGKILLed at arbitrary moments: whatever is on disk is always one of the
- * two complete versions. */
+ * two complete versions. The child reports each completed save through a
+ * pipe: the kill comes only after two saves ran, at a point spread over a
+ * whole save (0 %, 10 %, ... 90 % of the time one took), so it lands inside
+ * a save however long one takes, never before the first. */
 START_TEST(test_crash_never_torn)
 {
     char *dir = test_tmpdir("ckpt");
@@ -158,20 +172,27 @@ START_TEST(test_crash_never_torn)
     fill(&b, 300, 2);
     ck_assert_int_eq(checkpoint_save(&a, dir, err, sizeof(err)), 0);
     for (int round = 0; round < 20; round++) {
+        int saved[2];
+        ck_assert_int_eq(pipe(saved), 0);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
+            close(saved[0]);
             for (unsigned i = 0;; i++) {
                 char e2[256];
-                if (checkpoint_save(i % 2 ? &a : &b, dir, e2, sizeof(e2)) < 0)
+                if (checkpoint_save(i % 2 ? &a : &b, dir, e2, sizeof(e2)) < 0 ||
+                    write(saved[1], "s", 1) != 1)
                     _exit(1);
             }
         }
-        usleep((useconds_t)(1000 + (round * 7919) % 20000));
+        close(saved[1]);
+        uint64_t t0 = await_save(saved[0]), t1 = await_save(saved[0]);
+        usleep((useconds_t)((t1 - t0) * (uint64_t)(round % 10) / 10));
         kill(pid, SIGKILL);
         int st;
         waitpid(pid, &st, 0);
-        ck_assert(WIFSIGNALED(st));
+        close(saved[0]);
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
         struct checkpoint c = {0};
         ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), 1);
         if (c.n == a.n)

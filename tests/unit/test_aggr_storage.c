@@ -52,6 +52,41 @@ START_TEST(day_names)
 }
 END_TEST
 
+/* Issue 9 item 1: a day of any year gets a plain identifier (year 0 with an
+ * offset made "events_p-0011231", a syntax error, 42601), read back by
+ * part_name_day; spellings it does not make are refused. */
+START_TEST(day_names_any_year)
+{
+    static const int64_t y0 = INT64_C(-62167219200) * 1000000; /* 0000-01-01T00:00:00Z */
+    static const int64_t y10000 = INT64_C(253402300800) * 1000000;
+    static const struct {
+        int64_t us;
+        const char *name;
+    } cases[] = {
+        {y0, "events_p00000101"},
+        {y0 - 1, "events_pm00011231"}, /* "0000-01-01T00:00:00+00:01" */
+        {y0 - 400 * DAY, "events_pm00021127"},
+        {y10000 - 1, "events_p99991231"},
+        {y10000, "events_p100000101"}, /* "9999-12-31T23:59:59-23:59" */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char n[PART_NAME_LEN];
+        part_day_name(cases[i].us, n);
+        ck_assert_str_eq(n, cases[i].name);
+        ck_assert_uint_eq(strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_"), strlen(n));
+        int64_t d = 1;
+        ck_assert_int_eq(part_name_day(n, &d), 0);
+        ck_assert_int_eq(d, part_day_floor(cases[i].us));
+    }
+    int64_t d;
+    ck_assert_int_eq(part_name_day("events_p-0011231", &d), -1);
+    ck_assert_int_eq(part_name_day("events_p020240229", &d), -1); /* not our spelling */
+    ck_assert_int_eq(part_name_day("events_pm0000101", &d), -1);
+    ck_assert_int_eq(part_name_day("events_pm00000101", &d), -1); /* -0 is 0 */
+    ck_assert_int_eq(part_name_day("events_p1234567890123", &d), -1);
+}
+END_TEST
+
 START_TEST(cache_binary_search)
 {
     struct part_cache c;
@@ -257,6 +292,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("storage");
     tcase_add_test(tc, day_floor_edges);
     tcase_add_test(tc, day_names);
+    tcase_add_test(tc, day_names_any_year);
     tcase_add_test(tc, cache_binary_search);
     tcase_add_test(tc, groups_by_day);
     tcase_add_test(tc, sqlstate_classes);

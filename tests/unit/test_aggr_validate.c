@@ -146,6 +146,133 @@ START_TEST(classify_table)
 }
 END_TEST
 
+/* ---- what ingest accepts: the key and the time window ---------------- */
+
+#define T_MSG   INT64_C(1764186645123456) /* valid_json's time: 2025-11-26T19:50:45.123456Z */
+#define DAY_US  INT64_C(86400000000)
+#define HOUR_US INT64_C(3600000000)
+
+static const struct validate_window window_1d = {DAY_US, 30 * DAY_US};
+
+/* validate_message then validate_accept of json at now_us with key. */
+static enum validate_reason accept_at(const char *json, const char *key, int64_t now_us,
+                                      bool *keyless, char *err, size_t errlen)
+{
+    struct envelope e = {0};
+    enum validate_reason r = validate_message(json, strlen(json), 1 << 20, &e, err, errlen);
+    if (r == VALIDATE_OK)
+        r = validate_accept(&e, key, key ? strlen(key) : 0, &window_1d, now_us, keyless, err,
+                            errlen);
+    envelope_release(&e);
+    return r;
+}
+
+static char *stream_of(const char *json)
+{
+    struct envelope e = {0};
+    char err[256];
+    ck_assert_int_eq(validate_message(json, strlen(json), 1 << 20, &e, err, sizeof(err)),
+                     VALIDATE_OK);
+    char *s = xstrdup(e.stream);
+    envelope_release(&e);
+    return s;
+}
+
+START_TEST(key_must_be_the_stream)
+{
+    size_t len;
+    char *j = valid_json(&len), *stream = stream_of(j), err[256] = "";
+    bool keyless = true;
+    ck_assert_int_eq(accept_at(j, stream, T_MSG, &keyless, err, sizeof(err)), VALIDATE_OK);
+    ck_assert(!keyless);
+    /* another stream's key: the record is not what the agent sent */
+    char *other = xstrdup(stream);
+    other[0] = other[0] == 'a' ? 'b' : 'a';
+    ck_assert_int_eq(accept_at(j, other, T_MSG, &keyless, err, sizeof(err)), VALIDATE_SCHEMA);
+    ck_assert_str_eq(err, "schema: key does not match stream");
+    ck_assert_int_eq(accept_at(j, "x", T_MSG, &keyless, err, sizeof(err)), VALIDATE_SCHEMA);
+    /* a longer key that starts with the stream */
+    char *longer = xasprintf("%sz", stream);
+    ck_assert_int_eq(accept_at(j, longer, T_MSG, &keyless, err, sizeof(err)), VALIDATE_SCHEMA);
+    /* no key: accepted, and said so for the count */
+    ck_assert_int_eq(accept_at(j, NULL, T_MSG, &keyless, err, sizeof(err)), VALIDATE_OK);
+    ck_assert(keyless);
+    free(longer);
+    free(other);
+    free(stream);
+    free(j);
+}
+END_TEST
+
+START_TEST(time_window_future)
+{
+    size_t len;
+    char *j = valid_json(&len), *stream = stream_of(j), err[256] = "";
+    bool keyless;
+    /* at now + max_future exactly: in; one µs later: out */
+    ck_assert_int_eq(accept_at(j, stream, T_MSG - DAY_US, &keyless, err, sizeof(err)), VALIDATE_OK);
+    ck_assert_int_eq(accept_at(j, stream, T_MSG - DAY_US - 1, &keyless, err, sizeof(err)),
+                     VALIDATE_TIME);
+    /* the bound is named; nothing of the record but its time */
+    ck_assert_str_eq(err, "time: 2025-11-26T19:50:45.123456Z is after the acceptance window's "
+                          "end 2025-11-26T19:50:45.123455Z (now + ingest.max_future_s 86400 s)");
+    free(stream);
+    free(j);
+}
+END_TEST
+
+START_TEST(time_window_past)
+{
+    size_t len;
+    char *j = valid_json(&len), *stream = stream_of(j), err[256] = "";
+    bool keyless;
+    ck_assert_int_eq(accept_at(j, stream, T_MSG + 30 * DAY_US, &keyless, err, sizeof(err)),
+                     VALIDATE_OK);
+    ck_assert_int_eq(accept_at(j, stream, T_MSG + 30 * DAY_US + 1, &keyless, err, sizeof(err)),
+                     VALIDATE_TIME);
+    ck_assert_str_eq(err, "time: 2025-11-26T19:50:45.123456Z is before the retention horizon "
+                          "2025-11-26T19:50:45.123457Z (partitions.retention_days less one "
+                          "maintenance interval and a day)");
+    ck_assert_ptr_null(strstr(err, "alice"));
+    free(stream);
+    free(j);
+}
+END_TEST
+
+/* Issue 9 item 1: a valid envelope (time is not hashed) whose time is the
+ * first minute of year 0 with an offset: it decodes, and the window sends
+ * it to the DLQ instead of a partition named events_p-0011231. */
+START_TEST(year_zero_refused)
+{
+    size_t len;
+    char *j = valid_json(&len), *stream = stream_of(j), err[256] = "";
+    static const char *const times[] = {"0000-01-01T00:00:00+00:01", "9999-12-31T23:59:59-23:59",
+                                        "1970-01-01T00:00:00Z"};
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        char *want = xasprintf("\"time\":\"%s\"", times[i]);
+        char *bad = replace(j, "\"time\":\"2025-11-26T19:50:45.123456Z\"", want);
+        bool keyless;
+        ck_assert_int_eq(accept_at(bad, stream, T_MSG, &keyless, err, sizeof(err)), VALIDATE_TIME);
+        ck_assert_msg(strncmp(err, "time: ", 6) == 0, "%s", err);
+        free(bad);
+        free(want);
+    }
+    free(stream);
+    free(j);
+}
+END_TEST
+
+START_TEST(max_age_margin)
+{
+    /* retention less one maintenance interval and one day */
+    ck_assert_int_eq(validate_max_age_us(2190, 300), 2189 * DAY_US - 300 * INT64_C(1000000));
+    ck_assert_int_eq(validate_max_age_us(0, 300), 0); /* no retention: no bound */
+    /* a retention within the margin still bounds (nothing older than now) */
+    ck_assert_int_eq(validate_max_age_us(1, 3600), 1);
+    (void)HOUR_US;
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("aggr_validate");
@@ -159,6 +286,11 @@ int main(void)
     tcase_add_test(tc, bad_time);
     tcase_add_test(tc, tampered_record);
     tcase_add_test(tc, classify_table);
+    tcase_add_test(tc, key_must_be_the_stream);
+    tcase_add_test(tc, time_window_future);
+    tcase_add_test(tc, time_window_past);
+    tcase_add_test(tc, year_zero_refused);
+    tcase_add_test(tc, max_age_margin);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

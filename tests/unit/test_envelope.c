@@ -602,6 +602,12 @@ START_TEST(reason_not_json)
     char text[256];
     envelope_error_text(ENVELOPE_ERR_NOT_JSON, err, text, sizeof(text));
     ck_assert_msg(strncmp(text, "not JSON: ", 10) == 0, "%s", text);
+    /* The parser's message without the token it quotes: record content
+     * stays out of DLQ headers and logs (issue 9 item 13). */
+    const char *leak = "{\"v\":1,\"line\":\"s3cretMARKER\x01\"}";
+    ck_assert_int_eq(decode_err(leak, strlen(leak), err), ENVELOPE_ERR_NOT_JSON);
+    ck_assert_msg(strstr(err, "MARKER") == NULL && strstr(err, "s3cret") == NULL, "%s", err);
+    ck_assert_msg(strstr(err, "at byte") != NULL, "%s", err);
     /* A NULL detail buffer is allowed. */
     struct envelope d = {0};
     ck_assert_int_eq(envelope_decode("[]", 2, &d, NULL, 0), ENVELOPE_ERR_NOT_OBJECT);
