@@ -48,7 +48,7 @@ TBIN := $(BUILD)/tests
 COMMON_SRC := $(sort $(wildcard common/*.c))
 AGENT_SRC := $(filter-out agent/main.c,$(sort $(wildcard agent/*.c)))
 AGGR_SRC := $(filter-out aggregator/main.c,$(sort $(wildcard aggregator/*.c)))
-CLI_SRC := $(sort $(wildcard cli/*.c))
+CLI_SRC := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
 MOCK_SRC := $(sort $(wildcard tools/kafka-mock/*.c))
 WRITER_SRC := $(sort $(wildcard tools/audit-writer/*.c))
 SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
@@ -61,6 +61,7 @@ objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
 LIBCOMMON := $(LIB)/libauditrail_common.a
 LIBAGENT := $(LIB)/libauditrail_agent.a
 LIBAGGR := $(LIB)/libauditrail_aggregator.a
+LIBCLI := $(LIB)/libauditrail_cli.a
 LIBSUPPORT := $(LIB)/libauditrail_testsupport.a
 
 BINS := $(BIN)/auditrail-agent $(BIN)/auditrail-aggregator $(BIN)/auditrail $(BIN)/kafka-mock \
@@ -87,6 +88,7 @@ $(OBJ)/common/prog.o: VERSION
 $(LIBCOMMON): $(call objs,$(COMMON_SRC))
 $(LIBAGENT): $(call objs,$(AGENT_SRC))
 $(LIBAGGR): $(call objs,$(AGGR_SRC))
+$(LIBCLI): $(call objs,$(CLI_SRC))
 $(LIBSUPPORT): $(call objs,$(SUPPORT_SRC))
 $(LIB)/%.a:
 	@mkdir -p $(dir $@)
@@ -97,7 +99,7 @@ $(LIB)/%.a:
 $(OBJ)/empty.o:
 	@mkdir -p $(dir $@)
 	echo 'typedef int auditrail_empty_unit;' | $(CC) $(CFLAGS) -x c -c - -o $@
-$(LIB)/libauditrail_agent.a $(LIB)/libauditrail_aggregator.a $(LIB)/libauditrail_testsupport.a: | $(OBJ)/empty.o
+$(LIB)/libauditrail_agent.a $(LIB)/libauditrail_aggregator.a $(LIB)/libauditrail_cli.a $(LIB)/libauditrail_testsupport.a: | $(OBJ)/empty.o
 
 $(BIN)/auditrail-agent: $(OBJ)/agent/main.o $(LIBAGENT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -107,7 +109,7 @@ $(BIN)/auditrail-aggregator: $(OBJ)/aggregator/main.o $(LIBAGGR) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_AGGR)) $(LDLIBS_BASE)
 
-$(BIN)/auditrail: $(call objs,$(CLI_SRC)) $(LIBCOMMON)
+$(BIN)/auditrail: $(OBJ)/cli/main.o $(LIBCLI) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_CLI)) $(LDLIBS_BASE)
 
@@ -119,7 +121,7 @@ $(BIN)/audit-writer: $(call objs,$(WRITER_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_COMMON)) $(LDLIBS_BASE)
 
-TEST_LIBS = $(LIBSUPPORT) $(LIBAGENT) $(LIBAGGR) $(LIBCOMMON)
+TEST_LIBS = $(LIBSUPPORT) $(LIBAGENT) $(LIBAGGR) $(LIBCLI) $(LIBCOMMON)
 $(TBIN)/%: $(OBJ)/tests/%.o $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_TEST)) $(LDLIBS_BASE)
@@ -190,3 +192,7 @@ $(BIN)/bench-aggregator-storage: $(OBJ)/bench/aggregator_storage.o $(LIBAGGR) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_AGGR)) $(LDLIBS_BASE)
 # ---- end aggregator storage ----
+# ---- read path benchmark (bench/query): API vs libpq, cache, Zipf ----
+$(BIN)/bench-query: $(OBJ)/bench/query_load.o $(LIBAGGR) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(PKG_AGGR)) $(LDLIBS_BASE)

@@ -21,6 +21,7 @@
 #include "common/hashchain.h"
 
 struct ack_tracker;
+struct metric;
 
 struct ack_msg {
     struct ack_msg *next;
@@ -31,6 +32,10 @@ struct ack_msg {
     size_t bytes;    /* message size, for the in-flight budget */
     uint64_t enq_ms; /* monotonic time it was produced */
     bool acked;
+    /* Set when its stream was dropped because the file's content is gone
+     * (truncated): if its delivery fails it cannot be read again, and the
+     * owner of the delivery report counts it here. */
+    struct metric *lost_if_failed;
 };
 
 /* The acknowledged prefix: where a restart (or a rewind) resumes. */

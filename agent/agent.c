@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/agent_health.h"
 #include "agent/agent_metrics.h"
@@ -20,6 +21,7 @@
 #include "agent/tail_file.h"
 #include "agent/tail_set.h"
 #include "agent/tail_watch.h"
+#include "common/alert.h"
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -29,6 +31,10 @@
 
 #define LOOP_TICK_MS 100           /* timers (flush, rotate_wait, checks) resolution */
 #define READ_BUDGET  (1024 * 1024) /* bytes per file per round, for fairness */
+/* A reading round ends after this long (or as soon as inotify has news), so
+ * that discovery runs between rounds even while a backlog is read: a file
+ * created and rotated away meanwhile must be seen at its globbed name. */
+#define READ_SLICE_MS 50
 
 struct agent {
     const struct agent_config *cfg;
@@ -40,6 +46,8 @@ struct agent {
     struct tail_watch *watch;
     struct tail_set *files;
     bool first_start;
+    int lock_fd;                 /* flock of checkpoint_dir, held while the agent lives */
+    struct tail_watch_events ev; /* drained, not yet served (see read_round) */
 
     size_t rr;          /* round-robin start of the reading rounds */
     bool ckpt_dirty;    /* files closed or forgotten since the last checkpoint */
@@ -71,7 +79,7 @@ static void rescan(struct agent *a, bool initial)
     metric_inc(a->am.rescans);
     tail_watch_refresh(a->watch, a->cfg);
     bool from_end = initial && a->first_start && a->cfg->read_from_end;
-    unsigned changes = tail_set_rescan(a->files, initial, from_end);
+    unsigned changes = tail_set_rescan(a->files, from_end);
     if (changes & TAIL_SET_FORGOT)
         a->ckpt_dirty = true;
     /* Remember new files at once: if one is rotated outside the globs while
@@ -89,10 +97,14 @@ static void update_health(struct agent *a, uint64_t now)
         .fatal = ship_is_fatal(a->ship, NULL, 0),
         .oldest_unacked_ms = oldest,
     };
+    in.refused = ship_refused(a->ship, in.refused_why, sizeof(in.refused_why));
     agent_health_update(a->health, &in, now);
 }
 
-/* Reads the checkpoint into c; a->first_start when there is none. */
+/* Locks the checkpoint directory and reads the checkpoint into c;
+ * a->first_start when there is none. A corrupt checkpoint never stops the
+ * start: the previous generation, or none, is used (records are sent again,
+ * the aggregator drops them), with an alert. */
 static int load_checkpoint(struct agent *a, struct checkpoint *c, char *err, size_t errlen)
 {
     const char *dir = a->cfg->file.agent.checkpoint_dir;
@@ -100,11 +112,36 @@ static int load_checkpoint(struct agent *a, struct checkpoint *c, char *err, siz
         snprintf(err, errlen, "agent.checkpoint_dir %s: %s", dir, strerror(errno));
         return -1;
     }
-    int lr = checkpoint_load(c, dir, err, errlen);
-    if (lr < 0)
+    a->lock_fd = checkpoint_lock(dir, err, errlen);
+    if (a->lock_fd < 0)
         return -1;
-    a->first_start = lr == 0;
-    log_info("checkpoint: %s (%zu streams)", a->first_start ? "none, first start" : "loaded", c->n);
+    char why[1024];
+    int lr = checkpoint_load(c, dir, why, sizeof(why));
+    if (lr < 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    a->first_start = lr == CHECKPOINT_NONE;
+    if (lr == CHECKPOINT_FALLBACK || lr == CHECKPOINT_LOST) {
+        bool lost = lr == CHECKPOINT_LOST;
+        metric_inc(a->am.checkpoint_fallbacks);
+        log_error("%s: %s", why,
+                  lost ? "every file is read again from its start; unfinished files rotated "
+                         "outside the globs before the checkpoint was written cannot be found"
+                       : "records after its positions are sent again");
+        agent_health_alert(a->health, "AuditrailCheckpointCorrupt",
+                           lost ? ALERT_CRITICAL : ALERT_WARNING,
+                           lost ? "agent checkpoint unreadable: files are read again from "
+                                  "their start"
+                                : "agent checkpoint unreadable: the previous generation is used",
+                           why);
+    }
+    log_info("checkpoint: %s (%zu streams)",
+             a->first_start              ? "none, first start"
+             : lr == CHECKPOINT_FALLBACK ? "previous generation loaded"
+             : lr == CHECKPOINT_LOST     ? "none readable"
+                                         : "loaded",
+             c->n);
     return 0;
 }
 
@@ -133,6 +170,7 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
     struct agent *a = xcalloc(1, sizeof(*a));
     struct checkpoint c = {0};
     a->cfg = cfg;
+    a->lock_fd = -1;
     a->metrics = metrics_new();
     procmetrics_register(a->metrics, "agent");
     agent_metrics_init(&a->am, a->metrics);
@@ -145,7 +183,8 @@ struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen
     a->ship = ship_new(cfg, &a->am, err, errlen);
     if (!a->ship)
         goto fail;
-    a->files = tail_set_new(cfg, &a->am, ship_send, a->ship);
+    struct tail_sink sink = {ship_send, ship_fit, a->ship};
+    a->files = tail_set_new(cfg, &a->am, &sink);
     tail_set_load(a->files, &c);
     checkpoint_release(&c);
     a->watch = tail_watch_new();
@@ -167,14 +206,29 @@ void agent_free(struct agent *a)
     tail_set_free(a->files);
     ship_free(a->ship);
     tail_watch_free(a->watch);
+    tail_watch_events_release(&a->ev);
     agent_health_free(a->health); /* flushes pending alerts within alerts.timeout_ms */
     metrics_free(a->metrics);
+    if (a->lock_fd >= 0)
+        close(a->lock_fd); /* last: the checkpoint is final */
     free(a);
 }
 
+/* Has inotify reported a new, renamed or deleted file (or lost events)
+ * since the last discovery? Writes alone do not count: they are what a
+ * backlog is made of. */
+static bool discovery_news(struct agent *a)
+{
+    if (tail_watch_pending(a->watch))
+        tail_watch_drain(a->watch, &a->ev);
+    return a->ev.files_changed || a->ev.n_moves > 0 || a->ev.overflow;
+}
+
 /* One reading round over the open files, starting one file further each
- * round so that under backpressure no file starves the others. Returns true
- * if any file may have more to read right away. */
+ * round so that under backpressure no file starves the others, and cut
+ * short after READ_SLICE_MS or when inotify has news (the next round starts
+ * after the last file read). Returns true if any file may have more to read
+ * right away. */
 static bool read_round(struct agent *a, uint64_t now)
 {
     size_t n = tail_set_count(a->files);
@@ -191,8 +245,35 @@ static bool read_round(struct agent *a, uint64_t now)
         if (tail_file_read(tf, READ_BUDGET, now))
             more = true;
         ship_poll(a->ship, 0); /* serve reports between files: keeps memory low */
+        if (k + 1 < n && (time_mono_ms() - now >= READ_SLICE_MS || discovery_news(a))) {
+            a->rr = first + k + 1;
+            return !ship_paused(a->ship);
+        }
     }
     return more && !ship_paused(a->ship);
+}
+
+/* Follow what inotify reports (renames first: a file renamed away from a
+ * globbed name unseen is picked up at its new name; after an overflow, the
+ * sweep looks for such files), then rescan when something changed or the
+ * interval is up. */
+static void discover(struct agent *a, uint64_t now)
+{
+    struct tail_watch_events ev = a->ev;
+    memset(&a->ev, 0, sizeof(a->ev));
+    tail_watch_drain(a->watch, &ev);
+    if (ev.overflow) {
+        metric_inc(a->am.inotify_overflows);
+        log_warn("inotify queue overflow: rescanning, and sweeping for files rotated away unseen");
+        (void)tail_set_sweep(a->files, tail_set_last_scan_ns(a->files));
+    }
+    if (ev.n_moves > 0)
+        (void)tail_set_follow_moves(a->files, ev.moves, ev.n_moves);
+    if (ev.files_changed || ev.overflow || now >= a->next_rescan_ms) {
+        rescan(a, false);
+        a->next_rescan_ms = now + (uint64_t)a->cfg->file.agent.rescan_interval_ms;
+    }
+    tail_watch_events_release(&ev);
 }
 
 /* One turn of the loop: wait for inotify, delivery reports or the tick, then
@@ -209,12 +290,6 @@ static int turn(struct agent *a, bool *more)
         return 1;
     }
     uint64_t now = time_mono_ms();
-    struct tail_watch_events ev = {0};
-    tail_watch_drain(a->watch, &ev);
-    if (ev.overflow) {
-        metric_inc(a->am.inotify_overflows);
-        log_warn("inotify queue overflow: rescanning");
-    }
     if (pfd[1].revents & POLLIN)
         ship_clear_wake(a->ship);
     ship_poll(a->ship, 0);
@@ -227,10 +302,7 @@ static int turn(struct agent *a, bool *more)
                   fmsg);
         return 3;
     }
-    if (ev.files_changed || ev.overflow || now >= a->next_rescan_ms) {
-        rescan(a, false);
-        a->next_rescan_ms = now + (uint64_t)s->rescan_interval_ms;
-    }
+    discover(a, now);
     ship_update_pause(a->ship);
     *more = read_round(a, now);
     if (tail_set_check(a->files, now)) {
@@ -246,10 +318,56 @@ static int turn(struct agent *a, bool *more)
     return 0;
 }
 
+/* Stopping (SIGTERM): in Kubernetes the pod's emptyDir with whatever was
+ * not read goes with it, so keep reading every file to its end and
+ * shipping it, for at most drain_timeout_s, before the last
+ * acknowledgements are awaited. Returns 0, or the exit status of a fatal
+ * error meanwhile. */
+static int drain(struct agent *a)
+{
+    const struct agent_section *s = &a->cfg->file.agent;
+    if (s->drain_timeout_s <= 0)
+        return 0;
+    uint64_t start = time_mono_ms(), deadline = start + (uint64_t)s->drain_timeout_s * 1000;
+    log_info("stopping: reading every file to its end and shipping it (at most %llds)",
+             (long long)s->drain_timeout_s);
+    tail_set_drain_mode(a->files);
+    bool more = true;
+    int status = 0;
+    while (status == 0 && !tail_set_drained(a->files) && time_mono_ms() < deadline)
+        status = turn(a, &more);
+    if (status == 0 && tail_set_drained(a->files))
+        log_info("stopping: every file shipped and acknowledged in %llu ms",
+                 (unsigned long long)(time_mono_ms() - start));
+    else if (status == 0)
+        log_warn("stopping: drain_timeout_s (%llds) is up before every file was shipped",
+                 (long long)s->drain_timeout_s);
+    return status;
+}
+
+/* Everything past the acknowledged prefixes at exit: logged per file and,
+ * after a stop (the pod and its log volume may be going away), counted as
+ * lost. */
+static void report_unshipped(struct agent *a, bool count)
+{
+    uint64_t n = tail_set_report_unshipped(a->files);
+    if (n == 0)
+        return;
+    if (count)
+        metric_add(a->am.records_lost, (double)n);
+    log_error("exiting with %llu record%s not shipped: a restart on the same files sends them, "
+              "but they are lost if the log volume goes away (Kubernetes deletes an emptyDir "
+              "with its pod)",
+              (unsigned long long)n, n == 1 ? "" : "s");
+}
+
 int agent_run(struct agent *a, volatile sig_atomic_t *stop)
 {
     const struct agent_section *s = &a->cfg->file.agent;
     uint64_t now = time_mono_ms();
+    /* Files born and rotated away while the agent was not running. */
+    if (!a->first_start && tail_set_loaded_scan_ns(a->files) > 0)
+        (void)tail_set_sweep(a->files, tail_set_loaded_scan_ns(a->files));
     rescan(a, true);
     a->next_rescan_ms = now + (uint64_t)s->rescan_interval_ms;
     a->next_ckpt_ms = now + (uint64_t)s->checkpoint_interval_ms;
@@ -259,9 +377,12 @@ int agent_run(struct agent *a, volatile sig_atomic_t *stop)
     while (!*stop && status == 0)
         status = turn(a, &more);
     if (status == 0)
+        status = drain(a);
+    if (status == 0)
         ship_drain(a->ship, s->shutdown_timeout_ms);
     else
         ship_stop(a->ship);
+    report_unshipped(a, status == 0);
     if (save_checkpoint(a) < 0 && status == 0)
         status = 1;
     log_info("stopped (exit %d)", status);

@@ -15,11 +15,13 @@ struct agent;
 struct agent *agent_new(const struct agent_config *cfg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Run until *stop becomes non-zero (SIGTERM/SIGINT), then stop reading, wait
- * up to shutdown_timeout_ms for outstanding deliveries and write the
- * checkpoint. Returns the process exit status: 0 after a clean stop, 3 after
- * a fatal producer error (the checkpoint holds only acknowledged records,
- * nothing is lost; a restart creates a new producer). */
+/* Run until *stop becomes non-zero (SIGTERM/SIGINT), then keep reading
+ * every file to its end and shipping it for up to drain_timeout_s, wait up
+ * to shutdown_timeout_ms for outstanding deliveries, log (and count in
+ * records_lost_total) what could not be shipped, and write the checkpoint.
+ * Returns the process exit status: 0 after a clean stop, 3 after a fatal
+ * producer error (the checkpoint holds only acknowledged records, nothing is
+ * lost; a restart creates a new producer). */
 int agent_run(struct agent *a, volatile sig_atomic_t *stop);
 
 void agent_free(struct agent *a); /* NULL-safe */

@@ -177,7 +177,25 @@ static const struct cfg_key section_keys[] = {
      .def = "10000",
      .min = 0,
      .max = 600000,
-     .help = "on SIGTERM/SIGINT, wait this long for outstanding deliveries"},
+     .help = "on SIGTERM/SIGINT, after the drain (drain_timeout_s), wait this long for "
+             "outstanding deliveries"},
+    {.name = "drain_timeout_s",
+     .type = CFG_INT,
+     .offset = A(drain_timeout_s),
+     .def = "15",
+     .min = 0,
+     .max = 3600,
+     .help = "on SIGTERM/SIGINT, keep reading every file to its end and shipping it for at "
+             "most this long (then shutdown_timeout_ms for the last acknowledgements, then "
+             "the checkpoint); with Kubernetes keep drain_timeout_s + shutdown_timeout_ms "
+             "below the pod's terminationGracePeriodSeconds (30 s by default)"},
+    {.name = "follow_symlinks",
+     .type = CFG_BOOL,
+     .offset = A(follow_symlinks),
+     .def = "false",
+     .help = "tail files reached through a symbolic link, only when the link's target lies "
+             "beneath the link's own directory; other links, and anything that is not a "
+             "regular file or lies on /proc, /sys and the like, are refused with a warning"},
     {.name = "kafka_unready_ms",
      .type = CFG_INT,
      .offset = A(kafka_unready_ms),

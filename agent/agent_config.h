@@ -46,6 +46,8 @@ struct agent_section {
     int64_t max_past_s;
     int64_t max_future_s;
     int64_t shutdown_timeout_ms;
+    int64_t drain_timeout_s;
+    bool follow_symlinks;
     int64_t kafka_unready_ms;
     struct cfg_list inputs; /* struct agent_input_conf */
 };

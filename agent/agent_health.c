@@ -29,7 +29,8 @@ struct agent_health {
     _Atomic int ready; /* enum ready_state; read by the HTTP threads */
     _Atomic uint64_t heartbeat_ms;
     struct alerter *alerts;
-    int alerted; /* the ready state last alerted on (main thread) */
+    int alerted;  /* the ready state last alerted on (main thread) */
+    bool refused; /* AuditrailKafkaRefused is firing (fired on the change only, as above) */
 };
 
 struct agent_health *agent_health_new(const struct agent_config *cfg, struct metrics *reg,
@@ -136,6 +137,12 @@ static void alert_on_change(struct agent_health *h, int st)
     h->alerted = st;
 }
 
+void agent_health_alert(struct agent_health *h, const char *name, int severity, const char *summary,
+                        const char *description)
+{
+    alerter_fire(h->alerts, name, (enum alert_severity)severity, summary, description, NULL);
+}
+
 void agent_health_update(struct agent_health *h, const struct agent_health_in *in, uint64_t now_ms)
 {
     uint64_t up = in->kafka_up_ms;
@@ -151,4 +158,12 @@ void agent_health_update(struct agent_health *h, const struct agent_health_in *i
     atomic_store(&h->ready, st);
     atomic_store(&h->heartbeat_ms, now_ms);
     alert_on_change(h, st);
+    if (in->refused && !h->refused)
+        alerter_fire(h->alerts, "AuditrailKafkaRefused", ALERT_CRITICAL,
+                     "Kafka refuses the agent's records: nothing is shipped until an operator "
+                     "fixes it (ACLs, credentials, topic, size limits)",
+                     in->refused_why, NULL);
+    else if (!in->refused && h->refused)
+        alerter_resolve(h->alerts, "AuditrailKafkaRefused", NULL);
+    h->refused = in->refused;
 }

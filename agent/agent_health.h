@@ -51,9 +51,17 @@ bool agent_health_routes(void *ud, const struct httpd_request *req, struct httpd
 struct agent_health_in {
     uint64_t kafka_up_ms;       /* a broker was last seen up (monotonic); 0 = never */
     bool fatal;                 /* fatal producer error */
-    uint64_t oldest_unacked_ms; /* monotonic; 0 = nothing in flight */
+    uint64_t oldest_unacked_ms; /* monotonic, from the first attempt; 0 = nothing in flight */
+    bool refused;               /* Kafka refuses the records (authorization, permanent) */
+    char refused_why[256];      /* its error, when refused */
 };
-/* Decide Kafka's state (its gauges and alerts) now; proves the loop turns. */
+/* Fire a one-off alert (name, severity as common/alert.h; description may be
+ * NULL): a corrupt checkpoint, records given up. Main thread. */
+void agent_health_alert(struct agent_health *h, const char *name, int severity, const char *summary,
+                        const char *description);
+
+/* Decide Kafka's state (its gauges and alerts) now; proves the loop turns.
+ * A refusal fires AuditrailKafkaRefused (resolved by the next delivery). */
 void agent_health_update(struct agent_health *h, const struct agent_health_in *in, uint64_t now_ms);
 
 #endif

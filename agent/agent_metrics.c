@@ -14,13 +14,49 @@ void agent_metrics_init(struct agent_metrics *am, struct metrics *m)
                                            "Records handed to the Kafka producer", NULL);
     am->records_acked =
         metrics_counter(m, P "records_acked_total", "Records acknowledged by Kafka", NULL);
-    am->delivery_errors = metrics_counter(m, P "delivery_errors_total",
-                                          "Failed deliveries (the stream is re-read)", NULL);
+    for (int r = 1; r < PRODUCER_RESULTS; r++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "class=\"%s\"",
+                 producer_result_name((enum producer_result)r));
+        am->delivery_errors[r] = metrics_counter(
+            m, P "delivery_errors_total",
+            "Failed deliveries (the stream is re-read), by class: transient, too_large (cut to "
+            "fit), authorization and permanent (alerted)",
+            labels);
+    }
+    am->message_max_bytes = metrics_gauge(
+        m, P "message_max_bytes",
+        "Largest message the agent produces: the producer's message.max.bytes, or less once "
+        "the broker refused a message as too large (records are cut to fit)",
+        NULL);
     am->records_rewound = metrics_counter(
         m, P "rewinds_total", "Streams rewound to their checkpoint after a failed delivery", NULL);
     am->records_lost = metrics_counter(
         m, P "records_lost_total",
-        "Records whose delivery failed after their file was truncated (cannot be re-read)", NULL);
+        "Records given up: failed delivery after their file was truncated (they cannot be read "
+        "again), or not shipped when the agent stopped (drain_timeout_s)",
+        NULL);
+    am->files_lost = metrics_counter(
+        m, P "files_lost_total",
+        "Files given up while not open: gone (deleted, moved out of their directory) or "
+        "replaced before the agent could read past its checkpoint; whatever they held beyond "
+        "it cannot be counted",
+        NULL);
+    am->files_recovered = metrics_counter(
+        m, P "files_recovered_total",
+        "Files found only after they had left a globbed name unseen (renamed before a scan, "
+        "or by the sweep after an inotify overflow or a restart) and read from there",
+        NULL);
+    for (int v = 1; v <= TAIL_GUARD_REFUSALS; v++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"",
+                 tail_guard_reason((enum tail_guard_verdict)v));
+        am->files_refused[v] = metrics_counter(
+            m, P "files_refused_total",
+            "Names matching an input that are not read: symbolic links (agent.follow_symlinks), "
+            "links leaving their directory, FIFOs, sockets, devices, files on /proc or /sys",
+            labels);
+    }
     for (int k = 0; k < FORMAT_COUNT; k++) {
         char labels[64];
         snprintf(labels, sizeof(labels), "format=\"%s\"", format_kind_name((enum format_kind)k));
@@ -66,6 +102,11 @@ void agent_metrics_init(struct agent_metrics *am, struct metrics *m)
         metrics_counter(m, P "checkpoint_writes_total", "Checkpoint files written", NULL);
     am->checkpoint_errors =
         metrics_counter(m, P "checkpoint_errors_total", "Checkpoint writes that failed", NULL);
+    am->checkpoint_fallbacks = metrics_counter(
+        m, P "checkpoint_fallbacks_total",
+        "Starts whose latest checkpoint could not be read: the previous generation was used, or "
+        "none (records are sent again from older positions)",
+        NULL);
     am->rescans = metrics_counter(m, P "rescans_total", "Glob rescans", NULL);
     am->inotify_overflows =
         metrics_counter(m, P "inotify_overflows_total", "inotify queue overflows", NULL);

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,9 @@
 #include "common/xmalloc.h"
 
 #define CHECKPOINT_FILE    "checkpoint.json"
+#define CHECKPOINT_PREV    CHECKPOINT_FILE ".1"
+#define CHECKPOINT_CORRUPT CHECKPOINT_FILE ".corrupt"
+#define CHECKPOINT_LOCK    "lock"
 #define CHECKPOINT_VERSION 1
 
 void checkpoint_add(struct checkpoint *c, const struct checkpoint_entry *e)
@@ -117,6 +122,7 @@ char *checkpoint_to_json(const struct checkpoint *c)
         json_array_append_new(arr, o);
     }
     json_object_set_new(root, "streams", arr);
+    json_object_set_new(root, "scanned_at_ns", u64_json(c->scanned_at_ns));
     char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(root);
     char *out = xstrdup(s);
@@ -199,35 +205,94 @@ int checkpoint_from_json(struct checkpoint *c, const char *text, char *err, size
         free(path);
         free(live);
     }
+    /* Absent from files written before it existed: 0, unknown. */
+    if (json_object_get(root, "scanned_at_ns") &&
+        get_u64(root, "scanned_at_ns", &c->scanned_at_ns)) {
+        snprintf(err, errlen, "checkpoint: scanned_at_ns is malformed");
+        goto out;
+    }
     rc = 1;
 out:
     json_decref(root);
     return rc;
 }
 
-int checkpoint_load(struct checkpoint *c, const char *dir, char *err, size_t errlen)
+/* One generation: 1 read, 0 absent, -1 corrupt (parse error), -2 unreadable;
+ * err says why. */
+static int load_file(struct checkpoint *c, const char *path, char *err, size_t errlen)
 {
-    char *path = xasprintf("%s/%s", dir, CHECKPOINT_FILE);
-    int rc = -1;
+    int rc = -2;
     struct buf text = BUF_INIT;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT) {
+        if (errno == ENOENT)
             rc = 0;
-        } else {
+        else
             snprintf(err, errlen, "checkpoint: open %s: %s", path, strerror(errno));
-        }
         goto out;
     }
     if (io_read_all(fd, SIZE_MAX, &text) < 0) {
         snprintf(err, errlen, "checkpoint: read %s: %s", path, strerror(errno));
         goto out;
     }
-    rc = checkpoint_from_json(c, buf_cstr(&text), err, errlen);
+    char why[256];
+    if (checkpoint_from_json(c, buf_cstr(&text), why, sizeof(why)) < 0) {
+        checkpoint_release(c);
+        snprintf(err, errlen, "%s is corrupt (%s)", path, why);
+        rc = -1;
+        goto out;
+    }
+    rc = 1;
 out:
     if (fd >= 0)
         close(fd);
     buf_release(&text);
+    return rc;
+}
+
+int checkpoint_load(struct checkpoint *c, const char *dir, char *err, size_t errlen)
+{
+    char *path = xasprintf("%s/%s", dir, CHECKPOINT_FILE);
+    char *prev = xasprintf("%s/%s", dir, CHECKPOINT_PREV);
+    char *aside = xasprintf("%s/%s", dir, CHECKPOINT_CORRUPT);
+    char why[768] = "";
+    int rc = load_file(c, path, why, sizeof(why));
+    uint64_t written_ns = 0;
+    if (rc == 1 || rc == -2) {
+        if (rc == -2)
+            snprintf(err, errlen, "%s", why);
+        goto out;
+    }
+    if (rc == -1) {
+        /* Kept for a post-mortem, and out of the way: the next save must not
+         * make it the previous generation. */
+        struct stat st;
+        if (stat(path, &st) == 0)
+            written_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec;
+        if (rename(path, aside) == 0)
+            snprintf(why + strlen(why), sizeof(why) - strlen(why), "; moved to %s", aside);
+    } else {
+        snprintf(why, sizeof(why), "%s is missing", path);
+    }
+    char pwhy[512] = "";
+    int prc = load_file(c, prev, pwhy, sizeof(pwhy));
+    if (prc == 1) {
+        snprintf(err, errlen, "checkpoint: %s; using the previous generation %s", why, prev);
+        rc = CHECKPOINT_FALLBACK;
+    } else if (rc == 0 && prc == 0) {
+        rc = CHECKPOINT_NONE;
+    } else if (prc == -2) {
+        snprintf(err, errlen, "%s", pwhy);
+        rc = -1;
+    } else {
+        snprintf(err, errlen, "checkpoint: %s; %s", why,
+                 prc == 0 ? "there is no previous generation" : pwhy);
+        c->scanned_at_ns = written_ns;
+        rc = CHECKPOINT_LOST;
+    }
+out:
+    free(aside);
+    free(prev);
     free(path);
     return rc;
 }
@@ -236,6 +301,7 @@ int checkpoint_save(const struct checkpoint *c, const char *dir, char *err, size
 {
     char *path = xasprintf("%s/%s", dir, CHECKPOINT_FILE);
     char *tmp = xasprintf("%s/%s.tmp", dir, CHECKPOINT_FILE);
+    char *prev = xasprintf("%s/%s", dir, CHECKPOINT_PREV);
     char *text = checkpoint_to_json(c);
     int rc = -1, fd = -1, dfd = -1;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -254,6 +320,14 @@ int checkpoint_save(const struct checkpoint *c, const char *dir, char *err, size
         goto out;
     }
     fd = -1;
+    /* The generation being replaced stays as the previous one. A hard link
+     * keeps checkpoint.json in place all along; without hard links a crash
+     * between the two renames leaves only the previous generation. */
+    if ((unlink(prev) < 0 && errno != ENOENT) ||
+        (link(path, prev) < 0 && errno != ENOENT && rename(path, prev) < 0 && errno != ENOENT)) {
+        snprintf(err, errlen, "checkpoint: keep %s as %s: %s", path, prev, strerror(errno));
+        goto out;
+    }
     if (rename(tmp, path) < 0) {
         snprintf(err, errlen, "checkpoint: rename to %s: %s", path, strerror(errno));
         goto out;
@@ -273,7 +347,43 @@ out:
     if (dfd >= 0)
         close(dfd);
     free(text);
+    free(prev);
     free(tmp);
     free(path);
     return rc;
+}
+
+int checkpoint_lock(const char *dir, char *err, size_t errlen)
+{
+    char *path = xasprintf("%s/%s", dir, CHECKPOINT_LOCK);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "agent.checkpoint_dir: cannot create %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen,
+                     "agent.checkpoint_dir %s is in use by another auditrail-agent (pid %s): two "
+                     "agents must never share a checkpoint",
+                     dir, pid[0] ? pid : "unknown");
+        else
+            snprintf(err, errlen, "agent.checkpoint_dir: lock %s: %s", path, strerror(e));
+        close(fd);
+        fd = -1;
+        goto out;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* The lock holds without the pid; it only makes the message nicer. */
+    }
+out:
+    free(path);
+    return fd;
 }

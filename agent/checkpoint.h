@@ -2,7 +2,10 @@
  * acknowledged prefix and the identity needed to trust it again, as JSON in
  * <checkpoint_dir>/checkpoint.json, replaced atomically (temp file, fsync,
  * rename, fsync of the directory): a crash leaves the old or the new file,
- * never a torn one. */
+ * never a torn one. The generation before it stays as checkpoint.json.1, to
+ * fall back to when the latest cannot be read (a disk error, a hand edit):
+ * older positions only mean records sent again, which the aggregator drops.
+ * <checkpoint_dir>/lock is flock()ed by the running agent. */
 #ifndef AUDITRAIL_AGENT_CHECKPOINT_H
 #define AUDITRAIL_AGENT_CHECKPOINT_H
 
@@ -30,6 +33,9 @@ struct checkpoint_entry {
 struct checkpoint {
     struct checkpoint_entry *v;
     size_t n, cap;
+    /* Wall-clock ns at which the scan these entries reflect started: files
+     * born after it were never seen (0 = unknown, e.g. an older file). */
+    uint64_t scanned_at_ns;
 };
 
 /* Append a copy of e (path duplicated). */
@@ -37,16 +43,31 @@ void checkpoint_add(struct checkpoint *c, const struct checkpoint_entry *e);
 /* Free every entry and reset to empty. */
 void checkpoint_release(struct checkpoint *c);
 
-/* Read dir/checkpoint.json into c (which must be empty). Returns 1 when read,
- * 0 when there is none (first start), -1 on a malformed or unreadable file
- * (message in err). */
+enum checkpoint_loaded {
+    CHECKPOINT_NONE = 0,     /* no checkpoint: the very first start */
+    CHECKPOINT_LOADED = 1,   /* the latest generation */
+    CHECKPOINT_FALLBACK = 2, /* the latest was missing or corrupt (why in err; a corrupt one
+                              * is moved to checkpoint.json.corrupt): the previous one */
+    CHECKPOINT_LOST = 3,     /* no generation could be read (why in err): c is empty, and
+                              * c->scanned_at_ns is when the corrupt file was last written */
+};
+/* Read the newest readable generation in dir into c (which must be empty).
+ * Returns an enum checkpoint_loaded, or -1 when a file cannot be read at all
+ * (permissions, I/O error: message in err). */
 int checkpoint_load(struct checkpoint *c, const char *dir, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Write c atomically to dir/checkpoint.json. Returns 0, or -1 with a message
- * in err; the previous file is then untouched. */
+/* Write c atomically to dir/checkpoint.json, keeping the one it replaces as
+ * checkpoint.json.1. Returns 0, or -1 with a message in err; the previous
+ * file is then untouched. */
 int checkpoint_save(const struct checkpoint *c, const char *dir, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Take the exclusive lock of dir (flock on dir/lock, which then holds our
+ * pid), so that a second agent on the same checkpoint refuses to start.
+ * Returns the descriptor to keep open while running (closing it releases
+ * the lock), or -1 with a message naming the holder in err. */
+int checkpoint_lock(const char *dir, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* The JSON text of c (heap, caller frees); exposed for tests. */
 char *checkpoint_to_json(const struct checkpoint *c);

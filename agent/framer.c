@@ -237,6 +237,11 @@ bool framer_pending(const struct framer *f)
     return f->have_rec || (f->in_line && f->line_full > 0);
 }
 
+bool framer_holds_record(const struct framer *f)
+{
+    return f->have_rec;
+}
+
 uint64_t framer_position(const struct framer *f)
 {
     return f->pos;

@@ -52,6 +52,8 @@ int framer_finish(struct framer *f, framer_emit_fn emit, void *ud);
 
 /* Is anything buffered (a partial line or a held multiline record)? */
 bool framer_pending(const struct framer *f);
+/* Is a complete multiline record held back (framer_flush would emit it)? */
+bool framer_holds_record(const struct framer *f);
 /* Offset of the next byte expected by framer_feed. */
 uint64_t framer_position(const struct framer *f);
 /* File offset where the first buffered byte starts, i.e. where re-reading must

@@ -26,15 +26,65 @@ struct producer {
     bool fatal;
     char fatal_msg[256];
     uint64_t last_up_ms;
+    size_t max_message; /* message.max.bytes less the overhead */
+    int last_send_err;  /* the produce() error logged last, and when */
+    uint64_t last_send_log_ms;
 };
+
+/* librdkafka's own wire overhead of one message in a v2 record batch is
+ * below this; it counts against message.max.bytes. */
+#define MESSAGE_OVERHEAD 1024
+#define SEND_LOG_MS      10000 /* the same produce() error is logged at most this often */
+
+enum producer_result producer_classify(int rd_err)
+{
+    switch ((rd_kafka_resp_err_t)rd_err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return PRODUCER_DELIVERED;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return PRODUCER_ERR_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_DELEGATION_TOKEN_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+        return PRODUCER_ERR_AUTH;
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return PRODUCER_ERR_PERMANENT;
+    default:
+        return PRODUCER_ERR_TRANSIENT;
+    }
+}
+
+const char *producer_result_name(enum producer_result r)
+{
+    static const char *const names[] = {"delivered", "transient", "too_large", "authorization",
+                                        "permanent"};
+    return (unsigned)r < PRODUCER_RESULTS ? names[r] : "transient";
+}
 
 static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct producer *p = opaque;
-    bool ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (ok)
+    enum producer_result res = producer_classify(m->err);
+    if (res == PRODUCER_DELIVERED)
         p->last_up_ms = time_mono_ms();
-    p->dr(p->ud, m->_private, ok, ok ? NULL : rd_kafka_err2str(m->err));
+    char err[256];
+    if (res != PRODUCER_DELIVERED)
+        snprintf(err, sizeof(err), "%s: %s", rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
+    p->dr(p->ud, m->_private, res, res == PRODUCER_DELIVERED ? NULL : err, m->len + m->key_len);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -127,6 +177,11 @@ struct producer *producer_new(const struct kafka_conf *k, const struct producer_
         goto fail;
     }
     c = NULL; /* owned by rk now */
+    char mb[32];
+    size_t mbl = sizeof(mb);
+    if (rd_kafka_conf_get(rd_kafka_conf(p->rk), "message.max.bytes", mb, &mbl) == RD_KAFKA_CONF_OK)
+        p->max_message = (size_t)strtoull(mb, NULL, 10);
+    p->max_message = p->max_message > MESSAGE_OVERHEAD ? p->max_message - MESSAGE_OVERHEAD : 1;
     p->rkt = rd_kafka_topic_new(p->rk, k->topic, NULL);
     if (!p->rkt) {
         snprintf(err, errlen, "kafka: topic %s: %s", k->topic,
@@ -172,8 +227,20 @@ enum producer_send_rc producer_send(struct producer *p, const void *key, size_t 
     rd_kafka_resp_err_t e = rd_kafka_last_error();
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return PRODUCER_FULL;
-    log_error("kafka: produce failed: %s", rd_kafka_err2str(e));
+    /* Retried every second by the caller: say it when it changes, and now
+     * and then while it lasts. */
+    uint64_t now = time_mono_ms();
+    if ((int)e != p->last_send_err || now - p->last_send_log_ms >= SEND_LOG_MS) {
+        log_error("kafka: produce failed: %s: %s", rd_kafka_err2name(e), rd_kafka_err2str(e));
+        p->last_send_err = (int)e;
+        p->last_send_log_ms = now;
+    }
     return PRODUCER_ERROR;
+}
+
+size_t producer_max_message(const struct producer *p)
+{
+    return p->max_message;
 }
 
 void producer_poll(struct producer *p, int timeout_ms)

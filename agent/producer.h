@@ -14,9 +14,26 @@
 
 struct producer;
 
+/* What a delivery report says, for what the agent should do about it. */
+enum producer_result {
+    PRODUCER_DELIVERED = 0, /* acknowledged by Kafka */
+    PRODUCER_ERR_TRANSIENT, /* brokers down, timeouts, leader moves, purged: try again */
+    PRODUCER_ERR_TOO_LARGE, /* the broker refused the message's size: cut it to fit */
+    PRODUCER_ERR_AUTH,      /* authentication or authorization: an operator must act */
+    PRODUCER_ERR_PERMANENT, /* refused for good (topic missing, policy, invalid record) */
+};
+#define PRODUCER_RESULTS 5
+
+/* The class of a librdkafka error code (rd_kafka_resp_err_t). */
+enum producer_result producer_classify(int rd_err);
+/* "delivered", "transient", "too_large", "authorization", "permanent". */
+const char *producer_result_name(enum producer_result r);
+
 /* Called from producer_poll for every message: `opaque` as given to
- * producer_send, ok = acknowledged by Kafka, err = librdkafka's reason. */
-typedef void (*producer_dr_fn)(void *ud, void *opaque, bool ok, const char *err);
+ * producer_send, its result, err = librdkafka's name and reason (NULL when
+ * delivered), len = the message's key and value bytes. */
+typedef void (*producer_dr_fn)(void *ud, void *opaque, enum producer_result res, const char *err,
+                               size_t len);
 
 struct producer_opts {
     size_t max_inflight_bytes; /* sizes librdkafka's queue above the agent's own limit */
@@ -51,6 +68,11 @@ int producer_outq_len(const struct producer *p);
 /* Fail every queued message (delivery reports with an error follow on the
  * next poll), used when shutting down after the timeout. */
 void producer_purge(struct producer *p);
+
+/* The largest message (key and value) librdkafka accepts: its effective
+ * message.max.bytes (kafka.properties may have set it) less its per-message
+ * overhead. */
+size_t producer_max_message(const struct producer *p);
 
 /* true after a fatal producer error (idempotence broken); msg describes it. */
 bool producer_is_fatal(const struct producer *p, char *msg, size_t len);

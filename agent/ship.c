@@ -3,7 +3,9 @@
 #include "agent/ship.h"
 
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent/producer.h"
 #include "agent/record.h"
@@ -12,6 +14,13 @@
 #include "common/xmalloc.h"
 
 #define SEND_RETRY_MS 1000 /* a record that could not be produced is retried after this */
+/* Room kept below the message limit when fitting a record: its envelope is
+ * measured with an empty source.path and a fixed read time, so that a
+ * re-read cuts the same way whatever the file is called by then. */
+#define FIT_MARGIN (32 * 1024)
+/* Each step of the fit aims a little below the proportional length: JSON
+ * escaping is uneven, the next measure then lands below the target. */
+#define FIT_SCALE_PCT 98
 
 struct ship {
     struct agent_metrics *m;
@@ -22,19 +31,112 @@ struct ship {
     bool paused;   /* reading waits for the budget (or the producer's queue) */
     bool stopping; /* failed deliveries no longer rewind their stream */
     uint64_t progress;
+    size_t producer_max; /* producer_max_message */
+    size_t broker_max;   /* learned from MSG_SIZE_TOO_LARGE; SIZE_MAX = not known */
+    /* the last refusal (authorization, permanent) not followed by a delivery */
+    bool refused;
+    char refused_err[256];
 };
 
+static size_t msg_limit(const struct ship *s)
+{
+    return s->producer_max < s->broker_max ? s->producer_max : s->broker_max;
+}
+
+/* The broker refused a message of len bytes as too large: it holds less.
+ * Halving converges in a few re-sends whatever its max.message.bytes is;
+ * below SHIP_WAIT_ACK_BYTES nothing is cut (see ship.h). */
+static void learn_too_large(struct ship *s, size_t len, const char *err)
+{
+    if (len <= SHIP_WAIT_ACK_BYTES) {
+        s->refused = true;
+        snprintf(s->refused_err, sizeof(s->refused_err),
+                 "%s for a message of %zu bytes: the topic's max.message.bytes is below the "
+                 "producer's batch size",
+                 err, len);
+        return;
+    }
+    size_t limit = len / 2 > SHIP_WAIT_ACK_BYTES ? len / 2 : SHIP_WAIT_ACK_BYTES;
+    if (limit >= s->broker_max)
+        return;
+    s->broker_max = limit;
+    metric_set(s->m->message_max_bytes, (double)msg_limit(s));
+    log_warn("kafka refused a message of %zu bytes as too large (%s): records are cut to fit "
+             "%zu bytes from now on (marked truncated_bytes; raise the topic's max.message.bytes "
+             "to ship them whole)",
+             len, err, msg_limit(s));
+}
+
 /* Delivery report (main thread, from producer_poll): the message's
- * tracker leads to its stream, which advances or rewinds. */
-static void on_delivery(void *ud, void *opaque, bool ok, const char *err)
+ * tracker leads to its stream, which advances or rewinds (a refused record
+ * is read again, and cut to fit when it was too large). */
+static void on_delivery(void *ud, void *opaque, enum producer_result res, const char *err,
+                        size_t len)
 {
     struct ship *s = ud;
     struct ack_msg *m = opaque;
+    bool ok = res == PRODUCER_DELIVERED;
     s->inflight_bytes -= m->bytes;
     s->inflight_records--;
-    metric_inc(ok ? s->m->records_acked : s->m->delivery_errors);
+    if (ok) {
+        metric_inc(s->m->records_acked);
+        s->refused = false;
+    } else {
+        metric_inc(s->m->delivery_errors[res]);
+    }
+    if (res == PRODUCER_ERR_TOO_LARGE) {
+        learn_too_large(s, len, err);
+    } else if ((res == PRODUCER_ERR_AUTH || res == PRODUCER_ERR_PERMANENT) && !s->stopping) {
+        if (!s->refused || strcmp(s->refused_err, err) != 0)
+            log_error("kafka refuses the agent's records (%s, %s): nothing is shipped until "
+                      "this is fixed; the files keep the records",
+                      producer_result_name(res), err);
+        s->refused = true;
+        snprintf(s->refused_err, sizeof(s->refused_err), "%s", err);
+    }
     if (tail_file_delivered(m, ok, err, !s->stopping, time_mono_ms()) == ACK_ADVANCED)
         s->progress++;
+}
+
+/* The message value's length for r cut to len bytes, measured the same way
+ * whatever the file is called now and whenever it is read. */
+static size_t measure(struct ship *s, const struct record_in *r, size_t len)
+{
+    struct record_in m = *r;
+    m.len = len;
+    m.truncated = r->truncated + (r->len - len);
+    m.path = "";
+    m.read_time_us = 0;
+    size_t n = 0;
+    bool parse_failed;
+    char *p = record_encode(&s->rctx, &m, &n, &parse_failed);
+    free(p);
+    return p ? n : SIZE_MAX;
+}
+
+size_t ship_fit(void *ud, const struct record_in *r)
+{
+    struct ship *s = ud;
+    size_t limit = msg_limit(s);
+    size_t target = limit > 2 * FIT_MARGIN ? limit - FIT_MARGIN : limit / 2;
+    /* Cheap for the usual record: even escaped six times over in the line
+     * and again in the fields it cannot come near the limit. */
+    if (r->len < target / 16)
+        return r->len;
+    size_t len = r->len;
+    for (int i = 0; i < 64 && len > 0; i++) {
+        size_t n = measure(s, r, len);
+        if (n <= target)
+            return len;
+        size_t next = (size_t)((double)len * (double)target / (double)n * FIT_SCALE_PCT / 100);
+        if (next >= len)
+            next = len - 1;
+        /* Never end inside a UTF-8 sequence (a torn one makes it line_b64). */
+        while (next > 0 && (r->data[next] & 0xC0) == 0x80 && len - next < 4)
+            next--;
+        len = next;
+    }
+    return len;
 }
 
 struct ship *ship_new(const struct agent_config *cfg, struct agent_metrics *m, char *err,
@@ -64,6 +166,9 @@ struct ship *ship_new(const struct agent_config *cfg, struct agent_metrics *m, c
         free(s);
         return NULL;
     }
+    s->producer_max = producer_max_message(s->prod) - CHAIN_STREAM_HEX_LEN;
+    s->broker_max = SIZE_MAX;
+    metric_set(m->message_max_bytes, (double)msg_limit(s));
     return s;
 }
 
@@ -101,11 +206,18 @@ enum tail_emit_rc ship_send(void *ud, const struct record_in *r, struct ack_msg 
     s->inflight_records++;
     metric_inc(s->m->records_produced);
     metric_inc(s->m->produced_by_format[r->kind]);
-    if (s->inflight_bytes >= s->max_bytes || s->inflight_records >= s->max_records) {
+    if (s->inflight_bytes >= s->max_bytes || s->inflight_records >= s->max_records)
         s->paused = true;
-        return TAIL_EMIT_PAUSE_AFTER;
-    }
-    return TAIL_EMIT_OK;
+    if (len > SHIP_WAIT_ACK_BYTES)
+        return TAIL_EMIT_WAIT_ACK;
+    return s->paused ? TAIL_EMIT_PAUSE_AFTER : TAIL_EMIT_OK;
+}
+
+bool ship_refused(const struct ship *s, char *why, size_t len)
+{
+    if (s->refused && why)
+        snprintf(why, len, "%s", s->refused_err);
+    return s->refused;
 }
 
 void ship_poll(struct ship *s, int timeout_ms)

@@ -23,12 +23,25 @@ struct ship *ship_new(const struct agent_config *cfg, struct agent_metrics *m, c
 /* Frees the producer without waiting (see ship_abandon). NULL-safe. */
 void ship_free(struct ship *s);
 
+/* A message above this is produced alone in its stream (TAIL_EMIT_WAIT_ACK):
+ * the broker may refuse it as too large, and it is then cut shorter and
+ * hashed again, which must not fork a record already chained to it. It is
+ * also the smallest message limit ship_fit cuts to: a broker that refuses
+ * smaller messages is misconfigured (alerted, not cut). */
+#define SHIP_WAIT_ACK_BYTES (128 * 1024)
+
 /* The sink of every tail_file (a tail_emit_fn; ud is the ship): encode r,
  * produce it keyed by its stream with msg as the report's opaque. Returns
+ * TAIL_EMIT_WAIT_ACK for a message above SHIP_WAIT_ACK_BYTES,
  * TAIL_EMIT_PAUSE_AFTER once the in-flight budget is used up,
  * TAIL_EMIT_PAUSE_BEFORE when the producer's queue is full, TAIL_EMIT_BACKOFF
  * when the record could not be encoded or produced (logged here). */
 enum tail_emit_rc ship_send(void *ud, const struct record_in *r, struct ack_msg *msg);
+/* The tail_fit_fn of every tail_file (ud is the ship): how much of r fits
+ * in one message under the producer's message.max.bytes and the broker's
+ * limit learned from MSG_SIZE_TOO_LARGE (halved per refusal, never below
+ * SHIP_WAIT_ACK_BYTES), with room for any file name; on a UTF-8 boundary. */
+size_t ship_fit(void *ud, const struct record_in *r);
 
 /* Serve delivery reports (each goes to its stream, see above), errors and
  * statistics; waits up to timeout_ms. */
@@ -61,6 +74,10 @@ void ship_stop(struct ship *s);
  * NULL-safe. */
 void ship_abandon(struct ship *s);
 
+/* true while Kafka refuses the records (authorization, a permanent error,
+ * a too-large refusal that cutting cannot fix) and nothing was delivered
+ * since; why (may be NULL) gets the error. */
+bool ship_refused(const struct ship *s, char *why, size_t len);
 /* true after a fatal producer error; msg (may be NULL) describes it. */
 bool ship_is_fatal(const struct ship *s, char *msg, size_t len);
 /* Monotonic ms a broker was last seen up; 0 = never. */

@@ -14,6 +14,7 @@
 
 #include "agent/framer.h"
 #include "agent/stream_id.h"
+#include "agent/tail_guard.h"
 #include "agent/tail_scan.h"
 #include "common/hashchain.h"
 #include "common/log.h"
@@ -56,17 +57,20 @@ struct tail_file {
     bool at_eof;   /* the last read returned 0 bytes */
     bool finished; /* framer_finish ran (final unterminated line emitted) */
     uint64_t last_data_ms;
-    uint64_t resume_ms; /* no reading before this (backoff after a failed delivery) */
-    unsigned failures;  /* consecutive failed deliveries, for the backoff */
+    uint64_t resume_ms;      /* no reading before this (backoff after a failed delivery) */
+    unsigned failures;       /* consecutive failed deliveries, for the backoff */
+    bool open_warned;        /* an open refusal or error was logged (once per file) */
+    bool wait_ack;           /* a TAIL_EMIT_WAIT_ACK record is in flight: read nothing more */
+    uint64_t retry_since_ms; /* first attempt of the oldest record re-sent after a failure */
 };
 
 void tail_ctx_init(struct tail_ctx *ctx, const struct agent_config *cfg, struct agent_metrics *m,
-                   tail_emit_fn emit, void *emit_ud)
+                   const struct tail_sink *sink)
 {
+    memset(ctx, 0, sizeof(*ctx));
     ctx->cfg = cfg;
     ctx->m = m;
-    ctx->emit = emit;
-    ctx->emit_ud = emit_ud;
+    ctx->sink = *sink;
     ctx->buf_len = (size_t)cfg->file.agent.read_buffer_bytes;
     ctx->buf = xmalloc(ctx->buf_len);
 }
@@ -103,6 +107,15 @@ struct tail_file *tail_file_new(const struct tail_ctx *ctx, const char *path, si
     tf->btime = file_btime(AT_FDCWD, path);
     tf->size = (uint64_t)st->st_size;
     tf->start_at_end = from_end;
+    return tf;
+}
+
+struct tail_file *tail_file_new_rotated(const struct tail_ctx *ctx, const char *path,
+                                        const char *live_path, size_t input, const struct stat *st)
+{
+    struct tail_file *tf = tail_file_new(ctx, path, input, st, false);
+    free(tf->live_path);
+    tf->live_path = xstrdup(live_path);
     return tf;
 }
 
@@ -159,6 +172,18 @@ bool tail_file_is(const struct tail_file *tf, uint64_t dev, uint64_t ino)
     return tf->dev == dev && tf->ino == ino;
 }
 
+void tail_file_identity(const struct tail_file *tf, uint64_t *dev, uint64_t *ino, uint64_t *btime)
+{
+    *dev = tf->dev;
+    *ino = tf->ino;
+    *btime = tf->btime;
+}
+
+bool tail_file_unfinished(const struct tail_file *tf)
+{
+    return tf->state == TAIL_WAITING || (tf->state == TAIL_KNOWN && !tf->done);
+}
+
 enum tail_state tail_file_state(const struct tail_file *tf)
 {
     return tf->state;
@@ -167,6 +192,11 @@ enum tail_state tail_file_state(const struct tail_file *tf)
 const char *tail_file_path(const struct tail_file *tf)
 {
     return tf->path;
+}
+
+const char *tail_file_live_path(const struct tail_file *tf)
+{
+    return tf->live_path;
 }
 
 void tail_file_found(struct tail_file *tf, const char *path, size_t input, const struct stat *st)
@@ -183,22 +213,25 @@ void tail_file_found(struct tail_file *tf, const char *path, size_t input, const
 
 bool tail_file_find_renamed(struct tail_file *tf)
 {
+    struct stat st;
+    if (lstat(tf->path, &st) == 0 && S_ISREG(st.st_mode) &&
+        tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino))
+        return true; /* still at its current name (one outside the globs) */
     char *copy = xstrdup(tf->path);
     char *dir = xstrdup(dirname(copy));
     bool found = false;
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
-        struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
-            tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
-            char *path = xasprintf("%s/%s", dir, de->d_name);
-            int in = tail_scan_match(tf->ctx->cfg, tf->live_path);
-            tail_file_found(tf, path, in >= 0 ? (size_t)in : 0, &st);
-            free(path);
-            found = true;
-            break;
-        }
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            !tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino))
+            continue;
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        int in = tail_scan_match(tf->ctx->cfg, tf->live_path);
+        tail_file_found(tf, path, in >= 0 ? (size_t)in : tf->input, &st);
+        free(path);
+        found = true;
+        break;
     }
     if (d)
         closedir(d);
@@ -207,11 +240,11 @@ bool tail_file_find_renamed(struct tail_file *tf)
     return found;
 }
 
-bool tail_file_wants_open(const struct tail_file *tf, bool initial)
+bool tail_file_wants_open(const struct tail_file *tf)
 {
     if (tf->state == TAIL_WAITING)
         return true;
-    return tf->state == TAIL_KNOWN && (tf->size != tf->closed_size || (initial && !tf->done));
+    return tf->state == TAIL_KNOWN && (tf->size != tf->closed_size || !tf->done);
 }
 
 /* Forget the current stream and start a new one at `offset` (a new file, a
@@ -270,26 +303,26 @@ int tail_file_open(struct tail_file *tf)
 {
     const struct tail_ctx *ctx = tf->ctx;
     bool from_end = tf->state == TAIL_WAITING && tf->start_at_end;
-    int fd = open(tf->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            log_warn("open %s: %s", tf->path, strerror(errno));
-        return -1;
-    }
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    enum tail_guard_verdict v;
+    int fd = tail_guard_open(tf->path, ctx->cfg->file.agent.follow_symlinks, &st, &v);
+    if (fd < 0) {
+        if (v != TAIL_GUARD_GONE && !tf->open_warned) {
+            tf->open_warned = true;
+            if (v == TAIL_GUARD_ERROR)
+                log_warn("open %s: %s", tf->path, strerror(errno));
+            else
+                log_warn("not reading %s: %s", tf->path, tail_guard_explain(v));
+        }
         return -1;
     }
     uint64_t btime = file_btime(fd, "");
     if ((uint64_t)st.st_dev != tf->dev || (uint64_t)st.st_ino != tf->ino) {
-        if (tf->state == TAIL_KNOWN) {
-            close(fd); /* the name moved on between scan and open; the next scan sorts it */
-            return -1;
-        }
-        tf->dev = (uint64_t)st.st_dev;
-        tf->ino = (uint64_t)st.st_ino;
-        tf->btime = btime;
+        /* The name moved on between the scan and now (renamed, replaced):
+         * this file is elsewhere, the next scan looks for it by its inode
+         * and finds the newcomer at the name. */
+        close(fd);
+        return -1;
     }
     const struct agent_input *in = &ctx->cfg->inputs[tf->input];
     tf->fd = fd;
@@ -317,6 +350,12 @@ int tail_file_open(struct tail_file *tf)
                      tf->stream, tf->path, (unsigned long long)tf->ino,
                      same == 1 ? "shorter than the checkpoint" : "fingerprint differs");
             metric_inc(same == 1 ? ctx->m->file_truncations : ctx->m->inode_reuses);
+            if (!tf->done) {
+                /* What the old content held past the checkpoint is gone. */
+                metric_inc(ctx->m->files_lost);
+                log_error("stream %s: if its file held anything past offset %llu, that is lost",
+                          tf->stream, (unsigned long long)tf->tr.acked.offset);
+            }
             tf->btime = btime;
             new_stream(tf, 0, tf->generation + 1);
         }
@@ -361,8 +400,7 @@ static int on_record(void *ud, const struct framer_record *r)
         return 1;
     }
     const struct agent_input *in = &ctx->cfg->inputs[tf->input];
-    uint8_t hash[CHAIN_HASH_LEN];
-    chain_next(tf->prev, tf->next_seq, r->data, r->len, hash);
+    uint8_t hash[CHAIN_HASH_LEN] = {0};
     struct record_in rec = {
         .kind = in->kind,
         .map = &in->map,
@@ -377,8 +415,17 @@ static int on_record(void *ud, const struct framer_record *r)
         .len = r->len,
         .read_time_us = es->now_us,
     };
+    /* The cut is decided before the hash: the hash covers the bytes kept. */
+    if (ctx->sink.fit) {
+        size_t keep = ctx->sink.fit(ctx->sink.ud, &rec);
+        if (keep < rec.len) {
+            rec.truncated += rec.len - keep;
+            rec.len = keep;
+        }
+    }
+    chain_next(tf->prev, tf->next_seq, r->data, rec.len, hash);
     struct ack_msg *msg = ack_msg_new(tf->next_seq, r->end, hash, 0, es->now_ms);
-    enum tail_emit_rc rc = ctx->emit(ctx->emit_ud, &rec, msg);
+    enum tail_emit_rc rc = ctx->sink.emit(ctx->sink.ud, &rec, msg);
     if (rc == TAIL_EMIT_PAUSE_BEFORE || rc == TAIL_EMIT_BACKOFF) {
         free(msg);
         if (rc == TAIL_EMIT_BACKOFF)
@@ -390,11 +437,13 @@ static int on_record(void *ud, const struct framer_record *r)
     tf->next_seq++;
     memcpy(tf->prev, hash, CHAIN_HASH_LEN);
     metric_inc(ctx->m->records_read);
-    if (r->truncated) {
+    if (rec.truncated) {
         metric_inc(ctx->m->records_truncated);
-        metric_add(ctx->m->truncated_bytes, (double)r->truncated);
+        metric_add(ctx->m->truncated_bytes, (double)rec.truncated);
     }
-    if (rc == TAIL_EMIT_PAUSE_AFTER) {
+    if (rc == TAIL_EMIT_WAIT_ACK)
+        tf->wait_ack = true;
+    if (rc == TAIL_EMIT_PAUSE_AFTER || rc == TAIL_EMIT_WAIT_ACK) {
         es->resume = r->end;
         return 1;
     }
@@ -411,13 +460,14 @@ static void paused_at(struct tail_file *tf, uint64_t resume)
 
 bool tail_file_readable(const struct tail_file *tf, uint64_t now_ms)
 {
-    return tf->state == TAIL_OPEN && now_ms >= tf->resume_ms;
+    return tf->state == TAIL_OPEN && now_ms >= tf->resume_ms && !(tf->wait_ack && tf->tr.n > 0);
 }
 
 bool tail_file_read(struct tail_file *tf, size_t budget, uint64_t now_ms)
 {
     if (!tail_file_readable(tf, now_ms))
         return false;
+    tf->wait_ack = false;
     const struct tail_ctx *ctx = tf->ctx;
     struct emit_state es;
     emit_state_init(&es, tf);
@@ -460,6 +510,14 @@ static void truncated(struct tail_file *tf, const char *why)
              tf->have_id ? tf->stream : "(unnamed)", tf->path, why,
              (unsigned long long)tf->generation + 1);
     metric_inc(tf->ctx->m->file_truncations);
+    /* Its records in flight cannot be read again: a failed delivery of one
+     * of them is a lost record. */
+    for (struct ack_msg *m = tf->tr.head; m; m = m->next)
+        m->lost_if_failed = tf->ctx->m->records_lost;
+    if (tf->tr.n > 0)
+        log_warn("stream %s: %zu records were in flight when it was truncated; any whose "
+                 "delivery fails now is lost (records_lost_total)",
+                 tf->stream, tf->tr.n);
     new_stream(tf, 0, tf->generation + 1);
     tf->last_data_ms = time_mono_ms();
 }
@@ -505,8 +563,9 @@ static bool follow_file(struct tail_file *tf)
     }
     if (!tf->gone) {
         struct stat ls;
-        if (stat(tf->live_path, &ls) < 0 || (uint64_t)ls.st_dev != tf->dev ||
-            (uint64_t)ls.st_ino != tf->ino) {
+        int rc = tf->ctx->cfg->file.agent.follow_symlinks ? stat(tf->live_path, &ls)
+                                                          : lstat(tf->live_path, &ls);
+        if (rc < 0 || (uint64_t)ls.st_dev != tf->dev || (uint64_t)ls.st_ino != tf->ino) {
             tf->gone = true;
             metric_inc(m->rotations);
             learn_name(tf);
@@ -521,7 +580,7 @@ static bool follow_file(struct tail_file *tf)
  * Returns 1 when it was closed. */
 static bool finish_gone(struct tail_file *tf, struct emit_state *es, uint64_t now_ms)
 {
-    if (!tf->finished && now_ms >= tf->resume_ms) {
+    if (!tf->finished && tail_file_readable(tf, now_ms)) {
         es->final = true;
         if (framer_finish(tf->fr, on_record, es)) {
             paused_at(tf, es->resume);
@@ -549,18 +608,83 @@ bool tail_file_check(struct tail_file *tf, uint64_t now_ms)
     bool quiet_eof = tf->size == framer_position(tf->fr) && tf->at_eof;
     struct emit_state es;
     emit_state_init(&es, tf);
+    /* Stopping, nothing waits for quiet: the pod is going away. */
+    uint64_t flush_ms = tf->ctx->draining ? 0 : (uint64_t)in->conf->multiline.flush_ms;
+    uint64_t rotate_wait_ms =
+        tf->ctx->draining ? 0 : (uint64_t)tf->ctx->cfg->file.agent.rotate_wait_ms;
     if (in->has_start && quiet_eof && framer_pending(tf->fr) &&
-        now_ms - tf->last_data_ms >= (uint64_t)in->conf->multiline.flush_ms &&
-        now_ms >= tf->resume_ms) {
+        now_ms - tf->last_data_ms >= flush_ms && tail_file_readable(tf, now_ms)) {
         if (framer_flush(tf->fr, on_record, &es)) {
             paused_at(tf, es.resume);
             return false;
         }
     }
-    if (tf->gone && quiet_eof &&
-        now_ms - tf->last_data_ms >= (uint64_t)tf->ctx->cfg->file.agent.rotate_wait_ms)
+    if (tf->gone && quiet_eof && now_ms - tf->last_data_ms >= rotate_wait_ms)
         return finish_gone(tf, &es, now_ms);
     return false;
+}
+
+bool tail_file_drained(const struct tail_file *tf)
+{
+    switch (tf->state) {
+    case TAIL_WAITING:
+        return tf->size == 0;
+    case TAIL_KNOWN:
+        return tf->done || tf->size <= tf->tr.acked.offset;
+    case TAIL_OPEN:
+        break;
+    }
+    return tf->tr.n == 0 && tf->at_eof && framer_position(tf->fr) >= tf->size &&
+           !framer_holds_record(tf->fr) && (!tf->gone || tf->finished);
+}
+
+static int count_record(void *ud, const struct framer_record *r)
+{
+    struct tail_unshipped *u = ud;
+    u->records++;
+    return 0;
+}
+
+void tail_file_unshipped(const struct tail_file *tf, struct tail_unshipped *u)
+{
+    memset(u, 0, sizeof(*u));
+    if (tf->state == TAIL_KNOWN && tf->done)
+        return;
+    uint64_t from =
+        tf->state == TAIL_WAITING ? (tf->start_at_end ? tf->size : 0) : tf->tr.acked.offset;
+    int fd = tf->fd;
+    if (fd < 0) {
+        struct stat st;
+        enum tail_guard_verdict v;
+        fd = tail_guard_open(tf->path, tf->ctx->cfg->file.agent.follow_symlinks, &st, &v);
+        if (fd < 0 || !tail_file_is(tf, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
+            if (fd >= 0)
+                close(fd);
+            return;
+        }
+    }
+    const struct agent_input *in = &tf->ctx->cfg->inputs[tf->input];
+    struct framer *fr = framer_new((size_t)tf->ctx->cfg->file.agent.max_record_bytes,
+                                   in->has_start ? &in->start : NULL);
+    framer_reset(fr, from);
+    uint8_t buf[65536];
+    for (uint64_t pos = from;;) {
+        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        (void)framer_feed(fr, buf, (size_t)n, count_record, u);
+        pos += (uint64_t)n;
+        u->bytes += (uint64_t)n;
+    }
+    uint64_t complete = u->records;
+    u->partial = framer_pending(fr) && !framer_holds_record(fr);
+    (void)framer_finish(fr, count_record, u);
+    u->partial = u->partial && u->records > complete;
+    framer_free(fr);
+    if (fd != tf->fd)
+        close(fd);
 }
 
 /* A delivery of this stream failed: go back to the acknowledged prefix and
@@ -586,14 +710,31 @@ enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *er
                                     uint64_t now_ms)
 {
     void *owner;
+    /* The first attempt of the oldest record in flight: a re-send must not
+     * make a wedged stream look young (readiness and alerts watch it). */
+    uint64_t oldest = msg->tr ? ack_tracker_oldest_ms(msg->tr) : 0;
+    struct metric *lost = msg->lost_if_failed;
     enum ack_result res = ack_tracker_delivered(msg, ok, &owner);
     struct tail_file *tf = owner;
-    if (!tf)
-        return res; /* orphaned: its stream was dropped or rewound meanwhile */
-    if (ok) {
-        tf->failures = 0;
+    if (!tf) {
+        /* orphaned: its stream was rewound meanwhile (it is read again), or
+         * its file's content is gone */
+        if (!ok && lost) {
+            metric_inc(lost);
+            log_error("a record of a truncated file failed delivery (%s): it cannot be read "
+                      "again and is lost",
+                      err ? err : "?");
+        }
         return res;
     }
+    if (ok) {
+        tf->failures = 0;
+        if (res == ACK_ADVANCED)
+            tf->retry_since_ms = 0;
+        return res;
+    }
+    if (oldest && (!tf->retry_since_ms || oldest < tf->retry_since_ms))
+        tf->retry_since_ms = oldest;
     if (!err)
         err = "?";
     if (may_rewind && tf->state == TAIL_OPEN)
@@ -607,8 +748,6 @@ enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *er
 
 bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e)
 {
-    if (tf->state == TAIL_WAITING)
-        return false;
     memset(e, 0, sizeof(*e));
     e->path = tf->path;
     e->live_path = tf->live_path;
@@ -621,7 +760,9 @@ bool tail_file_checkpoint(const struct tail_file *tf, struct checkpoint_entry *e
         e->fp_len = tf->fp_len;
         memcpy(e->stream, tf->stream, sizeof(e->stream));
     }
-    e->offset = tf->tr.acked.offset;
+    /* A waiting file is remembered from where it will start, so that a
+     * restart still finds it if it is rotated away meanwhile. */
+    e->offset = tf->state == TAIL_WAITING ? (tf->start_at_end ? tf->size : 0) : tf->tr.acked.offset;
     e->seq = tf->tr.acked.seq;
     memcpy(e->prev, tf->tr.acked.prev, CHAIN_HASH_LEN);
     e->done = tf->state == TAIL_KNOWN && tf->done;
@@ -641,6 +782,8 @@ void tail_file_add_stats(const struct tail_file *tf, struct tail_stats *s)
             s->backlog_bytes += tf->size - tf->tr.acked.offset;
     }
     uint64_t o = ack_tracker_oldest_ms(&tf->tr);
+    if (tf->retry_since_ms && (!o || tf->retry_since_ms < o))
+        o = tf->retry_since_ms;
     if (o && (!s->oldest_unacked_ms || o < s->oldest_unacked_ms))
         s->oldest_unacked_ms = o;
 }

@@ -23,6 +23,8 @@ static const struct cfg_key pg_keys[] = {
       "libpq connection strings of streaming replicas (reads)"),
     KI("max_replica_lag_ms", struct aggr_pg_conf, max_replica_lag_ms, "5000", 0, INT32_MAX,
        "a replica lagging more than this serves no reads"),
+    KI("health_interval_ms", struct aggr_pg_conf, health_interval_ms, "1000", 50, 600000,
+       "the read path checks each host's health and lag every 1-2x this (jitter)"),
     CFG_END,
 };
 
@@ -110,6 +112,7 @@ const struct cfg_key aggr_config_keys[] = {
     SEC("breaker", breaker, breaker_keys, "circuit breakers (PostgreSQL primary, Redis)"),
     SEC("alerts", alerts, alerts_conf_keys,
         "Alertmanager-compatible webhook: breaker opens, DLQ writes, integrity incidents"),
+    SEC("query", query, aggr_query_keys, "the query API (read path, --role query or all)"),
     CFG_END,
 };
 
@@ -118,7 +121,8 @@ const struct cfg_key aggr_config_keys[] = {
 static int aggr_config_check(struct cfg_check *chk, void *ud)
 {
     struct aggr_config *c = ud;
-    if (log_conf_check(chk, &c->log) < 0 || alerter_conf_check(chk, &c->alerts) < 0)
+    if (log_conf_check(chk, &c->log) < 0 || alerter_conf_check(chk, &c->alerts) < 0 ||
+        aggr_query_conf_check(chk, &c->query) < 0)
         return -1;
     if (!c->kafka.topic || !*c->kafka.topic)
         return cfg_check_fail(chk, "kafka.topic", "must not be empty");

@@ -12,11 +12,13 @@
 #include "common/breaker.h"
 #include "common/conf_common.h"
 #include "common/config.h"
+#include "aggregator/query_config.h"
 
 struct aggr_pg_conf {
     char *primary;               /* libpq conninfo, required */
     struct cfg_strlist replicas; /* libpq conninfos for reads */
     int64_t max_replica_lag_ms;
+    int64_t health_interval_ms; /* read path: each host checked every 1-2x this */
 };
 
 struct aggr_redis_conf {
@@ -64,6 +66,7 @@ struct aggr_config {
     struct aggr_partitions_conf partitions;
     struct aggr_breaker_conf breaker;
     struct alerter_conf alerts;
+    struct aggr_query_conf query;
 };
 
 extern const struct cfg_key aggr_config_keys[];

@@ -116,6 +116,14 @@ static void periodic(struct aggregator *a, uint64_t now)
     }
 }
 
+bool aggregator_last_commit(void *ud, uint64_t *lsn, int64_t *commit_us)
+{
+    struct aggregator *a = ud;
+    *lsn = atomic_load(&a->commit_lsn);
+    *commit_us = atomic_load(&a->commit_us);
+    return *lsn != 0;
+}
+
 void aggregator_set_alerter(struct aggregator *a, struct alerter *al)
 {
     a->alerter = al;

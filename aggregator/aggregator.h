@@ -39,4 +39,8 @@ void aggregator_free(struct aggregator *a); /* NULL-safe */
  * breaker is closed. */
 bool aggregator_ready(void *ud, char *reason, size_t len);
 
+/* Any thread: the last commit's WAL position and time (false before the
+ * first). The query API's /v1/status shows it (query_ingest_fn). */
+bool aggregator_last_commit(void *ud, uint64_t *lsn, int64_t *commit_us);
+
 #endif

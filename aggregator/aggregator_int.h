@@ -96,7 +96,11 @@ struct aggregator {
     uint64_t next_periodic_ms, next_maint_ms;
     struct dedupe_stats last_dd;
     uint64_t last_dlq_failures, last_dlq_cut;
-    atomic_int ready_code;   /* read by httpd threads */
+    atomic_int ready_code; /* read by httpd threads */
+    /* The last commit's WAL position and time (read by httpd threads for
+     * /v1/status; flush.c records them). */
+    atomic_uint_fast64_t commit_lsn;
+    atomic_int_fast64_t commit_us;
     struct alerter *alerter; /* borrowed, may be NULL */
 };
 

@@ -148,6 +148,16 @@ static void account_write(struct aggregator *a, enum pg_status r, uint64_t elaps
         breaker_success(&a->pg_breaker); /* PostgreSQL answered */
 }
 
+/* A commit's WAL position ("X/Y", "" = unknown), for /v1/status. */
+static void note_commit(struct aggregator *a, const char *lsn_text)
+{
+    uint64_t lsn;
+    if (!lsn_text[0] || pg_lsn_parse(lsn_text, &lsn) != 0)
+        return;
+    atomic_store(&a->commit_lsn, lsn);
+    atomic_store(&a->commit_us, time_now_us());
+}
+
 /* One synchronous pg_writer_write (writer thread idle). stats zeroed. */
 static enum pg_status write_batch(struct aggregator *a, const struct batch *b,
                                   struct pg_write_stats *st, char *err, size_t errlen)
@@ -155,6 +165,9 @@ static enum pg_status write_batch(struct aggregator *a, const struct batch *b,
     uint64_t t0 = time_mono_us();
     enum pg_status r = pg_writer_write(a->pg, b, st, err, errlen);
     account_write(a, r, time_mono_us() - t0);
+    char lsn[24] = "", e2[256];
+    if (r == PG_OK && pg_writer_wal_lsn(a->pg, lsn, sizeof(lsn), e2, sizeof(e2)) == PG_OK)
+        note_commit(a, lsn);
     return r;
 }
 
@@ -310,6 +323,7 @@ enum flush_result flush_finish(struct aggregator *a, struct writer_result *res)
                   a->inflight_msgs, a->inflight.n, res->stats.inserted,
                   (double)res->elapsed_us / 1000);
         commit_effects(a, &a->inflight, &res->stats);
+        note_commit(a, res->commit_lsn);
         pg_write_stats_release(&res->stats);
         batch_clear(&a->inflight);
         a->inflight_active = false;

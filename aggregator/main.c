@@ -1,7 +1,9 @@
 /* auditrail-aggregator: consume audit envelopes from Kafka and store each
- * record exactly once in PostgreSQL (DESIGN.md §4–6); `migrate` applies the
- * schema and exits, `replay` moves the stored offsets back.
+ * record exactly once in PostgreSQL (DESIGN.md §4–6) and serve the query API
+ * (§7; --role picks either or both); `migrate` applies the schema and
+ * exits, `replay` moves the stored offsets back, `token` manages API tokens.
  * Exit status: 0 clean stop, 1 fatal error, 2 bad usage or configuration. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +14,14 @@
 #include "aggregator/aggr_metrics.h"
 #include "aggregator/aggregator.h"
 #include "aggregator/migrate.h"
+#include "aggregator/query_api.h"
 #include "aggregator/replay.h"
+#include "aggregator/token_cmd.h"
 #include "common/alert.h"
+#include "common/buf.h"
 #include "common/backoff.h"
 #include "common/httpd.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/procmetrics.h"
@@ -26,7 +32,7 @@
  * with backoff from 200 ms to 5 s (+100 ms): at most about 42 s in all. */
 #define MIGRATE_RETRIES 12
 
-enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY };
+enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY, CMD_TOKEN };
 
 struct aggr_cmd {
     enum aggr_command kind;
@@ -50,6 +56,7 @@ static void register_metrics(struct metrics *m)
     struct aggr_metrics am;
     aggr_metrics_init(&am, m);
     aggr_metrics_lag(&am, 0);
+    query_api_register_metrics(m);
 }
 
 static const struct prog_option aggr_options[] = {
@@ -57,16 +64,23 @@ static const struct prog_option aggr_options[] = {
     {NULL, 0, NULL},
 };
 
+/* token create takes its own options (--tenant, --role, …) */
+static const char *const own_option_commands[] = {"token", NULL};
+
 static const struct prog aggr_prog = {
     .name = "auditrail-aggregator",
     .usage = "auditrail-aggregator --config FILE [--check-config] [--role all|consumer|query]\n"
              "       auditrail-aggregator --config FILE migrate\n"
              "       auditrail-aggregator --config FILE replay [PARTITION [OFFSET]]\n"
+             "       auditrail-aggregator --config FILE token create [--tenant T] --role "
+             "reader|auditor|admin [--name N] [--expires-days D]\n"
+             "       auditrail-aggregator --config FILE token revoke NAME | token list\n"
              "       auditrail-aggregator --config-reference | --metrics-reference | --version",
     .options = aggr_options,
     .config_keys = aggr_config_keys,
     .load = load,
     .register_metrics = register_metrics,
+    .own_option_commands = own_option_commands,
 };
 
 /* The subcommand (none, migrate, replay [P [OFFSET]]) and --role. -1 when
@@ -94,6 +108,9 @@ static int parse_command(const struct prog_args *a, struct aggr_cmd *cmd)
                 return prog_usage_error(&aggr_prog, "replay: bad offset \"%s\"", a->argv[2]);
             cmd->replay_offset = o;
         }
+    } else if (a->argc > 0 && strcmp(a->argv[0], "token") == 0) {
+        cmd->kind = CMD_TOKEN;
+        return -1;
     } else if (a->argc > 0) {
         return prog_usage_error(&aggr_prog, "unknown command \"%s\"", a->argv[0]);
     }
@@ -165,8 +182,59 @@ static struct alerter *start_alerter(const struct aggr_config *cfg, struct metri
     return al;
 }
 
-/* The long-running service: consumer (unless --role query), health and
- * metrics, until a signal or a fatal error. */
+/* A PEM file's text (heap), or NULL after logging why. */
+static char *read_pem(const char *key, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct buf b = BUF_INIT;
+    if (fd < 0 || io_read_all(fd, 1 << 20, &b) != 0) {
+        log_error("%s %s: cannot read it", key, path);
+        if (fd >= 0)
+            close(fd);
+        buf_release(&b);
+        return NULL;
+    }
+    close(fd);
+    return buf_detach(&b, NULL);
+}
+
+/* The query API's own listener (query.listen set), TLS when configured. */
+static struct httpd *start_query_listener(const struct aggr_config *cfg, struct query_api *api,
+                                          struct metrics *reg)
+{
+    const struct aggr_query_conf *q = &cfg->query;
+    char err[512], *cert = NULL, *key = NULL;
+    struct httpd *h = NULL;
+    if (q->tls_cert && *q->tls_cert) {
+        cert = read_pem("query.tls_cert", q->tls_cert);
+        key = read_pem("query.tls_key", q->tls_key);
+        if (!cert || !key)
+            goto out;
+    }
+    struct httpd_conf hc = {.listen = q->listen,
+                            .metrics = reg,
+                            .async = query_api_route,
+                            .async_ud = api,
+                            .threads = (unsigned)q->threads,
+                            .conn_limit = (unsigned)q->max_connections,
+                            .conn_timeout_s = (unsigned)q->connection_timeout_s,
+                            .tls_cert_pem = cert,
+                            .tls_key_pem = key};
+    h = httpd_start(&hc, err, sizeof(err));
+    if (!h)
+        log_error("query.listen %s: %s", q->listen, err);
+    else
+        log_info("serving the query API on %s (port %u%s)", q->listen, httpd_port(h),
+                 cert ? ", TLS" : "");
+out:
+    free(cert);
+    free(key);
+    return h;
+}
+
+/* The long-running service: consumer (unless --role query), the query API
+ * (unless --role consumer), health and metrics, until a signal or a fatal
+ * error. */
 static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd,
                        volatile sig_atomic_t *stop)
 {
@@ -176,7 +244,8 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
     procmetrics_register(reg, "aggregator");
     struct aggr_metrics am;
     struct aggregator *a = NULL;
-    struct httpd *h = NULL;
+    struct query_api *api = NULL;
+    struct httpd *h = NULL, *hq = NULL;
     aggr_metrics_init(&am, reg);
     gethostname(instance, sizeof(instance) - 1);
     struct breaker_conf bc;
@@ -194,20 +263,44 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
         }
         aggregator_set_alerter(a, al);
     }
+    if (cmd->run_query) {
+        api = query_api_new(cfg, reg, err, sizeof(err));
+        if (!api) {
+            log_error("cannot start the query API: %s", err);
+            goto out;
+        }
+        if (a)
+            query_api_set_ingest(api, aggregator_last_commit, a);
+    }
+    /* The query API on http.listen unless query.listen names its own;
+     * /v1/status there too when the consumer runs here. */
+    bool shared = api && (!cfg->query.listen || !*cfg->query.listen);
+    struct query_status status = {.ingest = a ? aggregator_last_commit : NULL, .ud = a};
     struct httpd_conf hc = {.listen = cfg->http.listen,
                             .metrics = reg,
                             .ready = a ? aggregator_ready : NULL,
-                            .ready_ud = a};
+                            .ready_ud = a,
+                            .async = shared ? query_api_route : NULL,
+                            .async_ud = api,
+                            .handler = a && !shared ? query_status_route : NULL,
+                            .handler_ud = &status};
+    if (shared) {
+        hc.threads = (unsigned)cfg->query.threads;
+        hc.conn_limit = (unsigned)cfg->query.max_connections;
+        hc.conn_timeout_s = (unsigned)cfg->query.connection_timeout_s;
+    }
     h = httpd_start(&hc, err, sizeof(err));
     if (!h) {
         log_error("http.listen %s: %s", cfg->http.listen, err);
         goto out;
     }
-    log_info("serving /healthz /readyz /metrics on %s (port %u), role %s", cfg->http.listen,
-             httpd_port(h), cmd->role);
-    if (cmd->run_query)
-        log_info("the query API is not implemented yet: role query serves health and metrics "
-                 "only");
+    log_info("serving /healthz /readyz /metrics%s on %s (port %u), role %s",
+             shared ? " and the query API"
+             : a    ? " /v1/status"
+                    : "",
+             cfg->http.listen, httpd_port(h), cmd->role);
+    if (api && !shared && !(hq = start_query_listener(cfg, api, reg)))
+        goto out;
     if (a) {
         rc = aggregator_run(a, stop);
     } else {
@@ -217,7 +310,12 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
     }
     log_info("stopped (exit %d)", rc);
 out:
+    /* Answer what is in progress before the listeners stop (a suspended
+     * request must not be dropped by libmicrohttpd). */
+    query_api_quiesce(api, 10000);
+    httpd_stop(hq);
     httpd_stop(h);
+    query_api_free(api);
     aggregator_free(a);
     alerter_free(al);
     metrics_free(reg);
@@ -248,6 +346,9 @@ int main(int argc, char **argv)
         break;
     case CMD_REPLAY:
         rc = run_replay(&cfg, &cmd);
+        break;
+    case CMD_TOKEN:
+        rc = token_cmd_run(&cfg, args.argc, args.argv);
         break;
     case CMD_RUN:
         rc = run_service(&cfg, &cmd, stop);

@@ -6,6 +6,7 @@
  * redacting what a message may carry. */
 #include "aggregator/pg_conn.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,8 @@
 struct pg_connection {
     char *conninfo;
     const struct pg_conn_opts *opts;
-    PGconn *conn; /* NULL or broken: reconnect on the next pg_conn_open */
+    PGconn *conn;     /* NULL or broken: reconnect on the next pg_conn_open */
+    char sqlstate[6]; /* of the last failure ("" = none, or no server answer) */
 };
 
 const char *pg_status_name(enum pg_status s)
@@ -75,6 +77,17 @@ static void label(const char *sql, char *out, size_t len)
     snprintf(out, len, "%.*s%s", (int)n, sql, cut ? "…" : "");
 }
 
+/* ---- read path additions (pool and router): remembered SQLSTATE */
+static void remember_sqlstate(struct pg_connection *c, const char *st)
+{
+    snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st && strlen(st) == 5 ? st : "");
+}
+
+const char *pg_conn_sqlstate(const struct pg_connection *c)
+{
+    return c->sqlstate;
+}
+
 /* Describe a failed call in err ("what: [SQLSTATE] message") and classify
  * it. res may be NULL (nothing came back). */
 static enum pg_status failure(const struct pg_connection *c, const PGresult *res, const char *what,
@@ -82,6 +95,7 @@ static enum pg_status failure(const struct pg_connection *c, const PGresult *res
 {
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    remember_sqlstate((struct pg_connection *)c, st);
     if (!msg || !*msg)
         msg = c->conn ? PQerrorMessage(c->conn) : "no connection";
     snprintf(err, errlen, "%s: %s%s%s%s", what, st ? "[" : "", st ? st : "", st ? "] " : "", msg);
@@ -321,4 +335,30 @@ const char *pg_array_end(struct buf *a)
 {
     buf_addc(a, '}');
     return buf_cstr(a);
+}
+
+/* ---- read path additions: LSN text */
+int pg_lsn_parse(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || strlen(s) > 17)
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (!strchr("0123456789abcdefABCDEF/", *p))
+            return -1;
+    errno = 0;
+    unsigned long hi = strtoul(s, &end, 16);
+    if (end == s || *end != '/' || errno || hi > UINT32_MAX)
+        return -1;
+    const char *lo_s = end + 1;
+    unsigned long lo = strtoul(lo_s, &end, 16);
+    if (end == lo_s || *end || errno || lo > UINT32_MAX)
+        return -1;
+    *out = ((uint64_t)hi << 32) | (uint64_t)lo;
+    return 0;
+}
+
+void pg_lsn_format(uint64_t lsn, char out[24])
+{
+    snprintf(out, 24, "%" PRIX64 "/%" PRIX64, lsn >> 32, lsn & 0xffffffffu);
 }

@@ -84,6 +84,10 @@ enum pg_status pg_conn_exec(struct pg_connection *c, const char *sql, int np,
 enum pg_status pg_conn_exec_prepared(struct pg_connection *c, const char *stmt, int np,
                                      const char *const *params, PGresult **res, char *err,
                                      size_t errlen) __attribute__((warn_unused_result));
+/* The SQLSTATE of the last failed call on c ("" when the server gave none:
+ * a lost connection, a client-side error). The read path tells a
+ * hot-standby conflict (40001) from a timeout (57014) with it. */
+const char *pg_conn_sqlstate(const struct pg_connection *c);
 /* Best effort: roll back the transaction in progress, if any (errors are
  * ignored: a broken connection is reconnected by the next pg_conn_open). */
 void pg_conn_rollback(struct pg_connection *c);
@@ -109,5 +113,10 @@ void pg_array_begin(struct buf *a);
 void pg_array_str(struct buf *a, const char *s);
 void pg_array_i64(struct buf *a, int64_t v);
 const char *pg_array_end(struct buf *a);
+
+/* WAL positions as PostgreSQL prints them ("16/B374D848") <-> 64 bits.
+ * parse: 0, or -1 when malformed. */
+int pg_lsn_parse(const char *s, uint64_t *out);
+void pg_lsn_format(uint64_t lsn, char out[24]);
 
 #endif

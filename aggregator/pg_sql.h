@@ -149,6 +149,9 @@
     "INSERT INTO auditrail.integrity_incidents (kind, stream_id, seq, expected, actual, evidence)" \
     " VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
 
+/* After a commit: where the primary's WAL is (read-your-writes, /v1/status). */
+#define SQL_W_WAL_LSN "SELECT pg_current_wal_lsn()::text"
+
 /* ---- maintenance (maintenance.c) ---- */
 #define SQL_M_TRY_LOCK "SELECT pg_try_advisory_lock($1::bigint)"
 #define SQL_M_UNLOCK   "SELECT pg_advisory_unlock($1::bigint)"

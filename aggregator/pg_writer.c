@@ -564,3 +564,16 @@ out:
     chain_check_free(cc);
     return pr;
 }
+
+/* ---- read path: the ingest side's last commit position (/v1/status) */
+enum pg_status pg_writer_wal_lsn(struct pg_writer *w, char *out, size_t len, char *err,
+                                 size_t errlen)
+{
+    PGresult *res = NULL;
+    enum pg_status st = pg_conn_exec(w->conn, SQL_W_WAL_LSN, 0, NULL, &res, err, errlen);
+    if (st == PG_OK) {
+        snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    return st;
+}

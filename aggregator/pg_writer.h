@@ -60,4 +60,10 @@ void pg_write_stats_release(struct pg_write_stats *s);
 enum pg_status pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* The primary's WAL position now (text "X/Y"): asked right after a commit,
+ * an upper bound of that commit's LSN, which a reader gives as min_lsn to
+ * read its writes (/v1/status). */
+enum pg_status pg_writer_wal_lsn(struct pg_writer *w, char *out, size_t len, char *err,
+                                 size_t errlen) __attribute__((warn_unused_result));
+
 #endif

@@ -42,6 +42,12 @@ static void *writer_main(void *arg)
         uint64_t t0 = time_mono_us();
         res.r = pg_writer_write(w->pg, b, &res.stats, res.err, sizeof(res.err));
         res.elapsed_us = time_mono_us() - t0;
+        if (res.r == PG_OK) { /* best effort: only /v1/status reads it */
+            char e2[256];
+            if (pg_writer_wal_lsn(w->pg, res.commit_lsn, sizeof(res.commit_lsn), e2, sizeof(e2)) !=
+                PG_OK)
+                res.commit_lsn[0] = '\0';
+        }
 
         pthread_mutex_lock(&w->mu);
         w->res = res;

@@ -21,6 +21,7 @@ struct writer_result {
     struct pg_write_stats stats; /* the caller releases it */
     char err[512];
     uint64_t elapsed_us;
+    char commit_lsn[24]; /* the primary's WAL position after a commit ("" = unknown) */
 };
 
 /* Start the thread; pg is borrowed. Aborts if the thread cannot start. */

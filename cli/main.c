@@ -1,159 +1,192 @@
-/* auditrail: the operator CLI. A libcurl client of the programs' HTTP side
- * (health, readiness, metrics), and a front door to the aggregator's
- * one-shot commands (migrate). The query API verbs join when it lands. */
+/* auditrail: the operator CLI. A libcurl client of the query API (query,
+ * export, streams, stream, incidents) and of every program's HTTP side
+ * (health, metrics), and a front door to the aggregator's one-shot
+ * commands (migrate). One table of verbs; each names the options it takes. */
 #include <curl/curl.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "common/buf.h"
+#include "cli/cli.h"
 #include "common/prog.h"
-#include "common/xmalloc.h"
+#include "common/timeutil.h"
 
-#define DEFAULT_URL "http://127.0.0.1:9200"
+#define EVENT_FILTERS                                                                              \
+    (CLI_O_CONN | CLI_O_TENANT | CLI_O_EVENT_FILTERS | CLI_O_STREAM | CLI_O_RANGE | CLI_O_MIN_LSN)
 
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    buf_add(ud, ptr, size * nmemb);
-    return size * nmemb;
-}
-
-/* GET base+path; returns the HTTP status, or -1 with a message on stderr
- * when the server could not be reached. Body in *out (heap). */
-static long http_get(const char *base, const char *path, struct buf *out)
-{
-    char *url = xasprintf("%s%s", base, path);
-    CURL *c = curl_easy_init();
-    long status = -1;
-    if (!c) {
-        fprintf(stderr, "auditrail: curl init failed\n");
-        goto out;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK) {
-        fprintf(stderr, "auditrail: GET %s: %s\n", url, curl_easy_strerror(rc));
-        goto out;
-    }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-out:
-    curl_easy_cleanup(c);
-    free(url);
-    return status;
-}
-
-static int cmd_health(const char *url)
-{
-    struct buf h = BUF_INIT, r = BUF_INIT;
-    long hs = http_get(url, "/healthz", &h);
-    long rs = hs < 0 ? -1 : http_get(url, "/readyz", &r);
-    int rc = 2;
-    if (hs >= 0 && rs >= 0) {
-        printf("healthz %ld %s\n", hs, buf_cstr(&h));
-        printf("readyz  %ld %s\n", rs, buf_cstr(&r));
-        rc = (hs == 200 && rs == 200) ? 0 : 1;
-    }
-    buf_release(&h);
-    buf_release(&r);
-    return rc;
-}
-
-static int cmd_metrics(const char *url, const char *prefix)
-{
-    struct buf m = BUF_INIT;
-    long st = http_get(url, "/metrics", &m);
-    int rc = 2;
-    if (st == 200) {
-        size_t plen = prefix ? strlen(prefix) : 0;
-        char *text = (char *)buf_cstr(&m);
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-            if (!prefix || strncmp(line, prefix, plen) == 0)
-                puts(line);
-        }
-        rc = 0;
-    } else if (st >= 0) {
-        fprintf(stderr, "auditrail: /metrics answered %ld\n", st);
-    }
-    buf_release(&m);
-    return rc;
-}
-
-/* Run the aggregator binary that sits beside this one. */
-static int cmd_migrate(const char *config)
-{
-    if (!config) {
-        fprintf(stderr, "auditrail migrate: --config FILE is required\n");
-        return 2;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    char *dir = NULL;
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        dir = xasprintf("%s/auditrail-aggregator", exe);
-    } else {
-        dir = xstrdup("auditrail-aggregator");
-    }
-    execl(dir, dir, "--config", config, "migrate", (char *)NULL);
-    fprintf(stderr, "auditrail migrate: cannot run %s: %s\n", dir, strerror(errno));
-    free(dir);
-    return 2;
-}
-
-static const char *url_opt = NULL;
-
-static const struct prog_option cli_options[] = {
-    {"url", 'u', &url_opt},
-    {NULL, 0, NULL},
+struct verb {
+    const char *name;
+    uint32_t opts;          /* enum cli_opt_bit */
+    int min_args, max_args; /* operands after the verb */
+    int (*run)(struct cli_ctx *c);
+    const char *aggregator; /* instead of run: this auditrail-aggregator command */
 };
 
-static const struct prog cli_prog = {
-    .name = "auditrail",
-    .usage =
-        "auditrail [--url URL] COMMAND\n"
-        "  health                 GET /healthz and /readyz; exit 0 when ready,\n"
-        "                         1 when not ready, 2 when unreachable\n"
-        "  metrics [PREFIX]       print /metrics, optionally only lines starting with PREFIX\n"
-        "  migrate --config FILE  apply PostgreSQL migrations (runs auditrail-aggregator)\n"
-        "  --url URL              the agent's or aggregator's http.listen address\n"
-        "                         (default " DEFAULT_URL ", the aggregator's; or $AUDITRAIL_URL)\n"
-        "  --version              print the version",
-    .options = cli_options,
+static const struct verb verbs[] = {
+    {"query", EVENT_FILTERS | CLI_O_PAGES | CLI_O_JSON | CLI_O_FAIL_EMPTY, 0, 0, cli_query, NULL},
+    {"export", EVENT_FILTERS | CLI_O_OUTPUT, 0, 0, cli_export, NULL},
+    {"streams",
+     CLI_O_CONN | CLI_O_TENANT | CLI_O_RANGE | CLI_O_COUNTS | CLI_O_PAGES | CLI_O_MIN_LSN |
+         CLI_O_JSON,
+     0, 0, cli_streams, NULL},
+    {"stream", CLI_O_CONN | CLI_O_TENANT | CLI_O_RANGE | CLI_O_MIN_LSN | CLI_O_JSON, 1, 1,
+     cli_stream, NULL},
+    {"incidents",
+     CLI_O_CONN | CLI_O_TENANT | CLI_O_RANGE | CLI_O_KIND | CLI_O_STREAM | CLI_O_PAGES |
+         CLI_O_MIN_LSN | CLI_O_JSON,
+     0, 0, cli_incidents, NULL},
+    {"health", CLI_O_CONN, 0, 0, cli_health, NULL},
+    {"metrics", CLI_O_CONN, 0, 1, cli_metrics, NULL},
+    {"migrate", CLI_O_CONFIG, 0, 0, NULL, "migrate"},
+    /* Issue 11's verbs (replay, verify, proof pubkey) are built on
+     * auditrail-aggregator first: each joins here as one line naming that
+     * command, e.g. {"verify", CLI_O_CONFIG, 0, 8, NULL, "verify"} with
+     * its options passed through (cli_aggregator_exec), or with a `run`
+     * of its own once GET /v1/streams/{id}/verify serves it over HTTP. */
 };
+
+#define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static const char USAGE[] =
+    "auditrail [OPTIONS] COMMAND [ARGS]\n"
+    "The query API's client, and the auditrail programs' health and metrics.\n"
+    "\n"
+    "commands:\n"
+    "  query [FILTERS] [--from T] [--to T] [--limit N] [--cursor C] [--all [--max N]]\n"
+    "        [--min-lsn LSN] [--json] [--fail-empty]\n"
+    "      events in (time, id) order as a table, then a summary line on stderr;\n"
+    "      --json: the API's page as is; --all: every page (NDJSON with --json), at most\n"
+    "      --max rows (default 100000); the range defaults to the last 24 hours\n"
+    "  export [FILTERS] [--from T] [--to T] [--min-lsn LSN] [-o FILE]\n"
+    "      every event as NDJSON (auditor, admin) to stdout or FILE (written as\n"
+    "      FILE.part, renamed when complete); progress on stderr when a terminal\n"
+    "  streams [--tenant T] [--from T] [--to T] [--counts] [--limit N] [--cursor C]\n"
+    "        [--all [--max N]] [--min-lsn LSN] [--json]\n"
+    "  stream ID [--tenant T] [--from T] [--to T] [--min-lsn LSN] [--json]\n"
+    "      one stream's head, counts and latest incidents\n"
+    "  incidents [--from T] [--to T] [--kind gap|chain_break|fork] [--stream ID]\n"
+    "        [--tenant T] [--limit N] [--cursor C] [--all [--max N]] [--min-lsn LSN] [--json]\n"
+    "  health                 GET /healthz and /readyz of any auditrail program\n"
+    "  metrics [PREFIX]       its /metrics, only the lines starting with PREFIX\n"
+    "  migrate --config FILE  apply PostgreSQL migrations (runs auditrail-aggregator)\n"
+    "\n"
+    "FILTERS: --tenant T --actor A --action A --resource R --outcome O --source NAME\n"
+    "         --stream ID (32 hex)\n"
+    "T (--from inclusive, --to exclusive): RFC 3339 (2026-11-26T19:50:45Z), a date\n"
+    "  (2026-11-26: midnight UTC), now, or relative to now: -30m, -24h, -7d (s m h d w)\n"
+    "\n"
+    "options, before or after the command:\n"
+    "  -u, --url URL      the API; default " CLI_DEFAULT_URL " (the aggregator's\n"
+    "                     http.listen), or $AUDITRAIL_URL\n"
+    "  --token-file FILE  the bearer token, read from FILE (or $AUDITRAIL_TOKEN_FILE)\n"
+    "  --token TOKEN      the token itself (or $AUDITRAIL_TOKEN); a command line is\n"
+    "                     visible in ps: prefer a file\n"
+    "  --cacert FILE      CA certificates for an https:// URL\n"
+    "  --timeout SECONDS  per request (default 30; export: the longest silence); 0 = none\n"
+    "  -h, --help, --version\n"
+    "\n"
+    "exit status:\n"
+    "  0  ok\n"
+    "  1  not found (stream ID), no events with --fail-empty, --all stopped at --max,\n"
+    "     not ready (health), or the output could not be written\n"
+    "  2  usage, or a parameter the API refused (400)\n"
+    "  3  authentication or permission (401, 403)\n"
+    "  4  unavailable: unreachable, 5xx (503 included), or an answer cut short\n"
+    "  130 interrupted";
+
+static const struct verb *verb_find(const char *name)
+{
+    for (size_t i = 0; i < NVERBS; i++)
+        if (strcmp(verbs[i].name, name) == 0)
+            return &verbs[i];
+    return NULL;
+}
+
+/* A word may be repeated in a message; anything else (a token pasted in
+ * the wrong place) is not. */
+static const char *quotable(const char *s)
+{
+    size_t n = strlen(s);
+    return n && n <= 32 && strspn(s, "abcdefghijklmnopqrstuvwxyz-") == n ? s : "(not a word)";
+}
+
+static int usage_line(const char *verb, const char *what)
+{
+    fprintf(stderr, "auditrail%s%s: %s (auditrail --help shows the usage)\n", verb ? " " : "",
+            verb ? verb : "", what);
+    return CLI_USAGE;
+}
 
 int main(int argc, char **argv)
 {
+    const char *url = NULL, *token = NULL, *token_file = NULL, *cacert = NULL, *timeout = NULL;
+    const struct prog_option options[] = {
+        {"url", 'u', &url},     {"token", 0, &token},     {"token-file", 0, &token_file},
+        {"cacert", 0, &cacert}, {"timeout", 0, &timeout}, {NULL, 0, NULL},
+    };
+    const char *names[NVERBS + 1];
+    for (size_t i = 0; i < NVERBS; i++)
+        names[i] = verbs[i].name;
+    names[NVERBS] = NULL;
+    const struct prog p = {
+        .name = "auditrail",
+        .usage = USAGE,
+        .options = options,
+        .own_option_commands = names, /* the options after a verb are the verb's */
+    };
     struct prog_args args;
-    int rc = prog_parse(&cli_prog, argc, argv, &args);
+    int rc = prog_parse(&p, argc, argv, &args);
     if (rc >= 0)
         return rc;
-    const char *url = url_opt ? url_opt : getenv("AUDITRAIL_URL");
-    if (!url || !*url)
-        url = DEFAULT_URL;
     if (args.argc == 0)
-        return prog_usage_error(&cli_prog, "a command is required");
-    const char *cmd = args.argv[0];
-    if (strcmp(cmd, "migrate") == 0)
-        return cmd_migrate(args.config);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (strcmp(cmd, "health") == 0) {
-        rc = cmd_health(url);
-    } else if (strcmp(cmd, "metrics") == 0) {
-        rc = cmd_metrics(url, args.argc > 1 ? args.argv[1] : NULL);
-    } else {
-        rc = prog_usage_error(&cli_prog, "unknown command '%s'", cmd);
+        return prog_usage_error(&p, "a command is required");
+    const struct verb *v = verb_find(args.argv[0]);
+    if (!v)
+        return prog_usage_error(&p, "unknown command '%s'", quotable(args.argv[0]));
+
+    char err[256];
+    struct cli_opts o;
+    cli_opts_init(&o);
+    o.url = url;
+    o.token = token;
+    o.token_file = token_file;
+    o.cacert = cacert;
+    o.config = args.config;
+    if (timeout && cli_opts_timeout(&o, timeout, err, sizeof(err)) != 0)
+        return usage_line(NULL, err);
+    if (cli_opts_parse(&o, v->opts, args.argc - 1, args.argv + 1, err, sizeof(err)) != 0) {
+        cli_opts_release(&o);
+        return usage_line(v->name, err);
     }
+    if (o.help) {
+        cli_opts_release(&o);
+        prog_usage(&p, stdout);
+        return CLI_OK;
+    }
+    if (o.argc < v->min_args || o.argc > v->max_args) {
+        cli_opts_release(&o);
+        return usage_line(v->name, v->max_args == 0   ? "takes no arguments"
+                                   : v->min_args == 1 ? "takes one argument"
+                                                      : "takes at most one argument");
+    }
+    if (v->aggregator) {
+        const char *cmd[] = {v->aggregator, NULL};
+        rc = cli_aggregator_exec(o.config, cmd);
+        cli_opts_release(&o);
+        return rc;
+    }
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct cli_ctx c = {.o = &o, .now_us = time_now_us()};
+    if (cli_conn_init(&c.conn, &o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "auditrail %s: %s\n", v->name, err);
+        rc = CLI_USAGE;
+    } else {
+        c.conn.stop = prog_signals(); /* an export removes its .part when interrupted */
+        rc = v->run(&c);
+    }
+    cli_conn_release(&c.conn);
+    cli_opts_release(&o);
     curl_global_cleanup();
     return rc;
 }

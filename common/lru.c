@@ -14,6 +14,7 @@ struct lru_entry {
     struct lru_entry *prev, *next; /* prev = more recently used */
     uint64_t hash;
     uint64_t expires_ms; /* UINT64_MAX = never */
+    size_t bytes;        /* what the entry counts against max_bytes */
     void *value;
     size_t klen;
     unsigned char key[];
@@ -26,6 +27,7 @@ struct lru_slot {
 
 struct lru {
     size_t capacity, size;
+    size_t max_bytes, bytes; /* max_bytes 0 = no byte bound */
     uint64_t ttl_ms, evictions;
     lru_free_fn free_value;
     struct lru_entry *head, *tail; /* head = most recently used */
@@ -167,6 +169,7 @@ static void drop(struct lru *l, size_t i)
     delete_slot(l, i);
     list_unlink(l, e);
     l->size--;
+    l->bytes -= e->bytes;
     entry_free(l, e);
 }
 
@@ -201,11 +204,61 @@ bool lru_contains(struct lru *l, const void *key, size_t klen, uint64_t now_ms)
     return lookup(l, key, klen, now_ms) != NULL;
 }
 
-static uint64_t expiry(const struct lru *l, uint64_t now_ms)
+static uint64_t expiry(uint64_t ttl_ms, uint64_t now_ms)
 {
-    if (l->ttl_ms == 0 || now_ms > UINT64_MAX - l->ttl_ms)
+    if (ttl_ms == 0 || now_ms > UINT64_MAX - ttl_ms)
         return UINT64_MAX;
-    return now_ms + l->ttl_ms;
+    return now_ms + ttl_ms;
+}
+
+/* Drop the least recently used entry (counted as an eviction unless its
+ * TTL had run out anyway). */
+static void evict_tail(struct lru *l, uint64_t now_ms)
+{
+    struct lru_entry *victim = l->tail;
+    if (!expired(victim, now_ms))
+        l->evictions++;
+    size_t vi = find_slot(l, victim->key, victim->klen, victim->hash);
+    assert(vi != SIZE_MAX);
+    drop(l, vi);
+}
+
+/* Evict from the tail until one more entry of `bytes` fits. */
+static void make_room(struct lru *l, size_t bytes, uint64_t now_ms)
+{
+    while (l->size > 0 &&
+           (l->size >= l->capacity || (l->max_bytes && l->bytes + bytes > l->max_bytes)))
+        evict_tail(l, now_ms);
+}
+
+void lru_put_sized(struct lru *l, const void *key, size_t klen, void *value, size_t bytes,
+                   uint64_t ttl_ms, uint64_t now_ms)
+{
+    uint64_t h = siphash24(l->k0, l->k1, key, klen);
+    size_t i = find_slot(l, key, klen, h);
+    if (i != SIZE_MAX) /* replaced: as if removed, then inserted */
+        drop(l, i);
+    if (l->max_bytes && bytes > l->max_bytes) {
+        /* Larger than the whole bound: never stored. */
+        if (l->free_value && value)
+            l->free_value(value);
+        return;
+    }
+    make_room(l, bytes, now_ms);
+    /* Keep the load factor at most 1/2: short probe chains at ~1M entries. */
+    if ((l->size + 1) * 2 > l->mask + 1)
+        grow(l);
+    struct lru_entry *e = xmalloc(sizeof(*e) + klen);
+    memcpy(e->key, key, klen);
+    e->klen = klen;
+    e->hash = h;
+    e->value = value;
+    e->bytes = bytes;
+    e->expires_ms = expiry(ttl_ms, now_ms);
+    insert_slot(l->slots, l->mask, h, e);
+    list_push_front(l, e);
+    l->size++;
+    l->bytes += bytes;
 }
 
 void lru_put(struct lru *l, const void *key, size_t klen, void *value, uint64_t now_ms)
@@ -217,34 +270,14 @@ void lru_put(struct lru *l, const void *key, size_t klen, void *value, uint64_t 
         if (l->free_value && e->value && e->value != value)
             l->free_value(e->value);
         e->value = value;
-        e->expires_ms = expiry(l, now_ms);
+        e->expires_ms = expiry(l->ttl_ms, now_ms);
         if (l->head != e) {
             list_unlink(l, e);
             list_push_front(l, e);
         }
         return;
     }
-    if (l->size >= l->capacity) {
-        struct lru_entry *victim = l->tail;
-        /* An expired tail leaves by its TTL, not for capacity. */
-        if (!expired(victim, now_ms))
-            l->evictions++;
-        size_t vi = find_slot(l, victim->key, victim->klen, victim->hash);
-        assert(vi != SIZE_MAX);
-        drop(l, vi);
-    }
-    /* Keep the load factor at most 1/2: short probe chains at ~1M entries. */
-    if ((l->size + 1) * 2 > l->mask + 1)
-        grow(l);
-    struct lru_entry *e = xmalloc(sizeof(*e) + klen);
-    memcpy(e->key, key, klen);
-    e->klen = klen;
-    e->hash = h;
-    e->value = value;
-    e->expires_ms = expiry(l, now_ms);
-    insert_slot(l->slots, l->mask, h, e);
-    list_push_front(l, e);
-    l->size++;
+    lru_put_sized(l, key, klen, value, 0, l->ttl_ms, now_ms);
 }
 
 bool lru_remove(struct lru *l, const void *key, size_t klen)
@@ -265,4 +298,14 @@ size_t lru_size(const struct lru *l)
 uint64_t lru_evictions(const struct lru *l)
 {
     return l->evictions;
+}
+
+void lru_set_max_bytes(struct lru *l, size_t max_bytes)
+{
+    l->max_bytes = max_bytes;
+}
+
+size_t lru_bytes(const struct lru *l)
+{
+    return l->bytes;
 }

@@ -1,4 +1,5 @@
-/* O(1) LRU map with an optional TTL: hash table + doubly linked list.
+/* O(1) LRU map with an optional TTL (per map, or per entry) and an optional
+ * byte bound: hash table + doubly linked list.
  * Keys are byte strings (copied). Values are owned by the LRU once put and
  * released with the free function given at creation (may be NULL).
  * Not thread-safe: one owner thread, or the caller locks. */
@@ -23,6 +24,17 @@ bool lru_contains(struct lru *l, const void *key, size_t klen, uint64_t now_ms);
 /* Insert or replace (the old value is freed); evicts the least recently used
  * entry when full. The entry's TTL starts at now_ms. */
 void lru_put(struct lru *l, const void *key, size_t klen, void *value, uint64_t now_ms);
+/* Insert or replace with a size and a TTL of its own (0 = never expires):
+ * evicts least recently used entries until both the entry count and the
+ * byte bound (lru_set_max_bytes) hold. A value larger than the byte bound
+ * is freed at once, not stored. */
+void lru_put_sized(struct lru *l, const void *key, size_t klen, void *value, size_t bytes,
+                   uint64_t ttl_ms, uint64_t now_ms);
+/* Bound the sum of the sizes given to lru_put_sized (0 = no bound; entries
+ * put with lru_put count 0 bytes). */
+void lru_set_max_bytes(struct lru *l, size_t max_bytes);
+/* The sum of the sizes of the entries held. */
+size_t lru_bytes(const struct lru *l);
 /* Remove key; true if it was there. */
 bool lru_remove(struct lru *l, const void *key, size_t klen);
 size_t lru_size(const struct lru *l);

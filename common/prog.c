@@ -81,14 +81,59 @@ static int own_short(const struct prog *p, int ch)
     return -1;
 }
 
+/* The index of the first argument naming one of p's own-option
+ * subcommands (not an option's value), or argc. */
+static int own_command_at(const struct prog *p, int argc, char **argv, const struct option *opts)
+{
+    for (int i = 1; p->own_option_commands && i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return argc;
+        const char *prev = argv[i - 1];
+        bool is_value = false; /* argv[i] is the value of "--opt" or "-c" before it */
+        if (prev[0] == '-' && prev[1] == '-' && !strchr(prev, '=')) {
+            for (const struct option *o = opts; o->name; o++)
+                is_value |= o->has_arg == required_argument && strcmp(prev + 2, o->name) == 0;
+        } else if (prev[0] == '-' && prev[1] && prev[2] == '\0' && prev[1] != '-') {
+            is_value = prev[1] == 'c' || own_short(p, prev[1]) >= 0;
+        }
+        if (is_value || argv[i][0] == '-')
+            continue;
+        for (const char *const *c = p->own_option_commands; *c; c++)
+            if (strcmp(argv[i], *c) == 0)
+                return i;
+    }
+    return argc;
+}
+
+/* The usage error for what getopt refused, naming the option but never
+ * quoting a value: `auditrail --tokn=SECRET` must not print the secret.
+ * last is the argument getopt took last (a long option's, when optopt is 0). */
+static int bad_option(const struct prog *p, const struct option *opts, const char *last)
+{
+    int val = optopt && own_short(p, optopt) >= 0 ? own_short(p, optopt) : optopt;
+    for (const struct option *o = opts; val && o->name; o++)
+        if (o->val == val)
+            return prog_usage_error(p, "--%s needs a value", o->name);
+    if (optopt > 0x20 && optopt < 0x7f)
+        return prog_usage_error(p, "unknown option -%c", optopt);
+    size_t n = last && last[0] == '-' && last[1] == '-' ? strcspn(last, "=") : 0;
+    if (n > 2 && n <= 40 && strspn(last, "-abcdefghijklmnopqrstuvwxyz0123456789") == n)
+        return prog_usage_error(p, "unknown option %.*s", (int)n, last);
+    return prog_usage_error(p, "unknown option");
+}
+
 int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
 {
     struct option opts[8 + PROG_MAX_OPTIONS];
     char shorts[8 + 3 * PROG_MAX_OPTIONS];
     build_options(p, opts, shorts);
+    int own_at = own_command_at(p, argc, argv, opts);
+    int full_argc = argc;
+    argc = own_at;
     memset(a, 0, sizeof(*a));
     bool config_ref = false, metrics_ref = false;
     optind = 1;
+    opterr = 0; /* bad_option says what is wrong, without the values getopt would echo */
     int ch;
     while ((ch = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         if (own_short(p, ch) >= 0)
@@ -116,9 +161,8 @@ int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
         case 'h':
             prog_usage(p, stdout);
             return 0;
-        default: /* getopt has said what is wrong */
-            prog_usage(p, stderr);
-            return PROG_EXIT_USAGE;
+        default:
+            return bad_option(p, opts, argv[optind - 1]);
         }
     }
     if ((config_ref || a->check_config) && !p->config_keys)
@@ -137,6 +181,11 @@ int prog_parse(const struct prog *p, int argc, char **argv, struct prog_args *a)
         free(text);
         metrics_free(m);
         return 0;
+    }
+    if (own_at < full_argc) { /* getopt permuted argv[0, own_at) only */
+        a->argc = full_argc - optind;
+        a->argv = argv + optind;
+        return -1;
     }
     a->argc = argc - optind;
     a->argv = argv + optind;

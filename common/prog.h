@@ -41,6 +41,10 @@ struct prog {
      * --metrics-reference (printed as /metrics shows them at start); NULL
      * when it has none. */
     void (*register_metrics)(struct metrics *m);
+    /* NULL, or subcommands that read their own options (NULL-terminated,
+     * e.g. "token"): options parsing stops at the first of these, and it
+     * and everything after it become the operands. */
+    const char *const *own_option_commands;
 };
 
 struct prog_args {

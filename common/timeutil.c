@@ -187,3 +187,14 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *us_out)
     *us_out = secs * US_PER_SEC + frac_us;
     return 0;
 }
+
+void time_deadline(struct timespec *ts, int clk, uint64_t ms)
+{
+    clock_gettime((clockid_t)clk, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}

@@ -11,6 +11,9 @@
 int64_t time_now_us(void);   /* CLOCK_REALTIME */
 uint64_t time_mono_ms(void); /* CLOCK_MONOTONIC */
 uint64_t time_mono_us(void);
+/* A deadline ms from now on clock clk (for pthread_cond_timedwait). */
+struct timespec;
+void time_deadline(struct timespec *ts, int clk, uint64_t ms);
 /* Write "YYYY-MM-DDTHH:MM:SS.ffffffZ" (always 6 fraction digits, UTC). */
 void time_format_us(int64_t us, char out[TIME_RFC3339_LEN]);
 /* Parse an RFC 3339 / ISO 8601 timestamp of exactly `len` bytes:

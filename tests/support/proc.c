@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/io.h"
 #include "common/xmalloc.h"
 #include "tests/support/testutil.h"
 
@@ -208,4 +210,32 @@ void proc_free(struct proc *p)
     strv_free(p->argv);
     strv_free(p->env);
     free(p);
+}
+
+/* Output into a file, then read: no pipe to drain while it runs. */
+static void read_unlink(char *path, struct buf *b)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
+    ck_assert_msg(io_read_all(fd, (size_t)1 << 30, b) == 0, "%s: %s", path, strerror(errno));
+    close(fd);
+    unlink(path);
+    buf_cstr(b);
+}
+
+int proc_run_sh(const char *cmd, struct buf *out, struct buf *err)
+{
+    char *dir = test_tmpdir("run");
+    char *o = xasprintf("%s/stdout", dir), *e = xasprintf("%s/stderr", dir);
+    char *line = xasprintf("(%s) >'%s' 2>'%s' </dev/null", cmd, o, e);
+    int st = system(line);
+    ck_assert_msg(st != -1, "system: %s", strerror(errno));
+    read_unlink(o, out);
+    read_unlink(e, err);
+    test_rmtree(dir);
+    free(line);
+    free(o);
+    free(e);
+    free(dir);
+    return code_of(st);
 }

@@ -59,4 +59,11 @@ const char *proc_status_str(int status, char *buf, size_t len);
 /* SIGKILL it when it runs, then free. NULL-safe. */
 void proc_free(struct proc *p);
 
+struct buf;
+/* A short-lived command run to its end (e.g. a CLI invocation): the shell
+ * command line cmd, stdin from /dev/null, its stdout and stderr apart into
+ * out and err (appended, NUL-terminated). Returns the exit status as a
+ * shell gives it (128+N after signal N). */
+int proc_run_sh(const char *cmd, struct buf *out, struct buf *err);
+
 #endif

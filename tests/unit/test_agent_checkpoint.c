@@ -65,7 +65,7 @@ START_TEST(test_round_trip)
     char *dir = test_tmpdir("ckpt");
     struct checkpoint a = {0}, b = {0};
     char err[256];
-    ck_assert_int_eq(checkpoint_load(&b, dir, err, sizeof(err)), 0); /* first start */
+    ck_assert_int_eq(checkpoint_load(&b, dir, err, sizeof(err)), CHECKPOINT_NONE);
     fill(&a, 5, 7);
     ck_assert_int_eq(checkpoint_save(&a, dir, err, sizeof(err)), 0);
     ck_assert_int_eq(checkpoint_load(&b, dir, err, sizeof(err)), 1);
@@ -105,15 +105,108 @@ START_TEST(test_malformed_rejected)
         ck_assert_msg(err[0] != '\0', "no message for #%zu", i);
         checkpoint_release(&c);
     }
-    /* and on disk: a corrupt file is an error, not a silent first start */
+    /* and on disk: a corrupt file without a previous generation is "lost",
+     * never a silent first start (read_from: end must not apply) */
     char *dir = test_tmpdir("ckpt");
     char *path = xasprintf("%s/checkpoint.json", dir);
     test_write_file(path, "{\"version\":1,\"str", 17, false);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
     struct checkpoint c = {0};
-    char err[256];
-    ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), -1);
+    char err[512];
+    ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), CHECKPOINT_LOST);
+    ck_assert_uint_eq(c.n, 0);
+    ck_assert_ptr_nonnull(strstr(err, "corrupt"));
+    ck_assert_uint_eq(c.scanned_at_ns,
+                      (uint64_t)st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec);
     checkpoint_release(&c);
     free(path);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A checkpoint cut short: not JSON. */
+#define CORRUPT "{\"version\":1,\"streams\":[{\"pa"
+
+static void corrupt(const char *dir, const char *name)
+{
+    char *p = xasprintf("%s/%s", dir, name);
+    test_write_file(p, CORRUPT, strlen(CORRUPT), false);
+    free(p);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char *p = xasprintf("%s/%s", dir, name);
+    bool e = access(p, F_OK) == 0;
+    free(p);
+    return e;
+}
+
+/* Regression (issue 9 item 12): a corrupt checkpoint stopped every start
+ * (checkpoint_load returned -1, the agent exited 2, and its restart did the
+ * same). The previous generation is kept and used instead; the corrupt file
+ * is moved aside; a missing latest falls back the same way. */
+START_TEST(test_corrupt_falls_back_to_previous_generation)
+{
+    char *dir = test_tmpdir("ckpt");
+    struct checkpoint a = {0}, b = {0}, c = {0};
+    char err[512];
+    fill(&a, 2, 1);
+    fill(&b, 3, 2);
+    a.scanned_at_ns = 111;
+    b.scanned_at_ns = 222;
+    ck_assert_int_eq(checkpoint_save(&a, dir, err, sizeof(err)), 0);
+    ck_assert_int_eq(checkpoint_save(&b, dir, err, sizeof(err)), 0);
+    ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), CHECKPOINT_LOADED);
+    assert_same(&b, &c);
+    ck_assert_uint_eq(c.scanned_at_ns, 222);
+    checkpoint_release(&c);
+    corrupt(dir, "checkpoint.json");
+    ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), CHECKPOINT_FALLBACK);
+    assert_same(&a, &c);
+    ck_assert_uint_eq(c.scanned_at_ns, 111);
+    ck_assert_ptr_nonnull(strstr(err, "corrupt"));
+    ck_assert(exists(dir, "checkpoint.json.corrupt"));
+    ck_assert(!exists(dir, "checkpoint.json"));
+    checkpoint_release(&c);
+    /* the latest missing: the previous one, too */
+    ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), CHECKPOINT_FALLBACK);
+    assert_same(&a, &c);
+    ck_assert_ptr_nonnull(strstr(err, "missing"));
+    checkpoint_release(&c);
+    /* saving goes on; then both corrupt: nothing readable, said so */
+    ck_assert_int_eq(checkpoint_save(&b, dir, err, sizeof(err)), 0);
+    ck_assert_int_eq(checkpoint_save(&a, dir, err, sizeof(err)), 0);
+    corrupt(dir, "checkpoint.json");
+    corrupt(dir, "checkpoint.json.1");
+    ck_assert_int_eq(checkpoint_load(&c, dir, err, sizeof(err)), CHECKPOINT_LOST);
+    ck_assert_uint_eq(c.n, 0);
+    checkpoint_release(&a);
+    checkpoint_release(&b);
+    checkpoint_release(&c);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A second agent on the same checkpoint directory is refused, with the
+ * holder's pid; the lock goes with the descriptor. */
+START_TEST(test_lock_is_exclusive)
+{
+    char *dir = test_tmpdir("ckpt");
+    char err[512];
+    int fd = checkpoint_lock(dir, err, sizeof(err));
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(checkpoint_lock(dir, err, sizeof(err)), -1);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
+    ck_assert_msg(strstr(err, pid) && strstr(err, "in use by another auditrail-agent"), "%s", err);
+    close(fd);
+    fd = checkpoint_lock(dir, err, sizeof(err));
+    ck_assert_int_ge(fd, 0);
+    close(fd);
     test_rmtree(dir);
     free(dir);
 }
@@ -274,6 +367,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_crash_never_torn);
     tcase_add_test(tc, test_entry_without_id);
     tcase_add_test(tc, test_non_utf8_path);
+    tcase_add_test(tc, test_corrupt_falls_back_to_previous_generation);
+    tcase_add_test(tc, test_lock_is_exclusive);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/agent_config.h"
@@ -37,8 +38,17 @@ struct fixture {
     unsigned refuse;             /* refuse this many records next ... */
     enum tail_emit_rc refuse_rc; /* ... with this (PAUSE_BEFORE or BACKOFF) */
     unsigned refused;
-    size_t pause_after; /* answer TAIL_EMIT_PAUSE_AFTER when n reaches this (0: never) */
+    size_t pause_after;   /* answer TAIL_EMIT_PAUSE_AFTER when n reaches this (0: never) */
+    size_t fit;           /* the sink's fit: keep at most this many bytes (0: all) */
+    const char *wait_ack; /* answer TAIL_EMIT_WAIT_ACK for records starting with this */
+    uint64_t truncated[256];
 };
+
+static size_t fit(void *ud, const struct record_in *r)
+{
+    struct fixture *f = ud;
+    return f->fit && r->len > f->fit ? f->fit : r->len;
+}
 
 static enum tail_emit_rc sink(void *ud, const struct record_in *r, struct ack_msg *msg)
 {
@@ -57,6 +67,10 @@ static enum tail_emit_rc sink(void *ud, const struct record_in *r, struct ack_ms
     g->len = r->len;
     g->msg = msg;
     msg->bytes = 1;
+    f->truncated[f->n - 1] = r->truncated;
+    if (f->wait_ack && r->len >= strlen(f->wait_ack) &&
+        !memcmp(r->data, f->wait_ack, strlen(f->wait_ack)))
+        return TAIL_EMIT_WAIT_ACK;
     return f->n == f->pause_after ? TAIL_EMIT_PAUSE_AFTER : TAIL_EMIT_OK;
 }
 
@@ -74,7 +88,8 @@ static void setup(struct fixture *f)
     free(yaml);
     f->reg = metrics_new();
     agent_metrics_init(&f->m, f->reg);
-    tail_ctx_init(&f->ctx, &f->cfg, &f->m, sink, f);
+    struct tail_sink sk = {sink, fit, f};
+    tail_ctx_init(&f->ctx, &f->cfg, &f->m, &sk);
     f->ctx.buf_len = 7; /* tiny reads: records span reads */
 }
 
@@ -363,6 +378,175 @@ START_TEST(test_rotation_drains_and_finishes_last_line)
 }
 END_TEST
 
+/* A record longer than the sink's message limit is cut before it is hashed
+ * (the hash covers the bytes kept, truncated_bytes counts the rest), and a
+ * re-read after a failed delivery cuts it the same way. */
+START_TEST(test_cut_to_fit_before_hashing)
+{
+    struct fixture f;
+    struct tail_file *tf = start(&f, "short\nthis record is longer than the limit\nnext\n");
+    f.fit = 10;
+    uint64_t now = time_mono_ms();
+    tail_file_read(tf, 1 << 20, now);
+    ck_assert_uint_eq(f.n, 3);
+    ck_assert_str_eq(f.v[1].data, "this recor");
+    ck_assert_uint_eq(f.truncated[1], 26);
+    ck_assert_uint_eq(f.truncated[2], 0);
+    uint8_t h0[CHAIN_HASH_LEN], h1[CHAIN_HASH_LEN], gen[CHAIN_HASH_LEN];
+    chain_genesis(f.v[0].stream, gen);
+    chain_next(gen, 0, "short", 5, h0);
+    chain_next(h0, 1, "this recor", 10, h1);
+    ck_assert_int_eq(memcmp(h1, f.v[1].hash, CHAIN_HASH_LEN), 0);
+    ck_assert_int_eq(metric_value(f.m.truncated_bytes), 26);
+    ck_assert_int_eq(tail_file_delivered(f.v[0].msg, false, "down", true, now), ACK_REWIND);
+    f.v[0].msg = NULL;
+    tail_file_read(tf, 1 << 20, now + 100);
+    ck_assert_uint_eq(f.n, 6);
+    ck_assert_int_eq(memcmp(f.v[4].hash, h1, CHAIN_HASH_LEN), 0);
+    ack_all(&f);
+    ck_assert_uint_eq(position(tf).offset, 48); /* past the whole line */
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
+/* After a TAIL_EMIT_WAIT_ACK record nothing more of the stream is produced
+ * until it is acknowledged: if the broker refuses it as too large, it is cut
+ * shorter and hashed again, and no record has been chained to the old hash. */
+START_TEST(test_wait_ack_record_is_produced_alone)
+{
+    struct fixture f;
+    struct tail_file *tf = start(&f, "a\nBIG record here\nb\nc\n");
+    f.wait_ack = "BIG";
+    uint64_t now = time_mono_ms();
+    tail_file_read(tf, 1 << 20, now);
+    ck_assert_uint_eq(f.n, 2);
+    ck_assert(!tail_file_readable(tf, now));
+    ck_assert(!tail_file_read(tf, 1 << 20, now));
+    tail_file_check(tf, now);
+    ck_assert_uint_eq(f.n, 2);
+    /* refused as too large: the sink now cuts it */
+    ck_assert_int_eq(tail_file_delivered(f.v[0].msg, true, NULL, true, now), ACK_ADVANCED);
+    ck_assert_int_eq(tail_file_delivered(f.v[1].msg, false, "MSG_SIZE_TOO_LARGE", true, now),
+                     ACK_REWIND);
+    f.v[0].msg = f.v[1].msg = NULL;
+    f.fit = 6;
+    tail_file_read(tf, 1 << 20, now + 100);
+    ck_assert_uint_eq(f.n, 3); /* the cut record, alone again */
+    ck_assert_str_eq(f.v[2].data, "BIG re");
+    ck_assert_uint_eq(f.v[2].seq, 1);
+    ck_assert_int_ne(memcmp(f.v[2].hash, f.v[1].hash, CHAIN_HASH_LEN), 0);
+    ck_assert_int_eq(tail_file_delivered(f.v[2].msg, true, NULL, true, now), ACK_ADVANCED);
+    f.v[2].msg = NULL;
+    ck_assert(tail_file_readable(tf, now + 100));
+    tail_file_read(tf, 1 << 20, now + 100);
+    ck_assert_uint_eq(f.n, 5);
+    ck_assert_str_eq(f.v[3].data, "b");
+    uint8_t hb[CHAIN_HASH_LEN];
+    chain_next(f.v[2].hash, 2, "b", 1, hb); /* chained to the cut record */
+    ck_assert_int_eq(memcmp(hb, f.v[3].hash, CHAIN_HASH_LEN), 0);
+    ack_all(&f);
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
+/* Regression (issue 9 item 10): the age readiness and alerts watch counts
+ * from a record's first attempt. A stream that keeps failing re-sends its
+ * records with new enqueue times and, between attempts, has nothing in
+ * flight: the age read 0 or restarted at every re-send, so no alert fired. */
+START_TEST(test_unacked_age_counts_from_the_first_attempt)
+{
+    struct fixture f;
+    struct tail_file *tf = start(&f, "x0\nx1\n");
+    uint64_t t0 = time_mono_ms();
+    tail_file_read(tf, 1 << 20, t0);
+    ck_assert_uint_eq(f.n, 2);
+    struct tail_stats st = {0};
+    tail_file_add_stats(tf, &st);
+    uint64_t first = st.oldest_unacked_ms;
+    ck_assert_uint_gt(first, 0);
+    ck_assert_int_eq(tail_file_delivered(f.v[0].msg, false, "refused", true, t0), ACK_REWIND);
+    ck_assert_int_eq(tail_file_delivered(f.v[1].msg, false, "refused", true, t0), ACK_NONE);
+    f.v[0].msg = f.v[1].msg = NULL;
+    memset(&st, 0, sizeof(st));
+    tail_file_add_stats(tf, &st); /* backing off, nothing in flight */
+    ck_assert_uint_eq(st.oldest_unacked_ms, first);
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL); /* the re-send must get a later enqueue time */
+    tail_file_read(tf, 1 << 20, time_mono_ms() + 1000);
+    ck_assert_uint_eq(f.n, 4);
+    memset(&st, 0, sizeof(st));
+    tail_file_add_stats(tf, &st);
+    ck_assert_uint_eq(st.oldest_unacked_ms, first);
+    ack_all(&f);
+    memset(&st, 0, sizeof(st));
+    tail_file_add_stats(tf, &st);
+    ck_assert_uint_eq(st.oldest_unacked_ms, 0);
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
+/* Draining (stopping): a live file is drained once read to its end and
+ * acknowledged, its unterminated last line left; what is past the
+ * acknowledged prefix is counted as the framer cuts it. */
+START_TEST(test_drained_and_unshipped)
+{
+    struct fixture f;
+    struct tail_file *tf = start(&f, "d0\n\nd1\nd2\npart");
+    f.ctx.draining = true;
+    struct tail_unshipped u;
+    tail_file_unshipped(tf, &u);
+    ck_assert_uint_eq(u.records, 4);
+    ck_assert_uint_eq(u.bytes, 14);
+    ck_assert(u.partial);
+    ck_assert(!tail_file_drained(tf));
+    tail_file_read(tf, 1 << 20, time_mono_ms());
+    ck_assert_uint_eq(f.n, 3);
+    ck_assert(!tail_file_drained(tf)); /* in flight */
+    ack_all(&f);
+    tail_file_check(tf, time_mono_ms());
+    ck_assert(tail_file_drained(tf));
+    tail_file_unshipped(tf, &u);
+    ck_assert_uint_eq(u.records, 1);
+    ck_assert_uint_eq(u.bytes, 4);
+    ck_assert(u.partial);
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
+/* Records in flight when their file is truncated cannot be read again: a
+ * failed delivery of one of them counts in records_lost_total; an orphan of
+ * a rewind (read again) does not. */
+START_TEST(test_truncation_counts_failed_records_as_lost)
+{
+    struct fixture f;
+    struct tail_file *tf = start(&f, "t0\nt1\nt2\n");
+    uint64_t now = time_mono_ms();
+    tail_file_read(tf, 1 << 20, now);
+    ck_assert_uint_eq(f.n, 3);
+    ck_assert_int_eq(tail_file_delivered(f.v[0].msg, false, "down", true, now), ACK_REWIND);
+    ck_assert_int_eq(tail_file_delivered(f.v[1].msg, false, "down", true, now), ACK_NONE);
+    ck_assert_int_eq(tail_file_delivered(f.v[2].msg, false, "down", true, now), ACK_NONE);
+    f.v[0].msg = f.v[1].msg = f.v[2].msg = NULL;
+    ck_assert_int_eq(metric_value(f.m.records_lost), 0); /* read again */
+    tail_file_read(tf, 1 << 20, now + 100);
+    ck_assert_uint_eq(f.n, 6);
+    ck_assert_int_eq(truncate(f.path, 0), 0);
+    tail_file_check(tf, now + 100);
+    ck_assert_int_eq(metric_value(f.m.file_truncations), 1);
+    ck_assert_int_eq(tail_file_delivered(f.v[3].msg, true, NULL, true, now), ACK_NONE);
+    ck_assert_int_eq(tail_file_delivered(f.v[4].msg, false, "down", true, now), ACK_NONE);
+    ck_assert_int_eq(tail_file_delivered(f.v[5].msg, false, "down", true, now), ACK_NONE);
+    f.v[3].msg = f.v[4].msg = f.v[5].msg = NULL;
+    ck_assert_int_eq(metric_value(f.m.records_lost), 2);
+    tail_file_free(tf);
+    teardown(&f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("agent_tail_file");
@@ -374,6 +558,11 @@ static Suite *suite(void)
     tcase_add_test(tc, test_failure_while_stopping_does_not_rewind);
     tcase_add_test(tc, test_sink_refusals_resume_at_the_right_record);
     tcase_add_test(tc, test_rotation_drains_and_finishes_last_line);
+    tcase_add_test(tc, test_cut_to_fit_before_hashing);
+    tcase_add_test(tc, test_wait_ack_record_is_produced_alone);
+    tcase_add_test(tc, test_unacked_age_counts_from_the_first_attempt);
+    tcase_add_test(tc, test_drained_and_unshipped);
+    tcase_add_test(tc, test_truncation_counts_failed_records_as_lost);
     suite_add_tcase(s, tc);
     return s;
 }

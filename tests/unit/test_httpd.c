@@ -470,6 +470,180 @@ static void global_teardown(void)
     curl_global_cleanup();
 }
 
+/* ---- asynchronous answers and streamed bodies */
+#include <pthread.h>
+
+struct later {
+    struct httpd_request *req;
+    struct httpd_stream *stream;
+    int chunks; /* streamed chunks to write */
+    atomic_int drains, gone;
+};
+
+static void *complete_later(void *ud)
+{
+    struct later *l = ud;
+    struct timespec ts = {
+        0, 50 * 1000000L}; /* the HTTP thread has returned by now or not: both are fine */
+    nanosleep(&ts, NULL);
+    struct httpd_response resp = {.status = 202};
+    resp.body = xstrdup("{\"later\":true}");
+    resp.body_len = strlen(resp.body);
+    httpd_response_header(&resp, "X-Auditrail-Served-By", "primary");
+    httpd_complete(l->req, &resp);
+    return NULL;
+}
+
+static void on_drain(void *ud, bool gone)
+{
+    struct later *l = ud;
+    if (gone) {
+        atomic_fetch_add(&l->gone, 1);
+        return;
+    }
+    atomic_fetch_add(&l->drains, 1);
+}
+
+/* The producer writes chunk after chunk from its own thread, each once the
+ * previous one is (nearly) sent, then closes. */
+static void *produce(void *ud)
+{
+    struct later *l = ud;
+    struct httpd_response resp = {.status = 200, .content_type = "application/x-ndjson"};
+    resp.stream = l->stream;
+    char line[64];
+    snprintf(line, sizeof(line), "{\"chunk\":0}\n");
+    ck_assert_int_eq(httpd_stream_write(l->stream, line, strlen(line)), 0);
+    httpd_complete(l->req, &resp);
+    for (int i = 1; i < l->chunks; i++) {
+        while (httpd_stream_pending(l->stream) > 0) {
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        snprintf(line, sizeof(line), "{\"chunk\":%d}\n", i);
+        ck_assert_int_eq(httpd_stream_write(l->stream, line, strlen(line)), 0);
+    }
+    httpd_stream_close(l->stream, true);
+    httpd_stream_release(l->stream);
+    return NULL;
+}
+
+static pthread_t worker;
+
+static enum httpd_route async_routes(void *ud, struct httpd_request *req,
+                                     struct httpd_response *resp)
+{
+    struct later *l = ud;
+    const char *path = httpd_request_path(req);
+    if (strcmp(path, "/v1/now") == 0) {
+        char client[64];
+        httpd_request_client(req, client, sizeof(client));
+        resp->status = 200;
+        resp->body = xasprintf("%s nul=%d", client, httpd_request_has_nul(req));
+        resp->body_len = strlen(resp->body);
+        return HTTPD_ANSWERED;
+    }
+    if (strcmp(path, "/v1/later") == 0) {
+        l->req = req;
+        ck_assert_int_eq(pthread_create(&worker, NULL, complete_later, l), 0);
+        return HTTPD_LATER;
+    }
+    if (strcmp(path, "/v1/stream") == 0) {
+        l->req = req;
+        l->stream = httpd_stream_new(0, on_drain, l);
+        ck_assert_int_eq(pthread_create(&worker, NULL, produce, l), 0);
+        return HTTPD_LATER;
+    }
+    return HTTPD_NOT_MINE;
+}
+
+static struct httpd *start_async(struct later *l, struct app *a)
+{
+    char err[256] = "";
+    struct httpd_conf conf = {.listen = "127.0.0.1:0",
+                              .async = async_routes,
+                              .async_ud = l,
+                              .handler = app_handler,
+                              .handler_ud = a,
+                              .threads = 2,
+                              .max_url = 200};
+    struct httpd *h = httpd_start(&conf, err, sizeof(err));
+    ck_assert_msg(h != NULL, "httpd_start: %s", err);
+    return h;
+}
+
+START_TEST(async_answers_now_later_and_falls_through)
+{
+    struct later l = {0};
+    struct app a = {.ready = true};
+    struct httpd *h = start_async(&l, &a);
+    struct reply r = fetch(httpd_port(h), NULL, "/v1/now?actor=a%00b", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "127.0.0.1 nul=1");
+    reply_free(&r);
+    r = fetch(httpd_port(h), NULL, "/v1/later", NULL);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(r.body, "{\"later\":true}");
+    ck_assert(has_header(&r, "X-Auditrail-Served-By: primary\r\n"));
+    reply_free(&r);
+    pthread_join(worker, NULL);
+    /* not an async route: the synchronous handler, then 404 */
+    r = fetch(httpd_port(h), NULL, "/v1/echo?actor=x", NULL);
+    ck_assert_int_eq(r.status, 201);
+    reply_free(&r);
+    r = fetch(httpd_port(h), NULL, "/v1/nothing", NULL);
+    ck_assert_int_eq(r.status, 404);
+    reply_free(&r);
+    httpd_stop(h);
+}
+END_TEST
+
+START_TEST(streamed_body_in_chunks)
+{
+    struct later l = {.chunks = 50};
+    struct app a = {.ready = true};
+    struct httpd *h = start_async(&l, &a);
+    struct reply r = fetch(httpd_port(h), NULL, "/v1/stream", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(has_header(&r, "Transfer-Encoding: chunked\r\n"));
+    char want[64];
+    int lines = 0;
+    for (char *p = r.body; *p; p = strchr(p, '\n') + 1, lines++) {
+        snprintf(want, sizeof(want), "{\"chunk\":%d}\n", lines);
+        ck_assert_msg(strncmp(p, want, strlen(want)) == 0, "line %d: %s", lines, p);
+    }
+    ck_assert_int_eq(lines, 50);
+    reply_free(&r);
+    pthread_join(worker, NULL);
+    ck_assert_int_ge(atomic_load(&l.drains), 1);
+    httpd_stop(h);
+    ck_assert_int_eq(atomic_load(&l.gone), 1); /* told once, when the response ended */
+}
+END_TEST
+
+/* Oversized requests: a long target (414) and a body (413) are refused
+ * before any route sees them. */
+START_TEST(oversized_requests)
+{
+    struct later l = {0};
+    struct app a = {.ready = true};
+    struct httpd *h = start_async(&l, &a);
+    char path[400];
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    struct reply r = fetch(httpd_port(h), NULL, path, NULL);
+    ck_assert_int_eq(r.status, 414);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"code\":\"uri_too_long\""));
+    reply_free(&r);
+    r = fetch(httpd_port(h), "POST", "/v1/now", NULL);
+    ck_assert_int_eq(r.status, 413);
+    reply_free(&r);
+    ck_assert_int_eq(atomic_load(&a.calls), 0);
+    httpd_stop(h);
+}
+END_TEST
+
 static Suite *httpd_suite(void)
 {
     Suite *s = suite_create("httpd");
@@ -477,6 +651,9 @@ static Suite *httpd_suite(void)
     tcase_add_unchecked_fixture(tc, global_setup, global_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, healthz);
+    tcase_add_test(tc, async_answers_now_later_and_falls_through);
+    tcase_add_test(tc, streamed_body_in_chunks);
+    tcase_add_test(tc, oversized_requests);
     tcase_add_test(tc, readyz_both_states);
     tcase_add_test(tc, metrics_route);
     tcase_add_test(tc, app_handler_args_headers_status);

@@ -217,6 +217,81 @@ START_TEST(binary_keys_with_nul)
 }
 END_TEST
 
+static void put_sized(struct lru *l, const char *k, int v, size_t bytes, uint64_t ttl, uint64_t now)
+{
+    int *p = xmalloc(sizeof(*p));
+    *p = v;
+    lru_put_sized(l, k, strlen(k), p, bytes, ttl, now);
+}
+
+/* The byte bound evicts from the least recently used end until the new
+ * entry fits; the entry count bound still holds. */
+START_TEST(byte_bound_evicts_lru_first)
+{
+    freed = 0;
+    struct lru *l = lru_new(100, 0, count_free);
+    lru_set_max_bytes(l, 100);
+    put_sized(l, "a", 1, 40, 0, 0);
+    put_sized(l, "b", 2, 40, 0, 0);
+    ck_assert_int_eq(get_s(l, "a", 0), 1); /* a is now most recent */
+    put_sized(l, "c", 3, 40, 0, 0);        /* 120 > 100: b goes */
+    ck_assert_uint_eq(lru_size(l), 2);
+    ck_assert_uint_eq(lru_bytes(l), 80);
+    ck_assert_int_eq(get_s(l, "b", 0), -1);
+    ck_assert_int_eq(get_s(l, "a", 0), 1);
+    ck_assert_int_eq(get_s(l, "c", 0), 3);
+    ck_assert_uint_eq(lru_evictions(l), 1);
+    put_sized(l, "d", 4, 100, 0, 0); /* exactly the bound: everything else goes */
+    ck_assert_uint_eq(lru_size(l), 1);
+    ck_assert_uint_eq(lru_bytes(l), 100);
+    ck_assert_uint_eq(lru_evictions(l), 3);
+    lru_free(l);
+    ck_assert_int_eq(freed, 4);
+}
+END_TEST
+
+/* A value larger than the whole bound is not stored (and is freed). */
+START_TEST(oversized_value_is_not_stored)
+{
+    freed = 0;
+    struct lru *l = lru_new(10, 0, count_free);
+    lru_set_max_bytes(l, 50);
+    put_sized(l, "a", 1, 10, 0, 0);
+    put_sized(l, "big", 2, 51, 0, 0);
+    ck_assert_int_eq(freed, 1);
+    ck_assert_int_eq(get_s(l, "big", 0), -1);
+    ck_assert_int_eq(get_s(l, "a", 0), 1);
+    ck_assert_uint_eq(lru_bytes(l), 10);
+    lru_free(l);
+}
+END_TEST
+
+/* Each entry keeps the TTL it was put with; replacing an entry replaces its
+ * size and TTL. */
+START_TEST(per_entry_ttl_and_replacement)
+{
+    freed = 0;
+    struct lru *l = lru_new(10, 0, count_free);
+    lru_set_max_bytes(l, 1000);
+    put_sized(l, "short", 1, 10, 100, 0);
+    put_sized(l, "long", 2, 20, 10000, 0);
+    put_sized(l, "never", 3, 30, 0, 0);
+    ck_assert_int_eq(get_s(l, "short", 99), 1);
+    ck_assert_int_eq(get_s(l, "short", 100), -1);
+    ck_assert_uint_eq(lru_bytes(l), 50);
+    ck_assert_int_eq(get_s(l, "long", 9999), 2);
+    ck_assert_int_eq(get_s(l, "never", UINT64_MAX - 1), 3);
+    put_sized(l, "long", 5, 200, 50, 10000);
+    ck_assert_uint_eq(lru_bytes(l), 230);
+    ck_assert_int_eq(get_s(l, "long", 10049), 5);
+    ck_assert_int_eq(get_s(l, "long", 10050), -1);
+    ck_assert_uint_eq(lru_bytes(l), 30);
+    ck_assert_uint_eq(lru_evictions(l), 0); /* expiries are not evictions */
+    lru_free(l);
+    ck_assert_int_eq(freed, 4);
+}
+END_TEST
+
 /* A dedupe window of 1M ids: 3M distinct 16-byte keys through a 1M LRU with
  * gets, removes and replaces mixed in. Counts and evictions must be exact, and
  * every key still inside the window must be found (the table never loses an
@@ -282,6 +357,9 @@ static Suite *lru_suite(void)
     tcase_add_test(tc, remove_entries);
     tcase_add_test(tc, null_values_and_no_free_fn);
     tcase_add_test(tc, binary_keys_with_nul);
+    tcase_add_test(tc, byte_bound_evicts_lru_first);
+    tcase_add_test(tc, oversized_value_is_not_stored);
+    tcase_add_test(tc, per_entry_ttl_and_replacement);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("big");
     tcase_set_timeout(big, 300);

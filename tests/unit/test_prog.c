@@ -11,6 +11,12 @@ static const struct cfg_key keys[] = {CFG_END};
 static const struct prog with_config = {
     .name = "t-prog", .usage = "t-prog ...", .options = opts, .config_keys = keys};
 static const struct prog without_config = {.name = "t-cli", .usage = "t-cli ..."};
+static const char *const own[] = {"token", NULL};
+static const struct prog with_own = {.name = "t-prog",
+                                     .usage = "t-prog ...",
+                                     .options = opts,
+                                     .config_keys = keys,
+                                     .own_option_commands = own};
 
 /* Parse a NULL-terminated argument list (argv[0] included). */
 static int parse(const struct prog *p, struct prog_args *a, char **argv)
@@ -48,6 +54,34 @@ START_TEST(options_and_operands_in_any_order)
     ck_assert_ptr_null(role);
     ck_assert_int_eq(a.argc, 1);
     ck_assert_str_eq(a.argv[0], "--role");
+}
+END_TEST
+
+/* A subcommand with options of its own: parsing stops at it, its options
+ * (even one named like the program's) are its operands. */
+START_TEST(own_option_commands)
+{
+    struct prog_args a;
+    char *v1[] = {"t",      "--config", "c.yaml", "-r",       "query", "token",
+                  "create", "--role",   "reader", "--tenant", "A",     NULL};
+    ck_assert_int_eq(parse(&with_own, &a, v1), -1);
+    ck_assert_str_eq(a.config, "c.yaml");
+    ck_assert_str_eq(role, "query");
+    ck_assert_int_eq(a.argc, 6);
+    ck_assert_str_eq(a.argv[0], "token");
+    ck_assert_str_eq(a.argv[2], "--role");
+    ck_assert_str_eq(a.argv[3], "reader");
+    /* "token" as an option's value is not the subcommand */
+    char *v2[] = {"t", "--config", "token", "migrate", NULL};
+    ck_assert_int_eq(parse(&with_own, &a, v2), -1);
+    ck_assert_str_eq(a.config, "token");
+    ck_assert_int_eq(a.argc, 1);
+    ck_assert_str_eq(a.argv[0], "migrate");
+    /* other programs parse as before */
+    char *v3[] = {"t", "token", "--role", "reader", NULL};
+    ck_assert_int_eq(parse(&with_config, &a, v3), -1);
+    ck_assert_str_eq(role, "reader");
+    ck_assert_int_eq(a.argc, 1);
 }
 END_TEST
 
@@ -98,6 +132,7 @@ int main(void)
     Suite *s = suite_create("prog");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, options_and_operands_in_any_order);
+    tcase_add_test(tc, own_option_commands);
     tcase_add_test(tc, usage_errors);
     tcase_add_test(tc, load_requires_config);
     tcase_add_test(tc, signals_set_the_flag);

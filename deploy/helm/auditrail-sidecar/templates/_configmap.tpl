@@ -18,6 +18,7 @@ agent:
   max_record_bytes: {{ $v.maxRecordBytes | quote }}
   max_inflight_bytes: {{ $v.maxInflightBytes | quote }}
   shutdown_timeout_ms: {{ $v.shutdownTimeoutMs | int64 }}
+  drain_timeout_s: {{ $v.drainTimeoutS | int64 }}
   kafka_unready_ms: {{ $v.kafkaUnreadyMs | int64 }}
   inputs:
   {{- range $v.inputs }}

@@ -143,10 +143,11 @@ or the pre-1.29 fallback); the other renders an empty list.
 {{- end -}}
 
 {{/* A pod terminationGracePeriodSeconds that covers the agent's drain:
-the preStop wait (container mode) plus shutdownTimeoutMs, plus a margin. */}}
+the preStop wait (container mode) plus drainTimeoutS (reading every file to
+its end) plus shutdownTimeoutMs (the last acknowledgements), plus a margin. */}}
 {{- define "auditrail-sidecar.terminationGracePeriodSeconds" -}}
 {{- $v := fromYaml (include "auditrail-sidecar.values" .) -}}
-{{- $drain := div ($v.shutdownTimeoutMs | int64) 1000 -}}
+{{- $drain := add (div ($v.shutdownTimeoutMs | int64) 1000) ($v.drainTimeoutS | int64) -}}
 {{- if not (include "auditrail-sidecar.native" .) -}}
 {{- $drain = add $drain ($v.preStopDrainSeconds | int64) -}}
 {{- end -}}

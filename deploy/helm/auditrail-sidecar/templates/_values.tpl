@@ -41,6 +41,9 @@ readFrom: beginning
 maxRecordBytes: 512KiB
 maxInflightBytes: 8MiB
 shutdownTimeoutMs: 10000
+# On SIGTERM the agent reads every file to its end and ships it for up to
+# this long (the emptyDir goes with the pod); the grace period covers it.
+drainTimeoutS: 15
 kafkaUnreadyMs: 15000
 logLevel: info
 port: 9100
