@@ -92,6 +92,19 @@ static const struct cfg_key breaker_keys[] = {
     CFG_END,
 };
 
+static const struct cfg_key proof_keys[] = {
+    K("key_file", CFG_STR, struct aggr_proof_conf, key_file, NULL,
+      "PEM file of the Ed25519 private key that signs chain heads (auditrail-aggregator proof "
+      "keygen FILE makes one); absent = no signing"),
+    KI("interval_s", struct aggr_proof_conf, interval_s, "60", 1, 86400,
+       "how often the heads of the streams that changed are signed"),
+    K("topic", CFG_STR, struct aggr_proof_conf, topic, "audit.proof",
+      "Kafka topic the signed heads and rounds are published to (compact it); empty = none"),
+    K("file", CFG_STR, struct aggr_proof_conf, file, NULL,
+      "file the signed heads and rounds are appended to as JSON lines (optional)"),
+    CFG_END,
+};
+
 static const struct cfg_key http_keys[] = HTTP_CONF_KEYS("127.0.0.1:9200");
 
 #define SEC(name, field, sub, help)                                                                \
@@ -112,6 +125,7 @@ const struct cfg_key aggr_config_keys[] = {
     SEC("breaker", breaker, breaker_keys, "circuit breakers (PostgreSQL primary, Redis)"),
     SEC("alerts", alerts, alerts_conf_keys,
         "Alertmanager-compatible webhook: breaker opens, DLQ writes, integrity incidents"),
+    SEC("proof", proof, proof_keys, "signed chain heads (role all or consumer)"),
     SEC("query", query, aggr_query_keys, "the query API (read path, --role query or all)"),
     CFG_END,
 };
@@ -132,6 +146,11 @@ static int aggr_config_check(struct cfg_check *chk, void *ud)
         return cfg_check_fail(chk, "kafka.dlq_topic", "must differ from kafka.topic");
     if (!c->kafka.group || !*c->kafka.group)
         return cfg_check_fail(chk, "kafka.group", "must not be empty for the aggregator");
+    if (c->proof.topic && *c->proof.topic &&
+        (strcmp(c->proof.topic, c->kafka.topic) == 0 ||
+         strcmp(c->proof.topic, c->kafka.dlq_topic) == 0))
+        return cfg_check_fail(chk, "proof.topic",
+                              "must differ from kafka.topic and kafka.dlq_topic");
     if (c->breaker.min_calls > c->breaker.window)
         return cfg_check_fail(chk, "breaker.min_calls", "must be <= breaker.window");
     if (c->breaker.open_base_ms > c->breaker.open_max_ms)

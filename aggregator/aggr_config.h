@@ -54,6 +54,13 @@ struct aggr_breaker_conf {
     int64_t open_base_ms, open_max_ms;
 };
 
+struct aggr_proof_conf {
+    char *key_file; /* NULL: no signing */
+    int64_t interval_s;
+    char *topic; /* "" : no Kafka sink */
+    char *file;  /* NULL: no file sink */
+};
+
 struct aggr_config {
     struct kafka_conf kafka;
     struct http_conf http;
@@ -66,6 +73,7 @@ struct aggr_config {
     struct aggr_partitions_conf partitions;
     struct aggr_breaker_conf breaker;
     struct alerter_conf alerts;
+    struct aggr_proof_conf proof;
     struct aggr_query_conf query;
 };
 

@@ -1,8 +1,11 @@
 /* auditrail-aggregator: consume audit envelopes from Kafka and store each
  * record exactly once in PostgreSQL (DESIGN.md §4–6) and serve the query API
  * (§7; --role picks either or both); `migrate` applies the schema and
- * exits, `replay` moves the stored offsets back, `token` manages API tokens.
- * Exit status: 0 clean stop, 1 fatal error, 2 bad usage or configuration. */
+ * exits, `replay` moves the stored offsets back (or reads the topic again),
+ * `verify` checks the stored chains, `proof` manages signed chain heads
+ * (aggregator/cmd.h), `token` manages API tokens.
+ * Exit status: 0 clean stop, 1 fatal error, 2 bad usage or configuration
+ * (verify: 1 problems found, 4 database unavailable). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +16,9 @@
 #include "aggregator/aggr_config.h"
 #include "aggregator/aggr_metrics.h"
 #include "aggregator/aggregator.h"
+#include "aggregator/cmd.h"
 #include "aggregator/migrate.h"
+#include "aggregator/proof_service.h"
 #include "aggregator/query_api.h"
 #include "aggregator/replay.h"
 #include "aggregator/token_cmd.h"
@@ -32,7 +37,15 @@
  * with backoff from 200 ms to 5 s (+100 ms): at most about 42 s in all. */
 #define MIGRATE_RETRIES 12
 
-enum aggr_command { CMD_RUN, CMD_MIGRATE, CMD_REPLAY, CMD_TOKEN };
+enum aggr_command {
+    CMD_RUN,
+    CMD_MIGRATE,
+    CMD_REPLAY,
+    CMD_REPLAY_ACTIVE,
+    CMD_VERIFY,
+    CMD_PROOF,
+    CMD_TOKEN
+};
 
 struct aggr_cmd {
     enum aggr_command kind;
@@ -40,6 +53,8 @@ struct aggr_cmd {
     bool run_consumer, run_query;
     int32_t replay_partition; /* -1 = every partition */
     int64_t replay_offset;    /* -1 = from the beginning */
+    int argc;                 /* the subcommand's words (verify, replay --…, proof) */
+    char **argv;
 };
 
 static const char *role_opt = "all";
@@ -54,8 +69,10 @@ static int load(void *cfg, const char *path, char *err, size_t errlen)
 static void register_metrics(struct metrics *m)
 {
     struct aggr_metrics am;
+    struct proof_metrics pm;
     aggr_metrics_init(&am, m);
     aggr_metrics_lag(&am, 0);
+    proof_metrics_init(&pm, m);
     query_api_register_metrics(m);
 }
 
@@ -64,14 +81,26 @@ static const struct prog_option aggr_options[] = {
     {NULL, 0, NULL},
 };
 
-/* token create takes its own options (--tenant, --role, …) */
-static const char *const own_option_commands[] = {"token", NULL};
+/* Subcommands with options of their own (token create --tenant, replay
+ * --from, verify --stream, …) */
+static const char *const own_option_commands[] = {"token", "replay", "verify", "proof", NULL};
 
 static const struct prog aggr_prog = {
     .name = "auditrail-aggregator",
     .usage = "auditrail-aggregator --config FILE [--check-config] [--role all|consumer|query]\n"
              "       auditrail-aggregator --config FILE migrate\n"
              "       auditrail-aggregator --config FILE replay [PARTITION [OFFSET]]\n"
+             "       auditrail-aggregator --config FILE replay --from TIME [--to TIME] "
+             "[--partitions LIST] [--dry-run] [--json]\n"
+             "       auditrail-aggregator --config FILE replay --from-offset P:O[,P:O...] "
+             "[--to TIME] [--dry-run] [--json]\n"
+             "       auditrail-aggregator --config FILE verify [--stream ID] [--from TIME] "
+             "[--to TIME] [--tenant T]\n"
+             "         [--against FILE|kafka[:TOPIC] [--pubkey FILE]...] [--workers N] [--json]\n"
+             "       auditrail-aggregator proof keygen FILE\n"
+             "       auditrail-aggregator --config FILE proof pubkey|sign\n"
+             "       auditrail-aggregator --config FILE proof inclusion STREAM [SEQ] | "
+             "consistency ROUND1 ROUND2\n"
              "       auditrail-aggregator --config FILE token create [--tenant T] --role "
              "reader|auditor|admin [--name N] [--expires-days D]\n"
              "       auditrail-aggregator --config FILE token revoke NAME | token list\n"
@@ -91,8 +120,12 @@ static int parse_command(const struct prog_args *a, struct aggr_cmd *cmd)
     cmd->role = role_opt;
     cmd->replay_partition = -1;
     cmd->replay_offset = -1;
+    cmd->argc = a->argc;
+    cmd->argv = a->argv;
     if (a->argc > 0 && strcmp(a->argv[0], "migrate") == 0 && a->argc == 1) {
         cmd->kind = CMD_MIGRATE;
+    } else if (a->argc > 1 && strcmp(a->argv[0], "replay") == 0 && a->argv[1][0] == '-') {
+        cmd->kind = CMD_REPLAY_ACTIVE; /* replay --from …, --from-offset … */
     } else if (a->argc > 0 && strcmp(a->argv[0], "replay") == 0 && a->argc <= 3) {
         cmd->kind = CMD_REPLAY;
         char *end = NULL;
@@ -108,6 +141,10 @@ static int parse_command(const struct prog_args *a, struct aggr_cmd *cmd)
                 return prog_usage_error(&aggr_prog, "replay: bad offset \"%s\"", a->argv[2]);
             cmd->replay_offset = o;
         }
+    } else if (a->argc > 0 && strcmp(a->argv[0], "verify") == 0) {
+        cmd->kind = CMD_VERIFY;
+    } else if (a->argc > 0 && strcmp(a->argv[0], "proof") == 0) {
+        cmd->kind = CMD_PROOF;
     } else if (a->argc > 0 && strcmp(a->argv[0], "token") == 0) {
         cmd->kind = CMD_TOKEN;
         return -1;
@@ -243,10 +280,13 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
     struct metrics *reg = metrics_new();
     procmetrics_register(reg, "aggregator");
     struct aggr_metrics am;
+    struct proof_metrics pm;
     struct aggregator *a = NULL;
+    struct proof_service *ps = NULL;
     struct query_api *api = NULL;
     struct httpd *h = NULL, *hq = NULL;
     aggr_metrics_init(&am, reg);
+    proof_metrics_init(&pm, reg);
     gethostname(instance, sizeof(instance) - 1);
     struct breaker_conf bc;
     aggr_config_breaker(cfg, &bc);
@@ -262,6 +302,11 @@ static int run_service(const struct aggr_config *cfg, const struct aggr_cmd *cmd
             goto out;
         }
         aggregator_set_alerter(a, al);
+        /* Signed chain heads: the writers sign (one of them per round). */
+        if (cfg->proof.key_file && !(ps = proof_service_start(cfg, &pm, al, err, sizeof(err)))) {
+            log_error("cannot start signing chain heads: %s", err);
+            goto out;
+        }
     }
     if (cmd->run_query) {
         api = query_api_new(cfg, reg, err, sizeof(err));
@@ -315,6 +360,7 @@ out:
     query_api_quiesce(api, 10000);
     httpd_stop(hq);
     httpd_stop(h);
+    proof_service_stop(ps);
     query_api_free(api);
     aggregator_free(a);
     alerter_free(al);
@@ -331,6 +377,8 @@ int main(int argc, char **argv)
         return rc;
     if ((rc = parse_command(&args, &cmd)) >= 0)
         return rc;
+    if (cmd.kind == CMD_PROOF && cmd.argc > 1 && strcmp(cmd.argv[1], "keygen") == 0)
+        return cmd_proof_keygen(cmd.argc, cmd.argv); /* before any configuration exists */
     struct aggr_config cfg = {0};
     if ((rc = prog_load_config(&aggr_prog, &args, &cfg)) >= 0) {
         aggr_config_free(&cfg);
@@ -346,6 +394,15 @@ int main(int argc, char **argv)
         break;
     case CMD_REPLAY:
         rc = run_replay(&cfg, &cmd);
+        break;
+    case CMD_REPLAY_ACTIVE:
+        rc = cmd_replay(&cfg, cmd.argc, cmd.argv, stop);
+        break;
+    case CMD_VERIFY:
+        rc = cmd_verify(&cfg, cmd.argc, cmd.argv, stop);
+        break;
+    case CMD_PROOF:
+        rc = cmd_proof(&cfg, cmd.argc, cmd.argv);
         break;
     case CMD_TOKEN:
         rc = token_cmd_run(&cfg, args.argc, args.argv);

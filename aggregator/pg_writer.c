@@ -38,6 +38,7 @@ struct pg_writer {
     struct pg_connection *conn;
     char *group;
     struct part_cache parts;
+    bool dry_run; /* roll back instead of committing (replay --dry-run) */
 };
 
 /* ---- connection ---- */
@@ -97,6 +98,11 @@ void pg_write_stats_release(struct pg_write_stats *s)
         return;
     free(s->committed);
     memset(s, 0, sizeof(*s));
+}
+
+void pg_writer_set_dry_run(struct pg_writer *w, bool on)
+{
+    w->dry_run = on;
 }
 
 enum pg_status pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
@@ -538,6 +544,13 @@ enum pg_status pg_writer_write(struct pg_writer *w, const struct batch *b,
         (pr = cas_offsets(w, b, err, errlen)) != PG_OK ||
         (b->n > 0 && (pr = write_rows(w, b, stats, &cc, err, errlen)) != PG_OK))
         goto fail;
+    if (w->dry_run) { /* everything done, nothing kept; partitions made are gone */
+        pr = pg_conn_exec(w->conn, SQL_ROLLBACK, 0, NULL, NULL, err, errlen);
+        w->parts.stale = true;
+        if (pr == PG_OK)
+            memset(stats->committed, 1, b->n);
+        goto out;
+    }
     if ((pr = pg_conn_exec(w->conn, SQL_COMMIT, 0, NULL, NULL, err, errlen)) != PG_OK) {
         /* A failed COMMIT leaves nothing committed (or, on a lost link, an
          * unknown outcome: the offset CAS makes the retry safe). */

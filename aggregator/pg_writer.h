@@ -6,6 +6,7 @@
 #ifndef AUDITRAIL_AGGREGATOR_PG_WRITER_H
 #define AUDITRAIL_AGGREGATOR_PG_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -55,6 +56,11 @@ enum pg_status pg_writer_write(struct pg_writer *w, const struct batch *b,
     __attribute__((warn_unused_result));
 /* Free stats->committed (a zeroed struct needs no init). NULL-safe. */
 void pg_write_stats_release(struct pg_write_stats *s);
+
+/* Dry run (replay --dry-run): pg_writer_write does all its work and
+ * reports what it would have stored, then rolls back instead of
+ * committing (stats->committed marks what would have been). */
+void pg_writer_set_dry_run(struct pg_writer *w, bool on);
 
 /* Cheap liveness probe (SELECT 1, reconnecting if needed). */
 enum pg_status pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)

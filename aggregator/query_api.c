@@ -32,7 +32,7 @@ static const char *const ep_paths[EP_COUNT] = {
     [EP_EVENTS] = "/v1/events",       [EP_EXPORT] = "/v1/events/export",
     [EP_STREAMS] = "/v1/streams",     [EP_STREAM] = "/v1/streams/{id}",
     [EP_INCIDENTS] = "/v1/incidents", [EP_FHIR] = "/fhir/AuditEvent",
-    [EP_STATUS] = "/v1/status"};
+    [EP_STATUS] = "/v1/status",       [EP_VERIFY] = "/v1/streams/{id}/verify"};
 
 static const char JSON_CT[] = "application/json";
 static const char FHIR_CT[] = "application/fhir+json";
@@ -258,7 +258,7 @@ static void audit(struct qreq *q)
         BUF_LIT(&b, "null");
     jsonw_key(&b, "endpoint", false);
     jsonw_cstr(&b, ep_paths[q->ep]);
-    if (q->ep == EP_STREAM) {
+    if (q->ep == EP_STREAM || q->ep == EP_VERIFY) {
         jsonw_key(&b, "stream", false);
         jsonw_cstr(&b, q->stream_id);
     }
@@ -438,18 +438,21 @@ enum pg_status query_page(struct router_lease *l, const char *stmt, int np,
 /* ---- checks */
 static bool needs_auditor(enum qep ep)
 {
-    return ep == EP_EXPORT || ep == EP_STREAMS || ep == EP_STREAM || ep == EP_INCIDENTS;
+    return ep == EP_EXPORT || ep == EP_STREAMS || ep == EP_STREAM || ep == EP_INCIDENTS ||
+           ep == EP_VERIFY;
 }
 
 static bool cacheable(const struct qreq *q)
 {
-    return q->ep != EP_EXPORT && q->ep != EP_STATUS && q->p.min_lsn == 0;
+    /* verify is always computed afresh: its answer is evidence */
+    return q->ep != EP_EXPORT && q->ep != EP_STATUS && q->ep != EP_VERIFY && q->p.min_lsn == 0;
 }
 
 static enum qp_kind kind_of(enum qep ep)
 {
     return ep == EP_STREAMS     ? QP_STREAMS
            : ep == EP_STREAM    ? QP_STREAM
+           : ep == EP_VERIFY    ? QP_STREAM
            : ep == EP_INCIDENTS ? QP_INCIDENTS
                                 : QP_EVENTS;
 }
@@ -493,7 +496,7 @@ static bool refuse(struct qreq *q, struct httpd_response *resp)
     const char *family = q->ep == EP_FHIR || q->ep == EP_EVENTS ? "events" : ep_paths[q->ep];
     buf_reset(&q->binding);
     qparams_normalize(&q->p, family, admin ? "*" : q->tok.tenant, &q->binding);
-    if (q->ep == EP_STREAM)
+    if (q->ep == EP_STREAM || q->ep == EP_VERIFY)
         buf_adds(&q->binding, q->stream_id);
     if (q->p.cursor) {
         if (qcursor_open(a->cursor_key, q->binding.p, q->p.cursor, q->cur, &q->cur_len) != 0) {
@@ -695,6 +698,7 @@ static void job_main(void *ud)
     query_exec_fn fn = q->ep == EP_STREAMS     ? query_streams_exec
                        : q->ep == EP_STREAM    ? query_stream_exec
                        : q->ep == EP_INCIDENTS ? query_incidents_exec
+                       : q->ep == EP_VERIFY    ? query_verify_exec
                                                : query_events_exec;
     struct router_lease l;
     if (query_run(q, fn, &body, &l, &resp) != 0)
@@ -718,16 +722,21 @@ static enum qep classify(const char *path, char *id, size_t idlen, bool *ours)
 {
     *ours = true;
     for (int e = 0; e < EP_COUNT; e++)
-        if (e != EP_STREAM && strcmp(path, ep_paths[e]) == 0)
+        if (e != EP_STREAM && e != EP_VERIFY && strcmp(path, ep_paths[e]) == 0)
             return (enum qep)e;
-    const char *pre = "/v1/streams/";
-    if (strncmp(path, pre, strlen(pre)) == 0 && !strchr(path + strlen(pre), '/')) {
-        snprintf(id, idlen, "%s", path + strlen(pre));
-        return EP_STREAM;
+    const char *pre = "/v1/streams/", *rest = path + strlen(pre);
+    if (strncmp(path, pre, strlen(pre)) == 0) {
+        const char *slash = strchr(rest, '/');
+        if (!slash) {
+            snprintf(id, idlen, "%s", rest);
+            return EP_STREAM;
+        }
+        if (strcmp(slash, "/verify") == 0) {
+            snprintf(id, idlen, "%.*s", (int)(slash - rest), rest);
+            return EP_VERIFY;
+        }
     }
-    /* /v1/streams/{id}/verify belongs to another module: not ours */
-    *ours = (strncmp(path, "/v1/", 4) == 0 || strncmp(path, "/fhir/", 6) == 0) &&
-            !(strncmp(path, pre, strlen(pre)) == 0 && strstr(path, "/verify"));
+    *ours = strncmp(path, "/v1/", 4) == 0 || strncmp(path, "/fhir/", 6) == 0;
     return EP_COUNT;
 }
 
@@ -853,7 +862,7 @@ enum httpd_route query_api_route(void *ud, struct httpd_request *req, struct htt
         httpd_response_header(resp, "Allow", "GET, HEAD");
         goto answered;
     }
-    if (ep == EP_STREAM) {
+    if (ep == EP_STREAM || ep == EP_VERIFY) {
         snprintf(q->stream_id, sizeof(q->stream_id), "%s", id);
         if (!qp_stream_id_ok(id)) {
             query_error(q, resp, 404, "not_found", "no such stream (ids are 32 hex characters)");

@@ -1,6 +1,6 @@
 /* Inside the query API: the state shared by query_api.c (routing, auth,
  * answers, audit, metrics) and the endpoint files (query_events.c,
- * query_export.c, query_streams.c, query_fhir.c). */
+ * query_export.c, query_streams.c, query_fhir.c, query_verify.c). */
 #ifndef AUDITRAIL_AGGREGATOR_QUERY_INT_H
 #define AUDITRAIL_AGGREGATOR_QUERY_INT_H
 
@@ -24,6 +24,7 @@ enum qep {
     EP_INCIDENTS,
     EP_FHIR,
     EP_STATUS,
+    EP_VERIFY,
     EP_COUNT
 };
 
@@ -54,7 +55,7 @@ struct qreq {
     struct httpd_request *hreq;
     enum qep ep;
     bool fhir;          /* answer as FHIR (Bundle / OperationOutcome) */
-    char stream_id[64]; /* /v1/streams/{id} */
+    char stream_id[64]; /* /v1/streams/{id}, /v1/streams/{id}/verify */
     char hash[TOKEN_HASH_HEX];
     bool has_token, tok_known;
     bool refresh; /* the cached lookup is due: this request refreshes it */
@@ -122,6 +123,9 @@ enum pg_status query_stream_exec(struct qreq *q, struct router_lease *l, struct 
                                  char *err, size_t errlen);
 enum pg_status query_incidents_exec(struct qreq *q, struct router_lease *l, struct buf *body,
                                     char *err, size_t errlen);
+/* GET /v1/streams/{id}/verify (query_verify.c). */
+enum pg_status query_verify_exec(struct qreq *q, struct router_lease *l, struct buf *body,
+                                 char *err, size_t errlen);
 /* Start an export on a worker (the request is answered by the stream). */
 void query_export_start(struct qreq *q);
 /* FHIR search parameters (date=ge…&date=lt…, agent, entity, action,

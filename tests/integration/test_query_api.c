@@ -543,6 +543,75 @@ START_TEST(streams_and_incidents)
 }
 END_TEST
 
+/* GET /v1/streams/{id}/verify: auditors and admins, the streams a token may
+ * see; the fixture's hashes are no chain (sha256('A' || seq)), so every
+ * record is a hash_mismatch with its evidence, and the answer is what
+ * `auditrail-aggregator verify --stream ID --json` prints. */
+START_TEST(stream_verify)
+{
+    json_t *e = get_json("/v1/streams/" SA "/verify", tok_a, 403);
+    ck_assert_str_eq(jstr(e, "code"), "role_forbidden");
+    json_decref(e);
+    e = get_json("/v1/streams/" SB "/verify", tok_aud_a, 404); /* not A's */
+    json_decref(e);
+    e = get_json("/v1/streams/" SA "/verify/x", tok_aud_a, 404);
+    json_decref(e);
+    e = get_json("/v1/streams/" SB "/verify", tok_admin, 200);
+    ck_assert_str_eq(jstr(e, "stream"), SB);
+    json_decref(e);
+
+    json_t *v = get_json("/v1/streams/" SA "/verify", tok_aud_a, 200);
+    ck_assert_str_eq(jstr(v, "stream"), SA);
+    json_t *sum = json_object_get(v, "summary");
+    ck_assert_str_eq(jstr(sum, "status"), "problems");
+    ck_assert_int_eq(json_integer_value(json_object_get(sum, "records")), NA + 2);
+    json_t *f = json_object_get(v, "findings"), *first = NULL, *x;
+    size_t i;
+    json_array_foreach(f, i, x)
+    {
+        if (!strcmp(jstr(x, "kind"), "hash_mismatch") &&
+            json_integer_value(json_object_get(x, "seq")) == 1)
+            first = x;
+    }
+    ck_assert_msg(first != NULL, "no hash_mismatch at seq 1");
+    PGresult *r =
+        PQexec(db, "SELECT encode(hash, 'hex'), encode(sha256(prev_hash || int8send(seq)"
+                   " || raw), 'hex') FROM auditrail.events WHERE stream_id = '" SA "' AND seq = 1");
+    ck_assert_int_eq(PQntuples(r), 1);
+    ck_assert_str_eq(jstr(first, "stored"), PQgetvalue(r, 0, 0));
+    ck_assert_str_eq(jstr(first, "computed"), PQgetvalue(r, 0, 1));
+    PQclear(r);
+
+    /* the same findings as the command line's */
+    char *bin = test_bin("auditrail-aggregator");
+    char *cmd = xasprintf("%s --config %s verify --stream " SA " --json 2>/dev/null", bin, cfg);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    json_t *cli = json_array(), *cli_sum = NULL;
+    char line[8192];
+    while (fgets(line, sizeof(line), p)) {
+        json_t *j = json_loads(line, 0, NULL);
+        ck_assert_msg(j != NULL, "not JSON: %s", line);
+        if (json_object_get(j, "summary")) {
+            cli_sum = json_incref(json_object_get(j, "summary"));
+            json_decref(j);
+        } else {
+            json_array_append_new(cli, j);
+        }
+    }
+    ck_assert_int_eq(pclose(p), 1 << 8); /* exit 1: problems */
+    ck_assert_ptr_nonnull(cli_sum);
+    ck_assert_int_eq(json_integer_value(json_object_get(cli_sum, "problems")),
+                     json_integer_value(json_object_get(sum, "problems")));
+    ck_assert_msg(json_equal(cli, f), "the API's findings differ from the command line's");
+    json_decref(cli_sum);
+    json_decref(cli);
+    free(cmd);
+    free(bin);
+    json_decref(v);
+}
+END_TEST
+
 /* Served-By and lag on every answer; the cache; paused replay goes to the
  * primary; min_lsn from /v1/status. */
 START_TEST(routing_headers_and_cache)
@@ -808,6 +877,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hostile_parameters);
     tcase_add_test(tc, fhir_bundle);
     tcase_add_test(tc, streams_and_incidents);
+    tcase_add_test(tc, stream_verify);
     tcase_add_test(tc, routing_headers_and_cache);
     tcase_add_test(tc, audit_lines);
     tcase_add_test(tc, export_bounded_memory);
