@@ -200,6 +200,13 @@ fail:
     return NULL;
 }
 
+/* The batch being built has reached batch.max_events or batch.max_bytes. */
+static bool batch_full(const struct aggregator *a)
+{
+    return a->batch_msgs >= (size_t)a->cfg->batch.max_events ||
+           a->batch_bytes >= (size_t)a->cfg->batch.max_bytes;
+}
+
 int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
 {
     struct writer_result res;
@@ -227,7 +234,7 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
             flush_seal_and_submit(a);
             health_sync_counters(a);
             continue;
-        } else if (flush_due(a, now)) {
+        } else if (flush_due(a, now) && batch_full(a)) {
             /* One batch in flight at a time: wait for it a little rather
              * than grow this one past its limits; if it takes longer, hold
              * intake (partitions paused) and keep polling, so that the
@@ -242,8 +249,12 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
                 consume_sync_pause(a);
             }
         } else if (flush_has_content(a)) {
+            /* Past batch.max_ms while the previous batch is still being
+             * written: keep filling this one up to its size limits rather
+             * than wait with it, so that a backlog is written in large
+             * batches however short batch.max_ms is. */
             uint64_t due = a->batch_start_ms + (uint64_t)a->cfg->batch.max_ms;
-            timeout = due > now ? (int)(due - now < 100 ? due - now : 100) : 0;
+            timeout = due > now ? (int)(due - now < 100 ? due - now : 100) : 5;
         }
         if (writer_busy(a->wr) && timeout > 5)
             timeout = 5; /* notice the writer's result promptly when idle */
