@@ -201,3 +201,26 @@ int cli_opts_parse(struct cli_opts *o, uint32_t allowed, int argc, char **argv, 
     }
     return 0;
 }
+
+int cli_opts_passthrough(struct cli_opts *o, int argc, char **argv, char *err, size_t errlen)
+{
+    free(o->argv);
+    o->argv = xcalloc((size_t)argc + 1, sizeof(char *));
+    o->argc = 0;
+    bool options_end = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!options_end && strcmp(a, "--") == 0)
+            options_end = true; /* kept: the aggregator's parser sees it too */
+        if (options_end || (strcmp(a, "--config") != 0 && strcmp(a, "-c") != 0 &&
+                            strncmp(a, "--config=", 9) != 0)) {
+            o->argv[o->argc++] = argv[i];
+            continue;
+        }
+        const char *val = a[1] == '-' && a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : "";
+        if (!val[0])
+            return fail(err, errlen, "--%s needs a value", "config");
+        o->config = val;
+    }
+    return 0;
+}
