@@ -148,12 +148,18 @@ static int take(struct cli_opts *o, const struct opt_spec *s, const char *val, c
     return -1;
 }
 
-int cli_opts_parse(struct cli_opts *o, uint32_t allowed, int argc, char **argv, char *err,
-                   size_t errlen)
+/* Room for up to argc operands (and the NULL after them), none yet. */
+static void operands_reset(struct cli_opts *o, int argc)
 {
     free(o->argv);
     o->argv = xcalloc((size_t)argc + 1, sizeof(char *));
     o->argc = 0;
+}
+
+int cli_opts_parse(struct cli_opts *o, uint32_t allowed, int argc, char **argv, char *err,
+                   size_t errlen)
+{
+    operands_reset(o, argc);
     bool options_end = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -204,9 +210,7 @@ int cli_opts_parse(struct cli_opts *o, uint32_t allowed, int argc, char **argv, 
 
 int cli_opts_passthrough(struct cli_opts *o, int argc, char **argv, char *err, size_t errlen)
 {
-    free(o->argv);
-    o->argv = xcalloc((size_t)argc + 1, sizeof(char *));
-    o->argc = 0;
+    operands_reset(o, argc);
     bool options_end = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];

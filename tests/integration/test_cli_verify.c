@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "aggregator/pg_writer.h"
+#include "tests/integration/cli_fixtures.h"
 #include "tests/integration/query_fixtures.h"
 #include "tests/integration/storage_fixtures.h"
 #include "tests/support/aggr_harness.h"
@@ -123,52 +124,16 @@ static void teardown(void)
     free(f_admin);
 }
 
-struct run {
-    int status;
-    struct buf out, err;
-};
-
-/* auditrail --url API ARGS; no token, nor a good part of one, in what it
- * printed. */
-static struct run cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static struct run cli(const char *fmt, ...)
+/* auditrail --url API ARGS (a printf format), with stdout and stderr. */
+static struct cfx_run cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct cfx_run cli(const char *fmt, ...)
 {
+    const char *const tokens[] = {tok_reader, tok_auditor, tok_admin, NULL};
     va_list ap;
     va_start(ap, fmt);
-    char *args;
-    ck_assert_int_ge(vasprintf(&args, fmt, ap), 0);
+    struct cfx_run r = cfx_vrun(port, tokens, fmt, ap);
     va_end(ap);
-    char *bin = test_bin("auditrail");
-    char *cmd = xasprintf("'%s' --url http://127.0.0.1:%u %s", bin, port, args);
-    struct run r = {0, BUF_INIT, BUF_INIT};
-    r.status = proc_run_sh(cmd, &r.out, &r.err);
-    buf_cstr(&r.out);
-    buf_cstr(&r.err);
-    const char *toks[] = {tok_reader, tok_auditor, tok_admin};
-    for (size_t i = 0; i < 3; i++) {
-        char part[17];
-        snprintf(part, sizeof(part), "%s", toks[i] + 4); /* 16 characters after "atr_" */
-        ck_assert_msg(!strstr(r.out.p, part) && !strstr(r.err.p, part),
-                      "a token shows in the output: %s", r.err.p);
-    }
-    free(cmd);
-    free(bin);
-    free(args);
     return r;
-}
-
-static void run_free(struct run *r)
-{
-    buf_release(&r->out);
-    buf_release(&r->err);
-}
-
-static size_t lines(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 static void sql(const char *q)
@@ -206,21 +171,21 @@ static void tamper_raw(int s, int seq)
 START_TEST(one_stream_intact_then_tampered)
 {
     /* intact: 0, no findings, the summary */
-    struct run r = cli("--token-file %s verify --stream %s", f_auditor, streams[1]);
+    struct cfx_run r = cli("--token-file %s verify --stream %s", f_auditor, streams[1]);
     ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err.p);
     ck_assert_str_eq(r.out.p, "");
     ck_assert_msg(strncmp(r.err.p, "intact" DOT "1 stream" DOT "40 records" DOT "0 problems", 40) ==
                       0,
                   "%s", r.err.p);
-    ck_assert_uint_eq(lines(r.err.p), 1);
-    run_free(&r);
+    ck_assert_uint_eq(cfx_lines(r.err.p), 1);
+    cfx_run_free(&r);
 
     /* a database administrator rewrites one record's raw */
     tamper_raw(1, 5);
     char *computed = computed_hash(1, 5);
     r = cli("--token-file %s verify --stream %s", f_auditor, streams[1]);
     ck_assert_msg(r.status == 1, "exit %d: %s", r.status, r.err.p);
-    ck_assert_uint_eq(lines(r.out.p), 2); /* the header and the one finding */
+    ck_assert_uint_eq(cfx_lines(r.out.p), 2); /* the header and the one finding */
     char *want = xasprintf("\nhash_mismatch         %s:5  ", streams[1]);
     ck_assert_msg(strstr(r.out.p, want), "%s", r.out.p);
     free(want);
@@ -231,13 +196,13 @@ START_TEST(one_stream_intact_then_tampered)
     ck_assert_msg(
         strncmp(r.err.p, "problems" DOT "1 stream" DOT "40 records" DOT "1 problems", 42) == 0,
         "%s", r.err.p);
-    run_free(&r);
+    cfx_run_free(&r);
 
     /* --json: the API's answer, one line (only its "seconds" differ
      * between two runs) */
     r = cli("--token-file %s verify --stream %s --json", f_auditor, streams[1]);
     ck_assert_int_eq(r.status, 1);
-    ck_assert_uint_eq(lines(r.out.p), 1);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 1);
     char *path = xasprintf("/v1/streams/%s/verify", streams[1]);
     struct qfx_reply a = qfx_get(port, path, tok_auditor, NULL);
     ck_assert_int_eq(a.status, 200);
@@ -252,17 +217,17 @@ START_TEST(one_stream_intact_then_tampered)
     ck_assert_str_eq(r.err.p, "");
     qfx_reply_free(&a);
     free(path);
-    run_free(&r);
+    cfx_run_free(&r);
 
     /* the other stream is still intact; t2's stream is not t1's: 1 (404) */
     r = cli("--token-file %s verify --stream %s", f_auditor, streams[0]);
     ck_assert_int_eq(r.status, 0);
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s verify --stream %s", f_auditor, streams[2]);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err.p, "(HTTP 404 not_found)"));
     ck_assert_str_eq(r.out.p, "");
-    run_free(&r);
+    cfx_run_free(&r);
     free(computed);
 }
 END_TEST
@@ -270,73 +235,73 @@ END_TEST
 START_TEST(every_stream_of_a_range)
 {
     /* t1's auditor: streams 0 and 1, intact */
-    struct run r = cli("--token-file %s verify", f_auditor);
+    struct cfx_run r = cli("--token-file %s verify", f_auditor);
     ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err.p);
     ck_assert_msg(strncmp(r.err.p, "intact" DOT "2 streams" DOT "80 records", 29) == 0, "%s",
                   r.err.p);
-    run_free(&r);
+    cfx_run_free(&r);
     tamper_raw(1, 5);
     r = cli("--token-file %s verify", f_auditor);
     ck_assert_msg(r.status == 1, "exit %d: %s", r.status, r.err.p);
-    ck_assert_uint_eq(lines(r.out.p), 2);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 2);
     char *want = xasprintf("%s:5  ", streams[1]);
     ck_assert_msg(strstr(r.out.p, want) && !strstr(r.out.p, streams[0]), "%s", r.out.p);
     free(want);
     ck_assert_msg(
         strncmp(r.err.p, "problems" DOT "2 streams" DOT "80 records" DOT "1 problems", 43) == 0,
         "%s", r.err.p);
-    run_free(&r);
+    cfx_run_free(&r);
     /* --json: one answer per stream */
     r = cli("--token-file %s verify --json", f_auditor);
     ck_assert_int_eq(r.status, 1);
-    ck_assert_uint_eq(lines(r.out.p), 2);
-    run_free(&r);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 2);
+    cfx_run_free(&r);
     /* the range: 2026-11-27 only, after the tampered record: intact */
     r = cli("--token-file %s verify --from 2026-11-27 --to 2026-11-28", f_auditor);
     ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err.p);
     ck_assert_msg(strncmp(r.err.p, "intact" DOT "2 streams" DOT "40 records", 29) == 0, "%s",
                   r.err.p);
-    run_free(&r);
+    cfx_run_free(&r);
     /* an admin, every tenant, then t2 alone */
     r = cli("--token-file %s verify", f_admin);
     ck_assert_int_eq(r.status, 1);
     ck_assert_msg(strncmp(r.err.p, "problems" DOT "3 streams" DOT "120 records", 33) == 0, "%s",
                   r.err.p);
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s verify --tenant t2", f_admin);
     ck_assert_int_eq(r.status, 0);
     ck_assert_msg(strncmp(r.err.p, "intact" DOT "1 stream" DOT "40 records", 27) == 0, "%s",
                   r.err.p);
-    run_free(&r);
+    cfx_run_free(&r);
 }
 END_TEST
 
 START_TEST(refused_and_unavailable)
 {
     /* a reader may not verify: 3, both forms */
-    struct run r = cli("--token-file %s verify --stream %s", f_reader, streams[0]);
+    struct cfx_run r = cli("--token-file %s verify --stream %s", f_reader, streams[0]);
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err.p, "(HTTP 403 role_forbidden)"));
     ck_assert_str_eq(r.out.p, "");
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s verify", f_reader);
     ck_assert_int_eq(r.status, 3);
-    run_free(&r);
+    cfx_run_free(&r);
     /* no token: 3 */
     r = cli("verify --stream %s", streams[0]);
     ck_assert_int_eq(r.status, 3);
-    run_free(&r);
+    cfx_run_free(&r);
     /* the server stopped: 4, both forms */
     ck_assert_int_eq(proc_stop(agg, 30000), 0);
     r = cli("--token-file %s verify --stream %s", f_auditor, streams[0]);
     ck_assert_int_eq(r.status, 4);
-    ck_assert_uint_eq(lines(r.err.p), 1);
+    ck_assert_uint_eq(cfx_lines(r.err.p), 1);
     ck_assert_str_eq(r.out.p, "");
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s verify", f_auditor);
     ck_assert_int_eq(r.status, 4);
     ck_assert_str_eq(r.out.p, "");
-    run_free(&r);
+    cfx_run_free(&r);
 }
 END_TEST
 

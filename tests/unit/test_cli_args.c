@@ -19,15 +19,24 @@
 
 #define ALL_OPTS 0xffffffffu
 
-/* Parse a space-separated line (no quoting) with the allowed set. */
-static int parse(struct cli_opts *o, uint32_t allowed, const char *line, char *err, size_t errlen)
+/* A space-separated line (no quoting) as words: static storage, valid
+ * until the next call. */
+static char **words(const char *line, int *argc)
 {
     static char copy[512];
     static char *argv[64];
     snprintf(copy, sizeof(copy), "%s", line);
-    int argc = 0;
-    for (char *t = strtok(copy, " "); t && argc < 63; t = strtok(NULL, " "))
-        argv[argc++] = t;
+    *argc = 0;
+    for (char *t = strtok(copy, " "); t && *argc < 63; t = strtok(NULL, " "))
+        argv[(*argc)++] = t;
+    return argv;
+}
+
+/* Parse a space-separated line with the allowed set. */
+static int parse(struct cli_opts *o, uint32_t allowed, const char *line, char *err, size_t errlen)
+{
+    int argc;
+    char **argv = words(line, &argc);
     return cli_opts_parse(o, allowed, argc, argv, err, errlen);
 }
 
@@ -66,12 +75,8 @@ END_TEST
 /* Parse as cli_opts_passthrough does for replay and proof. */
 static int pass(struct cli_opts *o, const char *line, char *err, size_t errlen)
 {
-    static char copy[512];
-    static char *argv[64];
-    snprintf(copy, sizeof(copy), "%s", line);
-    int argc = 0;
-    for (char *t = strtok(copy, " "); t && argc < 63; t = strtok(NULL, " "))
-        argv[argc++] = t;
+    int argc;
+    char **argv = words(line, &argc);
     return cli_opts_passthrough(o, argc, argv, err, errlen);
 }
 
