@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "aggregator/pg_writer.h"
 #include "tests/integration/cli_fixtures.h"
 #include "tests/integration/query_fixtures.h"
 #include "tests/integration/storage_fixtures.h"
@@ -33,43 +32,6 @@ static char hashes[NSTREAMS][NRECS][2 * CHAIN_HASH_LEN + 1];
 static char *tok_reader, *tok_auditor, *tok_admin;
 static char *f_reader, *f_auditor, *f_admin;
 
-static int64_t rec_time(int seq)
-{
-    return FX_T0 + (seq < NRECS / 2 ? 0 : FX_DAY_US) + (int64_t)seq * 1000000;
-}
-
-static void fill(void)
-{
-    char err[512] = "";
-    struct pg_writer *w = pg_writer_new(ci, "g1", err, sizeof(err));
-    ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
-    struct fx_chain ch[NSTREAMS];
-    for (int s = 0; s < NSTREAMS; s++) {
-        fx_chain_init(&ch[s], (unsigned)s);
-        strcpy(streams[s], ch[s].stream);
-    }
-    struct batch b;
-    batch_init(&b, "audit");
-    for (int i = 0; i < NRECS; i++)
-        for (int s = 0; s < NSTREAMS; s++) {
-            char line[96];
-            snprintf(line, sizeof(line), "{\"actor\":\"u%d\",\"n\":%d}", s, i);
-            fx_add_str(&b, &ch[s], line, rec_time(i), 0, (int64_t)b.n);
-            struct envelope *e = &b.rows[b.n - 1].env;
-            hex_encode(e->hash, CHAIN_HASH_LEN, hashes[s][i]);
-            if (s == 2) {
-                free(e->fields.tenant);
-                e->fields.tenant = xstrdup("t2");
-            }
-        }
-    struct pg_write_stats st = {0};
-    ck_assert_msg(pg_writer_write(w, &b, &st, err, sizeof(err)) == PG_OK, "write: %s", err);
-    ck_assert_uint_eq(st.inserted, NSTREAMS * NRECS);
-    pg_write_stats_release(&st);
-    batch_release(&b);
-    pg_writer_free(w);
-}
-
 static char *token_file(const char *name, const char *token)
 {
     char *p = xasprintf("%s/%s.token", dir, name);
@@ -81,7 +43,7 @@ static char *token_file(const char *name, const char *token)
 static void setup(void)
 {
     ci = fx_fresh_migrated("vcli");
-    fill();
+    fx_fill_chains(ci, NSTREAMS, NRECS, streams, &hashes[0][0][0]);
     dir = test_tmpdir("vcli");
     cfg = xasprintf("%s/aggregator.yaml", dir);
     port = probe_free_port();
