@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agent/format_int.h"
+#include "agent/format_json_int.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -145,6 +146,16 @@ int fmt_fail(struct parsed_record *out, const char *fmt, ...)
     return -1;
 }
 
+char *fmt_real_dup(double d)
+{
+    char buf[64];
+    if (d == floor(d) && fabs(d) < 1e18)
+        snprintf(buf, sizeof(buf), "%.0f", d);
+    else
+        snprintf(buf, sizeof(buf), "%.15g", d);
+    return xstrdup(buf);
+}
+
 int fmt_time_from_epoch(double v, int64_t *us)
 {
     if (!isfinite(v) || v < 0)
@@ -196,9 +207,31 @@ int fmt_time_from_text(const char *s, size_t n, int64_t *us)
     return 0;
 }
 
-int format_parse(enum format_kind kind, const struct field_map *map, const uint8_t *rec, size_t len,
-                 struct parsed_record *out)
+static bool json_family(enum format_kind kind)
 {
+    return kind == FORMAT_JSON || kind == FORMAT_K8S_AUDIT || kind == FORMAT_FHIR;
+}
+
+void format_prep_init(struct format_prep *p, enum format_kind kind, const struct field_map *map)
+{
+    p->ready = true;
+    p->kind = kind;
+    p->map = map;
+    /* A plan that does not fit leaves every record to jansson: still right. */
+    if (json_family(kind))
+        (void)fmt_json_plan_init(p->plan, kind, map);
+}
+
+bool format_prep_matches(const struct format_prep *p, enum format_kind kind,
+                         const struct field_map *map)
+{
+    return p->ready && p->kind == kind && p->map == map;
+}
+
+int format_parse_prepared(const struct format_prep *p, const uint8_t *rec, size_t len,
+                          struct parsed_record *out)
+{
+    enum format_kind kind = p->kind;
     memset(out, 0, sizeof(*out));
     out->format = kind;
     /* CRLF files: the record keeps its '\r' but parsers never see it. */
@@ -207,17 +240,29 @@ int format_parse(enum format_kind kind, const struct field_map *map, const uint8
     switch (kind) {
     case FORMAT_JSON:
     case FORMAT_K8S_AUDIT:
-    case FORMAT_FHIR:
-        return fmt_parse_json_family(kind, map, rec, len, out);
+    case FORMAT_FHIR: {
+        int rc = fmt_json_parse_planned(p->plan, rec, len, out);
+        if (rc != FMT_JSON_DECLINED)
+            return rc;
+        return fmt_json_parse_jansson(kind, p->map, rec, len, out);
+    }
     case FORMAT_KV:
-        return fmt_parse_kv(map, rec, len, out);
+        return fmt_parse_kv(p->map, rec, len, out);
     case FORMAT_AUDITD:
-        return fmt_parse_auditd(map, rec, len, out);
+        return fmt_parse_auditd(p->map, rec, len, out);
     case FORMAT_RAW:
         return 0;
     default:
         return fmt_fail(out, "unknown format %d", (int)kind);
     }
+}
+
+int format_parse(enum format_kind kind, const struct field_map *map, const uint8_t *rec, size_t len,
+                 struct parsed_record *out)
+{
+    struct format_prep p;
+    format_prep_init(&p, kind, map);
+    return format_parse_prepared(&p, rec, len, out);
 }
 
 void parsed_record_release(struct parsed_record *r)

@@ -53,4 +53,25 @@ int format_parse(enum format_kind kind, const struct field_map *map, const uint8
                  struct parsed_record *out);
 void parsed_record_release(struct parsed_record *r);
 
+/* A format and field map prepared once for many records: what format_parse
+ * works out on every call (for the JSON formats, the paths to look for).
+ * Holds no heap memory, so it can live in any context without a release;
+ * it refers to the map and its strings, which must outlive it and not
+ * change. Zero-initialised: prepared for nothing (format_prep_matches is
+ * false). */
+#define FORMAT_PREP_BYTES 4096
+struct format_prep {
+    bool ready;
+    enum format_kind kind;
+    const struct field_map *map;
+    _Alignas(16) unsigned char plan[FORMAT_PREP_BYTES];
+};
+void format_prep_init(struct format_prep *p, enum format_kind kind, const struct field_map *map);
+/* Was p prepared for exactly this kind and map (the same pointer)? */
+bool format_prep_matches(const struct format_prep *p, enum format_kind kind,
+                         const struct field_map *map);
+/* format_parse(p->kind, p->map, ...), with the same results. */
+int format_parse_prepared(const struct format_prep *p, const uint8_t *rec, size_t len,
+                          struct parsed_record *out);
+
 #endif

@@ -31,6 +31,9 @@ int fmt_fail(struct parsed_record *out, const char *fmt, ...) __attribute__((for
 /* Parse a timestamp value found in a field: RFC 3339 (time_parse_rfc3339),
  * else a decimal epoch "1700000000[.123]" in seconds. 0 or -1. */
 int fmt_time_from_text(const char *s, size_t n, int64_t *us);
+/* A JSON real as a field: integral values as integers ("403", not "403.0"
+ * or "4.03e+02"), the others with %.15g. Heap. */
+char *fmt_real_dup(double d);
 /* Epoch number of unknown unit -> µs, by magnitude: < 1e11 seconds, < 1e14
  * milliseconds, < 1e17 microseconds, else nanoseconds. Negative, NaN or
  * infinite values -> -1. */
@@ -57,8 +60,6 @@ bool fmt_kv_key_is(const struct fmt_kv_pair *p, const char *name);
 
 /* Family parsers. `rec`/`len` have no trailing '\r'; `out` is zeroed with
  * out->format = kind. Return 0, or fmt_fail(...). */
-int fmt_parse_json_family(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
-                          size_t len, struct parsed_record *out);
 int fmt_parse_kv(const struct field_map *map, const uint8_t *rec, size_t len,
                  struct parsed_record *out);
 int fmt_parse_auditd(const struct field_map *map, const uint8_t *rec, size_t len,

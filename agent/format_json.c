@@ -1,275 +1,232 @@
 /* JSON-based formats: generic json, Kubernetes audit Events and FHIR R4
- * AuditEvents. All three share one jansson parse and a dotted-path extractor
- * ("agent.0.who.display": numeric components index arrays). */
-#include <jansson.h>
-#include <math.h>
+ * AuditEvents, read without building a document. A plan lists the dotted
+ * paths the format preset (and the input's `fields:` overrides) needs, one
+ * scan (format_json_scan.c) finds their values, and the rules below turn them
+ * into time and fields exactly as format_json_jansson.c does; what the scan
+ * declines goes to that jansson implementation. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/format_int.h"
-#include "common/utf8.h"
+#include "agent/format_json_int.h"
 #include "common/xmalloc.h"
 
-/* Follow a dotted path from root; NULL when any step is missing. A numeric
- * component indexes an array; on an object it is an ordinary key. */
-static json_t *json_path(json_t *root, const char *path)
+#define MAX_TIME_PATHS     6
+#define MAX_DEFAULT_PATHS  4
+#define K8S_OBJREF_MEMBERS 5
+
+/* Where each value of the preset comes from: ids of paths in q. */
+struct plan {
+    enum format_kind kind;
+    bool ok; /* the paths fit in q; else every record is declined */
+    struct fmt_json_query q;
+    int time[MAX_TIME_PATHS]; /* candidates in order, -1 after the last */
+    const char *time_name[MAX_TIME_PATHS];
+    bool time_override;
+    int mapped[FMT_NFIELDS];                      /* the `fields:` override, or -1 */
+    int dflt[FMT_NFIELDS][MAX_DEFAULT_PATHS + 1]; /* default candidates, -1 after the last */
+    int objref, objref_member[K8S_OBJREF_MEMBERS], request_uri; /* k8s resource */
+    int resource_type;                                          /* fhir */
+};
+
+/* objectRef members in the order k8s_resource joins them */
+enum { REF_RESOURCE, REF_API_GROUP, REF_NAMESPACE, REF_NAME, REF_SUBRESOURCE };
+static const char *const objref_paths[K8S_OBJREF_MEMBERS] = {
+    "objectRef.resource", "objectRef.apiGroup", "objectRef.namespace", "objectRef.name",
+    "objectRef.subresource"};
+
+static const char *const k8s_time_paths[] = {"stageTimestamp", "requestReceivedTimestamp", NULL};
+static const char *const k8s_defaults[FMT_NFIELDS][2] = {
+    [FMT_TENANT] = {"objectRef.namespace", NULL},
+    [FMT_ACTOR] = {"user.username", NULL},
+    [FMT_ACTION] = {"verb", NULL},
+    [FMT_RESOURCE] = {NULL}, /* k8s_resource */
+    [FMT_OUTCOME] = {"responseStatus.code", NULL},
+};
+
+static const char *const fhir_time_paths[] = {"recorded", NULL};
+static const char *const fhir_defaults[FMT_NFIELDS][MAX_DEFAULT_PATHS] = {
+    [FMT_TENANT] = {"source.site", "source.observer.reference", "source.observer.display", NULL},
+    [FMT_ACTOR] = {"agent.0.who.identifier.value", "agent.0.who.reference", "agent.0.who.display",
+                   NULL},
+    [FMT_ACTION] = {"action", "type.code", NULL},
+    [FMT_RESOURCE] = {"entity.0.what.reference", "entity.0.what.display", NULL},
+    [FMT_OUTCOME] = {"outcome", "outcomeDesc", NULL},
+};
+
+/* Add the NULL-terminated paths to the query, their ids into ids (then -1). */
+static bool add_paths(struct plan *pl, const char *const *paths, int *ids, size_t max)
 {
-    json_t *cur = root;
-    const char *p = path;
-    while (cur && *p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        if (json_is_object(cur)) {
-            cur = json_object_getn(cur, p, n);
-        } else if (json_is_array(cur)) {
-            size_t idx = 0, i;
-            for (i = 0; i < n && p[i] >= '0' && p[i] <= '9' && i < 9; i++)
-                idx = idx * 10 + (size_t)(p[i] - '0');
-            if (n == 0 || i != n)
-                return NULL;
-            cur = json_array_get(cur, idx);
-        } else {
-            return NULL;
+    size_t i = 0;
+    for (; paths[i]; i++) {
+        if (i >= max || (ids[i] = fmt_json_query_add(&pl->q, paths[i])) < 0)
+            return false;
+    }
+    ids[i] = -1;
+    return true;
+}
+
+/* false when the paths do not fit in a query. */
+static bool plan_paths(struct plan *pl, enum format_kind kind, const struct field_map *map)
+{
+    pl->kind = kind;
+    fmt_json_query_init(&pl->q);
+    pl->objref = pl->request_uri = pl->resource_type = -1;
+
+    const char *const *time_paths = kind == FORMAT_K8S_AUDIT ? k8s_time_paths
+                                    : kind == FORMAT_FHIR    ? fhir_time_paths
+                                                             : fmt_default_time_names;
+    const char *const one[] = {map ? map->time : NULL, NULL};
+    pl->time_override = one[0] != NULL;
+    if (pl->time_override)
+        time_paths = one;
+    if (!add_paths(pl, time_paths, pl->time, MAX_TIME_PATHS - 1))
+        return false;
+    for (size_t i = 0; time_paths[i]; i++)
+        pl->time_name[i] = time_paths[i];
+
+    for (int f = 0; f < FMT_NFIELDS; f++) {
+        const char *ov = fmt_map_get(map, (enum fmt_field)f);
+        pl->mapped[f] = -1;
+        pl->dflt[f][0] = -1;
+        if (ov) {
+            if ((pl->mapped[f] = fmt_json_query_add(&pl->q, ov)) < 0)
+                return false;
+            continue;
         }
-        p += n;
-        if (*p == '.')
-            p++;
+        const char *const *d = kind == FORMAT_K8S_AUDIT ? k8s_defaults[f]
+                               : kind == FORMAT_FHIR    ? fhir_defaults[f]
+                                                        : fmt_default_names[f];
+        if (!add_paths(pl, d, pl->dflt[f], MAX_DEFAULT_PATHS))
+            return false;
     }
-    return cur;
-}
 
-/* Scalar -> heap string (valid UTF-8); NULL for null, objects and arrays. */
-static char *json_scalar_dup(const json_t *v)
-{
-    char buf[64];
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        return utf8_sanitize_str(json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return xstrdup(buf);
-    case JSON_REAL: {
-        double d = json_real_value(v);
-        /* integral values print as integers ("403", not "403.0" or "4.03e+02") */
-        if (d == floor(d) && fabs(d) < 1e18)
-            snprintf(buf, sizeof(buf), "%.0f", d);
-        else
-            snprintf(buf, sizeof(buf), "%.15g", d);
-        return xstrdup(buf);
+    if (kind == FORMAT_K8S_AUDIT && !fmt_map_get(map, FMT_RESOURCE)) {
+        pl->objref = fmt_json_query_add(&pl->q, "objectRef");
+        pl->request_uri = fmt_json_query_add(&pl->q, "requestURI");
+        if (pl->objref < 0 || pl->request_uri < 0)
+            return false;
+        for (int i = 0; i < K8S_OBJREF_MEMBERS; i++)
+            if ((pl->objref_member[i] = fmt_json_query_add(&pl->q, objref_paths[i])) < 0)
+                return false;
     }
-    case JSON_TRUE:
-        return xstrdup("true");
-    case JSON_FALSE:
-        return xstrdup("false");
-    default:
-        return NULL;
-    }
+    if (kind == FORMAT_FHIR && (pl->resource_type = fmt_json_query_add(&pl->q, "resourceType")) < 0)
+        return false;
+    return true;
 }
 
-/* A field-map path names its value explicitly, so an object or array there
- * is kept as compact JSON text rather than dropped (default names ignore
- * them: they are scalars by convention). */
-static char *mapped_dup(json_t *root, const char *path)
-{
-    json_t *v = json_path(root, path);
-    if (!v)
-        return NULL;
-    if (!json_is_object(v) && !json_is_array(v))
-        return json_scalar_dup(v);
-    char *txt = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!txt)
-        return NULL;
-    char *s = utf8_sanitize_str(txt, strlen(txt));
-    free(txt);
-    return s;
-}
-
-static char *path_dup(json_t *root, const char *path)
-{
-    json_t *v = json_path(root, path);
-    return v ? json_scalar_dup(v) : NULL;
-}
-
-/* Time from a JSON value: strings are RFC 3339 (or decimal epoch seconds),
- * numbers are epoch seconds/ms/µs/ns by magnitude. */
-static int json_time(const json_t *v, int64_t *us)
-{
-    if (json_is_string(v))
-        return fmt_time_from_text(json_string_value(v), json_string_length(v), us);
-    if (json_is_integer(v))
-        return fmt_time_from_epoch((double)json_integer_value(v), us);
-    if (json_is_real(v))
-        return fmt_time_from_epoch(json_real_value(v), us);
-    return -1;
-}
-
-/* Set out's time from the candidates in `paths`, or from the override path
- * alone. Strict (a format that requires a time, or an override the user
- * configured): the first present value must read as a time, else failure.
- * Lenient (generic json defaults): the first readable candidate wins and an
- * unreadable one is skipped, so an app's "time":"12ms" duration does not
- * turn its records raw. Absent everywhere: failure when `required`, else
- * no time. */
-static int take_time(json_t *root, const char *override, const char *const *paths, bool required,
+/* The time from the candidates. Strict (a format that requires a time, or
+ * an override the user configured): the first present value must read as a
+ * time. Lenient (generic json defaults): the first readable one wins. */
+static int take_time(const struct plan *pl, const struct fmt_jv *vals, bool required,
                      struct parsed_record *out)
 {
-    const char *const one[] = {override, NULL};
-    const char *const *cand = override ? one : paths;
-    bool strict = required || override;
-    for (size_t i = 0; cand[i]; i++) {
-        json_t *v = json_path(root, cand[i]);
-        if (!v || json_is_null(v))
+    bool strict = required || pl->time_override;
+    for (size_t i = 0; pl->time[i] >= 0; i++) {
+        const struct fmt_jv *v = &vals[pl->time[i]];
+        if (v->type == FMT_JV_ABSENT || v->type == FMT_JV_NULL)
             continue;
-        if (json_time(v, &out->time_us) == 0) {
+        if (fmt_jv_time(v, &out->time_us) == 0) {
             out->have_time = true;
             return 0;
         }
         if (strict)
-            return fmt_fail(out, "bad timestamp in %s", cand[i]);
+            return fmt_fail(out, "bad timestamp in %s", pl->time_name[i]);
     }
     if (required)
-        return fmt_fail(out, "no timestamp (%s)", cand[0]);
+        return fmt_fail(out, "no timestamp (%s)", pl->time_name[0]);
     return 0;
 }
 
-static int parse_generic(json_t *root, const struct field_map *map, struct parsed_record *out)
-{
-    if (take_time(root, map ? map->time : NULL, fmt_default_time_names, false, out) < 0)
-        return -1;
-    for (int f = 0; f < FMT_NFIELDS; f++) {
-        const char *ov = fmt_map_get(map, (enum fmt_field)f);
-        char **slot = fmt_field_slot(out, (enum fmt_field)f);
-        if (ov) {
-            *slot = mapped_dup(root, ov);
-            continue;
-        }
-        /* Defaults are top-level keys only: a key with a dot in its name is
-         * still found here, unlike with a dotted path. */
-        for (size_t i = 0; fmt_default_names[f][i] && !*slot; i++) {
-            json_t *v = json_object_get(root, fmt_default_names[f][i]);
-            if (v)
-                *slot = json_scalar_dup(v);
-        }
-    }
-    return 0;
-}
-
-/* "resource[.apiGroup]/namespace/name[/subresource]" (kubectl's
- * resource.group spelling; empty namespace kept as "//" for cluster-scoped
- * objects so positions stay fixed); requestURI for non-resource requests. */
-static char *k8s_resource(json_t *root)
-{
-    json_t *ref = json_object_get(root, "objectRef");
-    if (!json_is_object(ref))
-        return path_dup(root, "requestURI");
-    const char *res = json_string_value(json_object_get(ref, "resource"));
-    const char *grp = json_string_value(json_object_get(ref, "apiGroup"));
-    const char *ns = json_string_value(json_object_get(ref, "namespace"));
-    const char *name = json_string_value(json_object_get(ref, "name"));
-    const char *sub = json_string_value(json_object_get(ref, "subresource"));
-    if (!res)
-        return path_dup(root, "requestURI");
-    /* jansson strings may hold NUL (JSON_ALLOW_NUL): strlen-based pieces just
-     * stop there, and the result is re-validated below. */
-    char *s =
-        xasprintf("%s%s%s/%s/%s%s%s", res, grp && *grp ? "." : "", grp && *grp ? grp : "",
-                  ns ? ns : "", name ? name : "", sub && *sub ? "/" : "", sub && *sub ? sub : "");
-    char *clean = utf8_sanitize_str(s, strlen(s));
-    free(s);
-    return clean;
-}
-
-static const char *const k8s_time_paths[] = {"stageTimestamp", "requestReceivedTimestamp", NULL};
-
-static int parse_k8s(json_t *root, const struct field_map *map, struct parsed_record *out)
-{
-    if (take_time(root, map ? map->time : NULL, k8s_time_paths, true, out) < 0)
-        return -1;
-    static const char *const defaults[FMT_NFIELDS] = {[FMT_TENANT] = "objectRef.namespace",
-                                                      [FMT_ACTOR] = "user.username",
-                                                      [FMT_ACTION] = "verb",
-                                                      [FMT_RESOURCE] = NULL,
-                                                      [FMT_OUTCOME] = "responseStatus.code"};
-    for (int f = 0; f < FMT_NFIELDS; f++) {
-        const char *ov = fmt_map_get(map, (enum fmt_field)f);
-        char **slot = fmt_field_slot(out, (enum fmt_field)f);
-        if (ov)
-            *slot = mapped_dup(root, ov);
-        else if (f == FMT_RESOURCE)
-            *slot = k8s_resource(root);
-        else
-            *slot = path_dup(root, defaults[f]);
-    }
-    return 0;
-}
-
-static const char *const fhir_time_paths[] = {"recorded", NULL};
-
-/* First present path of a NULL-terminated list. */
-static char *first_dup(json_t *root, const char *const *paths)
+/* The first default candidate with a scalar value. */
+static char *first_scalar(const int *ids, const struct fmt_jv *vals)
 {
     char *s = NULL;
-    for (size_t i = 0; paths[i] && !s; i++)
-        s = path_dup(root, paths[i]);
+    for (size_t i = 0; ids[i] >= 0 && !s; i++)
+        s = fmt_jv_scalar_dup(&vals[ids[i]]);
     return s;
 }
 
-static int parse_fhir(json_t *root, const struct field_map *map, struct parsed_record *out)
+/* "resource[.apiGroup]/namespace/name[/subresource]", the members read as C
+ * strings; requestURI when objectRef or its resource is missing. */
+static char *k8s_resource(const struct plan *pl, const struct fmt_jv *vals)
 {
-    const char *rt = json_string_value(json_object_get(root, "resourceType"));
-    if (rt && strcmp(rt, "AuditEvent") != 0)
+    const struct fmt_jv *m[K8S_OBJREF_MEMBERS];
+    size_t room = 6;
+    for (int i = 0; i < K8S_OBJREF_MEMBERS; i++) {
+        m[i] = &vals[pl->objref_member[i]];
+        room += m[i]->n;
+    }
+    if (vals[pl->objref].type != FMT_JV_OBJECT || m[REF_RESOURCE]->type != FMT_JV_STRING)
+        return fmt_jv_scalar_dup(&vals[pl->request_uri]);
+    char *s = xmalloc(room), *o = s;
+    size_t n;
+    fmt_jv_cstr(m[REF_RESOURCE], o, &n);
+    o += n;
+    if (fmt_jv_cstr(m[REF_API_GROUP], o + 1, &n) && n) {
+        *o = '.';
+        o += 1 + n;
+    }
+    *o++ = '/';
+    if (fmt_jv_cstr(m[REF_NAMESPACE], o, &n))
+        o += n;
+    *o++ = '/';
+    if (fmt_jv_cstr(m[REF_NAME], o, &n))
+        o += n;
+    if (fmt_jv_cstr(m[REF_SUBRESOURCE], o + 1, &n) && n) {
+        *o = '/';
+        o += 1 + n;
+    }
+    *o = '\0';
+    return s;
+}
+
+static int parse_plan(const struct plan *pl, const uint8_t *rec, size_t len,
+                      struct parsed_record *out)
+{
+    struct fmt_jv vals[FMT_JSON_MAX_PATHS];
+    if (fmt_json_scan(&pl->q, rec, len, vals) < 0)
+        return FMT_JSON_DECLINED;
+    if (pl->kind == FORMAT_FHIR && vals[pl->resource_type].type == FMT_JV_STRING &&
+        !fmt_jv_cstr_is(&vals[pl->resource_type], "AuditEvent"))
         return fmt_fail(out, "resourceType is not AuditEvent");
-    if (take_time(root, map ? map->time : NULL, fhir_time_paths, true, out) < 0)
+    if (take_time(pl, vals, pl->kind != FORMAT_JSON, out) < 0)
         return -1;
-    static const char *const defaults[FMT_NFIELDS][4] = {
-        [FMT_TENANT] = {"source.site", "source.observer.reference", "source.observer.display",
-                        NULL},
-        [FMT_ACTOR] = {"agent.0.who.identifier.value", "agent.0.who.reference",
-                       "agent.0.who.display", NULL},
-        [FMT_ACTION] = {"action", "type.code", NULL},
-        [FMT_RESOURCE] = {"entity.0.what.reference", "entity.0.what.display", NULL},
-        [FMT_OUTCOME] = {"outcome", "outcomeDesc", NULL},
-    };
     for (int f = 0; f < FMT_NFIELDS; f++) {
-        const char *ov = fmt_map_get(map, (enum fmt_field)f);
         char **slot = fmt_field_slot(out, (enum fmt_field)f);
-        *slot = ov ? mapped_dup(root, ov) : first_dup(root, defaults[f]);
+        if (pl->mapped[f] >= 0)
+            *slot = fmt_jv_mapped_dup(&vals[pl->mapped[f]]);
+        else if (pl->objref >= 0 && f == FMT_RESOURCE)
+            *slot = k8s_resource(pl, vals);
+        else
+            *slot = first_scalar(pl->dflt[f], vals);
     }
     return 0;
 }
 
-int fmt_parse_json_family(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
-                          size_t len, struct parsed_record *out)
+static_assert(sizeof(struct plan) <= FORMAT_PREP_BYTES, "FORMAT_PREP_BYTES too small");
+static_assert(_Alignof(struct plan) <= 16, "format_prep.plan alignment too small");
+
+bool fmt_json_plan_init(void *plan, enum format_kind kind, const struct field_map *map)
 {
-    json_error_t jerr;
-    /* JSON_ALLOW_NUL: "\u0000" in a value must not fail the whole record;
-     * jansson itself rejects invalid UTF-8 and bounds nesting depth. */
-    json_t *root = json_loadb((const char *)rec, len, JSON_ALLOW_NUL, &jerr);
-    /* An integer beyond int64 (a 64-bit unsigned trace id...) must not make
-     * the whole record unreadable: retry reading integers as doubles. Rare,
-     * so the usual path keeps integers exact. */
-    if (!root && strstr(jerr.text, "too big"))
-        root = json_loadb((const char *)rec, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
-    if (!root)
-        return fmt_fail(out, "invalid JSON at byte %d: %.100s", jerr.position, jerr.text);
-    int rc;
-    if (!json_is_object(root)) {
-        rc = fmt_fail(out, "JSON record is not an object");
-        goto out;
-    }
-    switch (kind) {
-    case FORMAT_K8S_AUDIT:
-        rc = parse_k8s(root, map, out);
-        break;
-    case FORMAT_FHIR:
-        rc = parse_fhir(root, map, out);
-        break;
-    default:
-        rc = parse_generic(root, map, out);
-        break;
-    }
-out:
-    json_decref(root);
-    return rc;
+    struct plan *pl = plan;
+    pl->ok = plan_paths(pl, kind, map);
+    return pl->ok;
+}
+
+int fmt_json_parse_planned(const void *plan, const uint8_t *rec, size_t len,
+                           struct parsed_record *out)
+{
+    const struct plan *pl = plan;
+    return pl->ok ? parse_plan(pl, rec, len, out) : FMT_JSON_DECLINED;
+}
+
+int fmt_json_parse_fast(enum format_kind kind, const struct field_map *map, const uint8_t *rec,
+                        size_t len, struct parsed_record *out)
+{
+    struct format_prep p;
+    fmt_json_plan_init(p.plan, kind, map);
+    return fmt_json_parse_planned(p.plan, rec, len, out);
 }

@@ -34,6 +34,10 @@ static const struct prog agent_prog = {
 
 int main(int argc, char **argv)
 {
+    /* First: a SIGTERM while the configuration loads (a pod deleted as it
+     * starts, a test stopping an agent it just restarted) must stop the
+     * agent cleanly, not by the default action (exit 143). */
+    volatile sig_atomic_t *stop = prog_signals();
     struct prog_args args;
     int status = prog_parse(&agent_prog, argc, argv, &args);
     if (status >= 0)
@@ -51,7 +55,6 @@ int main(int argc, char **argv)
     if (cfg.file.log.level)
         (void)log_level_parse(cfg.file.log.level, &lvl); /* checked by the loader */
     log_init("agent", lvl);
-    volatile sig_atomic_t *stop = prog_signals();
 
     char err[1024];
     struct agent *a = agent_new(&cfg, err, sizeof(err));

@@ -22,7 +22,9 @@ char *record_encode(struct record_ctx *c, const struct record_in *r, size_t *len
                     bool *parse_failed)
 {
     struct parsed_record pr;
-    *parse_failed = format_parse(r->kind, r->map, r->data, r->len, &pr) < 0;
+    if (!format_prep_matches(&c->prep, r->kind, r->map))
+        format_prep_init(&c->prep, r->kind, r->map);
+    *parse_failed = format_parse_prepared(&c->prep, r->data, r->len, &pr) < 0;
     struct envelope e;
     memset(&e, 0, sizeof(e));
     e.v = 1;

@@ -16,12 +16,15 @@ struct record_ctx {
     const char *host, *namespace_, *pod, *container; /* NULL = absent */
     int64_t max_past_us, max_future_us;
     struct envelope_time_cache tcache; /* main thread only */
+    /* The format and field map of the last record, prepared (main thread
+     * only): the agent reads many records of one input in a row. */
+    struct format_prep prep;
 };
 
 struct record_in {
     enum format_kind kind;
-    const struct field_map *map;
-    const char *stream_hex; /* 32 hex */
+    const struct field_map *map; /* valid and unchanged as long as the record_ctx */
+    const char *stream_hex;      /* 32 hex */
     const char *path;
     uint64_t seq, offset, truncated;
     const uint8_t *prev, *hash; /* CHAIN_HASH_LEN each */

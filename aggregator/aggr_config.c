@@ -42,7 +42,7 @@ static const struct cfg_key batch_keys[] = {
        "flush a batch at this many messages"),
     KI("max_bytes", struct aggr_batch_conf, max_bytes, "16MiB", 1024, INT32_MAX,
        "flush a batch at this many bytes of Kafka message values (whole envelopes)"),
-    KI("max_ms", struct aggr_batch_conf, max_ms, "200", 1, 600000,
+    KI("max_ms", struct aggr_batch_conf, max_ms, "50", 1, 600000,
        "flush a batch this long after its first message"),
     KI("max_message_bytes", struct aggr_batch_conf, max_message_bytes, "4MiB", 1024, INT32_MAX,
        "a larger Kafka message value goes to the DLQ (reason oversize)"),

@@ -196,6 +196,13 @@ fail:
     return NULL;
 }
 
+/* The batch being built has reached batch.max_events or batch.max_bytes. */
+static bool batch_full(const struct aggregator *a)
+{
+    return a->batch_msgs >= (size_t)a->cfg->batch.max_events ||
+           a->batch_bytes >= (size_t)a->cfg->batch.max_bytes;
+}
+
 int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
 {
     struct writer_result res;
@@ -217,7 +224,7 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
             }
             if (a->retry_at_ms - now < (uint64_t)timeout)
                 timeout = (int)(a->retry_at_ms - now);
-        } else if (flush_due(a, now)) {
+        } else if (flush_due(a, now) && (!a->inflight_active || batch_full(a))) {
             if (!a->inflight_active) {
                 flush_seal_and_submit(a);
                 health_sync_counters(a);
@@ -229,8 +236,12 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
             }
             continue;
         } else if (flush_has_content(a)) {
+            /* Past batch.max_ms while the previous batch is still being
+             * written: keep filling this one up to its size limits rather
+             * than wait with it, so that a backlog is written in large
+             * batches however short batch.max_ms is. */
             uint64_t due = a->batch_start_ms + (uint64_t)a->cfg->batch.max_ms;
-            timeout = due > now ? (int)(due - now < 100 ? due - now : 100) : 0;
+            timeout = due > now ? (int)(due - now < 100 ? due - now : 100) : 5;
         }
         if (writer_busy(a->wr) && timeout > 5)
             timeout = 5; /* notice the writer's result promptly when idle */

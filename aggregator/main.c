@@ -370,6 +370,9 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* First: a SIGTERM while the configuration loads (a pod deleted as it
+     * starts) must stop the program cleanly, not by the default action. */
+    volatile sig_atomic_t *stop = prog_signals();
     struct prog_args args;
     struct aggr_cmd cmd;
     int rc = prog_parse(&aggr_prog, argc, argv, &args);
@@ -387,7 +390,6 @@ int main(int argc, char **argv)
     enum log_level lvl = LOG_INFO;
     (void)log_level_parse(cfg.log.level, &lvl); /* checked by the loader */
     log_init("aggregator", lvl);
-    volatile sig_atomic_t *stop = prog_signals();
     switch (cmd.kind) {
     case CMD_MIGRATE:
         rc = run_migrations(&cfg, false, stop) == 0 ? 0 : 1;

@@ -1,6 +1,9 @@
 /* The body of the format_* fuzz targets: one target per format kind, each
  * defining FUZZ_KIND and the field map it also tries (FUZZ_MAP_*), so that
- * every kind keeps its own corpus. */
+ * every kind keeps its own corpus. For the JSON kinds it is also a
+ * differential target: the fast path (format_json.c) must agree with the
+ * jansson implementation (format_json_jansson.c) on everything, error text
+ * included, whenever it does not decline. */
 #ifndef AUDITRAIL_FUZZ_FORMAT_COMMON_H
 #define AUDITRAIL_FUZZ_FORMAT_COMMON_H
 
@@ -10,6 +13,7 @@
 #include <string.h>
 
 #include "agent/format.h"
+#include "agent/format_json_int.h"
 #include "fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,6 +53,39 @@ static inline bool fuzz_parsed_same(int rc1, const struct parsed_record *a, int 
            fuzz_streq(a->resource, b->resource) && fuzz_streq(a->outcome, b->outcome);
 }
 
+static inline bool fuzz_json_kind(enum format_kind kind)
+{
+    return kind == FORMAT_JSON || kind == FORMAT_K8S_AUDIT || kind == FORMAT_FHIR;
+}
+
+/* Fast path against jansson on rec[0, len) (no trailing '\r'); `pub` is
+ * what format_parse gave (rc_pub), which must be jansson's answer too. */
+static inline void fuzz_json_diff(enum format_kind kind, const struct field_map *map,
+                                  const uint8_t *rec, size_t len, int rc_pub,
+                                  const struct parsed_record *pub)
+{
+    struct parsed_record f, j;
+    memset(&f, 0, sizeof f);
+    memset(&j, 0, sizeof j);
+    f.format = j.format = kind;
+    int rf = fmt_json_parse_fast(kind, map, rec, len, &f);
+    int rj = fmt_json_parse_jansson(kind, map, rec, len, &j);
+    FUZZ_CHECK(fuzz_parsed_same(rc_pub, pub, rj, &j) && strcmp(pub->err, j.err) == 0,
+               "format_parse differs from jansson (rc %d/%d, err \"%s\"/\"%s\")", rc_pub, rj,
+               pub->err, j.err);
+    if (rf == FMT_JSON_DECLINED) {
+        FUZZ_CHECK(f.format == kind && !f.have_time && !f.tenant && !f.actor && !f.action &&
+                       !f.resource && !f.outcome && !f.err[0],
+                   "a declined parse left output behind");
+    } else {
+        FUZZ_CHECK(fuzz_parsed_same(rf, &f, rj, &j) && strcmp(f.err, j.err) == 0,
+                   "fast path differs from jansson (rc %d/%d, err \"%s\"/\"%s\")", rf, rj, f.err,
+                   j.err);
+    }
+    parsed_record_release(&f);
+    parsed_record_release(&j);
+}
+
 static inline void fuzz_format_one(enum format_kind kind, const struct field_map *map,
                                    const uint8_t *data, size_t size)
 {
@@ -65,6 +102,12 @@ static inline void fuzz_format_one(enum format_kind kind, const struct field_map
         memcpy(rec, data, size);
     int rc = format_parse(kind, map, rec, size, &a);
     fuzz_format_check(kind, rc, &a);
+    if (fuzz_json_kind(kind)) {
+        size_t len = size;
+        while (len && rec[len - 1] == '\r')
+            len--;
+        fuzz_json_diff(kind, map, rec, len, rc, &a);
+    }
 
     /* A '\r' before the '\n' stays in the record but parsers ignore it. */
     if (!(size && data[size - 1] == '\r')) {
@@ -87,6 +130,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                             FUZZ_MAP_ACTION, FUZZ_MAP_RESOURCE, FUZZ_MAP_OUTCOME};
     fuzz_format_one(FUZZ_KIND, NULL, data, size);
     fuzz_format_one(FUZZ_KIND, &custom, data, size);
+    /* JSON kinds: paths to containers, indexes with leading zeros, empty
+     * and trailing components (the record itself is path ""). */
+    static const struct field_map odd = {"ts.", "", "agent.00.who", "a..b", "objectRef", "user"};
+    if (fuzz_json_kind(FUZZ_KIND))
+        fuzz_format_one(FUZZ_KIND, &odd, data, size);
     return 0;
 }
 #endif

@@ -1,5 +1,6 @@
-/* Fuzz format_parse for the fhir format, with its default field names and
- * with a custom field map (see format_common.h for the invariants). */
+/* Fuzz format_parse for the fhir format, with its default field names, a
+ * custom field map and an odd one, and its fast path against jansson (see
+ * format_common.h for the invariants). */
 #define FUZZ_KIND         FORMAT_FHIR
 #define FUZZ_MAP_TIME     "meta.when"
 #define FUZZ_MAP_TENANT   "org.0.id"

@@ -5,7 +5,9 @@
  * fault visible in metrics and, where it is an alert, at a test webhook.
  *
  * Sleeps here are fault durations (how long a dependency stays down), never
- * waits for a condition: those use test_wait_until. */
+ * waits for a condition: those use test_wait_until.
+ * STACK: alone (every service of the stack is stopped, killed or made to
+ * fail in turn: never in parallel with other suites). */
 #include <check.h>
 #include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>

@@ -4,8 +4,8 @@
  * parameters (the data untouched), FHIR Bundles, streams and incidents,
  * routing headers, the audit log, an export larger than its memory bound
  * (RSS checked), and 1000 concurrent connections with wrk.
- * STACK: this suite pauses the replica's replay: run it alone, never in
- * parallel with other suites. */
+ * STACK: alone (this suite pauses the replica's replay: never in parallel
+ * with other suites). */
 #include <check.h>
 #include <jansson.h>
 #include <pthread.h>

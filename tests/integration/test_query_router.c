@@ -2,8 +2,8 @@
  * where reads go when the replica is healthy, paused, stopped, or the
  * primary is stopped; replica_only; min_lsn; a full pool; which failures
  * are retried elsewhere.
- * STACK: this suite stops and starts pg-replica and pg-primary
- * (scripts/stack): run it alone, never in parallel with other suites. */
+ * STACK: alone (this suite stops and starts pg-replica and pg-primary
+ * through scripts/stack: never in parallel with other suites). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>

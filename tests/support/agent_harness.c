@@ -98,6 +98,11 @@ void ah_start(struct ah_env *e)
 
 void ah_stop(struct ah_env *e)
 {
+    /* A clean stop is asked of a running agent: one just restarted may not
+     * have reached its signal handlers yet (SIGTERM's default action would
+     * end it with 143). It answers HTTP only after installing them. */
+    ck_assert_msg(probe_wait_status(e->port, "/healthz", 200, STOP_TIMEOUT_MS),
+                  "agent does not answer /healthz before its stop (log %s)", e->log);
     int rc = proc_stop(e->agent, STOP_TIMEOUT_MS);
     ck_assert_msg(rc == 0, "agent exited %d on SIGTERM (log %s)", rc, e->log);
 }

@@ -151,6 +151,65 @@ START_TEST(test_encode_parses_payload_time)
 }
 END_TEST
 
+/* The context prepares the format of the last input it saw; records of
+ * inputs that alternate (other kind, other field map) still get their own
+ * input's fields. */
+START_TEST(test_encode_alternating_inputs)
+{
+    static struct record_ctx c = {.source_name = "s",
+                                  .max_past_us = 100LL * 366 * 86400 * 1000000,
+                                  .max_future_us = 100LL * 366 * 86400 * 1000000};
+    struct field_map by_user = {.actor = "user.name"}, by_who = {.actor = "who"};
+    const char *line = "{\"actor\":\"a\",\"user\":{\"name\":\"u\"},\"who\":\"w\","
+                       "\"stageTimestamp\":\"2026-11-26T19:50:45Z\",\"verb\":\"get\"}";
+    struct {
+        enum format_kind kind;
+        const struct field_map *map;
+        const char *actor, *action;
+    } inputs[] = {{FORMAT_JSON, NULL, "a", "get"},
+                  {FORMAT_JSON, &by_user, "u", "get"},
+                  {FORMAT_JSON, &by_who, "w", "get"},
+                  {FORMAT_K8S_AUDIT, NULL, NULL, "get"},
+                  {FORMAT_RAW, NULL, NULL, NULL}};
+    uint8_t prev[CHAIN_HASH_LEN], hash[CHAIN_HASH_LEN];
+    chain_genesis("0123456789abcdef0123456789abcdef", prev);
+    for (unsigned round = 0; round < 20; round++) {
+        size_t i = (round * 7) % 5;
+        chain_next(prev, round, line, strlen(line), hash);
+        struct record_in in = {.kind = inputs[i].kind,
+                               .map = inputs[i].map,
+                               .stream_hex = "0123456789abcdef0123456789abcdef",
+                               .path = "/p",
+                               .seq = round,
+                               .prev = prev,
+                               .hash = hash,
+                               .data = (const uint8_t *)line,
+                               .len = strlen(line),
+                               .read_time_us = 1764186645123456};
+        size_t elen;
+        bool failed = true;
+        char *js = record_encode(&c, &in, &elen, &failed);
+        ck_assert(!failed);
+        struct envelope d;
+        memset(&d, 0, sizeof(d));
+        char err[128];
+        ck_assert_msg(envelope_decode(js, elen, &d, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_str_eq(d.format, format_kind_name(inputs[i].kind));
+        if (inputs[i].actor)
+            ck_assert_str_eq(d.fields.actor, inputs[i].actor);
+        else
+            ck_assert_ptr_null(d.fields.actor);
+        if (inputs[i].action)
+            ck_assert_str_eq(d.fields.action, inputs[i].action);
+        else
+            ck_assert_ptr_null(d.fields.action);
+        envelope_release(&d);
+        free(js);
+        memcpy(prev, hash, CHAIN_HASH_LEN);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("agent_record");
@@ -158,6 +217,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_encode_decodes_and_verifies);
     tcase_add_test(tc, test_decide_time);
     tcase_add_test(tc, test_encode_parses_payload_time);
+    tcase_add_test(tc, test_encode_alternating_inputs);
     suite_add_tcase(s, tc);
     return s;
 }

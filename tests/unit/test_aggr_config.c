@@ -18,7 +18,7 @@ START_TEST(defaults)
     ck_assert_str_eq(c.kafka.group, "auditrail-aggregator");
     ck_assert_int_eq(c.batch.max_events, 5000);
     ck_assert_int_eq(c.batch.max_bytes, 16 << 20);
-    ck_assert_int_eq(c.batch.max_ms, 200);
+    ck_assert_int_eq(c.batch.max_ms, 50);
     ck_assert_int_eq(c.dedupe.lru_size, 1000000);
     ck_assert_int_eq(c.dedupe.redis_ttl_s, 86400);
     ck_assert_int_eq(c.partitions.premake, 7);

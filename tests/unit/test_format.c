@@ -1,6 +1,7 @@
 /* Unit tests for the format dispatch (agent/format.c): kind names, field maps
- * from config, raw, UTF-8 safety, and a deterministic mutation loop over every
- * parser that must never crash, leak or return invalid strings. */
+ * from config, raw, UTF-8 safety, prepared formats, and a deterministic
+ * mutation loop over every parser that must never crash, leak or return
+ * invalid strings. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,63 @@ START_TEST(mutation_loop_all_parsers)
 }
 END_TEST
 
+static bool same_parse(int rc1, const struct parsed_record *a, int rc2,
+                       const struct parsed_record *b)
+{
+    const char *fa[] = {a->tenant, a->actor, a->action, a->resource, a->outcome};
+    const char *fb[] = {b->tenant, b->actor, b->action, b->resource, b->outcome};
+    bool same = rc1 == rc2 && a->format == b->format && a->have_time == b->have_time &&
+                a->time_us == b->time_us && strcmp(a->err, b->err) == 0;
+    for (int i = 0; i < 5; i++)
+        same = same && ((!fa[i] || !fb[i]) ? fa[i] == fb[i] : strcmp(fa[i], fb[i]) == 0);
+    return same;
+}
+
+/* A prepared format parses every record as format_parse does, whatever came
+ * before it: the preparation is the same work, done once. */
+START_TEST(prepared_equals_format_parse)
+{
+    static const struct field_map custom = {.time = "meta.when",
+                                            .tenant = "objectRef.namespace",
+                                            .actor = "user",
+                                            .action = "verb",
+                                            .resource = "agent.0.who",
+                                            .outcome = "responseStatus.code"};
+    const struct field_map *maps[] = {NULL, &custom};
+    struct format_prep zero;
+    memset(&zero, 0, sizeof(zero));
+    ck_assert(!format_prep_matches(&zero, FORMAT_JSON, NULL));
+    static struct format_prep p; /* big: not on the test's stack */
+    size_t n;
+    char **lines = load_lines(&n);
+    ck_assert_uint_ge(n, 20);
+    for (int k = 0; k < FORMAT_COUNT; k++) {
+        for (size_t m = 0; m < 2; m++) {
+            format_prep_init(&p, (enum format_kind)k, maps[m]);
+            ck_assert(format_prep_matches(&p, (enum format_kind)k, maps[m]));
+            ck_assert(!format_prep_matches(&p, (enum format_kind)k, maps[1 - m]));
+            ck_assert(
+                !format_prep_matches(&p, (enum format_kind)((k + 1) % FORMAT_COUNT), maps[m]));
+            /* every line of every fixture, twice over, with the same prep */
+            for (size_t i = 0; i < 2 * n; i++) {
+                const char *line = lines[i % n];
+                struct parsed_record a, b;
+                int ra = format_parse_prepared(&p, (const uint8_t *)line, strlen(line), &a);
+                int rb = format_parse((enum format_kind)k, maps[m], (const uint8_t *)line,
+                                      strlen(line), &b);
+                ck_assert_msg(same_parse(ra, &a, rb, &b), "%s map %zu: %s",
+                              format_kind_name((enum format_kind)k), m, line);
+                parsed_record_release(&a);
+                parsed_record_release(&b);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("format");
@@ -279,6 +337,7 @@ static Suite *suite(void)
     tcase_add_test(tc, field_map_from_config);
     tcase_add_test(tc, raw_always_succeeds);
     tcase_add_test(tc, huge_and_deep_inputs);
+    tcase_add_test(tc, prepared_equals_format_parse);
     suite_add_tcase(s, tc);
     TCase *fz = tcase_create("mutations");
     tcase_set_timeout(fz, 600);
