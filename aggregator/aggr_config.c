@@ -23,6 +23,20 @@ static const struct cfg_key pg_keys[] = {
       "libpq connection strings of streaming replicas (reads)"),
     KI("max_replica_lag_ms", struct aggr_pg_conf, max_replica_lag_ms, "5000", 0, INT32_MAX,
        "a replica lagging more than this serves no reads"),
+    KI("statement_timeout_ms", struct aggr_pg_conf, statement_timeout_ms, "30000", 0, INT32_MAX,
+       "statement_timeout of the writer's and maintenance's sessions; 0 = the server's"),
+    KI("lock_timeout_ms", struct aggr_pg_conf, lock_timeout_ms, "10000", 0, INT32_MAX,
+       "lock_timeout of the writer's and maintenance's sessions (a lock wait fails and is "
+       "retried); 0 = the server's"),
+    KI("client_timeout_ms", struct aggr_pg_conf, client_timeout_ms, "40000", 0, INT32_MAX,
+       "client-side deadline of every statement: a server silent this long (frozen, "
+       "black-holed) gets a cancel and the connection is dropped and retried; 0 = none"),
+    KI("tcp_user_timeout_ms", struct aggr_pg_conf, tcp_user_timeout_ms, "15000", 0, INT32_MAX,
+       "libpq tcp_user_timeout: data unacknowledged this long drops the connection; 0 = the "
+       "kernel's (the conninfo may override it and keepalives_*)"),
+    KI("write_stall_ms", struct aggr_pg_conf, write_stall_ms, "20000", 100, INT32_MAX,
+       "a batch write in flight longer than this makes /readyz fail and fires "
+       "AuditrailWriteStalled"),
     KI("health_interval_ms", struct aggr_pg_conf, health_interval_ms, "1000", 50, 600000,
        "the read path checks each host's health and lag every 1-2x this (jitter)"),
     CFG_END,
@@ -73,6 +87,9 @@ static const struct cfg_key partitions_keys[] = {
       "detach expired partitions but keep their tables (archive them yourself)"),
     KI("maintenance_interval_s", struct aggr_partitions_conf, maintenance_interval_s, "300", 1,
        86400, "how often partition maintenance runs"),
+    KI("max_days_per_batch", struct aggr_partitions_conf, max_days_per_batch, "8", 1, 1000,
+       "a batch whose rows fall on more UTC days is written in several transactions of at most "
+       "this many days: bounds the partitions one transaction creates and locks"),
     CFG_END,
 };
 
@@ -153,6 +170,11 @@ static int aggr_config_check(struct cfg_check *chk, void *ud)
                               "must differ from kafka.topic and kafka.dlq_topic");
     if (c->breaker.min_calls > c->breaker.window)
         return cfg_check_fail(chk, "breaker.min_calls", "must be <= breaker.window");
+    if (c->postgres.client_timeout_ms > 0 &&
+        c->postgres.client_timeout_ms <= c->postgres.statement_timeout_ms)
+        return cfg_check_fail(chk, "postgres.client_timeout_ms",
+                              "must be above postgres.statement_timeout_ms (the server's own "
+                              "limit ends a slow statement cleanly first), or 0");
     if (c->breaker.open_base_ms > c->breaker.open_max_ms)
         return cfg_check_fail(chk, "breaker.open_base_ms", "must be <= breaker.open_max_ms");
     /* Each trip can be turned off, not both: a breaker that never opens
@@ -178,6 +200,15 @@ int aggr_config_load_string(struct aggr_config *c, const char *yaml, char *err, 
 void aggr_config_free(struct aggr_config *c)
 {
     cfg_free(aggr_config_keys, c);
+}
+
+void aggr_config_pg_limits(const struct aggr_config *c, struct pg_limits *out)
+{
+    *out = (struct pg_limits)PG_LIMITS_DEFAULT;
+    out->statement_timeout_ms = (int)c->postgres.statement_timeout_ms;
+    out->lock_timeout_ms = (int)c->postgres.lock_timeout_ms;
+    out->client_timeout_ms = (int)c->postgres.client_timeout_ms;
+    out->tcp_user_timeout_ms = (int)c->postgres.tcp_user_timeout_ms;
 }
 
 void aggr_config_breaker(const struct aggr_config *c, struct breaker_conf *out)

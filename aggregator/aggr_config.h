@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregator/pg_conn.h"
 #include "common/alert.h"
 #include "common/breaker.h"
 #include "common/conf_common.h"
@@ -18,6 +19,9 @@ struct aggr_pg_conf {
     char *primary;               /* libpq conninfo, required */
     struct cfg_strlist replicas; /* libpq conninfos for reads */
     int64_t max_replica_lag_ms;
+    /* Limits of the writer's and maintenance's connections (pg_limits). */
+    int64_t statement_timeout_ms, lock_timeout_ms, client_timeout_ms, tcp_user_timeout_ms;
+    int64_t write_stall_ms;     /* a write in flight longer: not ready, AuditrailWriteStalled */
     int64_t health_interval_ms; /* read path: each host checked every 1-2x this */
 };
 
@@ -47,6 +51,7 @@ struct aggr_partitions_conf {
     int64_t retention_days;
     bool retention_keep_table;
     int64_t maintenance_interval_s;
+    int64_t max_days_per_batch; /* days one transaction writes at most (pg_writer_opts) */
 };
 
 struct aggr_breaker_conf {
@@ -89,5 +94,7 @@ int aggr_config_load_string(struct aggr_config *c, const char *yaml, char *err, 
 void aggr_config_free(struct aggr_config *c);
 /* The breaker section as a breaker_conf. */
 void aggr_config_breaker(const struct aggr_config *c, struct breaker_conf *out);
+/* The postgres section's limits of a connection. */
+void aggr_config_pg_limits(const struct aggr_config *c, struct pg_limits *out);
 
 #endif

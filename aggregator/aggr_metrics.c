@@ -100,6 +100,16 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
                                "retrying a batch)",
                                NULL);
     am->ready = metrics_gauge(reg, P "ready", "1 when /readyz reports ready", NULL);
+    am->write_inflight =
+        metrics_gauge(reg, P "write_inflight_seconds",
+                      "how long the PostgreSQL call in progress has run (0: none); above "
+                      "postgres.write_stall_ms the process is not ready",
+                      NULL);
+    am->fields_cut = metrics_counter(
+        reg, P "fields_cut_total",
+        "rows stored with an indexed field (tenant, actor, action, resource, outcome) cut to "
+        "512 bytes; the whole value stays in raw",
+        NULL);
 }
 
 struct metric *aggr_metrics_lag(struct aggr_metrics *am, int32_t partition)

@@ -31,6 +31,7 @@ struct aggr_metrics {
     struct metric *breaker_pg, *breaker_redis, *breaker_dlq;
     struct metric *redis_errors, *redis_skipped;
     struct metric *assigned, *paused, *ready;
+    struct metric *write_inflight, *fields_cut;
 };
 
 void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg);

@@ -148,7 +148,10 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     a->window.max_age_us =
         validate_max_age_us(cfg->partitions.retention_days, cfg->partitions.maintenance_interval_s);
 
-    a->pg = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, err, errlen);
+    struct pg_writer_opts wo = PG_WRITER_OPTS_DEFAULT;
+    aggr_config_pg_limits(cfg, &wo.limits);
+    wo.max_days = (int)cfg->partitions.max_days_per_batch;
+    a->pg = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, &wo, err, errlen);
     if (!a->pg)
         goto fail;
     a->wr = writer_new(a->pg);
@@ -181,6 +184,7 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
      * more. */
     mc.recent_write_s = cfg->partitions.maintenance_interval_s + 120;
     mc.holder = holder;
+    mc.pg_limits = &wo.limits;
     if (lease_ns[0]) {
         snprintf(lease_name, sizeof(lease_name), "auditrail:lease:maintenance:%s", lease_ns);
         mc.lease_name = lease_name;
@@ -209,6 +213,8 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
     while (!*stop && !a->fatal) {
         uint64_t now = time_mono_ms();
         periodic(a, now);
+        if (a->held && !writer_busy(a->wr))
+            a->held = false; /* the write ended and its result was taken */
         consume_sync_pause(a);
         health_update_ready(a);
         if (writer_busy(a->wr) && writer_wait(a->wr, 0, &res)) {
@@ -224,17 +230,24 @@ int aggregator_run(struct aggregator *a, const volatile sig_atomic_t *stop)
             }
             if (a->retry_at_ms - now < (uint64_t)timeout)
                 timeout = (int)(a->retry_at_ms - now);
-        } else if (flush_due(a, now) && (!a->inflight_active || batch_full(a))) {
-            if (!a->inflight_active) {
-                flush_seal_and_submit(a);
-                health_sync_counters(a);
-            } else if (writer_wait(a->wr, 100, &res)) {
-                /* One batch in flight at a time: wait for it rather than
-                 * grow this one past its limits. */
-                flush_finish(a, &res);
-                health_sync_counters(a);
-            }
+        } else if (flush_due(a, now) && !a->inflight_active) {
+            flush_seal_and_submit(a);
+            health_sync_counters(a);
             continue;
+        } else if (flush_due(a, now) && batch_full(a)) {
+            /* One batch in flight at a time: wait for it a little rather
+             * than grow this one past its limits; if it takes longer, hold
+             * intake (partitions paused) and keep polling, so that the
+             * group keeps us however long PostgreSQL takes. */
+            if (!a->held) {
+                if (writer_wait(a->wr, 100, &res)) {
+                    flush_finish(a, &res);
+                    health_sync_counters(a);
+                    continue;
+                }
+                a->held = true;
+                consume_sync_pause(a);
+            }
         } else if (flush_has_content(a)) {
             /* Past batch.max_ms while the previous batch is still being
              * written: keep filling this one up to its size limits rather

@@ -57,7 +57,8 @@ enum ready_code {
     READY_STOPPING,
 };
 
-enum flush_result { FLUSH_DONE, FLUSH_RETRY, FLUSH_ABANDONED, FLUSH_FATAL };
+/* FLUSH_BUSY: the writer was still busy when a bounded wait ended. */
+enum flush_result { FLUSH_DONE, FLUSH_RETRY, FLUSH_ABANDONED, FLUSH_FATAL, FLUSH_BUSY };
 
 struct aggregator {
     const struct aggr_config *cfg;
@@ -78,7 +79,15 @@ struct aggregator {
      * offsets of the batch being built. */
     struct batch inflight;
     bool inflight_active;
+    /* The in-flight batch was abandoned while the writer still wrote it (a
+     * revocation waits only so long): its result, when it comes, is only
+     * accounted. */
+    bool inflight_orphaned;
     size_t inflight_msgs;
+    /* Intake is held (partitions paused, polling goes on so the group keeps
+     * us) while the writer is busy and the next batch is due, or an
+     * orphaned write still runs. */
+    bool held;
     struct batch batch;      /* the batch being built */
     size_t batch_msgs;       /* messages handled into the batch (rows, dups, DLQ) */
     size_t batch_bytes;      /* their value bytes (batch.max_bytes): decoded rows and DLQ
@@ -97,6 +106,9 @@ struct aggregator {
     struct dedupe_stats last_dd;
     uint64_t last_dlq_failures, last_dlq_cut;
     atomic_int ready_code; /* read by httpd threads */
+    bool stall_alerted;    /* AuditrailWriteStalled fired and not yet resolved */
+    bool pg_answered;      /* a write or probe succeeded since it fired */
+    bool resource_alerted; /* AuditrailWriteResources fired and not yet resolved */
     /* The last commit's WAL position and time (read by httpd threads for
      * /v1/status; flush.c records them). */
     atomic_uint_fast64_t commit_lsn;
@@ -142,13 +154,20 @@ void consume_apply_resets(struct aggregator *a);
 
 /* The batch being built holds rows or offsets. */
 bool flush_has_content(const struct aggregator *a);
+/* How long a rebalance callback waits for the writer before it goes on
+ * without it (the group waits for the callback). */
+#define FLUSH_REBALANCE_WAIT_MS 5000
+
 /* The batch being built is due (batch_due on its counts). */
 bool flush_due(const struct aggregator *a, uint64_t now);
 enum flush_result flush_seal_and_submit(struct aggregator *a);
 /* Take the in-flight batch's result (the writer is idle now). */
 enum flush_result flush_finish(struct aggregator *a, struct writer_result *res);
 void flush_retry_now(struct aggregator *a);
-enum flush_result flush_drain(struct aggregator *a);
+/* Wait for the in-flight batch up to deadline_ms (monotonic; 0 = as long as
+ * it takes, which the writer's client deadline bounds) and take its
+ * result; FLUSH_BUSY when it is still being written. */
+enum flush_result flush_drain(struct aggregator *a, uint64_t deadline_ms);
 void flush_all_once(struct aggregator *a);
 void flush_abandon_all(struct aggregator *a, bool reload);
 /* At stop: commit what was handled if PostgreSQL lets us within a short

@@ -119,6 +119,20 @@ void batch_split(struct batch *b, size_t k, struct batch *lo, struct batch *hi)
     }
 }
 
+void batch_unsplit(struct batch *b, struct batch *lo, struct batch *hi)
+{
+    for (size_t i = 0; i < lo->n; i++) {
+        b->rows[i].env = lo->rows[i].env;
+        memset(&lo->rows[i].env, 0, sizeof(lo->rows[i].env));
+    }
+    for (size_t i = 0; i < hi->n; i++) {
+        b->rows[lo->n + i].env = hi->rows[i].env;
+        memset(&hi->rows[i].env, 0, sizeof(hi->rows[i].env));
+    }
+    batch_release(lo);
+    batch_release(hi);
+}
+
 bool batch_due(const struct aggr_batch_conf *bc, size_t msgs, size_t bytes, uint64_t start_ms,
                uint64_t now_ms)
 {

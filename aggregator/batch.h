@@ -64,6 +64,9 @@ size_t batch_remove(struct batch *b, const uint8_t *drop);
  * continues from there (or from b's expected offset) to b's next offset, so
  * committing lo then hi commits exactly what b would have. */
 void batch_split(struct batch *b, size_t k, struct batch *lo, struct batch *hi);
+/* Undo batch_split(b, k, lo, hi): the rows move back into b, lo and hi are
+ * released. */
+void batch_unsplit(struct batch *b, struct batch *lo, struct batch *hi);
 
 /* The flush rule: a batch with content is due when it holds max_events
  * messages (rows, re-sends and DLQ'd ones alike), max_bytes bytes of their

@@ -376,6 +376,11 @@ static void classify_group(struct chain_check *cc, struct walk *w, size_t gi, si
             first = r;
         if (!s->src)
             s->src = &e->source;
+        if (!s->timed || e->time_us < s->min_time_us)
+            s->min_time_us = e->time_us;
+        if (!s->timed || e->time_us > s->max_time_us)
+            s->max_time_us = e->time_us;
+        s->timed = true;
         check_chain(cc, w, sidx, seq, r);
     }
     if (first != SIZE_MAX) {

@@ -38,6 +38,8 @@ struct chain_stream {
     int64_t new_seq; /* last_seq after the batch (never lower) */
     uint8_t new_hash[CHAIN_HASH_LEN];
     const struct envelope_source *src; /* source of its first stored row */
+    bool timed;                        /* = touched: the range below is set */
+    int64_t min_time_us, max_time_us;  /* event_time range of its stored rows */
     int64_t gaps, breaks, forks;       /* incidents found in this batch */
 };
 

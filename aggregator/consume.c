@@ -76,7 +76,7 @@ int consume_load_offset(struct aggregator *a, int32_t p, int64_t *out)
         breaker_success(&a->pg_breaker);
         return 0;
     }
-    if (r == PG_TRANSIENT)
+    if (pg_status_retryable(r))
         breaker_failure(&a->pg_breaker);
     log_warn("loading the stored offset of %s[%d]: %s: %s", a->cfg->kafka.topic, (int)p,
              pg_status_name(r), err);
@@ -93,12 +93,13 @@ int consume_load_offset_replay(struct aggregator *a, int32_t p, int64_t *out)
     return 0;
 }
 
-/* Pause every assigned partition while a batch waits for a retry, the
- * PostgreSQL breaker is not closed, or its offset is unknown; resume (from
- * the position we want, not librdkafka's) otherwise. */
+/* Pause every assigned partition while a batch waits for a retry, intake
+ * is held (a write in flight and the next batch due), the PostgreSQL
+ * breaker is not closed, or its offset is unknown; resume (from the
+ * position we want, not librdkafka's) otherwise. */
 void consume_sync_pause(struct aggregator *a)
 {
-    bool want = a->retrying || breaker_state(&a->pg_breaker) != BREAKER_CLOSED;
+    bool want = a->retrying || a->held || breaker_state(&a->pg_breaker) != BREAKER_CLOSED;
     int paused = 0;
     for (size_t i = 0; i < a->nparts; i++) {
         struct part_state *ps = &a->parts[i];
@@ -128,7 +129,7 @@ static void assign_one(struct aggregator *a, struct part_state *ps, rd_kafka_top
         ps->lag = aggr_metrics_lag(a->m, tp->partition);
     int64_t off;
     ps->reset_pending = false;
-    if (consume_load_offset_replay(a, tp->partition, &off) == 0) {
+    if (!writer_busy(a->wr) && consume_load_offset_replay(a, tp->partition, &off) == 0) {
         ps->ready = true;
         ps->stored = ps->pos = off;
         /* Anything below the position now is from before this assignment. */
@@ -162,8 +163,9 @@ void consume_rebalance(void *ud, bool assign, rd_kafka_topic_partition_list_t *p
     a->joined = true;
     if (assign) {
         /* The stored offsets are read with the pg_writer: the writer thread
-         * must be idle. */
-        flush_drain(a);
+         * must be idle (if it is not by then, the partitions wait paused
+         * for consume_reload_offsets). */
+        (void)flush_drain(a, time_mono_ms() + FLUSH_REBALANCE_WAIT_MS);
     } else {
         /* Revocation: commit what we have while we still own the
          * partitions; if that fails, drop it (the next owner starts from

@@ -48,10 +48,14 @@ static void reset_batch(struct aggregator *a)
 }
 
 /* Drop the in-flight batch and the batch being built without committing
- * anything (the writer must be idle): every partition they touched goes back
- * to its stored offset (reloaded from PostgreSQL when another consumer may
- * have moved it), so nothing handled-but-uncommitted is skipped. DLQ copies
- * already sent may be sent again: the DLQ is at-least-once. */
+ * anything: every partition they touched goes back to its stored offset
+ * (reloaded from PostgreSQL when another consumer may have moved it), so
+ * nothing handled-but-uncommitted is skipped. DLQ copies already sent may
+ * be sent again: the DLQ is at-least-once. If the writer is still writing
+ * the in-flight batch, that batch stays its own until the result comes
+ * (orphaned: then only accounted) and intake stays held meanwhile; its
+ * commit, if it happens, is safe: the offsets' compare-and-set makes any
+ * later batch of ours over the same offsets fail or find re-sends. */
 void flush_abandon_all(struct aggregator *a, bool reload)
 {
     size_t n = a->batch.noffsets + a->inflight.noffsets;
@@ -63,14 +67,19 @@ void flush_abandon_all(struct aggregator *a, bool reload)
         if (!batch_offset_find(&a->inflight, a->batch.offsets[i].partition))
             ps_list[k++] = a->batch.offsets[i].partition;
     reset_batch(a);
-    batch_clear(&a->inflight);
-    a->inflight_active = false;
+    if (writer_busy(a->wr)) {
+        a->inflight_orphaned = true;
+        a->held = true;
+    } else {
+        batch_clear(&a->inflight);
+        a->inflight_active = false;
+    }
     a->retrying = false;
     for (size_t i = 0; i < k; i++) {
         struct part_state *ps = consume_part(a, ps_list[i]);
         if (!ps || !ps->assigned)
             continue;
-        if (reload) {
+        if (reload && !writer_busy(a->wr)) {
             int64_t off;
             if (consume_load_offset_replay(a, ps_list[i], &off) != 0) {
                 /* Stays paused until the periodic reload succeeds. */
@@ -99,6 +108,7 @@ static void commit_effects(struct aggregator *a, const struct batch *b,
     metric_add(m->incidents[INCIDENT_GAP], (double)st->gaps);
     metric_add(m->incidents[INCIDENT_CHAIN_BREAK], (double)st->chain_breaks);
     metric_add(m->partitions_created, (double)st->partitions_created);
+    metric_add(m->fields_cut, (double)st->fields_cut);
     metric_observe(m->batch_size, (double)b->n);
     if (st->forks || st->chain_breaks || st->gaps) {
         /* Each incident was logged by the writer once committed. */
@@ -123,6 +133,8 @@ static void commit_effects(struct aggregator *a, const struct batch *b,
             ps->stored = next;
             if (next > ps->hwm)
                 ps->hwm = next;
+            if (!ps->assigned)
+                continue; /* an orphaned write's: the partition went elsewhere */
             /* Kafka's committed offset marks how far a replay must bypass
              * the caches: not lowered while one runs. */
             if (next < ps->replay_until)
@@ -142,10 +154,12 @@ static void account_write(struct aggregator *a, enum pg_status r, uint64_t elaps
     metric_observe(a->m->batch_seconds, (double)elapsed_us / 1e6);
     if ((unsigned)r < PG_STATUS_COUNT)
         metric_inc(a->m->batch_results[r]);
-    if (r == PG_TRANSIENT)
+    if (pg_status_retryable(r))
         breaker_failure(&a->pg_breaker);
     else
         breaker_success(&a->pg_breaker); /* PostgreSQL answered */
+    if (r == PG_OK)
+        a->pg_answered = true;
 }
 
 /* A commit's WAL position ("X/Y", "" = unknown), for /v1/status. */
@@ -263,6 +277,51 @@ static enum pg_status isolate(struct aggregator *a, struct batch *b, ssize_t bad
     }
 }
 
+/* PG_RESOURCE: the server lacks something (lock table, memory, disk) for
+ * this batch. Write it in ever smaller prefixes, each committed on its own;
+ * never to the DLQ (the data is not at fault). b keeps what is not
+ * committed yet. PG_OK when all of it is committed; PG_RESOURCE when even
+ * a single row fails (b holds it and what follows: retried later as a
+ * whole); otherwise the failure of a part (the caller abandons). */
+static enum pg_status shrink(struct aggregator *a, struct batch *b, char *why, size_t whylen)
+{
+    size_t k = b->n > 1 ? b->n / 2 : 1;
+    for (;;) {
+        struct pg_write_stats st = {0};
+        if (k >= b->n) {
+            enum pg_status r = write_batch(a, b, &st, why, whylen);
+            if (r == PG_OK) {
+                commit_effects(a, b, &st);
+                batch_clear(b);
+            } else if (r == PG_DATA) {
+                r = isolate(a, b, st.bad_row, why);
+                if (r == PG_OK)
+                    batch_clear(b);
+            }
+            pg_write_stats_release(&st);
+            return r;
+        }
+        struct batch lo, hi;
+        batch_split(b, k, &lo, &hi);
+        enum pg_status r = write_batch(a, &lo, &st, why, whylen);
+        if (r == PG_DATA)
+            r = isolate(a, &lo, st.bad_row, why);
+        else if (r == PG_OK)
+            commit_effects(a, &lo, &st);
+        pg_write_stats_release(&st);
+        if (r == PG_OK) {
+            batch_release(&lo);
+            batch_release(b);
+            *b = hi; /* the rest, its offsets continuing from lo's */
+            continue;
+        }
+        batch_unsplit(b, &lo, &hi);
+        if (r != PG_RESOURCE || k == 1)
+            return r;
+        k /= 2;
+    }
+}
+
 static void schedule_retry(struct aggregator *a)
 {
     uint64_t delay = backoff_next(&a->retry);
@@ -312,24 +371,112 @@ enum flush_result flush_seal_and_submit(struct aggregator *a)
     return FLUSH_DONE;
 }
 
+/* The result of a write that was abandoned while it ran: accounted only. */
+static enum flush_result finish_orphan(struct aggregator *a, struct writer_result *res)
+{
+    a->inflight_orphaned = false;
+    if (res->r == PG_OK) {
+        log_info("an abandoned batch write committed after all (%zu rows)", a->inflight.n);
+        commit_effects(a, &a->inflight, &res->stats);
+        note_commit(a, res->commit_lsn);
+        /* Intake was held since: a partition still ours goes on from there
+         * (consume_sync_pause seeks when it resumes). */
+        for (size_t i = 0; i < a->inflight.noffsets; i++) {
+            struct part_state *ps = consume_part(a, a->inflight.offsets[i].partition);
+            if (ps && ps->assigned && ps->ready && ps->pos < ps->stored)
+                ps->pos = ps->stored;
+        }
+    } else {
+        log_info("an abandoned batch write ended without committing: %s", res->err);
+    }
+    pg_write_stats_release(&res->stats);
+    batch_clear(&a->inflight);
+    a->inflight_active = false;
+    if (res->r == PG_FATAL) {
+        log_error("PostgreSQL refused a batch with a non-retryable error, stopping: %s", res->err);
+        aggregator_fatal_stop(a, res->err);
+        return FLUSH_FATAL;
+    }
+    return FLUSH_ABANDONED;
+}
+
+/* The in-flight batch is settled (committed, or handled row by row): the
+ * next one may go, without a backoff. */
+static enum flush_result inflight_done(struct aggregator *a)
+{
+    batch_clear(&a->inflight);
+    a->inflight_active = false;
+    a->retrying = false;
+    backoff_reset(&a->retry);
+    return FLUSH_DONE;
+}
+
+/* A write committed: a resources alert, if any, is over. */
+static void resources_ok(struct aggregator *a)
+{
+    if (!a->resource_alerted)
+        return;
+    a->resource_alerted = false;
+    log_info("PostgreSQL stores batches again after lacking resources");
+    alerter_resolve(a->alerter, "AuditrailWriteResources", NULL);
+}
+
+/* PG_RESOURCE: shrink; what even one row cannot get waits for a retry. */
+static enum flush_result finish_resource(struct aggregator *a, struct writer_result *res)
+{
+    log_warn("batch of %zu rows refused for lack of server resources; writing it in smaller "
+             "parts: %s",
+             a->inflight.n, res->err);
+    char why[512];
+    snprintf(why, sizeof(why), "%s", res->err);
+    enum pg_status r = shrink(a, &a->inflight, why, sizeof(why));
+    switch (r) {
+    case PG_OK:
+        resources_ok(a);
+        return inflight_done(a);
+    case PG_RESOURCE:
+        log_warn("even a single record cannot be stored for lack of server resources; %zu rows "
+                 "wait for a retry: %s",
+                 a->inflight.n, why);
+        if (!a->resource_alerted) {
+            a->resource_alerted = true;
+            alerter_fire(a->alerter, "AuditrailWriteResources", ALERT_CRITICAL,
+                         "PostgreSQL lacks resources to store records (retrying)", why, NULL);
+        }
+        schedule_retry(a);
+        return FLUSH_RETRY;
+    case PG_FATAL:
+        log_error("PostgreSQL refused a batch with a non-retryable error, stopping: %s", why);
+        aggregator_fatal_stop(a, why);
+        return FLUSH_FATAL;
+    default:
+        log_warn("writing a batch in parts failed (%s); re-reading from the stored offsets: %s",
+                 pg_status_name(r), why);
+        flush_abandon_all(a, true);
+        return FLUSH_ABANDONED;
+    }
+}
+
 /* The in-flight batch's result (the writer is idle now). */
 enum flush_result flush_finish(struct aggregator *a, struct writer_result *res)
 {
     account_write(a, res->r, res->elapsed_us);
+    if (a->inflight_orphaned)
+        return finish_orphan(a, res);
     ssize_t bad = res->stats.bad_row;
     switch (res->r) {
     case PG_OK:
+        resources_ok(a);
         log_debug("batch committed: %zu messages, %zu rows, %zu inserted, %.1f ms",
                   a->inflight_msgs, a->inflight.n, res->stats.inserted,
                   (double)res->elapsed_us / 1000);
         commit_effects(a, &a->inflight, &res->stats);
         note_commit(a, res->commit_lsn);
         pg_write_stats_release(&res->stats);
-        batch_clear(&a->inflight);
-        a->inflight_active = false;
-        a->retrying = false;
-        backoff_reset(&a->retry);
-        return FLUSH_DONE;
+        return inflight_done(a);
+    case PG_RESOURCE:
+        pg_write_stats_release(&res->stats);
+        return finish_resource(a, res);
     case PG_TRANSIENT:
         pg_write_stats_release(&res->stats);
         log_warn("batch of %zu rows not written (will retry): %s", a->inflight.n, res->err);
@@ -345,11 +492,7 @@ enum flush_result flush_finish(struct aggregator *a, struct writer_result *res)
         log_warn("batch refused by PostgreSQL (data error), isolating bad rows: %s", res->err);
         enum pg_status r2 = isolate(a, &a->inflight, bad, res->err);
         if (r2 == PG_OK) {
-            batch_clear(&a->inflight);
-            a->inflight_active = false;
-            a->retrying = false;
-            backoff_reset(&a->retry);
-            return FLUSH_DONE;
+            return inflight_done(a);
         }
         if (r2 == PG_FATAL) {
             aggregator_fatal_stop(a, res->err);
@@ -384,35 +527,47 @@ void flush_retry_now(struct aggregator *a)
     writer_submit(a->wr, &a->inflight);
 }
 
-/* Wait for the in-flight batch, if any, and take its result. The writer is
- * idle afterwards (a transient failure leaves the batch waiting for a
- * retry). */
-enum flush_result flush_drain(struct aggregator *a)
+enum flush_result flush_drain(struct aggregator *a, uint64_t deadline_ms)
 {
     struct writer_result res;
-    if (!writer_wait(a->wr, -1, &res))
+    if (!writer_busy(a->wr))
         return a->inflight_active ? FLUSH_RETRY : FLUSH_DONE;
+    int wait = -1;
+    if (deadline_ms) {
+        uint64_t now = time_mono_ms();
+        wait = deadline_ms > now ? (int)(deadline_ms - now) : 0;
+    }
+    if (!writer_wait(a->wr, wait, &res))
+        return FLUSH_BUSY;
     return flush_finish(a, &res);
 }
 
-/* Commit everything handled so far, once, synchronously: for a revocation
- * and for shutdown. On failure both batches are abandoned (positions back
- * to the stored offsets). */
+/* Commit everything handled so far, once, synchronously, within
+ * FLUSH_REBALANCE_WAIT_MS: for a revocation (the group waits for us). On
+ * failure, or when the writer is still busy at the deadline, both batches
+ * are abandoned (positions back to the stored offsets; a write still in
+ * progress is left to finish on its own: flush_abandon_all). */
 void flush_all_once(struct aggregator *a)
 {
-    enum flush_result r = flush_drain(a);
+    uint64_t deadline = time_mono_ms() + FLUSH_REBALANCE_WAIT_MS;
+    enum flush_result r = flush_drain(a, deadline);
     if (r == FLUSH_RETRY && a->inflight_active) {
         flush_retry_now(a);
-        r = writer_busy(a->wr) ? flush_drain(a) : FLUSH_RETRY;
+        r = writer_busy(a->wr) ? flush_drain(a, deadline) : FLUSH_RETRY;
     }
-    if (r != FLUSH_RETRY && r != FLUSH_FATAL && flush_has_content(a)) {
+    if (r != FLUSH_RETRY && r != FLUSH_FATAL && r != FLUSH_BUSY && flush_has_content(a)) {
         r = flush_seal_and_submit(a);
         if (r == FLUSH_DONE && writer_busy(a->wr))
-            r = flush_drain(a);
+            r = flush_drain(a, deadline);
     }
-    if (r == FLUSH_RETRY || a->inflight_active || flush_has_content(a)) {
-        log_warn("could not commit the current batches; abandoning them (re-read from the "
-                 "stored offsets)");
+    if (r == FLUSH_BUSY)
+        log_warn("a batch write is still in flight after %d ms; the rebalance goes on without "
+                 "it (abandoned: its result will only be accounted)",
+                 FLUSH_REBALANCE_WAIT_MS);
+    if (r == FLUSH_RETRY || r == FLUSH_BUSY || a->inflight_active || flush_has_content(a)) {
+        if (r != FLUSH_BUSY)
+            log_warn("could not commit the current batches; abandoning them (re-read from the "
+                     "stored offsets)");
         flush_abandon_all(a, false);
     }
     a->retrying = false;
@@ -440,7 +595,7 @@ void flush_at_stop(struct aggregator *a)
             flush_seal_and_submit(a);
     }
     if (writer_busy(a->wr))
-        flush_drain(a);
+        flush_drain(a, 0);
     if (a->inflight_active || flush_has_content(a)) {
         log_warn("stopping with uncommitted batches (%zu + %zu rows): abandoned (they will be "
                  "re-read from the stored offsets)",

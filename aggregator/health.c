@@ -1,7 +1,9 @@
 /* The aggregator's health (aggregator_int.h): what /readyz says, the
  * gauges and counters /metrics shows, breaker transitions logged and
- * alerted (all three breakers: PostgreSQL, DLQ, Redis), DLQ alerts, and the PostgreSQL probe while
- * its breaker is open. Consumer thread, except aggregator_ready (httpd threads: an atomic). */
+ * alerted (all three breakers: PostgreSQL, DLQ, Redis), a stalled write
+ * (not ready, alerted), DLQ alerts, and the PostgreSQL probe while its
+ * breaker is open. Consumer thread, except aggregator_ready (httpd threads:
+ * atomics). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +23,16 @@ static const char *const ready_reasons[] = {
     [READY_STOPPING] = "stopping",
 };
 
+/* A PostgreSQL call (a batch write, a probe, an offset load) has been in
+ * flight longer than postgres.write_stall_ms: a frozen or black-holed
+ * server acknowledges TCP and says nothing, and only this clock notices.
+ * Any thread (pg_writer_busy_ms is an atomic). */
+static bool write_stalled(const struct aggregator *a, uint64_t *ms)
+{
+    *ms = pg_writer_busy_ms(a->pg);
+    return *ms > (uint64_t)a->cfg->postgres.write_stall_ms;
+}
+
 void health_update_ready(struct aggregator *a)
 {
     enum ready_code rc = READY_OK;
@@ -34,17 +46,52 @@ void health_update_ready(struct aggregator *a)
                 rc = READY_OFFSETS;
     }
     atomic_store(&a->ready_code, (int)rc);
-    metric_set(a->m->ready, rc == READY_OK ? 1 : 0);
+    uint64_t ms;
+    metric_set(a->m->ready, rc == READY_OK && !write_stalled(a, &ms) ? 1 : 0);
 }
 
 bool aggregator_ready(void *ud, char *reason, size_t len)
 {
     struct aggregator *a = ud;
     int rc = atomic_load(&a->ready_code);
+    uint64_t ms;
+    if (rc != READY_STOPPING && write_stalled(a, &ms)) {
+        snprintf(reason, len,
+                 "PostgreSQL write in flight for %" PRIu64 " ms (over postgres.write_stall_ms)",
+                 ms);
+        return false;
+    }
     if (rc == READY_OK)
         return true;
     snprintf(reason, len, "%s", ready_reasons[rc]);
     return false;
+}
+
+/* AuditrailWriteStalled fires once when a write stalls, and resolves once
+ * PostgreSQL answers again (a batch committed or a probe succeeded), not
+ * when the stalled call merely timed out: the retries that follow would
+ * make it flap. /readyz follows the call in flight itself. */
+static void publish_stall(struct aggregator *a)
+{
+    uint64_t ms;
+    bool stalled = write_stalled(a, &ms);
+    metric_set(a->m->write_inflight, (double)ms / 1000.0);
+    if (stalled && !a->stall_alerted) {
+        a->stall_alerted = true;
+        a->pg_answered = false;
+        char desc[160];
+        snprintf(desc, sizeof(desc),
+                 "a PostgreSQL write has been in flight for %" PRIu64
+                 " ms (postgres.write_stall_ms %" PRId64 "); the aggregator is not ready",
+                 ms, a->cfg->postgres.write_stall_ms);
+        log_warn("%s", desc);
+        alerter_fire(a->alerter, "AuditrailWriteStalled", ALERT_CRITICAL,
+                     "PostgreSQL does not answer a write: ingestion stalled", desc, NULL);
+    } else if (!stalled && a->stall_alerted && a->pg_answered) {
+        a->stall_alerted = false;
+        log_info("PostgreSQL answers writes again after a stall");
+        alerter_resolve(a->alerter, "AuditrailWriteStalled", NULL);
+    }
 }
 
 /* What an open breaker means, for the log and the alert. */
@@ -101,9 +148,10 @@ void health_probe_pg(struct aggregator *a)
         breaker_state(&a->pg_breaker) == BREAKER_CLOSED || !breaker_allow(&a->pg_breaker))
         return;
     char err[256];
-    if (pg_writer_ping(a->pg, err, sizeof(err)) == PG_OK)
+    if (pg_writer_ping(a->pg, err, sizeof(err)) == PG_OK) {
+        a->pg_answered = true;
         breaker_success(&a->pg_breaker);
-    else
+    } else
         breaker_failure(&a->pg_breaker);
 }
 
@@ -121,6 +169,7 @@ void health_publish(struct aggregator *a)
             metric_set(ps->lag, (double)(hw > at ? hw - at : 0));
     }
     metric_set(a->m->assigned, (double)assigned);
+    publish_stall(a);
     metric_set(a->m->breaker_pg, breaker_state(&a->pg_breaker));
     metric_set(a->m->breaker_dlq, breaker_state(&a->dlq_breaker));
     const struct breaker *rb = dedupe_redis_breaker(a->dd);

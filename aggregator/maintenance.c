@@ -50,7 +50,10 @@ struct maintenance *maintenance_new(const char *conninfo, const struct maintenan
 {
     struct maintenance *m = xcalloc(1, sizeof(*m));
     m->conn = pg_conn_new(conninfo, &maintenance_conn_opts);
+    if (conf->pg_limits)
+        pg_conn_set_limits(m->conn, conf->pg_limits);
     m->conf = *conf;
+    m->conf.pg_limits = NULL;
     m->holder = xstrdup(conf->holder ? conf->holder : "auditrail");
     m->conf.holder = m->holder;
     m->lease_name = xstrdup(conf->lease_name ? conf->lease_name : LEASE_REDIS_KEY);

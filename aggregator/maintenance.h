@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregator/pg_conn.h"
 #include "aggregator/redis_store.h"
 
 struct maintenance_conf {
@@ -29,6 +30,7 @@ struct maintenance_conf {
                                "auditrail:lease:maintenance:token" (one for
                                every lease name: tokens stay comparable with
                                the highest one PostgreSQL holds); copied */
+    const struct pg_limits *pg_limits; /* its connection's (NULL: PG_LIMITS_DEFAULT); copied */
 };
 
 /* Session advisory lock of the fallback path ("audmain1"). */

@@ -30,6 +30,8 @@ void migrate_checksum(const struct migration *m, char out[65])
     hex_encode(md, sizeof(md), out);
 }
 
+#define MIGRATE_CLIENT_TIMEOUT_MS (10 * 60 * 1000)
+
 static const char *const migrate_session[] = {SQL_QUIET, NULL};
 static const struct pg_conn_opts migrate_conn_opts = {
     .application_name = "auditrail-migrate",
@@ -56,7 +58,7 @@ static int apply_one(struct pg_connection *conn, const struct migration *m, cons
      * block; the record goes in the same transaction. */
     if (exec_ok(conn, m->sql, 0, NULL, NULL, e2, sizeof(e2)) < 0 ||
         exec_ok(conn, SQL_MIGRATE_RECORD, 3, params, NULL, e2, sizeof(e2)) < 0 ||
-        exec_ok(conn, SQL_COMMIT, 0, NULL, NULL, e2, sizeof(e2)) < 0) {
+        pg_conn_commit(conn, e2, sizeof(e2)) != PG_OK) {
         snprintf(err, errlen, "migration %03d_%s: %s", m->version, m->name, e2);
         pg_conn_rollback(conn);
         return -1;
@@ -135,6 +137,14 @@ out:
 int migrate_run(const char *conninfo, struct migrate_report *rep, char *err, size_t errlen)
 {
     struct pg_connection *conn = pg_conn_new(conninfo, &migrate_conn_opts);
+    /* A migration may build an index or wait for another instance's
+     * migration lock: no statement_timeout or lock_timeout, and a client
+     * deadline that only a server that stopped answering reaches. */
+    struct pg_limits lim = PG_LIMITS_DEFAULT;
+    lim.statement_timeout_ms = 0;
+    lim.lock_timeout_ms = 0;
+    lim.client_timeout_ms = MIGRATE_CLIENT_TIMEOUT_MS;
+    pg_conn_set_limits(conn, &lim);
     int rc = -1;
     char e2[512];
     if (pg_conn_open(conn, NULL, e2, sizeof(e2)) != PG_OK) {

@@ -327,7 +327,7 @@ int part_premake(struct part_cache *c, struct pg_connection *conn, int64_t now_u
         goto out;
     if ((fence && fence(conn, fence_ud, err, errlen) < 0) ||
         part_ensure(c, conn, d, (size_t)days + 1, &made, err, errlen) != PG_OK ||
-        pg_conn_exec(conn, SQL_COMMIT, 0, NULL, NULL, err, errlen) != PG_OK) {
+        pg_conn_commit(conn, err, errlen) != PG_OK) {
         pg_conn_rollback(conn);
         c->stale = true;
         made = 0;
@@ -396,7 +396,7 @@ static int retire(struct pg_connection *conn, const char *name, bool keep_table,
     }
     if (pg_conn_exec(conn, finish, 0, NULL, NULL, err, errlen) != PG_OK ||
         pg_conn_exec(conn, SQL_PART_FORGET_WRITES, 1, np, NULL, err, errlen) != PG_OK ||
-        pg_conn_exec(conn, SQL_COMMIT, 0, NULL, NULL, err, errlen) != PG_OK)
+        pg_conn_commit(conn, err, errlen) != PG_OK)
         goto fail;
     log_info("partitions: retention %s auditrail.%s", keep_table ? "detached" : "dropped", name);
     return 0;

@@ -177,14 +177,68 @@ void pg_copy_trailer(struct buf *b)
     put_i16(b, -1);
 }
 
+size_t pg_copy_field_len(const char *s, size_t len)
+{
+    if (len <= PG_COPY_FIELD_MAX)
+        return len;
+    size_t n = PG_COPY_FIELD_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--; /* s[n] continues a character: cut before the character */
+    return n;
+}
+
+#define TEXT_OID 25 /* pg_type oid of text: the element type of fields_cut */
+
+/* fields_cut text[]: the names of the cut columns, or NULL. Binary array:
+ * dimensions, has-nulls flag, element type, then size and lower bound per
+ * dimension, then the elements. */
+static void fld_cut(struct buf *b, unsigned cut)
+{
+    static const char *const names[] = {"tenant", "actor", "action", "resource", "outcome"};
+    if (!cut) {
+        fld_null(b);
+        return;
+    }
+    int n = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < 5; i++)
+        if (cut & (1u << i)) {
+            n++;
+            bytes += 4 + strlen(names[i]);
+        }
+    put_i32(b, (int32_t)(20 + bytes));
+    put_i32(b, 1); /* one dimension */
+    put_i32(b, 0); /* no NULL element */
+    put_i32(b, TEXT_OID);
+    put_i32(b, n);
+    put_i32(b, 1); /* lower bound */
+    for (int i = 0; i < 5; i++)
+        if (cut & (1u << i))
+            fld_bytes(b, names[i], strlen(names[i]));
+}
+
+/* An indexed text column, cut to PG_COPY_FIELD_MAX; sets bit when cut. */
+static void fld_indexed(struct buf *b, const char *s, unsigned bit, unsigned *cut)
+{
+    if (!s) {
+        fld_null(b);
+        return;
+    }
+    size_t len = strlen(s), keep = pg_copy_field_len(s, len);
+    if (keep < len)
+        *cut |= bit;
+    fld_bytes(b, s, keep);
+}
+
 /* One row in the column order of SQL_W_COPY_COLS (events without
  * ingested_at). */
-void pg_copy_row(struct buf *b, const struct envelope *e, struct pg_copy_src *sc,
-                 enum pg_copy_attrs attrs)
+unsigned pg_copy_row(struct buf *b, const struct envelope *e, struct pg_copy_src *sc,
+                     enum pg_copy_attrs attrs)
 {
     uint8_t uuid[16];
+    unsigned cut = 0;
     uuid_bytes(e, uuid);
-    put_i16(b, 19);
+    put_i16(b, 20);
     fld_time(b, e->time_us);
     fld_bytes(b, uuid, 16);
     fld_text(b, e->stream);
@@ -194,11 +248,11 @@ void pg_copy_row(struct buf *b, const struct envelope *e, struct pg_copy_src *sc
     fld_bytes(b, e->prev, CHAIN_HASH_LEN);
     fld_time(b, e->read_time_us);
     fld_text(b, e->time_source == TIME_SOURCE_PAYLOAD ? "payload" : "read");
-    fld_text(b, e->fields.tenant);
-    fld_text(b, e->fields.actor);
-    fld_text(b, e->fields.action);
-    fld_text(b, e->fields.resource);
-    fld_text(b, e->fields.outcome);
+    fld_indexed(b, e->fields.tenant, PG_COPY_CUT_TENANT, &cut);
+    fld_indexed(b, e->fields.actor, PG_COPY_CUT_ACTOR, &cut);
+    fld_indexed(b, e->fields.action, PG_COPY_CUT_ACTION, &cut);
+    fld_indexed(b, e->fields.resource, PG_COPY_CUT_RESOURCE, &cut);
+    fld_indexed(b, e->fields.outcome, PG_COPY_CUT_OUTCOME, &cut);
     fld_text(b, e->format ? e->format : "raw");
     const char *src = pg_copy_src_json(sc, &e->source);
     fld_jsonb(b, src, strlen(src));
@@ -212,4 +266,6 @@ void pg_copy_row(struct buf *b, const struct envelope *e, struct pg_copy_src *sc
         fld_jsonb(b, e->line, e->line_len);
     else
         fld_null(b);
+    fld_cut(b, cut);
+    return cut;
 }

@@ -35,9 +35,30 @@ void pg_copy_src_release(struct pg_copy_src *sc);
 
 /* The signature, flags and header extension that start the data. */
 void pg_copy_header(struct buf *out);
-/* One tuple for e. sc caches the source JSON across rows. */
-void pg_copy_row(struct buf *out, const struct envelope *e, struct pg_copy_src *sc,
-                 enum pg_copy_attrs attrs);
+/* The indexed text columns (tenant, actor, action, resource, outcome) hold
+ * at most this many bytes: a btree entry must fit in a third of a page
+ * (2704 bytes), and a longer value (a signed URL, a token) would make the
+ * server refuse the row (54000). A longer value is cut on a UTF-8 boundary
+ * and its column named in fields_cut; the full value stays in raw (and in
+ * attrs when the record is JSON). */
+#define PG_COPY_FIELD_MAX 512
+/* fields_cut bits, in column order. */
+enum {
+    PG_COPY_CUT_TENANT = 1,
+    PG_COPY_CUT_ACTOR = 2,
+    PG_COPY_CUT_ACTION = 4,
+    PG_COPY_CUT_RESOURCE = 8,
+    PG_COPY_CUT_OUTCOME = 16
+};
+/* How many bytes of s (valid UTF-8) an indexed column keeps: all of them up
+ * to PG_COPY_FIELD_MAX, else the longest prefix within it that ends on a
+ * character boundary. */
+size_t pg_copy_field_len(const char *s, size_t len);
+
+/* One tuple for e. sc caches the source JSON across rows. Returns the
+ * fields cut (PG_COPY_CUT_* bits; 0 for none). */
+unsigned pg_copy_row(struct buf *out, const struct envelope *e, struct pg_copy_src *sc,
+                     enum pg_copy_attrs attrs);
 /* The end-of-data marker. */
 void pg_copy_trailer(struct buf *out);
 

@@ -11,6 +11,11 @@
 #define SQL_COMMIT   "COMMIT"
 #define SQL_ROLLBACK "ROLLBACK"
 #define SQL_PING     "SELECT 1"
+/* Every connection's limits (pg_conn.c), in ms: statement_timeout,
+ * lock_timeout, idle_in_transaction_session_timeout (0 = the server's). */
+#define SQL_SESSION_LIMITS                                                                         \
+    "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),"    \
+    " set_config('idle_in_transaction_session_timeout', $3, false)"
 /* Session setting of the tools' connections: NOTICEs of IF NOT EXISTS DDL
  * are noise in their output. */
 #define SQL_QUIET "SET client_min_messages = warning"
@@ -70,7 +75,8 @@
 /* The columns the writer sends, in COPY order (events minus ingested_at). */
 #define SQL_W_COPY_COLS                                                                            \
     "event_time, id, stream_id, seq, file_offset, hash, prev_hash, read_time, time_source,"        \
-    " tenant, actor, action, resource, outcome, format, source, raw, truncated_bytes, attrs"
+    " tenant, actor, action, resource, outcome, format, source, raw, truncated_bytes, attrs,"      \
+    " fields_cut"
 /* Common path: the rows to store go straight into events (inside a
  * savepoint). COPY has no ON CONFLICT: if a primary key already exists (only
  * when streams and events disagree), roll back to the savepoint and take the
@@ -86,7 +92,7 @@
     " hash bytea NOT NULL, prev_hash bytea NOT NULL, read_time timestamptz NOT NULL,"              \
     " time_source text NOT NULL, tenant text, actor text, action text, resource text,"             \
     " outcome text, format text NOT NULL, source jsonb NOT NULL, raw bytea NOT NULL,"              \
-    " truncated_bytes bigint NOT NULL, attrs jsonb) ON COMMIT DELETE ROWS"
+    " truncated_bytes bigint NOT NULL, attrs jsonb, fields_cut text[]) ON COMMIT DELETE ROWS"
 #define SQL_W_STAGE_COPY "COPY auditrail_stage (" SQL_W_COPY_COLS ") FROM STDIN (FORMAT binary)"
 
 #define STMT_W_OFFSET_LOAD "w_offset_load"
@@ -102,26 +108,44 @@
     "INSERT INTO auditrail.kafka_offsets (consumer_group, topic, partition, next_offset)"          \
     " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
 
-/* Lock the batch's streams (sorted: no deadlock between writers). */
+/* Lock the batch's streams. A new stream has no row to lock, so one is
+ * inserted first (last_seq -1: nothing stored yet; its source comes with
+ * the upsert); a writer racing us for the same new stream waits on that
+ * uncommitted row, then finds ours. Both in stream order, so writers never
+ * deadlock on each other. $1 ids. */
+#define STMT_W_STREAMS_NEW "w_streams_new"
+#define SQL_W_STREAMS_NEW                                                                          \
+    "INSERT INTO auditrail.streams (stream_id, last_seq, last_hash)"                               \
+    " SELECT u.stream_id, -1, '\\x'::bytea FROM unnest($1::text[]) AS u(stream_id)"                \
+    " ORDER BY u.stream_id ON CONFLICT (stream_id) DO NOTHING"
+/* The state and the event_time range (µs since the epoch, NULL unknown). */
 #define STMT_W_STREAMS_LOCK "w_streams_lock"
 #define SQL_W_STREAMS_LOCK                                                                         \
-    "SELECT stream_id, last_seq, last_hash FROM auditrail.streams"                                 \
-    " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id FOR UPDATE"
-/* Stored hashes of the given (stream, seq) pairs: re-sends, gap fills, and
- * the predecessor of a row when it is below the stream's last_seq. First
- * within the UTC day given ($3, epoch seconds: run-time partition pruning
- * keeps it to one partition per pair), then, for what that did not settle,
- * across all partitions (an index probe per partition). */
-#define STMT_W_LOOKUP_DAY "w_lookup_day"
-#define SQL_W_LOOKUP_DAY                                                                           \
-    "SELECT l.stream_id, l.seq, e.hash"                                                            \
-    " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS l(stream_id, seq, day_s)"             \
-    " JOIN auditrail.events e ON e.stream_id = l.stream_id AND e.seq = l.seq"                      \
-    " AND e.event_time >= to_timestamp(l.day_s) AND e.event_time < to_timestamp(l.day_s + 86400)"
-#define STMT_W_LOOKUP "w_lookup"
-#define SQL_W_LOOKUP                                                                               \
-    "SELECT l.stream_id, l.seq, e.hash FROM unnest($1::text[], $2::bigint[]) AS l(stream_id, seq)" \
-    " JOIN auditrail.events e ON e.stream_id = l.stream_id AND e.seq = l.seq"
+    "SELECT stream_id, last_seq, last_hash,"                                                       \
+    " (extract(epoch FROM min_event_time) * 1000000)::bigint,"                                     \
+    " (extract(epoch FROM max_event_time) * 1000000)::bigint"                                      \
+    " FROM auditrail.streams WHERE stream_id = ANY($1::text[]) ORDER BY stream_id FOR UPDATE"
+/* A new stream's row that stored nothing in the end (every row a re-send
+ * of rows stored without a streams row): not left behind. */
+#define STMT_W_STREAMS_UNUSED "w_streams_unused"
+#define SQL_W_STREAMS_UNUSED                                                                       \
+    "DELETE FROM auditrail.streams WHERE stream_id = ANY($1::text[]) AND last_seq < 0"
+/* Stored hashes of (stream, seq) pairs ($1, $2) within [$3, $4): re-sends,
+ * gap fills, and the predecessor of a row below the stream's last_seq.
+ * Sent unprepared, so it is planned with its bounds: the planner keeps only
+ * the partitions of that range, and the transaction locks only those (a
+ * join on the bounds would be pruned at run time, after every partition and
+ * index of auditrail.events was locked). The writer asks first for the
+ * rows' own days, then within each stream's event_time range. */
+#define SQL_W_LOOKUP_RANGE                                                                         \
+    "SELECT e.stream_id, e.seq, e.hash FROM auditrail.events e"                                    \
+    " WHERE (e.stream_id, e.seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))"              \
+    " AND e.event_time >= $3::timestamptz AND e.event_time < $4::timestamptz"
+/* Across all partitions: only for a stream whose range is unknown (stored
+ * before migration 002). */
+#define SQL_W_LOOKUP_ALL                                                                           \
+    "SELECT e.stream_id, e.seq, e.hash FROM auditrail.events e"                                    \
+    " WHERE (e.stream_id, e.seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))"
 /* Staging path: insert what was staged; (event_time, id) conflicts are
  * skipped and counted as dup_pk. */
 #define STMT_W_INSERT "w_insert"
@@ -130,20 +154,27 @@
     " FROM auditrail_stage ON CONFLICT DO NOTHING"
 /* One row per stream touched: $1 ids, $2 new last_seq (already the max with
  * the stored one), $3 last_hash hex, $4..$6 counter increments, $7 source
- * JSON (kept from the stream's first sight). */
+ * JSON (kept from the stream's first sight), $8 and $9 the event_time range
+ * of the rows stored (a stream whose range is unknown keeps it unknown). */
 #define STMT_W_STREAMS_UPSERT "w_streams_upsert"
 #define SQL_W_STREAMS_UPSERT                                                                       \
     "INSERT INTO auditrail.streams AS s (stream_id, last_seq, last_hash, source, gaps,"            \
-    " chain_breaks, forks)"                                                                        \
+    " chain_breaks, forks, min_event_time, max_event_time)"                                        \
     " SELECT u.stream_id, u.last_seq, decode(u.last_hash, 'hex'),"                                 \
-    " u.source::jsonb, u.gaps, u.breaks, u.forks"                                                  \
+    " u.source::jsonb, u.gaps, u.breaks, u.forks, u.min_t, u.max_t"                                \
     " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],"               \
-    " $6::bigint[], $7::text[]) AS u(stream_id, last_seq, last_hash, gaps, breaks, forks, source)" \
+    " $6::bigint[], $7::text[], $8::timestamptz[], $9::timestamptz[])"                             \
+    " AS u(stream_id, last_seq, last_hash, gaps, breaks, forks, source, min_t, max_t)"             \
     " ON CONFLICT (stream_id) DO UPDATE SET last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq),"   \
     " last_hash = CASE WHEN EXCLUDED.last_seq >= s.last_seq THEN EXCLUDED.last_hash"               \
     " ELSE s.last_hash END, last_seen = now(),"                                                    \
     " gaps = s.gaps + EXCLUDED.gaps, chain_breaks = s.chain_breaks + EXCLUDED.chain_breaks,"       \
-    " forks = s.forks + EXCLUDED.forks"
+    " forks = s.forks + EXCLUDED.forks,"                                                           \
+    " source = CASE WHEN s.last_seq < 0 THEN EXCLUDED.source ELSE s.source END,"                   \
+    " min_event_time = CASE WHEN s.last_seq >= 0 AND s.min_event_time IS NULL THEN NULL"           \
+    " ELSE LEAST(s.min_event_time, EXCLUDED.min_event_time) END,"                                  \
+    " max_event_time = CASE WHEN s.last_seq >= 0 AND s.max_event_time IS NULL THEN NULL"           \
+    " ELSE GREATEST(s.max_event_time, EXCLUDED.max_event_time) END"
 #define STMT_W_INCIDENT "w_incident"
 #define SQL_W_INCIDENT                                                                             \
     "INSERT INTO auditrail.integrity_incidents (kind, stream_id, seq, expected, actual, evidence)" \

@@ -18,6 +18,9 @@ struct pg_writer;
 
 struct pg_write_stats {
     size_t inserted;     /* rows newly stored */
+    size_t fields_cut;   /* of them, rows with an indexed field cut (pg_copy.h) */
+    size_t transactions; /* transactions it took (more when its rows span more days than
+                            max_days) */
     size_t dup_stream;   /* exact re-sends caught by the (stream, seq, hash) rule */
     size_t dup_pk;       /* caught by ON CONFLICT (event_time, id) DO NOTHING */
     size_t forks;        /* same (stream, seq), different hash: stored + incident */
@@ -32,13 +35,32 @@ struct pg_write_stats {
     ssize_t bad_row; /* PG_DATA: index of an offending row when known, else -1 */
 };
 
+/* Days (hence partitions) one transaction writes at most, by default. */
+#define PG_WRITER_MAX_DAYS 8
+
+struct pg_writer_opts {
+    struct pg_limits limits; /* of its connection */
+    /* A batch whose rows fall on more UTC days is written in several
+     * transactions, each a run of consecutive rows on at most this many
+     * days: this bounds the partitions one transaction creates and the
+     * locks it takes (a backfill of 400 days would otherwise exhaust the
+     * server's lock table, 53200). */
+    int max_days;
+};
+#define PG_WRITER_OPTS_DEFAULT                                                                     \
+    {                                                                                              \
+        .limits = PG_LIMITS_DEFAULT, .max_days = PG_WRITER_MAX_DAYS                                \
+    }
+
 /* Connect to conninfo (libpq). `group` is the consumer group stored with the
- * offsets. Returns NULL with a message in err when the first connect fails
- * (the caller decides whether that is fatal), or when the statements cannot
- * be prepared (schema not migrated, privileges). The conninfo may set
- * connect_timeout (default here 5 s) and application_name (default
- * "auditrail-aggregator"). */
-struct pg_writer *pg_writer_new(const char *conninfo, const char *group, char *err, size_t errlen)
+ * offsets; opts (NULL: PG_WRITER_OPTS_DEFAULT) bound its work. Returns
+ * NULL with a message in err when the first connect fails (the caller
+ * decides whether that is fatal), or when the statements cannot be prepared
+ * (schema not migrated, privileges). The conninfo may set connect_timeout
+ * (default here 5 s), application_name (default "auditrail-aggregator") and
+ * the other libpq keywords of pg_limits. */
+struct pg_writer *pg_writer_new(const char *conninfo, const char *group,
+                                const struct pg_writer_opts *opts, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void pg_writer_free(struct pg_writer *w); /* NULL-safe */
 
@@ -49,8 +71,14 @@ enum pg_status pg_writer_load_offset(struct pg_writer *w, const char *topic, int
                                      int64_t *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Write the batch in one transaction. On PG_OK everything is committed and
- * stats are filled; on any other result nothing is committed. */
+/* Write the batch: in one transaction, or, when its rows fall on more than
+ * max_days days, in several, each holding a run of consecutive rows (so
+ * each stream's rows keep their order), the last one carrying the offsets
+ * (the earlier ones check, without moving them, that the offsets are still
+ * ours). On PG_OK everything is committed and stats are filled. On any
+ * other result the last transaction is not committed; earlier ones may be,
+ * and their rows are found again as re-sends when the batch is written
+ * again (the per-stream rule); stats hold bad_row only. */
 enum pg_status pg_writer_write(struct pg_writer *w, const struct batch *b,
                                struct pg_write_stats *stats, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -66,6 +94,9 @@ void pg_writer_set_dry_run(struct pg_writer *w, bool on);
 enum pg_status pg_writer_ping(struct pg_writer *w, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* How long the call in progress on w (write, ping, offset load) has been
+ * running, in ms; 0 when none. Any thread (an atomic). */
+uint64_t pg_writer_busy_ms(const struct pg_writer *w);
 /* The primary's WAL position now (text "X/Y"): asked right after a commit,
  * an upper bound of that commit's LSN, which a reader gives as min_lsn to
  * read its writes (/v1/status). */

@@ -229,7 +229,7 @@ enum pg_status proof_round_sign(struct pg_connection *c, const struct proof_key 
     res->sign_us = time_mono_us() - t1;
     uint64_t t2 = time_mono_us();
     if ((st = store(c, res, &t, err, errlen)) != PG_OK ||
-        (st = pg_conn_exec(c, SQL_COMMIT, 0, NULL, NULL, err, errlen)) != PG_OK)
+        (st = pg_conn_commit(c, err, errlen)) != PG_OK) /* ROLLBACK is no commit */
         goto out;
     res->store_us = time_mono_us() - t2;
     res->signed_round = true;

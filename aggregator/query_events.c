@@ -42,14 +42,15 @@ static void pos_decode(const uint8_t in[POS_LEN], int64_t *t, char uuid[37])
     snprintf(uuid, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
-void query_events_params(const struct qreq *q, long limit, char vals[5][40], const char *params[12])
+void query_events_params(const struct qreq *q, long limit, char vals[5][PG_TIME_TEXT_LEN],
+                         const char *params[12])
 {
     const struct qparams *p = &q->p;
-    char t[TIME_RFC3339_LEN];
-    time_format_us(p->from_us, t);
-    snprintf(vals[0], 40, "%s", t);
-    time_format_us(p->to_us, t);
-    snprintf(vals[1], 40, "%s", t);
+    /* PostgreSQL's own form: RFC 3339 text stops at years 0000-9999, and a
+     * year-0000 bound (which the API's RFC 3339 parser accepts) is no
+     * timestamp PostgreSQL knows (22008, a 500 for a valid request). */
+    pg_time_text(p->from_us, vals[0]);
+    pg_time_text(p->to_us, vals[1]);
     params[0] = vals[0];
     params[1] = vals[1];
     params[2] = q->scope; /* the tenant restriction: a parameter */
@@ -63,8 +64,7 @@ void query_events_params(const struct qreq *q, long limit, char vals[5][40], con
     if (q->has_cur && q->cur_len == POS_LEN) {
         int64_t ct;
         pos_decode(q->cur, &ct, vals[3]);
-        time_format_us(ct, t);
-        snprintf(vals[2], 40, "%s", t);
+        pg_time_text(ct, vals[2]);
         params[9] = vals[2];
         params[10] = vals[3];
     }
@@ -78,7 +78,7 @@ void query_events_params(const struct qreq *q, long limit, char vals[5][40], con
 enum pg_status query_events_exec(struct qreq *q, struct router_lease *l, struct buf *body,
                                  char *err, size_t errlen)
 {
-    char vals[5][40];
+    char vals[5][PG_TIME_TEXT_LEN];
     const char *params[SQL_Q_EVENTS_NPARAMS];
     query_events_params(q, (long)q->p.limit + 1, vals, params);
     PGresult *res = NULL;

@@ -56,7 +56,7 @@ static enum pg_status export_begin(struct qreq *q, struct router_lease *l, struc
                                    char *err, size_t errlen)
 {
     (void)body;
-    char vals[5][40];
+    char vals[5][PG_TIME_TEXT_LEN];
     const char *params[SQL_Q_EVENTS_NPARAMS];
     query_events_params(q, -1, vals, params);
     enum pg_status st = pg_conn_exec(l->conn, SQL_Q_EXPORT_BEGIN, 0, NULL, NULL, err, errlen);

@@ -115,7 +115,7 @@ enum pg_status query_events_exec(struct qreq *q, struct router_lease *l, struct 
                                  char *err, size_t errlen);
 /* events SQL parameters for q (values in vals[], texts valid while q and
  * vals live). limit < 0 = no limit. */
-void query_events_params(const struct qreq *q, long limit, char vals[5][40],
+void query_events_params(const struct qreq *q, long limit, char vals[5][PG_TIME_TEXT_LEN],
                          const char *params[12]);
 enum pg_status query_streams_exec(struct qreq *q, struct router_lease *l, struct buf *body,
                                   char *err, size_t errlen);

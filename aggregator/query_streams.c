@@ -15,19 +15,18 @@
 
 #define STREAM_INCIDENTS_MAX "100"
 
-static void range_params(const struct qreq *q, char from[40], char to[40], const char **pf,
-                         const char **pt)
+/* The range as timestamptz parameters in PostgreSQL's own form (any year,
+ * see query_events_params). */
+static void range_params(const struct qreq *q, char from[PG_TIME_TEXT_LEN],
+                         char to[PG_TIME_TEXT_LEN], const char **pf, const char **pt)
 {
-    char t[TIME_RFC3339_LEN];
     *pf = *pt = NULL;
     if (q->p.has_from) {
-        time_format_us(q->p.from_us, t);
-        snprintf(from, 40, "%s", t);
+        pg_time_text(q->p.from_us, from);
         *pf = from;
     }
     if (q->p.has_to) {
-        time_format_us(q->p.to_us, t);
-        snprintf(to, 40, "%s", t);
+        pg_time_text(q->p.to_us, to);
         *pt = to;
     }
 }
@@ -49,7 +48,7 @@ static void next_cursor(struct qreq *q, struct buf *body, const void *pos, size_
 enum pg_status query_streams_exec(struct qreq *q, struct router_lease *l, struct buf *body,
                                   char *err, size_t errlen)
 {
-    char from[40], to[40], after[QP_CURSOR_MAX + 1] = "", lim[24];
+    char from[PG_TIME_TEXT_LEN], to[PG_TIME_TEXT_LEN], after[QP_CURSOR_MAX + 1] = "", lim[24];
     const char *params[6];
     params[0] = q->scope;
     range_params(q, from, to, &params[1], &params[2]);
@@ -86,7 +85,7 @@ enum pg_status query_streams_exec(struct qreq *q, struct router_lease *l, struct
 enum pg_status query_stream_exec(struct qreq *q, struct router_lease *l, struct buf *body,
                                  char *err, size_t errlen)
 {
-    char from[40], to[40];
+    char from[PG_TIME_TEXT_LEN], to[PG_TIME_TEXT_LEN];
     const char *params[4];
     params[0] = q->scope;
     range_params(q, from, to, &params[1], &params[2]);
@@ -125,7 +124,7 @@ enum pg_status query_stream_exec(struct qreq *q, struct router_lease *l, struct 
 enum pg_status query_incidents_exec(struct qreq *q, struct router_lease *l, struct buf *body,
                                     char *err, size_t errlen)
 {
-    char from[40], to[40], after[24], lim[24];
+    char from[PG_TIME_TEXT_LEN], to[PG_TIME_TEXT_LEN], after[24], lim[24];
     const char *params[7];
     params[0] = q->scope;
     range_params(q, from, to, &params[1], &params[2]);

@@ -362,7 +362,11 @@ enum replay_status replay_run(const struct aggr_config *cfg, const struct replay
     r.src = replay_source_new(&cfg->kafka, err, errlen);
     if (!r.src || plan(&r) != 0)
         goto out;
-    r.w = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, err, errlen);
+    /* The running aggregator's limits: deadlines, days per transaction. */
+    struct pg_writer_opts wo = PG_WRITER_OPTS_DEFAULT;
+    aggr_config_pg_limits(cfg, &wo.limits);
+    wo.max_days = (int)cfg->partitions.max_days_per_batch;
+    r.w = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, &wo, err, errlen);
     if (!r.w)
         goto out;
     pg_writer_set_dry_run(r.w, o->dry_run);

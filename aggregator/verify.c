@@ -430,7 +430,7 @@ static enum pg_status verify_chunk(struct run *r, char **ids, size_t n, struct p
     }
     if (st == PG_OK) {
         verify_unseen(&s);
-        st = pg_conn_exec(c, SQL_COMMIT, 0, NULL, NULL, err, errlen);
+        st = pg_conn_commit(c, err, errlen); /* ROLLBACK is no commit */
     } else {
         pg_conn_rollback(c);
     }

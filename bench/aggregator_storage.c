@@ -282,7 +282,7 @@ int main(int argc, char **argv)
     exec_or_die(cc, "CREATE TABLE auditrail.events_p20261126 PARTITION OF auditrail.events "
                     "FOR VALUES FROM ('2026-11-26 00:00:00+00') TO ('2026-11-27 00:00:00+00')");
     char err[512];
-    struct pg_writer *w = pg_writer_new(wci, "bench", err, sizeof(err));
+    struct pg_writer *w = pg_writer_new(wci, "bench", NULL, err, sizeof(err));
     if (!w) {
         fprintf(stderr, "writer: %s\n", err);
         return 1;

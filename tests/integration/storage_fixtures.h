@@ -98,7 +98,7 @@ static inline void fx_fill_chains(const char *ci, int nstreams, int nrecs,
                                   char (*streams)[CHAIN_STREAM_HEX_LEN + 1], char *hashes)
 {
     char err[512] = "";
-    struct pg_writer *w = pg_writer_new(ci, "g1", err, sizeof(err));
+    struct pg_writer *w = pg_writer_new(ci, "g1", NULL, err, sizeof(err));
     ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
     struct fx_chain *ch = xcalloc((size_t)nstreams, sizeof(*ch));
     for (int s = 0; s < nstreams; s++) {

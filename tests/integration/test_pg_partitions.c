@@ -75,7 +75,7 @@ static int closed_port(void)
 static void put_row(int64_t t, unsigned stream)
 {
     char err[512];
-    struct pg_writer *w = pg_writer_new(ci, "g", err, sizeof(err));
+    struct pg_writer *w = pg_writer_new(ci, "g", NULL, err, sizeof(err));
     ck_assert_msg(w, "%s", err);
     struct batch b;
     batch_init(&b, "t");
@@ -83,7 +83,8 @@ static void put_row(int64_t t, unsigned stream)
     fx_chain_init(&c, stream);
     fx_add_str(&b, &c, "old record", t, 0, 0);
     struct pg_write_stats st = {0};
-    ck_assert_int_eq(pg_writer_write(w, &b, &st, err, sizeof(err)), PG_OK);
+    enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
+    ck_assert_msg(r == PG_OK, "%s: %s", pg_status_name(r), err);
     pg_write_stats_release(&st);
     batch_release(&b);
     pg_writer_free(w);

@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "aggregator/pg_sql.h"
 #include "aggregator/pg_writer.h"
+#include "common/timeutil.h"
 #include "tests/integration/storage_fixtures.h"
 
 static char *ci;
@@ -35,7 +37,7 @@ static void setup_writer(void)
 {
     setup();
     char err[512] = "";
-    w = pg_writer_new(ci, "g1", err, sizeof(err));
+    w = pg_writer_new(ci, "g1", NULL, err, sizeof(err));
     ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
     batch_init(&b, "audit");
     memset(&st, 0, sizeof(st));
@@ -621,6 +623,27 @@ START_TEST(bad_row_is_data_error)
 }
 END_TEST
 
+/* A CHECK constraint an operator added refuses a row (23514, like "no
+ * partition for row", which is transient): the row is a data error, named,
+ * not a batch retried forever. */
+START_TEST(check_constraint_is_data_error)
+{
+    test_pg_exec(db, "ALTER TABLE auditrail.events ADD CONSTRAINT no_forbidden"
+                     " CHECK (position('FORBIDDEN' IN coalesce(actor, '')) = 0)");
+    struct fx_chain c;
+    fx_chain_init(&c, 11);
+    for (int i = 0; i < 4; i++)
+        fx_add_str(&b, &c, "ok", FX_T0, 0, i);
+    free(b.rows[1].env.fields.actor);
+    b.rows[1].env.fields.actor = xstrdup("FORBIDDEN-SECRET");
+    batch_advance(&b, 0, -1, 4);
+    const char *e = write_fails(PG_DATA);
+    ck_assert_int_eq(st.bad_row, 1);
+    ck_assert_msg(strstr(e, "[23514]") && !strstr(e, "SECRET"), "%s", e);
+    ck_assert_int_eq(nevents(), 0);
+}
+END_TEST
+
 START_TEST(partitions_on_demand)
 {
     struct fx_chain c;
@@ -670,7 +693,7 @@ END_TEST
 static int child_write(int n)
 {
     char err[512];
-    struct pg_writer *cw = pg_writer_new(ci, "g1", err, sizeof(err));
+    struct pg_writer *cw = pg_writer_new(ci, "g1", NULL, err, sizeof(err));
     if (!cw)
         return 2;
     struct batch cb;
@@ -765,15 +788,317 @@ START_TEST(new_fails_cleanly)
 {
     char err[512] = "";
     ck_assert_ptr_null(
-        pg_writer_new("host=127.0.0.1 port=1 connect_timeout=2", "g", err, sizeof(err)));
+        pg_writer_new("host=127.0.0.1 port=1 connect_timeout=2", "g", NULL, err, sizeof(err)));
     ck_assert_msg(strstr(err, "connect") != NULL, "%s", err);
     /* A database without the schema: statements cannot be prepared. */
     char *bare = test_pg_fresh_db("pgw_bare");
     err[0] = '\0';
-    ck_assert_ptr_null(pg_writer_new(bare, "g", err, sizeof(err)));
+    ck_assert_ptr_null(pg_writer_new(bare, "g", NULL, err, sizeof(err)));
     ck_assert_msg(strstr(err, "auditrail") != NULL, "%s", err);
     test_pg_drop_db(bare);
     free(bare);
+}
+END_TEST
+
+/* ---- issue 9: hostile sizes, lock budget, new streams, COMMIT ---- */
+
+/* n random hex characters (incompressible enough that a btree cannot fit
+ * it by compressing), heap. */
+static char *random_hex(size_t n)
+{
+    char *s = xmalloc(n + 1);
+    FILE *f = fopen("/dev/urandom", "r");
+    ck_assert_ptr_nonnull(f);
+    for (size_t i = 0; i < n; i++)
+        s[i] = "0123456789abcdef"[fgetc(f) & 15];
+    fclose(f);
+    s[n] = '\0';
+    return s;
+}
+
+/* A 3 KB resource (a signed URL) made the server refuse the row (54000:
+ * index row size exceeds the btree maximum), and the record went to the
+ * DLQ leaving a gap in its stream. Now the indexed column holds its first
+ * 512 bytes, fields_cut says so, raw and attrs keep it whole. */
+START_TEST(long_fields_are_cut_not_refused)
+{
+    struct fx_chain c;
+    fx_chain_init(&c, 30);
+    char *url = random_hex(3000);
+    char *line = xasprintf("{\"resource\":\"https://x/%s\",\"actor\":\"a\"}", url);
+    fx_add_str(&b, &c, "before", FX_T0, 0, 0);
+    fx_add_str(&b, &c, line, FX_T0 + 1, 0, 1);
+    b.rows[1].env.fields.resource = xasprintf("https://x/%s", url);
+    /* 2-byte characters across the cut */
+    free(b.rows[1].env.fields.actor);
+    struct buf u = BUF_INIT;
+    buf_add(&u, "x", 1);
+    for (int i = 0; i < 700; i++)
+        buf_add(&u, "\xc3\xa9", 2);
+    b.rows[1].env.fields.actor = xstrdup(buf_cstr(&u));
+    buf_release(&u);
+    fx_add_str(&b, &c, "after", FX_T0 + 2, 0, 2);
+    commit_p0(-1, 3);
+    ck_assert_uint_eq(st.inserted, 3);
+    ck_assert_uint_eq(st.fields_cut, 1);
+    ck_assert_int_eq(nevents(), 3);
+    char *v = qs("SELECT octet_length(resource) || ' ' || octet_length(actor) || ' ' ||"
+                 " array_to_string(fields_cut, ',') FROM auditrail.events WHERE stream_id = '%s'"
+                 " AND seq = %" PRId64,
+                 c.stream, 1);
+    ck_assert_str_eq(v, "512 511 actor,resource");
+    free(v);
+    /* The whole value: in attrs (the record is JSON) and in raw. */
+    char *sql = xasprintf("SELECT (attrs->>'resource') = 'https://x/%s' AND"
+                          " position(convert_to('%s', 'UTF8') IN raw) > 0"
+                          " FROM auditrail.events WHERE seq = 1",
+                          url, url);
+    v = test_pg_scalar(db, sql);
+    ck_assert_str_eq(v, "t");
+    free(v);
+    free(sql);
+    /* The stream has no gap; the others have no cut. */
+    ck_assert_int_eq(q("SELECT last_seq FROM auditrail.streams WHERE stream_id = '%s'", c.stream),
+                     2);
+    ck_assert_int_eq(nincidents("gap"), 0);
+    ck_assert_int_eq(
+        fx_int(db, "SELECT count(*) FROM auditrail.events WHERE fields_cut IS NOT NULL"), 1);
+    free(line);
+    free(url);
+}
+END_TEST
+
+/* Every transaction of the writer records, at its COMMIT (deferred
+ * triggers on the offsets and streams rows it writes), how many locks it
+ * holds and which event partitions among them. Test-only objects in the
+ * test's database. */
+static void record_locks(void)
+{
+    test_pg_exec(db, "CREATE TABLE public.tx_locks (n int, parts text[]);"
+                     "CREATE FUNCTION public.tx_locks_f() RETURNS trigger LANGUAGE plpgsql AS $$"
+                     " BEGIN INSERT INTO public.tx_locks"
+                     "  SELECT count(*), array_agg(DISTINCT c.relname::text ORDER BY"
+                     "   c.relname::text) FILTER (WHERE c.relkind = 'r' AND"
+                     "   c.relname::text LIKE 'events_p%')"
+                     "  FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation"
+                     "  WHERE l.pid = pg_backend_pid();"
+                     " RETURN NULL; END $$;"
+                     "CREATE CONSTRAINT TRIGGER tx_locks_s AFTER INSERT OR UPDATE ON"
+                     " auditrail.streams DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+                     " EXECUTE FUNCTION public.tx_locks_f();"
+                     "CREATE CONSTRAINT TRIGGER tx_locks_o AFTER INSERT OR UPDATE ON"
+                     " auditrail.kafka_offsets DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+                     " EXECUTE FUNCTION public.tx_locks_f()");
+}
+
+/* A backfill: one stream, 400 rows, each on another day. In one
+ * transaction that created and locked 400 partitions with their indexes
+ * (over 4000 locks, where PostgreSQL's default lock table has room for 64
+ * per connection); the resulting 53200 was retried forever. Now it is
+ * written in runs of at most max_days days, each within a small lock
+ * budget, and commits whole with its chain intact. */
+START_TEST(backfill_400_days_bounded_locks)
+{
+    record_locks();
+    struct fx_chain c;
+    fx_chain_init(&c, 31);
+    enum { DAYS = 400 };
+    for (int i = 0; i < DAYS; i++)
+        fx_add_str(&b, &c, "backfilled", FX_T0 - (int64_t)(DAYS - i) * FX_DAY_US, 0, i);
+    commit_p0(-1, DAYS);
+    /* Per partition created and written: the table, its 7 indexes, its
+     * TOAST table and index, the parent's (about 14, measured); plus what
+     * any transaction holds. 400 days in one transaction held over 5,000
+     * locks, when PostgreSQL's default lock table holds 64 per connection. */
+    int64_t peak = fx_int(db, "SELECT max(n) FROM public.tx_locks");
+    ck_assert_msg(peak > 0 && peak <= 16 * PG_WRITER_MAX_DAYS + 32,
+                  "a transaction held %" PRId64 " locks", peak);
+    ck_assert_uint_eq(st.inserted, DAYS);
+    ck_assert_uint_eq(st.partitions_created, DAYS);
+    ck_assert_uint_eq(st.transactions, (DAYS + PG_WRITER_MAX_DAYS - 1) / PG_WRITER_MAX_DAYS);
+    ck_assert_int_eq(nevents(), DAYS);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
+    ck_assert_int_eq(q("SELECT last_seq FROM auditrail.streams WHERE stream_id = '%s'", c.stream),
+                     DAYS - 1);
+    ck_assert_int_eq(fx_int(db, "SELECT next_offset FROM auditrail.kafka_offsets"), DAYS);
+    ck_assert_int_le(fx_int(db, "SELECT max(cardinality(parts)) FROM public.tx_locks"),
+                     PG_WRITER_MAX_DAYS);
+}
+END_TEST
+
+/* The runs of a split batch check the offsets before the last one moves
+ * them: a batch whose partition another consumer owns stores nothing. */
+START_TEST(split_batch_checks_offsets_first)
+{
+    struct fx_chain c;
+    fx_chain_init(&c, 32);
+    fx_add_str(&b, &c, "first", FX_T0, 0, 0);
+    commit_p0(-1, 1);
+    test_pg_exec(db, "UPDATE auditrail.kafka_offsets SET next_offset = 9"); /* someone else */
+    batch_clear(&b);
+    for (int i = 0; i < 40; i++)
+        fx_add_str(&b, &c, "spread", FX_T0 + (int64_t)(i + 1) * FX_DAY_US, 0, i + 1);
+    batch_advance(&b, 0, 1, 41);
+    write_fails(PG_CONFLICT);
+    ck_assert_int_eq(nevents(), 1);
+}
+END_TEST
+
+/* The wide lookup (a re-send whose time changed) reads only its stream's
+ * partitions: before, it had no event_time predicate and locked every
+ * partition of auditrail.events and their indexes (about 2,200 × 8
+ * relations at six years of retention, beyond the lock table). */
+START_TEST(lookup_prunes_partitions)
+{
+    struct fx_chain other, c;
+    fx_chain_init(&other, 33);
+    fx_chain_init(&c, 34);
+    for (int i = 0; i < 30; i++) /* 30 partitions */
+        fx_add_str(&b, &other, "other", FX_T0 + (int64_t)i * FX_DAY_US, 0, i);
+    struct fx_chain c0 = c;
+    fx_add_str(&b, &c, "read-time record", FX_T0 + 10 * FX_DAY_US, 0, 30);
+    fx_add_str(&b, &c, "next", FX_T0 + 11 * FX_DAY_US, 0, 31);
+    commit_p0(-1, 32);
+    char *v = qs("SELECT (extract(epoch FROM min_event_time) * 1000000)::bigint || ' ' ||"
+                 " (extract(epoch FROM max_event_time) * 1000000)::bigint FROM auditrail.streams"
+                 " WHERE stream_id = '%s' AND %" PRId64 " = 0",
+                 c.stream, 0);
+    char want[64];
+    snprintf(want, sizeof(want), "%" PRId64 " %" PRId64, FX_T0 + 10 * FX_DAY_US,
+             FX_T0 + 11 * FX_DAY_US);
+    ck_assert_str_eq(v, want);
+    free(v);
+
+    record_locks();
+    /* The agent re-sends seq 0 with a new read time, 20 days later. */
+    batch_clear(&b);
+    fx_add_str(&b, &c0, "read-time record", FX_T0 + 25 * FX_DAY_US, 0, 32);
+    commit_p0(32, 33);
+    ck_assert_uint_eq(st.dup_stream, 1);
+    ck_assert_uint_eq(st.inserted, 0);
+    v = test_pg_scalar(db, "SELECT array_to_string(max(parts), ',') FROM public.tx_locks");
+    ck_assert_str_eq(v, "events_p20261206,events_p20261207,events_p20261221");
+    free(v);
+
+    /* The plan of the lookup over the stream's range names only its days. */
+    const char *p[] = {"{" /* ids */, "{0}", "2026-12-06T00:00:00Z", "2026-12-07T00:00:00.000001Z"};
+    char ids[64];
+    snprintf(ids, sizeof(ids), "{%s}", c.stream);
+    p[0] = ids;
+    PGresult *r =
+        PQexecParams(db, "EXPLAIN (COSTS OFF) " SQL_W_LOOKUP_RANGE, 4, NULL, p, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    struct buf plan = BUF_INIT;
+    for (int i = 0; i < PQntuples(r); i++)
+        buf_addf(&plan, "%s\n", PQgetvalue(r, i, 0));
+    PQclear(r);
+    ck_assert_msg(strstr(buf_cstr(&plan), "events_p20261206") &&
+                      strstr(buf_cstr(&plan), "events_p20261207"),
+                  "%s", buf_cstr(&plan));
+    const char *q1 = buf_cstr(&plan);
+    int nparts = 0;
+    for (const char *x = q1; (x = strstr(x, "events_p")) != NULL; x += 8)
+        if (strncmp(x + 8, "20261206", 8) != 0 && strncmp(x + 8, "20261207", 8) != 0)
+            nparts++;
+    ck_assert_msg(nparts == 0, "the plan reads other partitions:\n%s", q1);
+    buf_release(&plan);
+}
+END_TEST
+
+/* Child of the race below: write the stream's first 10 records with time
+ * base_us through its own writer and Kafka partition. */
+static int child_race(int part, int64_t base_us)
+{
+    char err[512];
+    struct pg_writer *cw = pg_writer_new(ci, "g1", NULL, err, sizeof(err));
+    if (!cw)
+        return 2;
+    struct batch cb;
+    batch_init(&cb, "audit");
+    struct fx_chain c;
+    fx_chain_init(&c, 35);
+    for (int i = 0; i < 10; i++)
+        fx_add_str(&cb, &c, "raced", base_us + i, part, i);
+    batch_advance(&cb, part, -1, 10);
+    struct pg_write_stats cst = {0};
+    enum pg_status r = pg_writer_write(cw, &cb, &cst, err, sizeof(err));
+    if (r != PG_OK)
+        fprintf(stderr, "race %d: %s: %s\n", part, pg_status_name(r), err);
+    pg_write_stats_release(&cst);
+    batch_release(&cb);
+    pg_writer_free(cw);
+    return r == PG_OK ? 0 : 1;
+}
+
+/* One new stream arriving through two Kafka partitions (a re-send with a
+ * new read time, so another primary key): two writers at once. New streams
+ * were not locked, so both found no stored state and both stored every
+ * record. Now the second waits for the first's new streams row and drops
+ * its records as re-sends. Both are held at their COPY by a lock on the
+ * partition until both are in. */
+START_TEST(new_stream_two_writers)
+{
+    struct fx_chain c;
+    fx_chain_init(&c, 36);
+    fx_add_str(&b, &c, "partition exists", FX_T0, 0, 0); /* another stream, same day */
+    commit_p0(-1, 1);
+    PGconn *lock = test_pg_connect(ci);
+    test_pg_exec(lock, "BEGIN; LOCK TABLE auditrail.events_p20261126 IN SHARE MODE");
+    pid_t pid[2];
+    for (int i = 0; i < 2; i++) {
+        pid[i] = fork();
+        ck_assert_int_ge(pid[i], 0);
+        if (pid[i] == 0)
+            _exit(child_race(1 + i, FX_T0 + 1000 + i * 1000000));
+    }
+    /* Both writers blocked: one at its COPY (the lock), the other at the
+     * first's uncommitted streams row (or, before, at its COPY too). */
+    uint64_t end = time_mono_ms() + 30000;
+    while (fx_int(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                      " AND application_name = 'auditrail-aggregator'") < 2 &&
+           time_mono_ms() < end)
+        ;
+    test_pg_exec(lock, "COMMIT");
+    PQfinish(lock);
+    for (int i = 0; i < 2; i++) {
+        int status = 0;
+        ck_assert_int_eq(waitpid(pid[i], &status, 0), pid[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", i);
+    }
+    struct fx_chain raced;
+    fx_chain_init(&raced, 35);
+    ck_assert_int_eq(
+        q("SELECT count(*) FROM auditrail.events WHERE stream_id = '%s'", raced.stream), 10);
+    ck_assert_int_eq(
+        q("SELECT last_seq FROM auditrail.streams WHERE stream_id = '%s'", raced.stream), 9);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.streams WHERE last_seq < 0"), 0);
+}
+END_TEST
+
+/* A COMMIT that fails (a deferred constraint trigger, test-only) is not a
+ * commit: nothing stored, nothing marked committed, the offset unmoved. */
+START_TEST(failed_commit_is_not_committed)
+{
+    test_pg_exec(db, "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+                     " BEGIN RAISE EXCEPTION 'refused at commit'"
+                     " USING ERRCODE = 'serialization_failure'; END $$;"
+                     "CREATE CONSTRAINT TRIGGER refuse_t AFTER INSERT OR UPDATE ON"
+                     " auditrail.streams DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+                     " EXECUTE FUNCTION public.refuse()");
+    struct fx_chain c;
+    fx_chain_init(&c, 37);
+    for (int i = 0; i < 3; i++)
+        fx_add_str(&b, &c, "x", FX_T0, 0, i);
+    batch_advance(&b, 0, -1, 3);
+    const char *e = write_fails(PG_TRANSIENT);
+    ck_assert_msg(strstr(e, "COMMIT") && strstr(e, "[40001]"), "%s", e);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(st.committed[i], 0);
+    ck_assert_uint_eq(st.inserted, 0);
+    ck_assert_int_eq(nevents(), 0);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.kafka_offsets"), 0);
+    ck_assert_int_eq(fx_int(db, "SELECT count(*) FROM auditrail.streams"), 0);
 }
 END_TEST
 
@@ -793,9 +1118,16 @@ static Suite *suite(void)
     tcase_add_test(tc, offset_cas_conflict_commits_nothing);
     tcase_add_test(tc, offset_race_with_open_transaction);
     tcase_add_test(tc, bad_row_is_data_error);
+    tcase_add_test(tc, check_constraint_is_data_error);
     tcase_add_test(tc, partitions_on_demand);
     tcase_add_test(tc, reconnects_after_connection_loss);
     tcase_add_test(tc, primary_key_guard_when_streams_disagree);
+    tcase_add_test(tc, long_fields_are_cut_not_refused);
+    tcase_add_test(tc, backfill_400_days_bounded_locks);
+    tcase_add_test(tc, split_batch_checks_offsets_first);
+    tcase_add_test(tc, lookup_prunes_partitions);
+    tcase_add_test(tc, new_stream_two_writers);
+    tcase_add_test(tc, failed_commit_is_not_committed);
     suite_add_tcase(s, tc);
     /* Their own writers, or none. */
     TCase *own = tcase_create("own writers");

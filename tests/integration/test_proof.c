@@ -136,7 +136,7 @@ static void setup(void)
     heads_file = xasprintf("%s/heads.jsonl", dir);
     topic = test_kafka_topic("proof", 2);
     char err[512];
-    w = pg_writer_new(ci, "g1", err, sizeof(err));
+    w = pg_writer_new(ci, "g1", NULL, err, sizeof(err));
     ck_assert_msg(w != NULL, "%s", err);
     for (int s = 0; s < NSTREAMS; s++)
         fx_chain_init(&chains[s], 100u + (unsigned)s);

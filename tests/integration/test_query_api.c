@@ -420,6 +420,16 @@ START_TEST(hostile_parameters)
         qfx_reply_free(&r);
         free(p);
     }
+    /* the calendar's edges are valid ranges with no events, not a server
+     * error: year 0000 (PostgreSQL's 1 BC) and year 9999 */
+    const char *edges[] = {"/v1/events?from=0000-01-01T00:00:00Z&to=0000-01-20T00:00:00Z",
+                           "/v1/events?from=9999-12-20T00:00:00Z&to=9999-12-31T23:59:59Z",
+                           "/v1/streams?from=0000-01-01T00:00:00Z&to=0000-01-20T00:00:00Z"};
+    for (size_t i = 0; i < sizeof(edges) / sizeof(*edges); i++) {
+        struct qfx_reply r = qfx_get(port, edges[i], tok_admin, NULL);
+        ck_assert_msg(r.status == 200, "%s: %ld %s", edges[i], r.status, r.body.p);
+        qfx_reply_free(&r);
+    }
     /* a target too long for any parameter is 414 */
     char *p = xasprintf("/v1/events?" RANGE "&actor=%s%s", huge, huge);
     struct qfx_reply r = qfx_get(port, p, tok_admin, NULL);

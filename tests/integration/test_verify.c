@@ -273,7 +273,7 @@ END_TEST
 START_TEST(stored_fork_next_to_each_other)
 {
     char err[512] = "";
-    struct pg_writer *w = pg_writer_new(ci, "g1", err, sizeof(err));
+    struct pg_writer *w = pg_writer_new(ci, "g1", NULL, err, sizeof(err));
     ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
     struct fx_chain ch;
     fx_chain_init(&ch, 7);

@@ -95,8 +95,15 @@ START_TEST(split_preserves_offsets)
     ck_assert_int_eq(hi.rows[0].kafka_offset, 9);
     ck_assert_int_eq(hi.rows[0].env.seq, 1);
     ck_assert_ptr_null(b.rows[0].env.line);
-    batch_release(&lo);
-    batch_release(&hi);
+    /* And back (a part that could not be written): the rows in order. */
+    batch_unsplit(&b, &lo, &hi);
+    ck_assert_uint_eq(b.n, 6);
+    for (int i = 0; i < 6; i++)
+        ck_assert_ptr_nonnull(b.rows[i].env.line);
+    ck_assert_int_eq(b.rows[2].kafka_offset, 101);
+    ck_assert_int_eq(b.rows[3].env.seq, 1);
+    ck_assert_int_eq(b.rows[3].kafka_partition, 1);
+    ck_assert_int_eq(batch_offset_find(&b, 1)->next_offset, 20);
     batch_release(&b);
 }
 END_TEST

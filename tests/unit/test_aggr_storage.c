@@ -188,23 +188,107 @@ START_TEST(sqlstate_classes)
     ck_assert_int_eq(pg_classify_sqlstate("57P03"), PG_TRANSIENT);
     ck_assert_int_eq(pg_classify_sqlstate("40001"), PG_TRANSIENT);
     ck_assert_int_eq(pg_classify_sqlstate("40P01"), PG_TRANSIENT);
-    ck_assert_int_eq(pg_classify_sqlstate("53100"), PG_TRANSIENT);
-    ck_assert_int_eq(pg_classify_sqlstate("53300"), PG_TRANSIENT);
+    ck_assert_int_eq(pg_classify_sqlstate("53100"), PG_RESOURCE); /* disk full */
+    ck_assert_int_eq(pg_classify_sqlstate("53200"), PG_RESOURCE); /* out of shared memory: locks */
+    ck_assert_int_eq(pg_classify_sqlstate("53000"), PG_RESOURCE);
+    ck_assert_int_eq(pg_classify_sqlstate("25006"), PG_TRANSIENT); /* read-only: a failover */
+    ck_assert_int_eq(pg_classify_sqlstate("25P02"), PG_TRANSIENT);
+    ck_assert_int_eq(pg_classify_sqlstate("57014"), PG_TRANSIENT); /* statement timeout */
+    ck_assert_int_eq(pg_classify_sqlstate("55006"), PG_TRANSIENT);
+    ck_assert_int_eq(pg_classify_sqlstate("72000"), PG_TRANSIENT);
     ck_assert_int_eq(pg_classify_sqlstate("55P03"), PG_TRANSIENT);
     ck_assert_int_eq(pg_classify_sqlstate("22021"), PG_DATA);
     ck_assert_int_eq(pg_classify_sqlstate("22P02"), PG_DATA);
     ck_assert_int_eq(pg_classify_sqlstate("23505"), PG_DATA);
     ck_assert_int_eq(pg_classify_sqlstate("54000"), PG_DATA);
+    ck_assert_int_eq(pg_classify_sqlstate("22008"), PG_DATA); /* a date out of range */
+    ck_assert_int_eq(pg_classify_sqlstate("22P05"), PG_DATA); /* \u0000 in jsonb */
+    ck_assert_int_eq(pg_classify_sqlstate("23514"), PG_DATA);
     ck_assert_int_eq(pg_classify_sqlstate("42P01"), PG_FATAL);
     ck_assert_int_eq(pg_classify_sqlstate("42501"), PG_FATAL);
     ck_assert_int_eq(pg_classify_sqlstate("28P01"), PG_FATAL);
-    ck_assert_int_eq(pg_classify_sqlstate("XX000"), PG_FATAL);
+    ck_assert_int_eq(pg_classify_sqlstate("3D000"), PG_FATAL);
+    ck_assert_int_eq(pg_classify_sqlstate("57P04"), PG_FATAL); /* database dropped */
+    ck_assert_int_eq(pg_classify_sqlstate("XX001"), PG_FATAL); /* corruption */
+    ck_assert_int_eq(pg_classify_sqlstate("0A000"), PG_FATAL);
+    /* Neither provably data nor configuration: retried, smaller. */
+    ck_assert_int_eq(pg_classify_sqlstate("XX000"), PG_RESOURCE);
+    ck_assert_int_eq(pg_classify_sqlstate("P0001"), PG_RESOURCE);
+    ck_assert_int_eq(pg_classify_sqlstate("ZZ999"), PG_RESOURCE);
+    ck_assert(pg_status_retryable(PG_RESOURCE) && pg_status_retryable(PG_TRANSIENT));
+    ck_assert(!pg_status_retryable(PG_DATA) && !pg_status_retryable(PG_FATAL));
     ck_assert_int_eq(pg_classify_sqlstate("57P0"), PG_TRANSIENT); /* malformed: no state */
     ck_assert_str_eq(pg_status_name(PG_OK), "ok");
     ck_assert_str_eq(pg_status_name(PG_TRANSIENT), "transient");
     ck_assert_str_eq(pg_status_name(PG_CONFLICT), "conflict");
     ck_assert_str_eq(pg_status_name(PG_DATA), "data");
     ck_assert_str_eq(pg_status_name(PG_FATAL), "fatal");
+}
+END_TEST
+
+/* What a server message may say once it leaves the process (issue 9 item
+ * 13): never a value it quotes, never the bytes of a record. */
+START_TEST(error_scrub)
+{
+    char out[256];
+    const struct {
+        const char *st, *in, *want;
+    } cases[] = {
+        /* PostgreSQL does not escape quotes inside a value */
+        {"22P02", "invalid input syntax for type integer: \"{\"ssn\": \"123-45\"}\"",
+         "invalid input syntax for type integer: \"…\""},
+        {"22P02", "invalid input syntax for type uuid: \"SECRET\"",
+         "invalid input syntax for type uuid: \"…\""},
+        {"22021", "invalid byte sequence for encoding \"UTF8\": 0xc3 0x28",
+         "invalid byte sequence for encoding \"…\": 0x…"},
+        {"22008", "date/time field value out of range: '0000-12-31 SECRET'",
+         "date/time field value out of range: '…'"},
+        /* an unterminated quote hides the rest of the line */
+        {"22P02", "bad value \"SECRET and more", "bad value \"…\""},
+        /* only the first line: libpq's connection errors add hints */
+        {NULL, "server closed the connection unexpectedly\n\tThis probably means SECRET",
+         "server closed the connection unexpectedly"},
+        {NULL, "missing \"=\" after \"SECRET\" in connection info string",
+         "missing \"…\" in connection info string"},
+        {"54000", "index row size 3016 exceeds btree version 4 maximum 2704 for index \"x\"",
+         "index row size 3016 exceeds btree version 4 maximum 2704 for index \"…\""},
+        /* our objects: kept, so the operator can read them */
+        {"42P01", "relation \"auditrail.streams\" does not exist",
+         "relation \"auditrail.streams\" does not exist"},
+        {"42501", "permission denied for table events", "permission denied for table events"},
+        /* not a byte sequence */
+        {"22003", "value 10x0 out of range", "value 10x0 out of range"},
+        {NULL, NULL, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pg_error_scrub(cases[i].st, cases[i].in, out, sizeof(out));
+        ck_assert_msg(strcmp(out, cases[i].want) == 0, "case %zu: got [%s], want [%s]", i, out,
+                      cases[i].want);
+        ck_assert_ptr_null(strstr(out, "SECRET"));
+    }
+    /* A small buffer: still terminated, never a partial "…". */
+    pg_error_scrub("22P02", "x: \"SECRET\"", out, 6);
+    ck_assert_str_eq(out, "x:");
+    pg_error_scrub("22P02", "abc", out, 1);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
+/* Timestamp parameters PostgreSQL parses for every year it holds: RFC 3339
+ * text was clamped to 0000-9999, and PostgreSQL has no year 0 (22008). */
+START_TEST(time_text_any_year)
+{
+    char t[PG_TIME_TEXT_LEN];
+    pg_time_text(0, t);
+    ck_assert_str_eq(t, "1970-01-01 00:00:00.000000+00");
+    pg_time_text(-1, t);
+    ck_assert_str_eq(t, "1969-12-31 23:59:59.999999+00");
+    pg_time_text(INT64_C(-62167219200) * 1000000 + 3600000000, t); /* 0000-01-01 01:00 */
+    ck_assert_str_eq(t, "0001-01-01 01:00:00.000000+00 BC");
+    pg_time_text(INT64_C(-62167219200) * 1000000 - 86400000000, t);
+    ck_assert_str_eq(t, "0002-12-31 00:00:00.000000+00 BC");
+    pg_time_text(INT64_C(253402300800) * 1000000 + 1, t);
+    ck_assert_str_eq(t, "10000-01-01 00:00:00.000001+00");
 }
 END_TEST
 
@@ -296,7 +380,9 @@ static Suite *suite(void)
     tcase_add_test(tc, cache_binary_search);
     tcase_add_test(tc, groups_by_day);
     tcase_add_test(tc, sqlstate_classes);
+    tcase_add_test(tc, error_scrub);
     tcase_add_test(tc, array_literals);
+    tcase_add_test(tc, time_text_any_year);
     tcase_add_test(tc, batch_container);
     suite_add_tcase(s, tc);
     return s;
