@@ -15,6 +15,7 @@ enum cli_exit {
     CLI_OK = 0,
     CLI_NOT_FOUND = 1,   /* no such stream; no events with --fail-empty; --all cut at --max;
                           * health not ready; the output file could not be written */
+    CLI_PROBLEMS = 1,    /* verify found problems */
     CLI_USAGE = 2,       /* bad usage, or a parameter the API refused (400) */
     CLI_AUTH = 3,        /* 401, 403 */
     CLI_UNAVAILABLE = 4, /* unreachable, 5xx (503 included), an answer cut short */
@@ -36,11 +37,29 @@ int cli_stream(struct cli_ctx *c);
 int cli_export(struct cli_ctx *c);
 int cli_health(struct cli_ctx *c);
 int cli_metrics(struct cli_ctx *c);
+int cli_verify(struct cli_ctx *c);
 
-/* Run `auditrail-aggregator --config config ARGS…` (the binary beside this
- * one) in place of this process: the aggregator's one-shot commands
- * (migrate; issue 11's replay, verify, proof). args is NULL-terminated,
- * args[0] the command. Returns only on failure (CLI_USAGE, said why). */
+/* Run `auditrail-aggregator --config config ARGS…` in place of this
+ * process (execv, no shell): the aggregator's one-shot commands (migrate,
+ * replay, proof), their output and exit status the CLI's. args is
+ * NULL-terminated, args[0] the command, passed on unchanged. config is
+ * required except for `proof keygen`. Returns only on failure, having said
+ * why: CLI_USAGE without a config, CLI_UNAVAILABLE when the binary cannot
+ * be found or run. */
 int cli_aggregator_exec(const char *config, const char *const *args);
+
+/* Where auditrail-aggregator is: in the directory of self (this
+ * program's path, may be NULL) when executable there, else the first
+ * executable one in the directories of path ($PATH, may be NULL). Heap, or
+ * NULL when there is none. */
+char *cli_aggregator_path(const char *self, const char *path);
+
+/* The "served by X · replica lag L ms · cache C" of an answer, each part
+ * preceded by " · " (escaped), for a verb's summary line. */
+void cli_summary_routing(struct buf *s, const struct cli_reply *r);
+
+/* Write b to stdout now and empty it: 0, or -1 having said why (a closed
+ * pipe silently: the reader is done). */
+int cli_out_flush(struct buf *b);
 
 #endif

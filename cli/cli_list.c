@@ -26,9 +26,8 @@ static const struct list_kind k_streams = {"/v1/streams", "streams", CLI_TABLE_S
 static const struct list_kind k_incidents = {"/v1/incidents", "incidents", CLI_TABLE_INCIDENTS,
                                              false};
 
-/* Write to stdout now (a page at a time: --all shows progress as it goes).
- * 0, or -1 having said why (a closed pipe silently: the reader is done). */
-static int out_flush(struct buf *b)
+/* A page at a time: --all shows progress as it goes. */
+int cli_out_flush(struct buf *b)
 {
     int rc = 0;
     if (b->len && (fwrite(b->p, 1, b->len, stdout) != b->len || fflush(stdout) != 0)) {
@@ -47,23 +46,28 @@ static void ndjson_line(void *ud, const char *p, size_t n)
 }
 
 /* "N events · served by X · replica lag L ms · cache hit" on stderr. */
+void cli_summary_routing(struct buf *s, const struct cli_reply *r)
+{
+    if (r->served_by[0]) {
+        BUF_LIT(s, " \xc2\xb7 served by ");
+        cli_text_escape(s, r->served_by, strlen(r->served_by));
+    }
+    if (r->lag_ms[0]) {
+        BUF_LIT(s, " \xc2\xb7 replica lag ");
+        cli_text_escape(s, r->lag_ms, strlen(r->lag_ms));
+        BUF_LIT(s, " ms");
+    }
+    if (r->cache[0]) {
+        BUF_LIT(s, " \xc2\xb7 cache ");
+        cli_text_escape(s, r->cache, strlen(r->cache));
+    }
+}
+
 static void summary(const char *noun, unsigned long n, const struct cli_reply *r)
 {
     struct buf s = BUF_INIT;
     buf_addf(&s, "%lu %s", n, noun);
-    if (r->served_by[0]) {
-        BUF_LIT(&s, " \xc2\xb7 served by ");
-        cli_text_escape(&s, r->served_by, strlen(r->served_by));
-    }
-    if (r->lag_ms[0]) {
-        BUF_LIT(&s, " \xc2\xb7 replica lag ");
-        cli_text_escape(&s, r->lag_ms, strlen(r->lag_ms));
-        BUF_LIT(&s, " ms");
-    }
-    if (r->cache[0]) {
-        BUF_LIT(&s, " \xc2\xb7 cache ");
-        cli_text_escape(&s, r->cache, strlen(r->cache));
-    }
+    cli_summary_routing(&s, r);
     fprintf(stderr, "%s\n", buf_cstr(&s));
     buf_release(&s);
 }
@@ -135,7 +139,7 @@ static int list_run(struct cli_ctx *c, const struct list_kind *k)
         free(cursor);
         cursor = json_is_string(next) ? xstrdup(json_string_value(next)) : NULL;
         json_decref(j);
-        if (out_flush(&out) != 0) {
+        if (cli_out_flush(&out) != 0) {
             ex = CLI_NOT_FOUND;
             goto out;
         }

@@ -1,17 +1,10 @@
 /* The operator verbs that are not the query API's: health and metrics of
- * any auditrail program's HTTP side (no token sent), and the aggregator's
- * one-shot commands run through the binary beside this one (migrate; the
- * recovery and proof verbs of issue 11 join there). */
-#include <errno.h>
-#include <limits.h>
+ * any auditrail program's HTTP side (no token sent). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_text.h"
-#include "common/xmalloc.h"
 
 static void show(const char *what, const struct cli_reply *r)
 {
@@ -66,34 +59,4 @@ int cli_metrics(struct cli_ctx *c)
     }
     cli_reply_release(&r);
     return ex;
-}
-
-int cli_aggregator_exec(const char *config, const char *const *args)
-{
-    if (!config) {
-        fprintf(stderr, "auditrail %s: --config FILE (the aggregator's) is required\n", args[0]);
-        return CLI_USAGE;
-    }
-    /* the auditrail-aggregator installed beside this binary */
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    char *bin = NULL;
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        bin = xasprintf("%s/auditrail-aggregator", exe);
-    } else {
-        bin = xstrdup("auditrail-aggregator");
-    }
-    const char *argv[32] = {bin, "--config", config};
-    size_t k = 3;
-    for (size_t i = 0; args[i] && k < 31; i++)
-        argv[k++] = args[i];
-    argv[k] = NULL;
-    execv(bin, (char *const *)argv);
-    fprintf(stderr, "auditrail %s: cannot run %s: %s\n", args[0], bin, strerror(errno));
-    free(bin);
-    return CLI_USAGE;
 }

@@ -148,12 +148,18 @@ static int take(struct cli_opts *o, const struct opt_spec *s, const char *val, c
     return -1;
 }
 
-int cli_opts_parse(struct cli_opts *o, uint32_t allowed, int argc, char **argv, char *err,
-                   size_t errlen)
+/* Room for up to argc operands (and the NULL after them), none yet. */
+static void operands_reset(struct cli_opts *o, int argc)
 {
     free(o->argv);
     o->argv = xcalloc((size_t)argc + 1, sizeof(char *));
     o->argc = 0;
+}
+
+int cli_opts_parse(struct cli_opts *o, uint32_t allowed, int argc, char **argv, char *err,
+                   size_t errlen)
+{
+    operands_reset(o, argc);
     bool options_end = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -198,6 +204,27 @@ int cli_opts_parse(struct cli_opts *o, uint32_t allowed, int argc, char **argv, 
         }
         if (take(o, s, val ? val : "", err, errlen) != 0)
             return -1;
+    }
+    return 0;
+}
+
+int cli_opts_passthrough(struct cli_opts *o, int argc, char **argv, char *err, size_t errlen)
+{
+    operands_reset(o, argc);
+    bool options_end = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!options_end && strcmp(a, "--") == 0)
+            options_end = true; /* kept: the aggregator's parser sees it too */
+        if (options_end || (strcmp(a, "--config") != 0 && strcmp(a, "-c") != 0 &&
+                            strncmp(a, "--config=", 9) != 0)) {
+            o->argv[o->argc++] = argv[i];
+            continue;
+        }
+        const char *val = a[1] == '-' && a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : "";
+        if (!val[0])
+            return fail(err, errlen, "--%s needs a value", "config");
+        o->config = val;
     }
     return 0;
 }

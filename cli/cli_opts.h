@@ -62,6 +62,14 @@ void cli_opts_release(struct cli_opts *o);
 int cli_opts_parse(struct cli_opts *o, uint32_t allowed, int argc, char **argv, char *err,
                    size_t errlen) __attribute__((warn_unused_result));
 
+/* The words after a verb that runs an auditrail-aggregator command with
+ * its own options (replay, proof): only --config FILE (--config=FILE, -c
+ * FILE) is taken into o->config, before a "--"; every other word, "--"
+ * included, becomes an operand in its order, unchanged. 0, or -1 with err
+ * (--config without a value). */
+int cli_opts_passthrough(struct cli_opts *o, int argc, char **argv, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Check and convert the typed options that may also come before the verb
  * (--timeout): text in *val to o. 0, or -1 with err. */
 int cli_opts_timeout(struct cli_opts *o, const char *val, char *err, size_t errlen)

@@ -36,6 +36,14 @@ static const struct col incident_cols[] = {
     {"EXPECTED", "expected", 16},       {"ACTUAL", "actual", 16}, {"EVIDENCE", "evidence", 48},
 };
 
+/* The evidence in full: a hash is 64 hex characters. */
+static const struct col finding_cols[] = {
+    {"KIND", "kind", 20},       {"STREAM:SEQ", "stream:seq", 44},
+    {"SEQ_END", "seq_end", 10}, {"EVENT_TIME", "event_time", 27},
+    {"STORED", "stored", 64},   {"COMPUTED", "computed", 64},
+    {"DETAIL", "detail", 80},
+};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct col *cols_of(enum cli_table_kind k, size_t *n)
@@ -47,6 +55,9 @@ static const struct col *cols_of(enum cli_table_kind k, size_t *n)
     case CLI_TABLE_INCIDENTS:
         *n = N(incident_cols);
         return incident_cols;
+    case CLI_TABLE_FINDINGS:
+        *n = N(finding_cols);
+        return finding_cols;
     case CLI_TABLE_EVENTS:
         break;
     }

@@ -1,7 +1,8 @@
 /* auditrail: the operator CLI. A libcurl client of the query API (query,
- * export, streams, stream, incidents) and of every program's HTTP side
- * (health, metrics), and a front door to the aggregator's one-shot
- * commands (migrate). One table of verbs; each names the options it takes. */
+ * export, streams, stream, incidents, verify) and of every program's HTTP
+ * side (health, metrics), and a front door to the aggregator's one-shot
+ * commands (migrate, replay, proof). One table of verbs; each names the
+ * options it takes. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "cli/cli.h"
 #include "common/prog.h"
 #include "common/timeutil.h"
+#include "common/xmalloc.h"
 
 #define EVENT_FILTERS                                                                              \
     (CLI_O_CONN | CLI_O_TENANT | CLI_O_EVENT_FILTERS | CLI_O_STREAM | CLI_O_RANGE | CLI_O_MIN_LSN)
@@ -20,29 +22,32 @@ struct verb {
     int min_args, max_args; /* operands after the verb */
     int (*run)(struct cli_ctx *c);
     const char *aggregator; /* instead of run: this auditrail-aggregator command */
+    bool pass_args;         /* its arguments passed on unchanged (but --config) */
 };
 
 static const struct verb verbs[] = {
-    {"query", EVENT_FILTERS | CLI_O_PAGES | CLI_O_JSON | CLI_O_FAIL_EMPTY, 0, 0, cli_query, NULL},
-    {"export", EVENT_FILTERS | CLI_O_OUTPUT, 0, 0, cli_export, NULL},
+    {"query", EVENT_FILTERS | CLI_O_PAGES | CLI_O_JSON | CLI_O_FAIL_EMPTY, 0, 0, cli_query, NULL,
+     false},
+    {"export", EVENT_FILTERS | CLI_O_OUTPUT, 0, 0, cli_export, NULL, false},
     {"streams",
      CLI_O_CONN | CLI_O_TENANT | CLI_O_RANGE | CLI_O_COUNTS | CLI_O_PAGES | CLI_O_MIN_LSN |
          CLI_O_JSON,
-     0, 0, cli_streams, NULL},
+     0, 0, cli_streams, NULL, false},
     {"stream", CLI_O_CONN | CLI_O_TENANT | CLI_O_RANGE | CLI_O_MIN_LSN | CLI_O_JSON, 1, 1,
-     cli_stream, NULL},
+     cli_stream, NULL, false},
     {"incidents",
      CLI_O_CONN | CLI_O_TENANT | CLI_O_RANGE | CLI_O_KIND | CLI_O_STREAM | CLI_O_PAGES |
          CLI_O_MIN_LSN | CLI_O_JSON,
-     0, 0, cli_incidents, NULL},
-    {"health", CLI_O_CONN, 0, 0, cli_health, NULL},
-    {"metrics", CLI_O_CONN, 0, 1, cli_metrics, NULL},
-    {"migrate", CLI_O_CONFIG, 0, 0, NULL, "migrate"},
-    /* Issue 11's verbs (replay, verify, proof pubkey) are built on
-     * auditrail-aggregator first: each joins here as one line naming that
-     * command, e.g. {"verify", CLI_O_CONFIG, 0, 8, NULL, "verify"} with
-     * its options passed through (cli_aggregator_exec), or with a `run`
-     * of its own once GET /v1/streams/{id}/verify serves it over HTTP. */
+     0, 0, cli_incidents, NULL, false},
+    {"health", CLI_O_CONN, 0, 0, cli_health, NULL, false},
+    {"metrics", CLI_O_CONN, 0, 1, cli_metrics, NULL, false},
+    {"verify", CLI_O_CONN | CLI_O_TENANT | CLI_O_STREAM | CLI_O_RANGE | CLI_O_MIN_LSN | CLI_O_JSON,
+     0, 0, cli_verify, NULL, false},
+    {"migrate", CLI_O_CONFIG, 0, 0, NULL, "migrate", false},
+    /* Kafka and PostgreSQL credentials are the aggregator's, not the CLI's:
+     * these run auditrail-aggregator --config FILE with what follows. */
+    {"replay", CLI_O_CONFIG, 0, 0, NULL, "replay", true},
+    {"proof", CLI_O_CONFIG, 0, 0, NULL, "proof", true},
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -68,7 +73,16 @@ static const char USAGE[] =
     "        [--tenant T] [--limit N] [--cursor C] [--all [--max N]] [--min-lsn LSN] [--json]\n"
     "  health                 GET /healthz and /readyz of any auditrail program\n"
     "  metrics [PREFIX]       its /metrics, only the lines starting with PREFIX\n"
+    "  verify [--stream ID] [--tenant T] [--from T] [--to T] [--min-lsn LSN] [--json]\n"
+    "      recompute the hash chain of one stream, or of every stream of the range\n"
+    "      (GET /v1/streams/{id}/verify; auditor, admin): findings with their evidence,\n"
+    "      then a summary line on stderr; exit 0 intact, 1 problems found\n"
     "  migrate --config FILE  apply PostgreSQL migrations (runs auditrail-aggregator)\n"
+    "  replay --config FILE ARGS   auditrail-aggregator --config FILE replay ARGS\n"
+    "  proof --config FILE ARGS    auditrail-aggregator --config FILE proof ARGS (pubkey,\n"
+    "      sign, inclusion, consistency; keygen FILE needs no --config); these two pass\n"
+    "      ARGS on unchanged and exit with the aggregator's status; --config may also\n"
+    "      come from $AUDITRAIL_CONFIG\n"
     "\n"
     "FILTERS: --tenant T --actor A --action A --resource R --outcome O --source NAME\n"
     "         --stream ID (32 hex)\n"
@@ -88,10 +102,11 @@ static const char USAGE[] =
     "exit status:\n"
     "  0  ok\n"
     "  1  not found (stream ID), no events with --fail-empty, --all stopped at --max,\n"
-    "     not ready (health), or the output could not be written\n"
+    "     not ready (health), the output could not be written, or verify found problems\n"
     "  2  usage, or a parameter the API refused (400)\n"
     "  3  authentication or permission (401, 403)\n"
-    "  4  unavailable: unreachable, 5xx (503 included), or an answer cut short\n"
+    "  4  unavailable: unreachable, 5xx (503 included), an answer cut short, or no\n"
+    "     auditrail-aggregator to run\n"
     "  130 interrupted";
 
 static const struct verb *verb_find(const char *name)
@@ -154,7 +169,9 @@ int main(int argc, char **argv)
     o.config = args.config;
     if (timeout && cli_opts_timeout(&o, timeout, err, sizeof(err)) != 0)
         return usage_line(NULL, err);
-    if (cli_opts_parse(&o, v->opts, args.argc - 1, args.argv + 1, err, sizeof(err)) != 0) {
+    if (v->pass_args
+            ? cli_opts_passthrough(&o, args.argc - 1, args.argv + 1, err, sizeof(err))
+            : cli_opts_parse(&o, v->opts, args.argc - 1, args.argv + 1, err, sizeof(err))) {
         cli_opts_release(&o);
         return usage_line(v->name, err);
     }
@@ -163,15 +180,20 @@ int main(int argc, char **argv)
         prog_usage(&p, stdout);
         return CLI_OK;
     }
-    if (o.argc < v->min_args || o.argc > v->max_args) {
+    if (!v->pass_args && (o.argc < v->min_args || o.argc > v->max_args)) {
         cli_opts_release(&o);
         return usage_line(v->name, v->max_args == 0   ? "takes no arguments"
                                    : v->min_args == 1 ? "takes one argument"
                                                       : "takes at most one argument");
     }
     if (v->aggregator) {
-        const char *cmd[] = {v->aggregator, NULL};
-        rc = cli_aggregator_exec(o.config, cmd);
+        const char *config = o.config ? o.config : getenv("AUDITRAIL_CONFIG");
+        const char **cmd = xcalloc((size_t)o.argc + 2, sizeof(char *));
+        cmd[0] = v->aggregator;
+        for (int i = 0; i < o.argc; i++)
+            cmd[i + 1] = o.argv[i];
+        rc = cli_aggregator_exec(config && *config ? config : NULL, cmd);
+        free(cmd);
         cli_opts_release(&o);
         return rc;
     }

@@ -13,6 +13,7 @@
 #include "aggregator/batch.h"
 #include "aggregator/migrate.h"
 #include "aggregator/pg_conn.h"
+#include "aggregator/pg_writer.h"
 #include "common/envelope.h"
 #include "common/hashchain.h"
 #include "common/xmalloc.h"
@@ -79,6 +80,57 @@ static inline void fx_add_str(struct batch *b, struct fx_chain *c, const char *l
                               int64_t time_us, int32_t part, int64_t off)
 {
     fx_add(b, c, line, strlen(line), time_us, part, off);
+}
+
+/* Record seq of a fixture chain of nrecs records: the first half on
+ * FX_T0's day, the rest on the next, seq seconds into its day's start. */
+static inline int64_t fx_rec_time(int seq, int nrecs)
+{
+    return FX_T0 + (seq < nrecs / 2 ? 0 : FX_DAY_US) + (int64_t)seq * 1000000;
+}
+
+/* nstreams chains (fx_chain_init(0, 1, …)) of nrecs records
+ * {"actor":"u<s>","n":<i>} at fx_rec_time, written into ci by the
+ * pg_writer in two batches (a day each); the last stream of tenant "t2",
+ * the others "t1". Their ids to streams[s]; record i's hash, hex, to
+ * hashes + (s * nrecs + i) * (2 * CHAIN_HASH_LEN + 1). */
+static inline void fx_fill_chains(const char *ci, int nstreams, int nrecs,
+                                  char (*streams)[CHAIN_STREAM_HEX_LEN + 1], char *hashes)
+{
+    char err[512] = "";
+    struct pg_writer *w = pg_writer_new(ci, "g1", NULL, err, sizeof(err));
+    ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
+    struct fx_chain *ch = xcalloc((size_t)nstreams, sizeof(*ch));
+    for (int s = 0; s < nstreams; s++) {
+        fx_chain_init(&ch[s], (unsigned)s);
+        strcpy(streams[s], ch[s].stream);
+    }
+    for (int half = 0; half < 2; half++) {
+        struct batch b;
+        batch_init(&b, "audit");
+        for (int i = half * nrecs / 2; i < (half + 1) * nrecs / 2; i++)
+            for (int s = 0; s < nstreams; s++) {
+                char line[96];
+                snprintf(line, sizeof(line), "{\"actor\":\"u%d\",\"n\":%d}", s, i);
+                fx_add_str(&b, &ch[s], line, fx_rec_time(i, nrecs), 0, (int64_t)b.n);
+                struct envelope *e = &b.rows[b.n - 1].env;
+                hex_encode(e->hash, CHAIN_HASH_LEN,
+                           hashes +
+                               ((size_t)s * (size_t)nrecs + (size_t)i) * (2 * CHAIN_HASH_LEN + 1));
+                if (s == nstreams - 1) {
+                    free(e->fields.tenant);
+                    e->fields.tenant = xstrdup("t2");
+                }
+            }
+        struct pg_write_stats st = {0};
+        enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
+        ck_assert_msg(r == PG_OK, "write: %s", err);
+        ck_assert_uint_eq(st.inserted, (size_t)(nstreams * nrecs / 2));
+        pg_write_stats_release(&st);
+        batch_release(&b);
+    }
+    free(ch);
+    pg_writer_free(w);
 }
 
 /* A fresh database with the embedded migrations applied. Heap conninfo. */

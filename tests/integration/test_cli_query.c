@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/io.h"
+#include "tests/integration/cli_fixtures.h"
 #include "tests/integration/query_fixtures.h"
 #include "tests/integration/storage_fixtures.h"
 #include "tests/support/probe.h"
@@ -159,11 +160,6 @@ static void teardown(void)
 
 /* ---- running the CLI */
 
-struct run {
-    int status;
-    struct buf out, err;
-};
-
 static void slurp(const char *path, struct buf *b)
 {
     int fd = open(path, O_RDONLY);
@@ -173,50 +169,16 @@ static void slurp(const char *path, struct buf *b)
     buf_cstr(b);
 }
 
-/* No token, nor a good part of one, in what a run printed. */
-static void assert_no_token(const struct run *r)
-{
-    const char *toks[] = {tok_reader, tok_auditor, tok_admin, tok_b};
-    for (size_t i = 0; i < 4; i++) {
-        char part[17];
-        snprintf(part, sizeof(part), "%s", toks[i] + 4); /* 16 characters after "atr_" */
-        ck_assert_msg(!strstr(r->out.p, part) && !strstr(r->err.p, part),
-                      "a token shows in the output: %s", r->err.p);
-    }
-}
-
 /* auditrail --url API ARGS (a printf format), with stdout and stderr. */
-static struct run cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static struct run cli(const char *fmt, ...)
+static struct cfx_run cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct cfx_run cli(const char *fmt, ...)
 {
+    const char *const tokens[] = {tok_reader, tok_auditor, tok_admin, tok_b, NULL};
     va_list ap;
     va_start(ap, fmt);
-    char *args;
-    ck_assert_int_ge(vasprintf(&args, fmt, ap), 0);
+    struct cfx_run r = cfx_vrun(port, tokens, fmt, ap);
     va_end(ap);
-    char *bin = test_bin("auditrail");
-    char *cmd = xasprintf("'%s' --url http://127.0.0.1:%u %s", bin, port, args);
-    struct run r = {0, BUF_INIT, BUF_INIT};
-    r.status = proc_run_sh(cmd, &r.out, &r.err);
-    assert_no_token(&r);
-    free(cmd);
-    free(bin);
-    free(args);
     return r;
-}
-
-static void run_free(struct run *r)
-{
-    buf_release(&r->out);
-    buf_release(&r->err);
-}
-
-static size_t lines(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 static void assert_inert(const char *s)
@@ -253,25 +215,25 @@ static void assert_summary(const char *err, unsigned long n, const char *noun)
                   "served by '%s'", served);
     free(want_replica);
     ck_assert_msg(strcmp(cache, "hit") == 0 || strcmp(cache, "miss") == 0, "cache '%s'", cache);
-    ck_assert_uint_eq(lines(err), 1);
+    ck_assert_uint_eq(cfx_lines(err), 1);
 }
 
 START_TEST(query_table_json_and_summary)
 {
     /* a page as a table: header + 100 rows (the API's default page) */
-    struct run r = cli("--token-file %s query " RANGE, f_reader);
+    struct cfx_run r = cli("--token-file %s query " RANGE, f_reader);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
-    ck_assert_uint_eq(lines(r.out.p), 1 + 100);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 1 + 100);
     ck_assert_ptr_nonnull(strstr(r.out.p, "2026-11-26T00:00:30.000000Z  A               bob"));
     assert_summary(r.err.p, 100, "events");
-    run_free(&r);
+    cfx_run_free(&r);
     /* filters: alice's updates over two days, every page */
     r = cli("--token-file %s query " RANGE " --actor alice --action update --all", f_reader);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
     /* alice is g % 3 == 0, an update g % 4 == 0: g = 12, 24, …, 3000 */
-    ck_assert_uint_eq(lines(r.out.p), 1 + 250);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 1 + 250);
     assert_summary(r.err.p, 250, "events");
-    run_free(&r);
+    cfx_run_free(&r);
     /* the hostile record: on the page, escaped, its columns in place */
     r = cli("--token-file %s query --from 2026-11-26T12:00:10Z --to 2026-11-26T12:00:11Z",
             f_reader);
@@ -281,7 +243,7 @@ START_TEST(query_table_json_and_summary)
                       strstr(r.out.p, "Patient/\\u202e7  "),
                   "%s", r.out.p);
     assert_summary(r.err.p, 1, "events");
-    run_free(&r);
+    cfx_run_free(&r);
     /* --json: the API's page, byte for byte, nothing on stderr */
     r = cli("--token-file %s query --json --limit 7 --actor bob " RANGE, f_reader);
     ck_assert_int_eq(r.status, 0);
@@ -291,22 +253,22 @@ START_TEST(query_table_json_and_summary)
     ck_assert_str_eq(r.out.p, a.body.p);
     ck_assert_str_eq(r.err.p, "");
     qfx_reply_free(&a);
-    run_free(&r);
+    cfx_run_free(&r);
     /* a cursor from --json, given back */
     r = cli("--token-file %s query --json --limit 2 " RANGE, f_reader);
     json_t *j = json_loads(r.out.p, 0, NULL);
     const char *next = json_string_value(json_object_get(j, "next_cursor"));
     ck_assert_ptr_nonnull(next);
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s query --limit 1 --cursor %s " RANGE, f_reader, next);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
     ck_assert_ptr_nonnull(strstr(r.out.p, SA ":3\n")); /* the third event */
-    run_free(&r);
+    cfx_run_free(&r);
     /* the cursor is bound to its filters: another filter is the API's 400 */
     r = cli("--token-file %s query --limit 1 --actor bob --cursor %s " RANGE, f_reader, next);
     ck_assert_int_eq(r.status, 2);
     ck_assert_ptr_nonnull(strstr(r.err.p, "(HTTP 400 bad_cursor)"));
-    run_free(&r);
+    cfx_run_free(&r);
     json_decref(j);
 }
 END_TEST
@@ -317,9 +279,9 @@ START_TEST(query_all_equals_export)
      * export to a file, and --all --json over pages of 1000 */
     struct qfx_reply a = api("/v1/events/export?" RANGE_QS, tok_auditor);
     ck_assert_int_eq(a.status, 200);
-    ck_assert_uint_eq(lines(a.body.p), NA + 1);
+    ck_assert_uint_eq(cfx_lines(a.body.p), NA + 1);
     char *file = xasprintf("%s/export.ndjson", dir), *part = xasprintf("%s.part", file);
-    struct run r = cli("--token-file %s export " RANGE " -o %s", f_auditor, file);
+    struct cfx_run r = cli("--token-file %s export " RANGE " -o %s", f_auditor, file);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
     ck_assert_str_eq(r.out.p, "");
     struct buf f = BUF_INIT;
@@ -328,22 +290,22 @@ START_TEST(query_all_equals_export)
     ck_assert(memcmp(f.p, a.body.p, f.len) == 0);
     struct stat st;
     ck_assert_int_ne(stat(part, &st), 0); /* renamed, nothing left behind */
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s query --all --json " RANGE, f_auditor);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
     ck_assert_uint_eq(r.out.len, a.body.len);
     ck_assert(memcmp(r.out.p, a.body.p, r.out.len) == 0);
-    run_free(&r);
+    cfx_run_free(&r);
     /* to stdout with a filter */
     r = cli("--token-file %s export " RANGE " --actor carol", f_auditor);
     ck_assert_int_eq(r.status, 0);
-    ck_assert_uint_eq(lines(r.out.p), NA / 3);
-    run_free(&r);
+    ck_assert_uint_eq(cfx_lines(r.out.p), NA / 3);
+    cfx_run_free(&r);
     /* an admin reads another tenant's; --tenant for a reader of A is 403 */
     r = cli("--token-file %s export " RANGE " --tenant B", f_admin);
     ck_assert_int_eq(r.status, 0);
-    ck_assert_uint_eq(lines(r.out.p), NB);
-    run_free(&r);
+    ck_assert_uint_eq(cfx_lines(r.out.p), NB);
+    cfx_run_free(&r);
     /* a reader may not export: 3, and no file */
     unlink(file);
     r = cli("--token-file %s export " RANGE " -o %s", f_reader, file);
@@ -352,13 +314,13 @@ START_TEST(query_all_equals_export)
                               "role_forbidden)\n");
     ck_assert_int_ne(stat(file, &st), 0);
     ck_assert_int_ne(stat(part, &st), 0);
-    run_free(&r);
+    cfx_run_free(&r);
     /* --all bounded by --max: 1, and the rows up to it */
     r = cli("--token-file %s query --all --max 1500 --json " RANGE, f_auditor);
     ck_assert_int_eq(r.status, 1);
-    ck_assert_uint_eq(lines(r.out.p), 1500);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 1500);
     ck_assert_ptr_nonnull(strstr(r.err.p, "stopped at --max 1500 events; more follow: --cursor "));
-    run_free(&r);
+    cfx_run_free(&r);
     buf_release(&f);
     qfx_reply_free(&a);
     free(file);
@@ -368,17 +330,17 @@ END_TEST
 
 START_TEST(streams_stream_and_incidents)
 {
-    struct run r = cli("--token-file %s streams --counts", f_auditor);
+    struct cfx_run r = cli("--token-file %s streams --counts", f_auditor);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
-    ck_assert_uint_eq(lines(r.out.p), 2); /* header + A's stream only */
+    ck_assert_uint_eq(cfx_lines(r.out.p), 2); /* header + A's stream only */
     ck_assert_ptr_nonnull(strstr(r.out.p, SA "  5000 "));
     ck_assert_ptr_nonnull(strstr(r.out.p, " 3001 ")); /* rows */
     assert_summary(r.err.p, 1, "streams");
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s streams --json", f_admin);
     ck_assert_int_eq(r.status, 0);
     ck_assert_msg(strstr(r.out.p, SA) && strstr(r.out.p, SB), "%s", r.out.p);
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s stream %s", f_auditor, SA);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
     ck_assert_ptr_nonnull(strstr(r.out.p, "stream        " SA "\n"));
@@ -386,36 +348,36 @@ START_TEST(streams_stream_and_incidents)
     ck_assert_ptr_nonnull(strstr(r.out.p, "rows          3001\n"));
     ck_assert_ptr_nonnull(strstr(r.out.p, "\n1 incident:\n"));
     ck_assert_ptr_nonnull(strstr(r.out.p, "gap          " SA ":3001"));
-    run_free(&r);
+    cfx_run_free(&r);
     /* B's stream is not visible to A's auditor: 1, like one that does not exist */
     r = cli("--token-file %s stream %s", f_auditor, SB);
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err.p, "auditrail: no such stream (for this token) (HTTP 404 not_found)\n");
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s stream cccccccccccccccccccccccccccccccc --json", f_admin);
     ck_assert_int_eq(r.status, 1);
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s stream %s --json", f_admin, SB);
     ck_assert_int_eq(r.status, 0);
     struct qfx_reply a = api("/v1/streams/" SB, tok_admin);
     buf_addc(&a.body, '\n');
     ck_assert_str_eq(r.out.p, a.body.p);
     qfx_reply_free(&a);
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s incidents --kind gap", f_admin);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
-    ck_assert_uint_eq(lines(r.out.p), 2);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 2);
     ck_assert_ptr_nonnull(strstr(r.out.p, "gap          " SA ":3001"));
     assert_summary(r.err.p, 1, "incidents");
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s incidents --all --json", f_admin);
     ck_assert_int_eq(r.status, 0);
-    ck_assert_uint_eq(lines(r.out.p), 2); /* NDJSON: both incidents */
-    run_free(&r);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 2); /* NDJSON: both incidents */
+    cfx_run_free(&r);
     /* a reader has no streams or incidents */
     r = cli("--token-file %s incidents", f_reader);
     ck_assert_int_eq(r.status, 3);
-    run_free(&r);
+    cfx_run_free(&r);
 }
 END_TEST
 
@@ -426,9 +388,9 @@ struct revoked_wait {
 static bool refused(void *ud)
 {
     struct revoked_wait *w = ud;
-    struct run r = cli("--token-file %s query --limit 1", w->file);
+    struct cfx_run r = cli("--token-file %s query --limit 1", w->file);
     bool is = r.status == 3 && strstr(r.err.p, "(HTTP 401 token_revoked)");
-    run_free(&r);
+    cfx_run_free(&r);
     return is;
 }
 
@@ -442,22 +404,22 @@ static void expect(int status, const char *err_part, const char *fmt, ...)
     char *args;
     ck_assert_int_ge(vasprintf(&args, fmt, ap), 0);
     va_end(ap);
-    struct run r = cli("%s", args);
+    struct cfx_run r = cli("%s", args);
     ck_assert_msg(r.status == status, "%s: exit %d, wanted %d: %s", args, r.status, status,
                   r.err.p);
-    ck_assert_msg(lines(r.err.p) == 1 && (!err_part || strstr(r.err.p, err_part)), "%s: '%s'", args,
-                  r.err.p);
-    run_free(&r);
+    ck_assert_msg(cfx_lines(r.err.p) == 1 && (!err_part || strstr(r.err.p, err_part)), "%s: '%s'",
+                  args, r.err.p);
+    cfx_run_free(&r);
     free(args);
 }
 
 START_TEST(exit_statuses)
 {
     /* 0, and 1 with --fail-empty when nothing matches */
-    struct run r = cli("--token-file %s query " RANGE " --actor nobody", f_reader);
+    struct cfx_run r = cli("--token-file %s query " RANGE " --actor nobody", f_reader);
     ck_assert_int_eq(r.status, 0);
     assert_summary(r.err.p, 0, "events");
-    run_free(&r);
+    cfx_run_free(&r);
     expect(1, NULL, "--token-file %s query " RANGE " --actor nobody --fail-empty", f_reader);
     /* 2: usage (nothing sent), and parameters the API refuses */
     expect(2, "--from: not a time", "--token-file %s query --from last-week", f_reader);
@@ -484,7 +446,7 @@ START_TEST(exit_statuses)
     unsetenv("AUDITRAIL_TOKEN");
     ck_assert_msg(r.status == 0, "%s", r.err.p);
     ck_assert(!strstr(r.out.p, tok + 4) && !strstr(r.err.p, tok + 4));
-    run_free(&r);
+    cfx_run_free(&r);
     free(qfx_token(cfg, "revoke cli-revoked"));
     struct revoked_wait w = {f};
     ck_assert_msg(test_wait_until(refused, &w, 10000), "a revoked token still reads");
@@ -503,14 +465,14 @@ END_TEST
 
 START_TEST(unavailable_when_the_server_stops)
 {
-    struct run r = cli("--token-file %s health", f_reader);
+    struct cfx_run r = cli("--token-file %s health", f_reader);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out.p, "readyz  200"));
-    run_free(&r);
+    cfx_run_free(&r);
     r = cli("--token-file %s metrics auditrail_aggregator_query_requests_total", f_reader);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out.p, "auditrail_aggregator_query_requests_total{"));
-    run_free(&r);
+    cfx_run_free(&r);
     ck_assert_int_eq(proc_stop(agg, 30000), 0);
     static const char *const verbs[] = {"query",     "export", "streams", "stream " SA,
                                         "incidents", "health", "metrics"};
@@ -518,11 +480,11 @@ START_TEST(unavailable_when_the_server_stops)
         r = cli("--token-file %s %s", f_auditor, verbs[i]);
         ck_assert_msg(r.status == 4, "%s: exit %d", verbs[i], r.status);
         char *want = xasprintf("auditrail: http://127.0.0.1:%u unavailable: ", port);
-        ck_assert_msg(strncmp(r.err.p, want, strlen(want)) == 0 && lines(r.err.p) == 1, "%s: %s",
-                      verbs[i], r.err.p);
+        ck_assert_msg(strncmp(r.err.p, want, strlen(want)) == 0 && cfx_lines(r.err.p) == 1,
+                      "%s: %s", verbs[i], r.err.p);
         free(want);
         ck_assert_str_eq(r.out.p, "");
-        run_free(&r);
+        cfx_run_free(&r);
     }
 }
 END_TEST
@@ -633,26 +595,26 @@ static void tls_teardown(void)
 START_TEST(tls_with_cacert)
 {
     /* the URL of the TLS listener replaces the fixture's (the later --url wins) */
-    struct run r = cli(
+    struct cfx_run r = cli(
         "query --url https://127.0.0.1:%u --token-file %s --cacert %s/cert.pem " RANGE " --limit 3",
         tls_port, f_reader, tls_dir);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
-    ck_assert_uint_eq(lines(r.out.p), 4);
+    ck_assert_uint_eq(cfx_lines(r.out.p), 4);
     assert_summary(r.err.p, 3, "events");
-    run_free(&r);
+    cfx_run_free(&r);
     /* without the CA the certificate is refused: unavailable, said once */
     r = cli("query --url https://127.0.0.1:%u --token-file %s " RANGE, tls_port, f_reader);
     ck_assert_int_eq(r.status, 4);
-    ck_assert_uint_eq(lines(r.err.p), 1);
+    ck_assert_uint_eq(cfx_lines(r.err.p), 1);
     ck_assert_str_eq(r.out.p, "");
-    run_free(&r);
+    cfx_run_free(&r);
     /* export over TLS, the same bytes as over it with curl's own CA check */
     r = cli("export --url https://127.0.0.1:%u --token-file %s --cacert %s/cert.pem " RANGE
             " --actor alice",
             tls_port, f_auditor, tls_dir);
     ck_assert_msg(r.status == 0, "%s", r.err.p);
-    ck_assert_uint_eq(lines(r.out.p), NA / 3);
-    run_free(&r);
+    ck_assert_uint_eq(cfx_lines(r.out.p), NA / 3);
+    cfx_run_free(&r);
 }
 END_TEST
 

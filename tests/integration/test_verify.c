@@ -26,44 +26,14 @@ static char streams[NSTREAMS][CHAIN_STREAM_HEX_LEN + 1];
 
 static int64_t rec_time(int seq)
 {
-    return FX_T0 + (seq < NRECS / 2 ? 0 : FX_DAY_US) + (int64_t)seq * 1000000;
+    return fx_rec_time(seq, NRECS);
 }
 
 /* NSTREAMS streams of NRECS records, stream 2 of tenant t2, written by the
  * pg_writer in two batches. */
 static void fill(void)
 {
-    char err[512] = "";
-    struct pg_writer *w = pg_writer_new(ci, "g1", NULL, err, sizeof(err));
-    ck_assert_msg(w != NULL, "pg_writer_new: %s", err);
-    struct fx_chain ch[NSTREAMS];
-    for (int s = 0; s < NSTREAMS; s++) {
-        fx_chain_init(&ch[s], (unsigned)s);
-        strcpy(streams[s], ch[s].stream);
-    }
-    for (int half = 0; half < 2; half++) {
-        struct batch b;
-        batch_init(&b, "audit");
-        for (int i = half * NRECS / 2; i < (half + 1) * NRECS / 2; i++)
-            for (int s = 0; s < NSTREAMS; s++) {
-                char line[96];
-                snprintf(line, sizeof(line), "{\"actor\":\"u%d\",\"n\":%d}", s, i);
-                fx_add_str(&b, &ch[s], line, rec_time(i), 0, (int64_t)b.n);
-                struct envelope *e = &b.rows[b.n - 1].env;
-                hex_encode(e->hash, CHAIN_HASH_LEN, hashes[s][i]);
-                if (s == 2) {
-                    free(e->fields.tenant);
-                    e->fields.tenant = xstrdup("t2");
-                }
-            }
-        struct pg_write_stats st = {0};
-        enum pg_status r = pg_writer_write(w, &b, &st, err, sizeof(err));
-        ck_assert_msg(r == PG_OK, "write: %s", err);
-        ck_assert_uint_eq(st.inserted, NSTREAMS * NRECS / 2);
-        pg_write_stats_release(&st);
-        batch_release(&b);
-    }
-    pg_writer_free(w);
+    fx_fill_chains(ci, NSTREAMS, NRECS, streams, &hashes[0][0][0]);
 }
 
 static void setup(void)

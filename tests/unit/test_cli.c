@@ -140,6 +140,35 @@ static void export_body(const struct httpd_request *req, struct httpd_response *
     httpd_stream_release(st);
 }
 
+#define VA "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define VB "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define VC "cccccccccccccccccccccccccccccccc"
+
+/* GET /v1/streams/{id}/verify: VA intact, VB one hash_mismatch whose
+ * detail is hostile, VC an answer that is not the API's. */
+static void verify_answer(const char *path, struct httpd_response *resp)
+{
+    if (strcmp(path, "/v1/streams/" VA "/verify") == 0) {
+        reply(resp, 200,
+              xstrdup("{\"stream\":\"" VA "\",\"findings\":[],\"summary\":{\"status\":\"intact\","
+                      "\"streams\":1,\"records\":5,\"bytes\":100,\"problems\":0,\"notes\":0,"
+                      "\"by_kind\":{},\"seconds\":0.5}}"));
+    } else if (strcmp(path, "/v1/streams/" VB "/verify") == 0) {
+        reply(resp, 200,
+              xstrdup("{\"stream\":\"" VB "\",\"findings\":[{\"kind\":\"hash_mismatch\","
+                      "\"problem\":true,\"stream\":\"" VB "\",\"seq\":3,\"seq_end\":3,"
+                      "\"detail\":\"raw \\u001b[31mred\",\"stored\":\"" VA VA "\","
+                      "\"computed\":\"" VC VC "\",\"event_time\":\"2026-11-26T00:03:00.000000Z\"}],"
+                      "\"summary\":{\"status\":\"problems\",\"streams\":1,\"records\":4,"
+                      "\"bytes\":80,\"problems\":1,\"notes\":0,"
+                      "\"by_kind\":{\"hash_mismatch\":1},\"seconds\":0.25}}"));
+    } else if (strcmp(path, "/v1/streams/" VC "/verify") == 0) {
+        reply(resp, 200, xstrdup("{\"findings\":[],\"summary\":{\"status\":\"fine\"}}"));
+    } else {
+        error_reply(resp, 404, "no such stream (for this token)", "not_found");
+    }
+}
+
 static bool api(void *ud, const struct httpd_request *req, struct httpd_response *resp)
 {
     (void)ud;
@@ -174,8 +203,19 @@ static bool api(void *ud, const struct httpd_request *req, struct httpd_response
             return true;
         }
     }
+    const char *tenant = httpd_request_arg(req, "tenant");
+    size_t plen = strlen(path);
     if (strcmp(path, "/v1/events") == 0) {
         events_page(req, resp);
+    } else if (strcmp(path, "/v1/streams") == 0 && tenant && strcmp(tenant, "V") == 0) {
+        /* two pages of one stream each, for verify's every-stream form */
+        bool second = httpd_request_arg(req, "cursor") != NULL;
+        reply(resp, 200,
+              xasprintf("{\"streams\":[{\"id\":\"%s\"}],\"next_cursor\":%s}", second ? VB : VA,
+                        second ? "null" : "\"p2\""));
+    } else if (strncmp(path, "/v1/streams/", 12) == 0 && plen > 7 &&
+               strcmp(path + plen - 7, "/verify") == 0) {
+        verify_answer(path, resp);
     } else if (strcmp(path, "/v1/events/export") == 0) {
         export_body(req, resp);
     } else if (strcmp(path, "/v1/streams") == 0) {
@@ -706,6 +746,166 @@ START_TEST(streams_stream_and_incidents)
 }
 END_TEST
 
+START_TEST(verify_one_stream_and_every_listed)
+{
+    struct run r = cli("verify --stream %s", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.out, ""); /* no findings, no table */
+    ck_assert_str_eq(r.err,
+                     "intact \xc2\xb7 1 stream \xc2\xb7 5 records \xc2\xb7 0 problems \xc2\xb7 "
+                     "0 notes \xc2\xb7 0.500 s \xc2\xb7 served by replica 10.0.0.1:5432 \xc2\xb7 "
+                     "replica lag 12 ms\n");
+    run_free(&r);
+    char *s = seen();
+    ck_assert_str_eq(s, "auth /v1/streams/" VA "/verify?\n");
+    free(s);
+    /* every stream of the range: both pages of /v1/streams, each verified
+     * with the same filters; one problem makes the whole run's status 1 */
+    r = cli("verify --tenant V --from 2026-11-01");
+    ck_assert_int_eq(r.status, 1);
+    assert_inert(r.out);
+    ck_assert_uint_eq(lines(r.out), 2);
+    ck_assert_msg(strncmp(r.out, "KIND ", 5) == 0, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "\nhash_mismatch         " VB ":3  ") &&
+                      strstr(r.out, "  2026-11-26T00:03:00.000000Z  " VA VA "  " VC VC
+                                    "  raw \\x1b[31mred\n"),
+                  "%s", r.out);
+    ck_assert_msg(strncmp(r.err,
+                          "problems \xc2\xb7 2 streams \xc2\xb7 9 records \xc2\xb7 1 problems "
+                          "\xc2\xb7 0 notes \xc2\xb7 0.750 s",
+                          62) == 0,
+                  "%s", r.err);
+    run_free(&r);
+    s = seen();
+    ck_assert_str_eq(s,
+                     "auth /v1/streams?tenant=V&from=2026-11-01T00:00:00.000000Z&limit=1000\n"
+                     "auth /v1/streams/" VA "/verify?tenant=V&from=2026-11-01T00:00:00.000000Z\n"
+                     "auth /v1/streams?tenant=V&from=2026-11-01T00:00:00.000000Z&limit=1000&"
+                     "cursor=p2\n"
+                     "auth /v1/streams/" VB "/verify?tenant=V&from=2026-11-01T00:00:00.000000Z\n");
+    free(s);
+    /* --json: each answer as it came, one line per stream, nothing on stderr */
+    r = cli("verify --tenant V --json");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_uint_eq(lines(r.out), 2);
+    ck_assert_msg(strncmp(r.out, "{\"stream\":\"" VA "\",\"findings\":[]", 32) == 0, "%s", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "\n{\"stream\":\"" VB "\",\"findings\":[{"));
+    ck_assert_str_eq(r.err, "");
+    run_free(&r);
+    /* not the API's answer: 4; unknown stream: 1 (404); bad id and a
+     * filter verify cannot apply: 2, nothing sent */
+    r = cli("verify --stream " VC);
+    ck_assert_int_eq(r.status, 4);
+    run_free(&r);
+    r = cli("verify --stream dddddddddddddddddddddddddddddddd");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "(HTTP 404 not_found)"));
+    run_free(&r);
+    free(seen());
+    r = cli("verify --stream 12345");
+    ck_assert_int_eq(r.status, 2);
+    run_free(&r);
+    r = cli("verify --actor alice");
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "--actor does not apply to this command"));
+    run_free(&r);
+    r = cli("verify " VA);
+    ck_assert_int_eq(r.status, 2);
+    run_free(&r);
+    s = seen();
+    ck_assert_str_eq(s, "");
+    free(s);
+}
+END_TEST
+
+/* replay and proof run auditrail-aggregator with their arguments as given:
+ * the key it makes, the public key it prints (checked with openssl), its
+ * exit status; found beside the CLI, else on PATH. */
+START_TEST(aggregator_commands_run_through)
+{
+    char *key = xasprintf("%s/signing.pem", workdir), *cfg = xasprintf("%s/agg.yaml", workdir);
+    char *args = xasprintf("proof keygen '%s'", key); /* keygen needs no --config */
+    struct run r = run_prog2("auditrail", args);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    run_free(&r);
+    free(args);
+    char *yaml =
+        xasprintf("kafka: {brokers: \"127.0.0.1:9\"}\npostgres: {primary: \"host=/nonexistent\"}\n"
+                  "proof: {key_file: \"%s\"}\n",
+                  key);
+    test_write_file(cfg, yaml, strlen(yaml), false);
+    char *cmd = xasprintf("openssl pkey -in '%s' -pubout", key);
+    struct buf want = BUF_INIT, ignored = BUF_INIT;
+    ck_assert_int_eq(proc_run_sh(cmd, &want, &ignored), 0);
+    /* --config after the verb, before it, and from the environment */
+    const char *forms[] = {"proof --config '%s' pubkey", "--config '%s' proof pubkey",
+                           "proof pubkey --config=%s"};
+    for (size_t i = 0; i < 3; i++) {
+        args = xasprintf(forms[i], cfg);
+        r = run_prog2("auditrail", args);
+        ck_assert_msg(r.status == 0, "%s: %s", args, r.err);
+        ck_assert_str_eq(r.out, buf_cstr(&want));
+        run_free(&r);
+        free(args);
+    }
+    setenv("AUDITRAIL_CONFIG", cfg, 1);
+    r = run_prog2("auditrail", "proof pubkey");
+    unsetenv("AUDITRAIL_CONFIG");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, buf_cstr(&want));
+    run_free(&r);
+    /* the aggregator's own refusals and statuses come back as they are */
+    args = xasprintf("proof --config '%s' frobnicate", cfg);
+    r = run_prog2("auditrail", args);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_msg(strstr(r.err, "auditrail-aggregator"), "%s", r.err);
+    run_free(&r);
+    free(args);
+    args = xasprintf("replay --config '%s' --from -1h --dry-run", cfg); /* no Kafka there */
+    r = run_prog2("auditrail", args);
+    ck_assert_msg(r.status == 4, "exit %d: %s", r.status, r.out);
+    ck_assert_msg(strstr(r.out, "replay (dry run: nothing written) FAILED"), "%s", r.out);
+    run_free(&r);
+    free(args);
+    /* without a config: 2, nothing run */
+    r = run_prog2("auditrail", "replay --from -1h");
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.err, "auditrail replay: --config FILE (the aggregator's) or "
+                            "$AUDITRAIL_CONFIG is required\n");
+    run_free(&r);
+    /* a CLI installed alone finds the aggregator on PATH, or says so: 4 */
+    char *self = test_bin("auditrail"), *agg = test_bin("auditrail-aggregator");
+    *strrchr(agg, '/') = '\0';
+    char *copy = xasprintf("cp '%s' '%s/auditrail'", self, workdir);
+    ck_assert_int_eq(system(copy), 0);
+    free(cmd);
+    cmd = xasprintf("PATH='/nonexistent:%s' '%s/auditrail' proof --config '%s' pubkey", agg,
+                    workdir, cfg);
+    struct buf o = BUF_INIT, e = BUF_INIT;
+    ck_assert_int_eq(proc_run_sh(cmd, &o, &e), 0);
+    ck_assert_str_eq(buf_cstr(&o), buf_cstr(&want));
+    free(cmd);
+    buf_reset(&o);
+    buf_reset(&e);
+    cmd = xasprintf("PATH=/nonexistent '%s/auditrail' proof --config '%s' pubkey", workdir, cfg);
+    ck_assert_int_eq(proc_run_sh(cmd, &o, &e), 4);
+    ck_assert_str_eq(buf_cstr(&e),
+                     "auditrail proof: no auditrail-aggregator beside this program or "
+                     "on PATH\n");
+    buf_release(&o);
+    buf_release(&e);
+    buf_release(&want);
+    buf_release(&ignored);
+    free(copy);
+    free(self);
+    free(agg);
+    free(cmd);
+    free(yaml);
+    free(key);
+    free(cfg);
+}
+END_TEST
+
 START_TEST(health_ready_and_not_ready)
 {
     char *out;
@@ -906,6 +1106,8 @@ int main(void)
     tcase_add_test(tc, token_sources_and_where_it_goes);
     tcase_add_test(tc, export_whole_or_absent);
     tcase_add_test(tc, streams_stream_and_incidents);
+    tcase_add_test(tc, verify_one_stream_and_every_listed);
+    tcase_add_test(tc, aggregator_commands_run_through);
     tcase_add_test(tc, health_ready_and_not_ready);
     tcase_add_test(tc, health_unreachable_exits_4);
     tcase_add_test(tc, metrics_filtered_by_prefix);

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "cli/cli.h"
 #include "cli/cli_http.h"
 #include "cli/cli_opts.h"
 #include "cli/cli_params.h"
@@ -17,15 +19,24 @@
 
 #define ALL_OPTS 0xffffffffu
 
-/* Parse a space-separated line (no quoting) with the allowed set. */
-static int parse(struct cli_opts *o, uint32_t allowed, const char *line, char *err, size_t errlen)
+/* A space-separated line (no quoting) as words: static storage, valid
+ * until the next call. */
+static char **words(const char *line, int *argc)
 {
     static char copy[512];
     static char *argv[64];
     snprintf(copy, sizeof(copy), "%s", line);
-    int argc = 0;
-    for (char *t = strtok(copy, " "); t && argc < 63; t = strtok(NULL, " "))
-        argv[argc++] = t;
+    *argc = 0;
+    for (char *t = strtok(copy, " "); t && *argc < 63; t = strtok(NULL, " "))
+        argv[(*argc)++] = t;
+    return argv;
+}
+
+/* Parse a space-separated line with the allowed set. */
+static int parse(struct cli_opts *o, uint32_t allowed, const char *line, char *err, size_t errlen)
+{
+    int argc;
+    char **argv = words(line, &argc);
     return cli_opts_parse(o, allowed, argc, argv, err, errlen);
 }
 
@@ -58,6 +69,135 @@ START_TEST(options_long_short_and_operands)
     ck_assert_str_eq(o.url, "http://h:1");
     ck_assert_int_eq(o.argc, 0);
     cli_opts_release(&o);
+}
+END_TEST
+
+/* Parse as cli_opts_passthrough does for replay and proof. */
+static int pass(struct cli_opts *o, const char *line, char *err, size_t errlen)
+{
+    int argc;
+    char **argv = words(line, &argc);
+    return cli_opts_passthrough(o, argc, argv, err, errlen);
+}
+
+static void want_operands(const struct cli_opts *o, const char *want)
+{
+    char got[512] = "";
+    for (int i = 0; i < o->argc; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? " " : "", o->argv[i]);
+    ck_assert_str_eq(got, want);
+    ck_assert_ptr_null(o->argv[o->argc]);
+}
+
+START_TEST(passthrough_takes_only_config)
+{
+    struct cli_opts o;
+    char err[256];
+    cli_opts_init(&o);
+    /* every other word as it was, in its order: the aggregator's options */
+    ck_assert_int_eq(
+        pass(&o, "--from -1h --config a.yaml --partitions 0,3 --dry-run --json", err, sizeof(err)),
+        0);
+    ck_assert_str_eq(o.config, "a.yaml");
+    want_operands(&o, "--from -1h --partitions 0,3 --dry-run --json");
+    ck_assert(!o.json); /* not the CLI's --json */
+    /* --config=FILE, -c FILE; the later wins over one given before the verb */
+    o.config = "before.yaml";
+    ck_assert_int_eq(pass(&o, "pubkey --config=b.yaml", err, sizeof(err)), 0);
+    ck_assert_str_eq(o.config, "b.yaml");
+    want_operands(&o, "pubkey");
+    ck_assert_int_eq(pass(&o, "-c c.yaml inclusion abc 7", err, sizeof(err)), 0);
+    ck_assert_str_eq(o.config, "c.yaml");
+    want_operands(&o, "inclusion abc 7");
+    /* after "--" nothing is taken, "--" included */
+    o.config = NULL;
+    ck_assert_int_eq(pass(&o, "--from-offset 0:5 -- --config x.yaml", err, sizeof(err)), 0);
+    ck_assert_ptr_null(o.config);
+    want_operands(&o, "--from-offset 0:5 -- --config x.yaml");
+    /* options the CLI has but these verbs do not: passed on, not taken */
+    ck_assert_int_eq(pass(&o, "--help --url http://x -o f --token t", err, sizeof(err)), 0);
+    ck_assert(!o.help);
+    ck_assert_ptr_null(o.url);
+    want_operands(&o, "--help --url http://x -o f --token t");
+    /* --config without its value */
+    ck_assert_int_eq(pass(&o, "--from -1h --config", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "--config needs a value");
+    ck_assert_int_eq(pass(&o, "--config= --from -1h", err, sizeof(err)), -1);
+    ck_assert_int_eq(pass(&o, "", err, sizeof(err)), 0);
+    ck_assert_int_eq(o.argc, 0);
+    cli_opts_release(&o);
+}
+END_TEST
+
+/* verify's options: the connection, --stream, --tenant, the range,
+ * --min-lsn, --json; nothing that filters events. */
+START_TEST(verify_options)
+{
+    const uint32_t verify =
+        CLI_O_CONN | CLI_O_TENANT | CLI_O_STREAM | CLI_O_RANGE | CLI_O_MIN_LSN | CLI_O_JSON;
+    struct cli_opts o;
+    char err[256];
+    cli_opts_init(&o);
+    ck_assert_int_eq(parse(&o, verify,
+                           "--stream 0123456789abcdef0123456789ABCDEF --from -7d --to now "
+                           "--tenant A --json --min-lsn 0/16B3748",
+                           err, sizeof(err)),
+                     0);
+    ck_assert_str_eq(o.stream, "0123456789abcdef0123456789ABCDEF");
+    ck_assert(o.json);
+    static const char *const refused[] = {"--actor a", "--limit 5", "--all",      "--kind gap",
+                                          "--counts",  "-o f",      "--config f", "--fail-empty"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        ck_assert_msg(parse(&o, verify, refused[i], err, sizeof(err)) == -1, "%s", refused[i]);
+        ck_assert_msg(strstr(err, "does not apply to this command"), "%s: %s", refused[i], err);
+    }
+    cli_opts_release(&o);
+}
+END_TEST
+
+/* Where the aggregator is: beside the CLI, else on PATH, else nowhere. */
+START_TEST(aggregator_path_beside_then_path)
+{
+    char *dir = test_tmpdir("cli-path");
+    char *a = xasprintf("%s/a", dir), *b = xasprintf("%s/b", dir), *c = xasprintf("%s/c", dir);
+    ck_assert_int_eq(mkdir(a, 0755), 0);
+    ck_assert_int_eq(mkdir(b, 0755), 0);
+    ck_assert_int_eq(mkdir(c, 0755), 0);
+    char *in_a = xasprintf("%s/auditrail-aggregator", a),
+         *in_b = xasprintf("%s/auditrail-aggregator", b),
+         *in_c = xasprintf("%s/auditrail-aggregator", c), *self = xasprintf("%s/auditrail", a);
+    test_write_file(in_b, "#!/bin/sh\n", 10, false);
+    chmod(in_b, 0755);
+    test_write_file(in_c, "not executable", 14, false);
+    chmod(in_c, 0644);
+    char *path = xasprintf("/nonexistent:%s:%s", c, b);
+    /* not beside self (a): the first executable one on PATH (c's is not) */
+    char *got = cli_aggregator_path(self, path);
+    ck_assert_str_eq(got, in_b);
+    free(got);
+    /* beside self wins over PATH */
+    test_write_file(in_a, "#!/bin/sh\n", 10, false);
+    chmod(in_a, 0755);
+    got = cli_aggregator_path(self, path);
+    ck_assert_str_eq(got, in_a);
+    free(got);
+    /* self unknown: PATH only; nothing anywhere: NULL */
+    got = cli_aggregator_path(NULL, path);
+    ck_assert_str_eq(got, in_b);
+    free(got);
+    ck_assert_ptr_null(cli_aggregator_path(NULL, c));
+    ck_assert_ptr_null(cli_aggregator_path(NULL, NULL));
+    ck_assert_ptr_null(cli_aggregator_path("auditrail", "/nonexistent"));
+    test_rmtree(dir);
+    free(dir);
+    free(a);
+    free(b);
+    free(c);
+    free(in_a);
+    free(in_b);
+    free(in_c);
+    free(self);
+    free(path);
 }
 END_TEST
 
@@ -406,6 +546,9 @@ int main(void)
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, options_long_short_and_operands);
     tcase_add_test(tc, options_refused);
+    tcase_add_test(tc, passthrough_takes_only_config);
+    tcase_add_test(tc, verify_options);
+    tcase_add_test(tc, aggregator_path_beside_then_path);
     tcase_add_test(tc, unknown_option_never_echoes_a_value);
     tcase_add_test(tc, times_relative_absolute_and_refused);
     tcase_add_test(tc, query_string_of_a_verb);
