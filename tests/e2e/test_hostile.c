@@ -26,6 +26,7 @@
 #include "common/xmalloc.h"
 #include "tests/support/chain.h"
 #include "tests/support/configs.h"
+#include "tests/support/hostile.h"
 #include "tests/support/kafka.h"
 #include "tests/support/probe.h"
 #include "tests/support/proc.h"
@@ -54,18 +55,7 @@ struct hx_opts {
     bool start;              /* start the aggregator in hx_init */
 };
 
-struct hx {
-    char *db, *topic, *dlq, *dir, *brokers, *cfg, *log;
-    unsigned port;
-    struct webhook *hook;
-    rd_kafka_t *prod;
-    struct proc *aggr;
-    struct tchain chain; /* the normal records' stream */
-    struct trecs want;   /* every record that must be stored */
-    int64_t t_us;        /* the normal records' time: an hour ago */
-};
-
-static void hx_config(struct hx *x, const struct hx_opts *o)
+static void hx_config(struct hfx *x, const struct hx_opts *o)
 {
     char *pg = secrets_conninfo(x->db);
     char *alerts = secrets_alerts_url(webhook_port(x->hook));
@@ -93,7 +83,7 @@ static void hx_config(struct hx *x, const struct hx_opts *o)
     free(pg);
 }
 
-static void hx_start(struct hx *x)
+static void hx_start(struct hfx *x)
 {
     if (x->aggr)
         proc_restart(x->aggr);
@@ -102,49 +92,15 @@ static void hx_start(struct hx *x)
     ck_assert_msg(probe_wait_ready(x->port, WAIT_MS), "aggregator not ready (log %s)", x->log);
 }
 
-static void hx_init(struct hx *x, const char *name, const struct hx_opts *o)
+static void hx_init(struct hfx *x, const char *name, const struct hx_opts *o)
 {
-    memset(x, 0, sizeof(*x));
-    x->db = test_pg_fresh_db(name);
-    x->topic = test_kafka_topic(name, 1);
-    x->dlq = test_kafka_topic("hostile-dlq", 1);
-    x->dir = test_tmpdir(name);
-    x->brokers = xstrdup(test_stack("STACK_KAFKA_BROKERS"));
-    x->log = xasprintf("%s/aggregator.log", x->dir);
-    x->port = probe_free_port();
-    x->hook = webhook_start();
-    x->prod = tk_producer_new_sized(x->brokers, 16 * 1024 * 1024);
-    tchain_init(&x->chain, name);
-    x->t_us = time_now_us() - HOUR_US;
+    hfx_init(x, name, 1, "hostile-dlq", 16 * 1024 * 1024, WAIT_MS);
     hx_config(x, o);
     if (o->start)
         hx_start(x);
 }
 
-static void assert_alive(struct hx *x)
-{
-    int st = 0;
-    char text[64];
-    ck_assert_msg(proc_alive(x->aggr, &st), "the aggregator exited: %s (log %s)",
-                  proc_status_str(st, text, sizeof(text)), x->log);
-}
-
-/* n normal records on the chain, produced with their stream as key. */
-static void hx_normal(struct hx *x, int n)
-{
-    for (int i = 0; i < n; i++) {
-        char line[96];
-        snprintf(line, sizeof(line), "{\"actor\":\"dr.normal\",\"action\":\"read\",\"n\":%llu}",
-                 (unsigned long long)x->chain.seq);
-        struct trec r;
-        tchain_next(&x->chain, line, strlen(line), x->t_us + (int64_t)x->chain.seq, &r);
-        tk_produce(x->prod, x->topic, 0, r.stream, strlen(r.stream), r.json, r.json_len, NULL);
-        trecs_push(&x->want, &r);
-    }
-    tk_flush(x->prod);
-}
-
-static void hx_produce(struct hx *x, const void *key, size_t keylen, const void *val, size_t len)
+static void hx_produce(struct hfx *x, const void *key, size_t keylen, const void *val, size_t len)
 {
     tk_produce(x->prod, x->topic, 0, key, keylen, val, len, NULL);
     tk_flush(x->prod);
@@ -169,23 +125,10 @@ static char *record_with_time(const char *stream_name, const char *time, struct 
     return out;
 }
 
-static double metric(struct hx *x, const char *series)
-{
-    return probe_metric_value(x->port, series);
-}
-
-/* Every message of the topic handled: a dead-lettered one only counts as
- * handled once its DLQ copy is acknowledged. */
-static void hx_drained(struct hx *x)
-{
-    ck_assert_msg(store_wait_drained(x->db, x->brokers, x->topic, WAIT_MS),
-                  "the topic was not drained: a partition stopped advancing (log %s)", x->log);
-}
-
 /* The DLQ's messages (read whole, once the topic is drained). */
-static void dlq_read(struct hx *x, struct tk_msgs *m)
+static void dlq_read(struct hfx *x, struct tk_msgs *m)
 {
-    hx_drained(x);
+    hfx_drained(x);
     tk_read_topic(x->brokers, x->dlq, m);
 }
 
@@ -209,35 +152,12 @@ static size_t dlq_count(const struct tk_msgs *m, const char *reason, const char 
  * else the case expects stored) exactly once with their chains, no
  * integrity incident, the process alive until a clean stop, nothing planted
  * in its log, the DLQ headers or the alerts. */
-static void hx_finish(struct hx *x)
+static void hx_finish(struct hfx *x)
 {
-    hx_drained(x);
-    assert_alive(x);
-    store_assert_records(x->db, &x->want);
-    ck_assert_int_eq(test_pg_int(x->db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
-    int rc = proc_stop(x->aggr, 30000);
-    ck_assert_msg(rc == 0, "aggregator exited %d on SIGTERM (log %s)", rc, x->log);
+    hfx_finish(x);
     secrets_assert_file_clean(x->log, true);
     secrets_assert_dlq_clean(x->brokers, x->dlq);
     secrets_assert_webhook_clean(x->hook);
-}
-
-static void hx_release(struct hx *x)
-{
-    proc_free(x->aggr);
-    tk_producer_free(x->prod);
-    webhook_stop(x->hook);
-    trecs_release(&x->want);
-    test_pg_drop_db(x->db);
-    if (!getenv("AUDITRAIL_KEEP_TMP"))
-        test_rmtree(x->dir);
-    free(x->db);
-    free(x->topic);
-    free(x->dlq);
-    free(x->dir);
-    free(x->brokers);
-    free(x->cfg);
-    free(x->log);
 }
 
 static void hx_defaults(struct hx_opts *o)
@@ -262,11 +182,11 @@ static const char *const bad_times[] = {
 
 START_TEST(time_window)
 {
-    struct hx x;
+    struct hfx x;
     struct hx_opts o;
     hx_defaults(&o);
     hx_init(&x, "hostile-time", &o);
-    hx_normal(&x, 3);
+    hfx_normal(&x, 3);
     size_t nbad = sizeof(bad_times) / sizeof(bad_times[0]);
     for (size_t i = 0; i <= nbad; i++) {
         char name[32], future[TIME_RFC3339_LEN];
@@ -278,7 +198,7 @@ START_TEST(time_window)
         free(j);
         trec_release(&r);
         /* the normal chain goes on between them */
-        hx_normal(&x, 2);
+        hfx_normal(&x, 2);
     }
     ck_assert_msg(probe_wait_metric(x.port, METRIC_P "dlq_messages_total{reason=\"time\"}",
                                     (double)nbad + 1, WAIT_MS),
@@ -295,9 +215,9 @@ START_TEST(time_window)
                                        "'^events_p20[0-9]{6}$'"),
                      0);
     ck_assert(webhook_wait(x.hook, "AuditrailDLQWrite", WAIT_MS));
-    hx_normal(&x, 3);
+    hfx_normal(&x, 3);
     hx_finish(&x);
-    hx_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -307,11 +227,11 @@ END_TEST
  * have dropped its partition at the next maintenance run). */
 START_TEST(backfill_7_years_via_agent)
 {
-    struct hx x;
+    struct hfx x;
     struct hx_opts o;
     hx_defaults(&o);
     hx_init(&x, "hostile-backfill", &o);
-    hx_normal(&x, 2);
+    hfx_normal(&x, 2);
     char *logs = xasprintf("%s/logs", x.dir), *ck = xasprintf("%s/checkpoints", x.dir);
     ck_assert_int_eq(mkdir(logs, 0755), 0);
     ck_assert_int_eq(mkdir(ck, 0755), 0);
@@ -346,7 +266,7 @@ START_TEST(backfill_7_years_via_agent)
         "the backfill was not dead-lettered (logs %s)", x.dir);
     ck_assert_int_eq(proc_stop(agent, 30000), 0);
     secrets_assert_file_clean(alog, true);
-    hx_normal(&x, 2);
+    hfx_normal(&x, 2);
     struct tk_msgs m = {0};
     dlq_read(&x, &m);
     ck_assert_uint_eq(dlq_count(&m, "time", "time: 2019-11-29T08:00:0"), 5);
@@ -361,7 +281,7 @@ START_TEST(backfill_7_years_via_agent)
     free(file);
     free(logs);
     free(ck);
-    hx_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -374,18 +294,18 @@ END_TEST
  * partition advances past it. */
 START_TEST(dlq_oversize)
 {
-    struct hx x;
+    struct hfx x;
     struct hx_opts o;
     hx_defaults(&o);
     o.kafka_extra = "  dlq_max_message_bytes: 1MiB\n";
     hx_init(&x, "hostile-big", &o);
-    hx_normal(&x, 3);
+    hfx_normal(&x, 3);
     uint8_t *big = xmalloc(BIG_MSG);
     size_t mk = strlen(SECRET_MARKER);
     for (size_t i = 0; i < BIG_MSG; i++)
         big[i] = (uint8_t)SECRET_MARKER[i % mk];
     hx_produce(&x, "big", 3, big, BIG_MSG);
-    hx_normal(&x, 3);
+    hfx_normal(&x, 3);
     struct tk_msgs m = {0};
     dlq_read(&x, &m);
     ck_assert_uint_eq(m.n, 1);
@@ -411,10 +331,10 @@ START_TEST(dlq_oversize)
     free(reason);
     tk_msgs_release(&m);
     free(big);
-    ck_assert_double_eq(metric(&x, METRIC_P "dlq_truncated_total"), 1);
-    ck_assert_double_eq(metric(&x, METRIC_P "dlq_messages_total{reason=\"decode\"}"), 1);
+    ck_assert_double_eq(hfx_metric(&x, METRIC_P "dlq_truncated_total"), 1);
+    ck_assert_double_eq(hfx_metric(&x, METRIC_P "dlq_messages_total{reason=\"decode\"}"), 1);
     hx_finish(&x);
-    hx_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -437,7 +357,7 @@ static void run_program(const char *config, const char *arg, const char *log, in
  * reset is detected, counted, alerted, and the log read from its start. */
 START_TEST(offset_reset)
 {
-    struct hx x;
+    struct hfx x;
     struct hx_opts o;
     hx_defaults(&o);
     o.start = false;
@@ -445,7 +365,7 @@ START_TEST(offset_reset)
     char *mlog = xasprintf("%s/migrate.log", x.dir);
     run_program(x.cfg, "migrate", mlog, 0);
     free(mlog);
-    hx_normal(&x, 3);
+    hfx_normal(&x, 3);
     char sql[512];
     snprintf(sql, sizeof(sql),
              "INSERT INTO auditrail.kafka_offsets (consumer_group, topic, partition, next_offset) "
@@ -455,15 +375,15 @@ START_TEST(offset_reset)
     hx_start(&x);
     ck_assert_msg(store_wait_rows(x.db, 3, WAIT_MS), "the new log's records were dropped (log %s)",
                   x.log);
-    ck_assert_double_eq(metric(&x, METRIC_P "offset_resets_total{kind=\"log_end\"}"), 1);
+    ck_assert_double_eq(hfx_metric(&x, METRIC_P "offset_resets_total{kind=\"log_end\"}"), 1);
     ck_assert(webhook_wait(x.hook, "AuditrailOffsetReset", WAIT_MS));
     /* and it goes on from there */
-    hx_normal(&x, 3);
+    hfx_normal(&x, 3);
     hx_finish(&x);
     snprintf(sql, sizeof(sql), "SELECT next_offset FROM auditrail.kafka_offsets WHERE topic = '%s'",
              x.topic);
     ck_assert_int_eq(test_pg_int(x.db, sql), 6);
-    hx_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -473,11 +393,11 @@ END_TEST
  * class schema. A message without a key is accepted and counted. */
 START_TEST(key_checked)
 {
-    struct hx x;
+    struct hfx x;
     struct hx_opts o;
     hx_defaults(&o);
     hx_init(&x, "hostile-key", &o);
-    hx_normal(&x, 2);
+    hfx_normal(&x, 2);
     struct tchain a, b;
     tchain_init(&a, "hostile-key-a");
     tchain_init(&b, "hostile-key-b");
@@ -488,7 +408,7 @@ START_TEST(key_checked)
     hx_produce(&x, NULL, 0, rb.json, rb.json_len);
     trec_release(&ra);
     trecs_push(&x.want, &rb); /* stored */
-    hx_normal(&x, 2);
+    hfx_normal(&x, 2);
     ck_assert(probe_wait_metric(x.port, METRIC_P "messages_without_key_total", 1, WAIT_MS));
     ck_assert(
         probe_wait_metric(x.port, METRIC_P "dlq_messages_total{reason=\"schema\"}", 1, WAIT_MS));
@@ -498,7 +418,7 @@ START_TEST(key_checked)
     ck_assert_uint_eq(dlq_count(&m, "schema", "schema: key does not match stream"), 1);
     tk_msgs_release(&m);
     hx_finish(&x);
-    hx_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -508,7 +428,7 @@ END_TEST
  * once; counting lines only, they waited for max_ms. */
 START_TEST(batch_bytes_are_values)
 {
-    struct hx x;
+    struct hfx x;
     struct hx_opts o;
     hx_defaults(&o);
     o.batch_extra = "  max_bytes: 1024\n";
@@ -533,7 +453,7 @@ START_TEST(batch_bytes_are_values)
     ck_assert_msg(store_wait_rows(x.db, 3, 30000),
                   "a batch over batch.max_bytes in message bytes was not flushed (log %s)", x.log);
     hx_finish(&x);
-    hx_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -543,7 +463,7 @@ END_TEST
 START_TEST(redis_shared_by_two_deployments)
 {
     char *redis = secrets_redis_url();
-    struct hx a, b;
+    struct hfx a, b;
     struct hx_opts o;
     hx_defaults(&o);
     o.redis_url = redis;
@@ -551,7 +471,7 @@ START_TEST(redis_shared_by_two_deployments)
     hx_init(&a, "hostile-redis", &o);
     o.start = false;
     hx_init(&b, "hostile-redis", &o);
-    hx_normal(&a, 20);
+    hfx_normal(&a, 20);
     for (size_t i = 0; i < a.want.n; i++) {
         const struct trec *r = &a.want.v[i];
         tk_produce(b.prod, b.topic, 0, r->stream, strlen(r->stream), r->json, r->json_len, NULL);
@@ -567,11 +487,11 @@ START_TEST(redis_shared_by_two_deployments)
     }
     ck_assert(store_wait_drained(b.db, b.brokers, b.topic, WAIT_MS));
     /* nothing of b's was taken for a re-send of a's */
-    ck_assert_double_eq(metric(&b, METRIC_P "duplicates_total{layer=\"redis\"}"), 0);
+    ck_assert_double_eq(hfx_metric(&b, METRIC_P "duplicates_total{layer=\"redis\"}"), 0);
     hx_finish(&a);
     hx_finish(&b);
-    hx_release(&a);
-    hx_release(&b);
+    hfx_release(&a);
+    hfx_release(&b);
     free(redis);
 }
 END_TEST
@@ -624,7 +544,7 @@ END_TEST
  * makes the alerter log its URL (with user info and a token: masked). */
 START_TEST(secrets_in_errors)
 {
-    struct hx x;
+    struct hfx x;
     struct hx_opts o;
     hx_defaults(&o);
     o.redis_url = "rediss://planted:" SECRET_REDIS "@127.0.0.1:1/0"; /* not a redis:// URL */
@@ -663,7 +583,7 @@ START_TEST(secrets_in_errors)
     /* Alerts that cannot be delivered: the URL in the log is masked. */
     webhook_fail(x.hook, 1);
     hx_start(&x);
-    hx_normal(&x, 2);
+    hfx_normal(&x, 2);
     const char poison[] = "not an envelope " SECRET_MARKER;
     hx_produce(&x, "k", 1, poison, sizeof(poison) - 1);
     ck_assert(probe_wait_metric(x.port, "auditrail_alerts_failed_total", 1, WAIT_MS));
@@ -673,7 +593,7 @@ START_TEST(secrets_in_errors)
     free(logtext);
     webhook_fail(x.hook, 0);
     hx_finish(&x);
-    hx_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 

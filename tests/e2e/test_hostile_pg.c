@@ -28,6 +28,7 @@
 #include "common/xmalloc.h"
 #include "tests/support/chain.h"
 #include "tests/support/configs.h"
+#include "tests/support/hostile.h"
 #include "tests/support/kafka.h"
 #include "tests/support/probe.h"
 #include "tests/support/proc.h"
@@ -52,22 +53,11 @@ static void sleep_ms(unsigned ms)
 
 /* ---- the fixture: one aggregator, its database, topic and webhook ---- */
 
-struct hp {
-    char *db, *topic, *dlq, *dir, *brokers, *log;
-    unsigned port;
-    struct webhook *hook;
-    rd_kafka_t *prod;
-    struct proc *aggr;
-    struct tchain chain; /* the normal records' stream */
-    struct trecs want;   /* every record that must be stored */
-    int64_t t_us;
-};
-
 /* An aggregator of the fixture's group on port, with its config in
  * dir/<tag>.yaml and its log in dir/<tag>.log; env: NAME=value overrides
  * of its configuration (may be NULL: the postgres section is written by
  * configs.c). Started; *log (may be NULL) gets the log's path. */
-static struct proc *hp_aggregator(struct hp *x, const char *tag, unsigned port,
+static struct proc *hp_aggregator(struct hfx *x, const char *tag, unsigned port,
                                   const char *const *env, char **log)
 {
     char *alerts = xasprintf("http://127.0.0.1:%u/api/v2/alerts", webhook_port(x->hook));
@@ -97,62 +87,22 @@ static struct proc *hp_aggregator(struct hp *x, const char *tag, unsigned port,
     return p;
 }
 
-static void hp_init_parts(struct hp *x, const char *name, const char *const *env, int partitions)
+static void hp_init_parts(struct hfx *x, const char *name, const char *const *env, int partitions)
 {
-    memset(x, 0, sizeof(*x));
-    x->db = test_pg_fresh_db(name);
-    x->topic = test_kafka_topic(name, partitions);
-    x->dlq = test_kafka_topic("hostile-pg-dlq", 1);
-    x->dir = test_tmpdir(name);
-    x->brokers = xstrdup(test_stack("STACK_KAFKA_BROKERS"));
-    x->port = probe_free_port();
-    x->hook = webhook_start();
-    x->prod = tk_producer_new(x->brokers);
-    tchain_init(&x->chain, name);
-    x->t_us = time_now_us() - HOUR_US;
-    x->aggr = hp_aggregator(x, "aggregator", x->port, env, &x->log);
+    hfx_init(x, name, partitions, "hostile-pg-dlq", 0, WAIT_MS);
+    x->aggr = hp_aggregator(x, "aggregator", x->port, env, NULL);
     ck_assert_msg(probe_wait_ready(x->port, WAIT_MS), "aggregator not ready (log %s)", x->log);
 }
 
-static void hp_init(struct hp *x, const char *name, const char *const *env)
+static void hp_init(struct hfx *x, const char *name, const char *const *env)
 {
     hp_init_parts(x, name, env, 1);
 }
 
-static void assert_alive(struct hp *x)
-{
-    int st = 0;
-    char text[64];
-    ck_assert_msg(proc_alive(x->aggr, &st), "the aggregator exited: %s (log %s)",
-                  proc_status_str(st, text, sizeof(text)), x->log);
-}
-
-/* Produce r (keyed by its stream) and keep it as a record that must be
- * stored. */
-static void hp_send(struct hp *x, struct trec *r)
-{
-    tk_produce(x->prod, x->topic, -1, r->stream, strlen(r->stream), r->json, r->json_len, NULL);
-    trecs_push(&x->want, r);
-}
-
-/* n normal records on the chain. */
-static void hp_normal(struct hp *x, int n)
-{
-    for (int i = 0; i < n; i++) {
-        char line[96];
-        snprintf(line, sizeof(line), "{\"actor\":\"dr.normal\",\"action\":\"read\",\"n\":%llu}",
-                 (unsigned long long)x->chain.seq);
-        struct trec r;
-        tchain_next(&x->chain, line, strlen(line), x->t_us + (int64_t)x->chain.seq, &r);
-        hp_send(x, &r);
-    }
-    tk_flush(x->prod);
-}
-
 /* The next record of the chain with line, and fields.<field> = value in
  * its envelope (fields are not covered by the hash). */
-static void hp_next_with_field(struct hp *x, const char *line, const char *field, const char *value,
-                               struct trec *r)
+static void hp_next_with_field(struct hfx *x, const char *line, const char *field,
+                               const char *value, struct trec *r)
 {
     tchain_next(&x->chain, line, strlen(line), x->t_us + (int64_t)x->chain.seq, r);
     if (!field)
@@ -167,15 +117,9 @@ static void hp_next_with_field(struct hp *x, const char *line, const char *field
     json_decref(o);
 }
 
-static void hp_drained(struct hp *x)
-{
-    ck_assert_msg(store_wait_drained(x->db, x->brokers, x->topic, WAIT_MS),
-                  "the topic was not drained: a partition stopped advancing (log %s)", x->log);
-}
-
 /* Nothing of the record data planted with MARKER in the log, in a DLQ
  * header, or in an alert. */
-static void assert_no_marker(struct hp *x)
+static void assert_no_marker(struct hfx *x)
 {
     size_t len = 0;
     uint8_t *log = test_read_file(x->log, &len);
@@ -198,37 +142,10 @@ static void assert_no_marker(struct hp *x)
 
 /* The end of every case: everything handled, the records exactly once with
  * their chains, the process alive until a clean stop, no marker out. */
-static void hp_finish(struct hp *x)
+static void hp_finish(struct hfx *x)
 {
-    hp_drained(x);
-    assert_alive(x);
-    store_assert_records(x->db, &x->want);
-    ck_assert_int_eq(test_pg_int(x->db, "SELECT count(*) FROM auditrail.integrity_incidents"), 0);
-    int rc = proc_stop(x->aggr, 30000);
-    ck_assert_msg(rc == 0, "aggregator exited %d on SIGTERM (log %s)", rc, x->log);
+    hfx_finish(x);
     assert_no_marker(x);
-}
-
-static void hp_release(struct hp *x)
-{
-    proc_free(x->aggr);
-    tk_producer_free(x->prod);
-    webhook_stop(x->hook);
-    trecs_release(&x->want);
-    test_pg_drop_db(x->db);
-    if (!getenv("AUDITRAIL_KEEP_TMP"))
-        test_rmtree(x->dir);
-    free(x->db);
-    free(x->topic);
-    free(x->dlq);
-    free(x->dir);
-    free(x->brokers);
-    free(x->log);
-}
-
-static double metric(struct hp *x, const char *series)
-{
-    return probe_metric_value(x->port, series);
 }
 
 /* ---- freezing the stack's PostgreSQL primary ---------------------------- */
@@ -374,15 +291,15 @@ START_TEST(frozen_postgres)
                                       "AUDITRAIL_POSTGRES_CLIENT_TIMEOUT_MS=8000",
                                       "AUDITRAIL_POSTGRES_STATEMENT_TIMEOUT_MS=6000",
                                       "AUDITRAIL_PARTITIONS_MAINTENANCE_INTERVAL_S=86400", NULL};
-    struct hp x;
+    struct hfx x;
     hp_init(&x, "hostile_frozen", env);
-    hp_normal(&x, 50);
+    hfx_normal(&x, 50);
     ck_assert(store_wait_rows(x.db, 50, WAIT_MS));
-    double rebalances = metric(&x, METRIC_P "rebalances_total");
+    double rebalances = hfx_metric(&x, METRIC_P "rebalances_total");
 
     freeze_stop(&the_freeze);
     uint64_t frozen_at = test_now_ms();
-    hp_normal(&x, 10); /* a batch in flight when the server froze */
+    hfx_normal(&x, 10); /* a batch in flight when the server froze */
     struct ready_probe rp = {x.port, NULL};
     ck_assert_msg(test_wait_until(stalled_reason, &rp, 20000),
                   "/readyz did not report the stalled write (last: %s)",
@@ -394,10 +311,10 @@ START_TEST(frozen_postgres)
      * the group (no rebalance: librdkafka expels a consumer that stops
      * polling for max.poll.interval.ms, 10 s here). */
     while (test_now_ms() - frozen_at < 40000) {
-        hp_normal(&x, 5);
-        ck_assert_double_eq(metric(&x, METRIC_P "assigned_partitions"), 1);
-        ck_assert_double_eq(metric(&x, METRIC_P "rebalances_total"), rebalances);
-        assert_alive(&x);
+        hfx_normal(&x, 5);
+        ck_assert_double_eq(hfx_metric(&x, METRIC_P "assigned_partitions"), 1);
+        ck_assert_double_eq(hfx_metric(&x, METRIC_P "rebalances_total"), rebalances);
+        hfx_assert_alive(&x);
         sleep_ms(2000);
     }
     freeze_thaw(&the_freeze);
@@ -405,17 +322,17 @@ START_TEST(frozen_postgres)
     ck_assert_msg(store_wait_rows(x.db, (long long)x.want.n, WAIT_MS),
                   "records did not land after the thaw (log %s)", x.log);
     ck_assert(probe_wait_ready(x.port, WAIT_MS));
-    ck_assert_double_eq(metric(&x, METRIC_P "rebalances_total"), rebalances);
-    ck_assert_double_ge(metric(&x, METRIC_P "batch_writes_total{result=\"transient\"}"), 1);
+    ck_assert_double_eq(hfx_metric(&x, METRIC_P "rebalances_total"), rebalances);
+    ck_assert_double_ge(hfx_metric(&x, METRIC_P "batch_writes_total{result=\"transient\"}"), 1);
     hp_finish(&x);
-    hp_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
 /* A session holding the day partition of the fixture's records in SHARE
  * mode (open transaction): writes into it wait, reads and the other
  * members' start (statements prepared on auditrail.*) do not. */
-static PGconn *lock_day_partition(struct hp *x)
+static PGconn *lock_day_partition(struct hfx *x)
 {
     char day[16];
     time_t secs = (time_t)(x->t_us / 1000000);
@@ -442,13 +359,13 @@ START_TEST(revocation_during_stalled_write)
                                       "AUDITRAIL_POSTGRES_STATEMENT_TIMEOUT_MS=240000",
                                       "AUDITRAIL_POSTGRES_CLIENT_TIMEOUT_MS=250000",
                                       "AUDITRAIL_POSTGRES_WRITE_STALL_MS=2000", NULL};
-    struct hp x;
+    struct hfx x;
     hp_init_parts(&x, "hostile_revoke", env, 2);
-    hp_normal(&x, 20);
+    hfx_normal(&x, 20);
     ck_assert(store_wait_rows(x.db, 20, WAIT_MS));
 
     PGconn *lock = lock_day_partition(&x);
-    hp_normal(&x, 10);
+    hfx_normal(&x, 10);
     struct ready_probe rp = {x.port, NULL};
     ck_assert_msg(test_wait_until(stalled_reason, &rp, WAIT_MS), "no write in flight");
     free(rp.body);
@@ -462,18 +379,18 @@ START_TEST(revocation_during_stalled_write)
     ck_assert_msg(probe_wait_metric_range(x.port, METRIC_P "assigned_partitions", 1, 1, WAIT_MS),
                   "the first member did not keep one partition (log %s)", x.log);
     ck_assert_int_eq(test_pg_int(x.db, "SELECT count(*) FROM auditrail.events"), 20);
-    assert_alive(&x);
+    hfx_assert_alive(&x);
     test_pg_exec(lock, "COMMIT");
     PQfinish(lock);
-    hp_normal(&x, 10);
-    hp_drained(&x);
+    hfx_normal(&x, 10);
+    hfx_drained(&x);
     int st = 0;
     ck_assert_msg(proc_alive(second, &st), "the second member exited (log %s)", log2);
     ck_assert_int_eq(proc_stop(second, 30000), 0);
     proc_free(second);
     free(log2);
     hp_finish(&x);
-    hp_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -485,9 +402,9 @@ END_TEST
  * marked, the record whole in raw. */
 START_TEST(long_field_stored)
 {
-    struct hp x;
+    struct hfx x;
     hp_init(&x, "hostile_long", NULL);
-    hp_normal(&x, 5);
+    hfx_normal(&x, 5);
     char url[3100];
     int n = snprintf(url, sizeof(url), "https://files.example/%s?sig=", MARKER);
     FILE *f = fopen("/dev/urandom", "r");
@@ -499,20 +416,20 @@ START_TEST(long_field_stored)
     char *line = xasprintf("{\"actor\":\"dr.long\",\"resource\":\"%s\"}", url);
     struct trec r;
     hp_next_with_field(&x, line, "resource", url, &r);
-    hp_send(&x, &r);
+    hfx_send(&x, &r);
     free(line);
-    hp_normal(&x, 5);
-    hp_drained(&x);
-    ck_assert_msg(metric(&x, METRIC_P "dlq_messages_total") == 0,
+    hfx_normal(&x, 5);
+    hfx_drained(&x);
+    ck_assert_msg(hfx_metric(&x, METRIC_P "dlq_messages_total") == 0,
                   "the record was dead-lettered (log %s)", x.log);
     store_assert_records(x.db, &x.want);
     ck_assert_int_eq(
         test_pg_int(x.db, "SELECT count(*) FROM auditrail.events WHERE fields_cut = '{resource}'"
                           " AND octet_length(resource) = 512"),
         1);
-    ck_assert_double_eq(metric(&x, METRIC_P "fields_cut_total"), 1);
+    ck_assert_double_eq(hfx_metric(&x, METRIC_P "fields_cut_total"), 1);
     hp_finish(&x);
-    hp_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -545,15 +462,15 @@ static void resource_trigger(const char *db)
  * committed, none dead-lettered. */
 START_TEST(resource_error_shrinks_batch)
 {
-    struct hp x;
+    struct hfx x;
     hp_init(&x, "hostile_scarce", NULL);
     resource_trigger(x.db);
-    hp_normal(&x, 40);
+    hfx_normal(&x, 40);
     ck_assert_msg(store_wait_rows(x.db, 40, WAIT_MS), "not stored (log %s)", x.log);
-    ck_assert_double_ge(metric(&x, METRIC_P "batch_writes_total{result=\"resource\"}"), 1);
-    ck_assert_double_eq(metric(&x, METRIC_P "dlq_messages_total"), 0);
+    ck_assert_double_ge(hfx_metric(&x, METRIC_P "batch_writes_total{result=\"resource\"}"), 1);
+    ck_assert_double_eq(hfx_metric(&x, METRIC_P "dlq_messages_total"), 0);
     hp_finish(&x);
-    hp_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -563,27 +480,27 @@ END_TEST
  * it lands in order, the chain without a gap. */
 START_TEST(resource_error_single_record_waits)
 {
-    struct hp x;
+    struct hfx x;
     hp_init(&x, "hostile_stuck", NULL);
     resource_trigger(x.db);
     PGconn *c = test_pg_connect(x.db);
     test_pg_exec(c, "INSERT INTO public.stuck VALUES (true)");
-    hp_normal(&x, 2);
+    hfx_normal(&x, 2);
     ck_assert(store_wait_rows(x.db, 2, WAIT_MS));
     struct trec r;
     hp_next_with_field(&x, "{\"actor\":\"dr.stuck\",\"note\":\"STUCK\"}", NULL, NULL, &r);
-    hp_send(&x, &r);
-    hp_normal(&x, 2);
+    hfx_send(&x, &r);
+    hfx_normal(&x, 2);
     ck_assert_msg(webhook_wait(x.hook, "AuditrailWriteResources", WAIT_MS),
                   "no AuditrailWriteResources alert (log %s)", x.log);
     ck_assert_int_eq(store_rows(x.db), 2);
-    ck_assert_double_eq(metric(&x, METRIC_P "dlq_messages_total"), 0);
-    assert_alive(&x);
+    ck_assert_double_eq(hfx_metric(&x, METRIC_P "dlq_messages_total"), 0);
+    hfx_assert_alive(&x);
     test_pg_exec(c, "DELETE FROM public.stuck"); /* the server has room again */
     PQfinish(c);
     ck_assert_msg(store_wait_rows(x.db, 5, WAIT_MS), "the waiting record did not land");
     hp_finish(&x);
-    hp_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -618,10 +535,10 @@ START_TEST(backfill_400_days)
 {
     enum { DAYS = 400 };
     const int64_t day_us = 24 * HOUR_US;
-    struct hp x;
+    struct hfx x;
     hp_init(&x, "hostile_backfill", NULL);
     record_locks(x.db);
-    hp_normal(&x, 5);
+    hfx_normal(&x, 5);
     struct tchain back;
     tchain_init(&back, "hostile_backfill_400");
     int64_t t0 = time_now_us() - (int64_t)(DAYS + 1) * day_us;
@@ -630,20 +547,20 @@ START_TEST(backfill_400_days)
         snprintf(line, sizeof(line), "{\"actor\":\"dr.backfill\",\"action\":\"read\",\"n\":%d}", i);
         struct trec r;
         tchain_next(&back, line, strlen(line), t0 + (int64_t)i * day_us, &r);
-        hp_send(&x, &r);
+        hfx_send(&x, &r);
     }
     tk_flush(x.prod);
-    hp_normal(&x, 5);
+    hfx_normal(&x, 5);
     ck_assert_msg(store_wait_rows(x.db, DAYS + 10, WAIT_MS), "not stored (log %s)", x.log);
     ck_assert_int_ge(test_pg_int(x.db, "SELECT count(*) FROM pg_inherits"
                                        " WHERE inhparent = 'auditrail.events'::regclass"),
                      DAYS);
     int peak = test_pg_int(x.db, "SELECT max(n) FROM public.tx_locks");
     ck_assert_msg(peak > 0 && peak <= 16 * 8 + 32, "a transaction held %d locks", peak);
-    ck_assert_msg(metric(&x, METRIC_P "dlq_messages_total") == 0, "records dead-lettered (log %s)",
-                  x.log);
+    ck_assert_msg(hfx_metric(&x, METRIC_P "dlq_messages_total") == 0,
+                  "records dead-lettered (log %s)", x.log);
     hp_finish(&x);
-    hp_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -664,7 +581,7 @@ static bool lock_waiters(void *ud)
 
 /* The ten first records of the stream "hostile_race_new" read at t_us
  * (+ seq µs), produced to partition part. */
-static void race_copy(struct hp *x, int32_t part, int64_t t_us, struct trecs *out)
+static void race_copy(struct hfx *x, int32_t part, int64_t t_us, struct trecs *out)
 {
     struct tchain c;
     tchain_init(&c, "hostile_race_new");
@@ -689,7 +606,7 @@ static void race_copy(struct hp *x, int32_t part, int64_t t_us, struct trecs *ou
 START_TEST(new_stream_two_writers)
 {
     static const char *const env[] = {"AUDITRAIL_POSTGRES_LOCK_TIMEOUT_MS=0", NULL};
-    struct hp x;
+    struct hfx x;
     hp_init_parts(&x, "hostile_race", env, 2);
     unsigned port2 = probe_free_port();
     char *log2 = NULL;
@@ -698,7 +615,7 @@ START_TEST(new_stream_two_writers)
                   "the second member got no partition (logs %s, %s)", x.log, log2);
     ck_assert_msg(probe_wait_metric_range(x.port, METRIC_P "assigned_partitions", 1, 1, WAIT_MS),
                   "the first member did not keep one partition (log %s)", x.log);
-    hp_normal(&x, 5); /* the day's partition exists */
+    hfx_normal(&x, 5); /* the day's partition exists */
     ck_assert(store_wait_rows(x.db, 5, WAIT_MS));
 
     PGconn *lock = lock_day_partition(&x);
@@ -712,7 +629,7 @@ START_TEST(new_stream_two_writers)
     test_pg_exec(lock, "COMMIT");
     PQfinish(lock);
 
-    hp_drained(&x);
+    hfx_drained(&x);
     char *q =
         xasprintf("SELECT count(*) FROM auditrail.events WHERE stream_id = '%s'", a.v[0].stream);
     ck_assert_int_eq(test_pg_int(x.db, q), 10);
@@ -733,7 +650,7 @@ START_TEST(new_stream_two_writers)
     trecs_release(&a);
     trecs_release(&b);
     ck_assert_double_ge(
-        metric(&x, METRIC_P "duplicates_total{layer=\"stream\"}") +
+        hfx_metric(&x, METRIC_P "duplicates_total{layer=\"stream\"}") +
             probe_metric_value(port2, METRIC_P "duplicates_total{layer=\"stream\"}"),
         10);
     int st = 0;
@@ -742,7 +659,7 @@ START_TEST(new_stream_two_writers)
     proc_free(second);
     free(log2);
     hp_finish(&x);
-    hp_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
@@ -754,7 +671,7 @@ END_TEST
  * leaves the process names the SQLSTATE, never the record. */
 START_TEST(refused_row_text_scrubbed)
 {
-    struct hp x;
+    struct hfx x;
     hp_init(&x, "hostile_refused", NULL);
     PGconn *c = test_pg_connect(x.db);
     test_pg_exec(c, "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
@@ -765,7 +682,7 @@ START_TEST(refused_row_text_scrubbed)
                     "CREATE TRIGGER refuse BEFORE INSERT ON auditrail.events FOR EACH ROW"
                     " EXECUTE FUNCTION public.refuse()");
     PQfinish(c);
-    hp_normal(&x, 3);
+    hfx_normal(&x, 3);
     struct trec r;
     hp_next_with_field(&x, "{\"actor\":\"dr.refused\",\"note\":\"REFUSE " MARKER "\"}", NULL, NULL,
                        &r);
@@ -773,8 +690,8 @@ START_TEST(refused_row_text_scrubbed)
     trec_release(&r);
     /* A refused record leaves a gap: the rest goes on another chain. */
     tchain_init(&x.chain, "hostile_refused_after");
-    hp_normal(&x, 3);
-    hp_drained(&x);
+    hfx_normal(&x, 3);
+    hfx_drained(&x);
     struct tk_msgs m = {0};
     tk_read_topic(x.brokers, x.dlq, &m);
     ck_assert_uint_eq(m.n, 1);
@@ -786,7 +703,7 @@ START_TEST(refused_row_text_scrubbed)
     tk_msgs_release(&m);
     ck_assert(webhook_wait(x.hook, "AuditrailDLQWrite", WAIT_MS));
     hp_finish(&x);
-    hp_release(&x);
+    hfx_release(&x);
 }
 END_TEST
 
