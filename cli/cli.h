@@ -62,4 +62,15 @@ void cli_summary_routing(struct buf *s, const struct cli_reply *r);
  * pipe silently: the reader is done). */
 int cli_out_flush(struct buf *b);
 
+/* An answer's body as it came, as one line of out (--json). */
+void cli_out_body_line(struct buf *out, const struct cli_reply *r);
+
+/* One page of a listing: GET path?qs[&limit=limit][&cursor=*cursor] into
+ * *r, its JSON checked to hold an array named array and a next_cursor that
+ * is a string or null. CLI_OK with *j (the caller's to decref), *items
+ * (borrowed from it) and *cursor replaced by the next page's (NULL after
+ * the last); else the exit status, said on stderr. limit 0: the server's. */
+int cli_page_get(struct cli_ctx *c, const char *path, const char *qs, unsigned limit,
+                 const char *array, char **cursor, struct cli_reply *r, json_t **j, json_t **items);
+
 #endif

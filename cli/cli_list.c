@@ -39,6 +39,45 @@ int cli_out_flush(struct buf *b)
     return rc;
 }
 
+void cli_out_body_line(struct buf *out, const struct cli_reply *r)
+{
+    buf_add(out, r->body.p, r->body.len);
+    if (!r->body.len || r->body.p[r->body.len - 1] != '\n')
+        buf_addc(out, '\n');
+}
+
+int cli_page_get(struct cli_ctx *c, const char *path, const char *qs, unsigned limit,
+                 const char *array, char **cursor, struct cli_reply *r, json_t **j, json_t **items)
+{
+    struct buf page_qs = BUF_INIT;
+    buf_adds(&page_qs, qs);
+    if (limit) {
+        char l[16];
+        snprintf(l, sizeof(l), "%u", limit);
+        cli_qs_add(&page_qs, "limit", l);
+    }
+    cli_qs_add(&page_qs, "cursor", *cursor);
+    cli_reply_release(r);
+    struct cli_request rq = {.path = path, .query = buf_cstr(&page_qs)};
+    cli_http_get(&c->conn, &rq, r);
+    buf_release(&page_qs);
+    int ex = cli_reply_status(&c->conn, r);
+    if (ex != CLI_OK)
+        return ex;
+    *j = cli_reply_json(r);
+    *items = json_object_get(*j, array);
+    json_t *next = json_object_get(*j, "next_cursor");
+    if (!json_is_array(*items) || (next && !json_is_string(next) && !json_is_null(next))) {
+        fprintf(stderr, "auditrail: the answer of %s is not the API's JSON\n", path);
+        json_decref(*j);
+        *j = *items = NULL;
+        return CLI_UNAVAILABLE;
+    }
+    free(*cursor);
+    *cursor = json_is_string(next) ? xstrdup(json_string_value(next)) : NULL;
+    return CLI_OK;
+}
+
 static void ndjson_line(void *ud, const char *p, size_t n)
 {
     buf_add(ud, p, n);
@@ -76,7 +115,7 @@ static int list_run(struct cli_ctx *c, const struct list_kind *k)
 {
     const struct cli_opts *o = c->o;
     char err[256];
-    struct buf qs = BUF_INIT, page_qs = BUF_INIT, out = BUF_INIT;
+    struct buf qs = BUF_INIT, out = BUF_INIT;
     struct cli_reply r = {.status = -1};
     char *cursor = o->cursor ? xstrdup(o->cursor) : NULL;
     unsigned long total = 0, max = o->max ? o->max : CLI_MAX_DEFAULT;
@@ -95,36 +134,15 @@ static int list_run(struct cli_ctx *c, const struct list_kind *k)
         unsigned limit = o->limit ? o->limit : o->all ? CLI_LIMIT_MAX : 0;
         if (o->all && limit > max - total)
             limit = (unsigned)(max - total);
-        buf_reset(&page_qs);
-        buf_add(&page_qs, qs.p ? qs.p : "", qs.len);
-        if (limit) {
-            char l[16];
-            snprintf(l, sizeof(l), "%u", limit);
-            cli_qs_add(&page_qs, "limit", l);
-        }
-        cli_qs_add(&page_qs, "cursor", cursor);
-        cli_reply_release(&r);
-        struct cli_request rq = {.path = k->path, .query = buf_cstr(&page_qs)};
-        cli_http_get(&c->conn, &rq, &r);
-        ex = cli_reply_status(&c->conn, &r);
+        json_t *j, *items;
+        ex = cli_page_get(c, k->path, buf_cstr(&qs), limit, k->array, &cursor, &r, &j, &items);
         if (ex != CLI_OK)
             goto out;
-        json_t *j = cli_reply_json(&r);
-        json_t *items = json_object_get(j, k->array);
-        json_t *next = json_object_get(j, "next_cursor");
-        if (!json_is_array(items) || (next && !json_is_string(next) && !json_is_null(next))) {
-            fprintf(stderr, "auditrail: the answer of %s is not the API's JSON\n", k->path);
-            json_decref(j);
-            ex = CLI_UNAVAILABLE;
-            goto out;
-        }
         size_t n = json_array_size(items);
         if (o->json && o->all) {
             cli_json_each(r.body.p, r.body.len, k->array, ndjson_line, &out);
         } else if (o->json) {
-            buf_add(&out, r.body.p, r.body.len);
-            if (!r.body.len || r.body.p[r.body.len - 1] != '\n')
-                buf_addc(&out, '\n');
+            cli_out_body_line(&out, &r);
         } else {
             if (page == 0)
                 cli_table_header(&out, k->table);
@@ -136,8 +154,6 @@ static int list_run(struct cli_ctx *c, const struct list_kind *k)
             }
         }
         total += n;
-        free(cursor);
-        cursor = json_is_string(next) ? xstrdup(json_string_value(next)) : NULL;
         json_decref(j);
         if (cli_out_flush(&out) != 0) {
             ex = CLI_NOT_FOUND;
@@ -172,7 +188,6 @@ out:
     cli_reply_release(&r);
     free(cursor);
     buf_release(&qs);
-    buf_release(&page_qs);
     buf_release(&out);
     return ex;
 }

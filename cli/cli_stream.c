@@ -32,9 +32,7 @@ int cli_stream(struct cli_ctx *c)
     if (ex != CLI_OK)
         goto out;
     if (o->json) {
-        buf_add(&out, r.body.p, r.body.len);
-        if (!r.body.len || r.body.p[r.body.len - 1] != '\n')
-            buf_addc(&out, '\n');
+        cli_out_body_line(&out, &r);
     } else {
         json_t *j = cli_reply_json(&r);
         if (!json_is_object(j)) {

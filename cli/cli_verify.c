@@ -49,9 +49,7 @@ static int verify_one(struct verify_run *v, const char *sid)
         return CLI_UNAVAILABLE;
     }
     if (v->c->o->json) {
-        buf_add(&v->out, v->r.body.p, v->r.body.len);
-        if (!v->r.body.len || v->r.body.p[v->r.body.len - 1] != '\n')
-            buf_addc(&v->out, '\n');
+        cli_out_body_line(&v->out, &v->r);
     } else {
         size_t i;
         json_t *f;
@@ -76,29 +74,15 @@ static int verify_one(struct verify_run *v, const char *sid)
 /* Every stream GET /v1/streams lists with the same filters, page by page. */
 static int verify_listed(struct verify_run *v)
 {
-    struct buf page_qs = BUF_INIT;
     struct cli_reply r = {.status = -1};
     char *cursor = NULL;
     int ex;
-    for (;;) {
-        buf_reset(&page_qs);
-        buf_add(&page_qs, v->qs, strlen(v->qs));
-        cli_qs_add(&page_qs, "limit", "1000");
-        cli_qs_add(&page_qs, "cursor", cursor);
-        cli_reply_release(&r);
-        struct cli_request rq = {.path = "/v1/streams", .query = buf_cstr(&page_qs)};
-        cli_http_get(&v->c->conn, &rq, &r);
-        ex = cli_reply_status(&v->c->conn, &r);
+    do {
+        json_t *j, *items;
+        ex = cli_page_get(v->c, "/v1/streams", v->qs, CLI_LIMIT_MAX, "streams", &cursor, &r, &j,
+                          &items);
         if (ex != CLI_OK)
             break;
-        json_t *j = cli_reply_json(&r);
-        json_t *items = json_object_get(j, "streams"), *next = json_object_get(j, "next_cursor");
-        if (!json_is_array(items) || (next && !json_is_string(next) && !json_is_null(next))) {
-            fprintf(stderr, "auditrail: the answer of /v1/streams is not the API's JSON\n");
-            json_decref(j);
-            ex = CLI_UNAVAILABLE;
-            break;
-        }
         size_t i;
         json_t *it;
         json_array_foreach(items, i, it)
@@ -117,15 +101,10 @@ static int verify_listed(struct verify_run *v)
             if (ex != CLI_OK)
                 break;
         }
-        free(cursor);
-        cursor = json_is_string(next) ? xstrdup(json_string_value(next)) : NULL;
         json_decref(j);
-        if (ex != CLI_OK || !cursor)
-            break;
-    }
+    } while (ex == CLI_OK && cursor);
     free(cursor);
     cli_reply_release(&r);
-    buf_release(&page_qs);
     return ex;
 }
 
