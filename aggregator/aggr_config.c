@@ -63,6 +63,14 @@ static const struct cfg_key batch_keys[] = {
     CFG_END,
 };
 
+static const struct cfg_key writer_keys[] = {
+    KI("connections", struct aggr_writer_conf, connections, "2", 1, 16,
+       "PostgreSQL connections that write at once: a due batch is cut by Kafka partition (a "
+       "stream never in two parts) into up to this many transactions, committed concurrently; "
+       "a partition's batches still commit in order"),
+    CFG_END,
+};
+
 static const struct cfg_key ingest_keys[] = {
     KI("max_future_s", struct aggr_ingest_conf, max_future_s, "86400", 0, 315360000,
        "a record whose time is later than now plus this goes to the DLQ (class time); the "
@@ -136,6 +144,7 @@ const struct cfg_key aggr_config_keys[] = {
     SEC("postgres", postgres, pg_keys, "PostgreSQL"),
     SEC("redis", redis, redis_keys, "Redis (optional)"),
     SEC("batch", batch, batch_keys, "batching"),
+    SEC("writer", writer, writer_keys, "the batch writers"),
     SEC("ingest", ingest, ingest_keys, "what ingest accepts: the time window"),
     SEC("dedupe", dedupe, dedupe_keys, "dedupe windows"),
     SEC("partitions", partitions, partitions_keys, "daily partitions and retention"),

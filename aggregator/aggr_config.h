@@ -37,6 +37,10 @@ struct aggr_batch_conf {
     int64_t max_message_bytes; /* a larger Kafka message goes to the DLQ */
 };
 
+struct aggr_writer_conf {
+    int64_t connections; /* PostgreSQL connections writing batch parts at once */
+};
+
 struct aggr_ingest_conf {
     int64_t max_future_s; /* time later than now + this goes to the DLQ (class time) */
 };
@@ -73,6 +77,7 @@ struct aggr_config {
     struct aggr_pg_conf postgres;
     struct aggr_redis_conf redis;
     struct aggr_batch_conf batch;
+    struct aggr_writer_conf writer;
     struct aggr_ingest_conf ingest;
     struct aggr_dedupe_conf dedupe;
     struct aggr_partitions_conf partitions;

@@ -55,11 +55,17 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
     static const double size_bounds[] = {1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000};
     static const double sec_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,   0.25,   0.5,   1,    2.5,   5};
-    am->batch_size = metrics_histogram(reg, P "batch_rows", "rows per committed batch", NULL,
-                                       size_bounds, sizeof(size_bounds) / sizeof(*size_bounds));
+    am->batch_size =
+        metrics_histogram(reg, P "batch_rows",
+                          "rows per committed batch transaction (a batch cut for "
+                          "the writers commits in several)",
+                          NULL, size_bounds, sizeof(size_bounds) / sizeof(*size_bounds));
     am->batch_seconds =
-        metrics_histogram(reg, P "batch_write_seconds", "PostgreSQL transaction time per batch",
+        metrics_histogram(reg, P "batch_write_seconds", "PostgreSQL time per batch transaction",
                           NULL, sec_bounds, sizeof(sec_bounds) / sizeof(*sec_bounds));
+    am->batch_cuts = metrics_counter(
+        reg, P "batch_cuts_total",
+        "batches cut by partition into concurrent transactions (writer.connections > 1)", NULL);
     for (int i = 0; i < PG_STATUS_COUNT; i++) {
         snprintf(l, sizeof(l), "result=\"%s\"", pg_status_name((enum pg_status)i));
         am->batch_results[i] =

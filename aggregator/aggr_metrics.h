@@ -24,7 +24,7 @@ struct aggr_metrics {
     struct metric *dlq[VALIDATE_REASON_COUNT]; /* [VALIDATE_OK] unused */
     struct metric *dlq_failures, *dlq_truncated;
     struct metric *offset_resets[OFFSET_RESET_KIND_COUNT], *offsets_skipped;
-    struct metric *batch_size, *batch_seconds;
+    struct metric *batch_size, *batch_seconds, *batch_cuts;
     struct metric *batch_results[PG_STATUS_COUNT];
     struct metric *partitions_created, *partitions_dropped, *partitions_kept;
     struct metric *incidents[INCIDENT_KIND_COUNT];

@@ -151,10 +151,13 @@ struct aggregator *aggregator_new(const struct aggr_config *cfg, struct aggr_met
     struct pg_writer_opts wo = PG_WRITER_OPTS_DEFAULT;
     aggr_config_pg_limits(cfg, &wo.limits);
     wo.max_days = (int)cfg->partitions.max_days_per_batch;
-    a->pg = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, &wo, err, errlen);
-    if (!a->pg)
-        goto fail;
-    a->wr = writer_new(a->pg);
+    for (a->npgs = 0; a->npgs < (size_t)cfg->writer.connections; a->npgs++) {
+        a->pgs[a->npgs] = pg_writer_new(cfg->postgres.primary, cfg->kafka.group, &wo, err, errlen);
+        if (!a->pgs[a->npgs])
+            goto fail;
+    }
+    a->pg = a->pgs[0];
+    a->wr = writer_new(a->pgs, a->npgs);
     char dedupe_ns[17] = "", lease_ns[17] = "", lease_name[64];
     if (cfg->redis.url) {
         a->redis = redis_store_new(cfg->redis.url, (uint64_t)cfg->dedupe.redis_ttl_s,
@@ -286,7 +289,10 @@ void aggregator_free(struct aggregator *a)
     dedupe_free(a->dd);
     maintenance_free(a->maint);
     redis_store_free(a->redis);
-    pg_writer_free(a->pg);
+    for (size_t i = 0; i < a->npgs; i++)
+        pg_writer_free(a->pgs[i]);
+    for (size_t i = 0; i < a->nparts_inflight; i++)
+        batch_release(&a->parts_inflight[i]);
     batch_release(&a->batch);
     batch_release(&a->inflight);
     free(a->parts);

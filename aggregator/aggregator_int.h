@@ -7,9 +7,10 @@
  * Threads: the consumer thread (the caller of aggregator_run) owns all of
  * struct aggregator: the consumer, both batches, Redis, the dedupe caches,
  * the DLQ producer, the breakers and partition maintenance. The writer
- * thread (writer.h) runs one pg_writer_write at a time for the in-flight
- * batch while the consumer thread builds the next one; the pg_writer is the
- * consumer thread's only while no batch is in flight (writer_busy false).
+ * threads (writer.h) write the in-flight batch, cut into up to
+ * writer.connections parts, while the consumer thread builds the next one;
+ * the pg_writers are the consumer thread's only while no batch is in flight
+ * (writer_busy false).
  * httpd threads read ready_code only. */
 #ifndef AUDITRAIL_AGGREGATOR_AGGREGATOR_INT_H
 #define AUDITRAIL_AGGREGATOR_AGGREGATOR_INT_H
@@ -63,6 +64,11 @@ enum flush_result { FLUSH_DONE, FLUSH_RETRY, FLUSH_ABANDONED, FLUSH_FATAL, FLUSH
 struct aggregator {
     const struct aggr_config *cfg;
     struct aggr_metrics *m;
+    /* The writers' connections (writer.connections); pg is the first, the
+     * consumer thread's own while no batch is in flight (offset loads,
+     * probes, isolating and shrinking a batch). */
+    struct pg_writer *pgs[WRITER_MAX_CONNECTIONS];
+    size_t npgs;
     struct pg_writer *pg;
     struct redis_store *redis;
     struct dedupe *dd;
@@ -79,6 +85,11 @@ struct aggregator {
      * offsets of the batch being built. */
     struct batch inflight;
     bool inflight_active;
+    /* The parts the in-flight batch was cut into for the writers
+     * (batch_split_parts; its rows are theirs meanwhile); 0: submitted
+     * whole. */
+    struct batch parts_inflight[WRITER_MAX_CONNECTIONS];
+    size_t nparts_inflight;
     /* The in-flight batch was abandoned while the writer still wrote it (a
      * revocation waits only so long): its result, when it comes, is only
      * accounted. */

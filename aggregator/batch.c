@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hashchain.h"
+#include "common/htab.h"
 #include "common/xmalloc.h"
 
 void batch_init(struct batch *b, const char *topic)
@@ -131,6 +133,115 @@ void batch_unsplit(struct batch *b, struct batch *lo, struct batch *hi)
     }
     batch_release(lo);
     batch_release(hi);
+}
+
+static size_t uf_root(size_t *parent, size_t i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    return i;
+}
+
+/* The index of partition p in b->offsets, or b->noffsets. */
+static size_t offset_index(const struct batch *b, int32_t p)
+{
+    size_t i = 0;
+    while (i < b->noffsets && b->offsets[i].partition != p)
+        i++;
+    return i;
+}
+
+size_t batch_split_parts(struct batch *b, size_t max, struct batch *subs)
+{
+    size_t np = b->noffsets;
+    if (max <= 1 || np <= 1)
+        return 1;
+    /* Partitions linked by a stream they share in b form one group. */
+    size_t *parent = xmalloc(np * sizeof(*parent));
+    size_t *row_of = xmalloc((b->n ? b->n : 1) * sizeof(*row_of));
+    for (size_t i = 0; i < np; i++)
+        parent[i] = i;
+    struct htab streams;
+    htab_init(&streams, CHAIN_STREAM_HEX_LEN, 64);
+    size_t k = 1;
+    for (size_t i = 0; i < b->n; i++) {
+        size_t pi = offset_index(b, b->rows[i].kafka_partition);
+        row_of[i] = pi;
+        if (pi == np)
+            goto one; /* a row outside the offsets (never built so): no cut */
+        bool added;
+        size_t *first = htab_put(&streams, b->rows[i].env.stream, &added);
+        if (added)
+            *first = pi;
+        else
+            parent[uf_root(parent, pi)] = uf_root(parent, *first);
+    }
+    /* Rows per group, then the largest groups first onto the lightest sub
+     * (offset-only partitions weigh one row). */
+    size_t *weight = xcalloc(np, sizeof(*weight)), *order = xmalloc(np * sizeof(*order));
+    size_t *sub_of = xmalloc(np * sizeof(*sub_of)), ngroups = 0;
+    for (size_t i = 0; i < b->n; i++)
+        weight[uf_root(parent, row_of[i])]++;
+    for (size_t i = 0; i < np; i++)
+        if (uf_root(parent, i) == i) {
+            weight[i]++;
+            order[ngroups++] = i;
+        }
+    for (size_t i = 1; i < ngroups; i++) /* insertion sort: a few dozen groups */
+        for (size_t j = i; j > 0 && weight[order[j]] > weight[order[j - 1]]; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    k = ngroups < max ? ngroups : max;
+    if (k > 1) {
+        size_t load[k];
+        memset(load, 0, sizeof(load));
+        for (size_t g = 0; g < ngroups; g++) {
+            size_t best = 0;
+            for (size_t s = 1; s < k; s++)
+                if (load[s] < load[best])
+                    best = s;
+            sub_of[order[g]] = best;
+            load[best] += weight[order[g]];
+        }
+        for (size_t s = 0; s < k; s++)
+            batch_init(&subs[s], b->topic);
+        for (size_t i = 0; i < np; i++) {
+            const struct batch_offset *o = &b->offsets[i];
+            batch_advance(&subs[sub_of[uf_root(parent, i)]], o->partition, o->expected_offset,
+                          o->next_offset);
+        }
+        for (size_t i = 0; i < b->n; i++) {
+            struct batch_row *r = &b->rows[i];
+            batch_add(&subs[sub_of[uf_root(parent, row_of[i])]], &r->env, r->kafka_partition,
+                      r->kafka_offset);
+        }
+    }
+    free(weight);
+    free(order);
+    free(sub_of);
+one:
+    htab_release(&streams);
+    free(row_of);
+    free(parent);
+    return k > 1 ? k : 1;
+}
+
+void batch_merge(struct batch *dst, struct batch *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        struct batch_row *r = &src->rows[i];
+        batch_add(dst, &r->env, r->kafka_partition, r->kafka_offset);
+    }
+    for (size_t i = 0; i < src->noffsets; i++) {
+        const struct batch_offset *o = &src->offsets[i];
+        if (!batch_offset_find(dst, o->partition))
+            batch_advance(dst, o->partition, o->expected_offset, o->next_offset);
+    }
+    batch_release(src);
 }
 
 bool batch_due(const struct aggr_batch_conf *bc, size_t msgs, size_t bytes, uint64_t start_ms,

@@ -68,6 +68,21 @@ void batch_split(struct batch *b, size_t k, struct batch *lo, struct batch *hi);
  * released. */
 void batch_unsplit(struct batch *b, struct batch *lo, struct batch *hi);
 
+/* For parallel writers: how to cut b into at most max batches that can
+ * commit independently and concurrently. Each Kafka partition, and each
+ * stream, lies wholly in one of them (partitions that share a stream in b go
+ * together, so a stream's rows of one batch are never in two concurrent
+ * transactions), and rows are balanced over them. Returns how many: 1 when
+ * b cannot be cut (one partition, or every partition linked by streams) or
+ * max <= 1, and then subs are untouched; otherwise subs[0..k) are
+ * initialized here, b's rows move into them (in b's order within each;
+ * b's become empty envelopes) and each gets the offsets of its partitions
+ * as b has them. */
+size_t batch_split_parts(struct batch *b, size_t max, struct batch *subs);
+/* Move src's rows and offsets (of partitions dst does not hold) to the end
+ * of dst; src is released. */
+void batch_merge(struct batch *dst, struct batch *src);
+
 /* The flush rule: a batch with content is due when it holds max_events
  * messages (rows, re-sends and DLQ'd ones alike), max_bytes bytes of their
  * Kafka message values, or its first message is max_ms old (start_ms,

@@ -322,6 +322,109 @@ static enum pg_status shrink(struct aggregator *a, struct batch *b, char *why, s
     }
 }
 
+/* Hand the in-flight batch to the writers: cut into parts that commit
+ * concurrently (batch_split_parts) when there are several connections and
+ * the batch can be cut, else whole. */
+static void submit_inflight(struct aggregator *a)
+{
+    const struct batch *parts[WRITER_MAX_CONNECTIONS];
+    size_t k = batch_split_parts(&a->inflight, writer_connections(a->wr), a->parts_inflight);
+    a->nparts_inflight = k > 1 ? k : 0;
+    if (k > 1)
+        metric_inc(a->m->batch_cuts);
+    for (size_t i = 0; i < k; i++)
+        parts[i] = k > 1 ? &a->parts_inflight[i] : &a->inflight;
+    writer_submit(a->wr, parts, k);
+}
+
+/* A part (or the whole) of the in-flight batch committed: its effects; and
+ * when the write was abandoned meanwhile (intake held since), a partition
+ * still ours goes on from the new stored offset (consume_sync_pause seeks
+ * when it resumes). */
+static void part_committed(struct aggregator *a, const struct batch *b, struct writer_part *p)
+{
+    commit_effects(a, b, &p->stats);
+    note_commit(a, p->commit_lsn);
+    if (!a->inflight_orphaned)
+        return;
+    for (size_t i = 0; i < b->noffsets; i++) {
+        struct part_state *ps = consume_part(a, b->offsets[i].partition);
+        if (ps && ps->assigned && ps->ready && ps->pos < ps->stored)
+            ps->pos = ps->stored;
+    }
+}
+
+/* Which failure decides what happens to the parts that did not commit,
+ * merged back into one batch: a stop first, then a lost compare-and-set
+ * (abandon all), a transient failure (retry all), lack of resources
+ * (shrink), a data error (isolate). */
+static int failure_rank(enum pg_status r)
+{
+    switch (r) {
+    case PG_OK:
+        return 0;
+    case PG_DATA:
+        return 1;
+    case PG_RESOURCE:
+        return 2;
+    case PG_TRANSIENT:
+        return 3;
+    case PG_CONFLICT:
+        return 4;
+    default:
+        return 5; /* PG_FATAL */
+    }
+}
+
+/* Take the writers' result for the in-flight batch: every transaction is
+ * accounted, every committed part's effects applied; what did not commit
+ * is the in-flight batch again (its parts merged back, in part order) and
+ * *out its one outcome (PG_OK: nothing left; else the deciding failure,
+ * its error, and bad_row as an index into the merged batch; stats to be
+ * released by the caller). */
+static void join_parts(struct aggregator *a, struct writer_result *res, struct writer_part *out)
+{
+    bool cut = a->nparts_inflight > 0;
+    size_t n = cut ? a->nparts_inflight : 1;
+    memset(out, 0, sizeof(*out));
+    out->r = PG_OK;
+    out->stats.bad_row = -1;
+    if (cut)
+        batch_clear(&a->inflight); /* its rows are the parts' */
+    for (size_t i = 0; i < n && i < res->n; i++) {
+        struct writer_part *p = &res->part[i];
+        struct batch *b = cut ? &a->parts_inflight[i] : &a->inflight;
+        account_write(a, p->r, p->elapsed_us);
+        if (p->elapsed_us > out->elapsed_us)
+            out->elapsed_us = p->elapsed_us;
+        if (p->r == PG_OK) {
+            part_committed(a, b, p);
+            pg_write_stats_release(&p->stats);
+            if (cut)
+                batch_release(b);
+            else
+                batch_clear(b);
+            continue;
+        }
+        size_t base = a->inflight.n;
+        bool decides = failure_rank(p->r) > failure_rank(out->r);
+        if (decides) {
+            pg_write_stats_release(&out->stats);
+            out->r = p->r;
+            memcpy(out->err, p->err, sizeof(out->err));
+        }
+        if (!cut) {
+            out->stats = p->stats; /* whole: bad_row indexes a->inflight already */
+            continue;
+        }
+        if (decides)
+            out->stats.bad_row = p->stats.bad_row >= 0 ? (ssize_t)base + p->stats.bad_row : -1;
+        pg_write_stats_release(&p->stats);
+        batch_merge(&a->inflight, b);
+    }
+    a->nparts_inflight = 0;
+}
+
 static void schedule_retry(struct aggregator *a)
 {
     uint64_t delay = backoff_next(&a->retry);
@@ -367,28 +470,19 @@ enum flush_result flush_seal_and_submit(struct aggregator *a)
     a->inflight_active = true;
     a->retrying = false;
     reset_batch(a);
-    writer_submit(a->wr, &a->inflight);
+    submit_inflight(a);
     return FLUSH_DONE;
 }
 
-/* The result of a write that was abandoned while it ran: accounted only. */
-static enum flush_result finish_orphan(struct aggregator *a, struct writer_result *res)
+/* The result of a write that was abandoned while it ran (what committed
+ * of it was applied by join_parts): the rest is dropped. */
+static enum flush_result finish_orphan(struct aggregator *a, struct writer_part *res)
 {
     a->inflight_orphaned = false;
-    if (res->r == PG_OK) {
-        log_info("an abandoned batch write committed after all (%zu rows)", a->inflight.n);
-        commit_effects(a, &a->inflight, &res->stats);
-        note_commit(a, res->commit_lsn);
-        /* Intake was held since: a partition still ours goes on from there
-         * (consume_sync_pause seeks when it resumes). */
-        for (size_t i = 0; i < a->inflight.noffsets; i++) {
-            struct part_state *ps = consume_part(a, a->inflight.offsets[i].partition);
-            if (ps && ps->assigned && ps->ready && ps->pos < ps->stored)
-                ps->pos = ps->stored;
-        }
-    } else {
-        log_info("an abandoned batch write ended without committing: %s", res->err);
-    }
+    if (res->r == PG_OK)
+        log_info("an abandoned batch write committed after all");
+    else
+        log_info("an abandoned batch write ended without committing (all or part): %s", res->err);
     pg_write_stats_release(&res->stats);
     batch_clear(&a->inflight);
     a->inflight_active = false;
@@ -422,7 +516,7 @@ static void resources_ok(struct aggregator *a)
 }
 
 /* PG_RESOURCE: shrink; what even one row cannot get waits for a retry. */
-static enum flush_result finish_resource(struct aggregator *a, struct writer_result *res)
+static enum flush_result finish_resource(struct aggregator *a, struct writer_part *res)
 {
     log_warn("batch of %zu rows refused for lack of server resources; writing it in smaller "
              "parts: %s",
@@ -458,21 +552,19 @@ static enum flush_result finish_resource(struct aggregator *a, struct writer_res
 }
 
 /* The in-flight batch's result (the writer is idle now). */
-enum flush_result flush_finish(struct aggregator *a, struct writer_result *res)
+enum flush_result flush_finish(struct aggregator *a, struct writer_result *wres)
 {
-    account_write(a, res->r, res->elapsed_us);
+    size_t rows = a->inflight.n, parts = a->nparts_inflight ? a->nparts_inflight : 1;
+    struct writer_part one, *res = &one;
+    join_parts(a, wres, res);
     if (a->inflight_orphaned)
         return finish_orphan(a, res);
     ssize_t bad = res->stats.bad_row;
     switch (res->r) {
     case PG_OK:
         resources_ok(a);
-        log_debug("batch committed: %zu messages, %zu rows, %zu inserted, %.1f ms",
-                  a->inflight_msgs, a->inflight.n, res->stats.inserted,
-                  (double)res->elapsed_us / 1000);
-        commit_effects(a, &a->inflight, &res->stats);
-        note_commit(a, res->commit_lsn);
-        pg_write_stats_release(&res->stats);
+        log_debug("batch committed: %zu messages, %zu rows in %zu transactions, %.1f ms",
+                  a->inflight_msgs, rows, parts, (double)res->elapsed_us / 1000);
         return inflight_done(a);
     case PG_RESOURCE:
         pg_write_stats_release(&res->stats);
@@ -524,7 +616,7 @@ void flush_retry_now(struct aggregator *a)
         return;
     }
     a->retrying = false;
-    writer_submit(a->wr, &a->inflight);
+    submit_inflight(a);
 }
 
 enum flush_result flush_drain(struct aggregator *a, uint64_t deadline_ms)

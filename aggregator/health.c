@@ -26,10 +26,10 @@ static const char *const ready_reasons[] = {
 /* A PostgreSQL call (a batch write, a probe, an offset load) has been in
  * flight longer than postgres.write_stall_ms: a frozen or black-holed
  * server acknowledges TCP and says nothing, and only this clock notices.
- * Any thread (pg_writer_busy_ms is an atomic). */
+ * Any thread (pg_writer_busy_ms is an atomic), over every connection. */
 static bool write_stalled(const struct aggregator *a, uint64_t *ms)
 {
-    *ms = pg_writer_busy_ms(a->pg);
+    *ms = writer_busy_ms(a->wr);
     return *ms > (uint64_t)a->cfg->postgres.write_stall_ms;
 }
 

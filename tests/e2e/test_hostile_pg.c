@@ -57,8 +57,10 @@ static void sleep_ms(unsigned ms)
  * dir/<tag>.yaml and its log in dir/<tag>.log; env: NAME=value overrides
  * of its configuration (may be NULL: the postgres section is written by
  * configs.c). Started; *log (may be NULL) gets the log's path. */
-static struct proc *hp_aggregator(struct hfx *x, const char *tag, unsigned port,
-                                  const char *const *env, char **log)
+/* An aggregator of the fixture's database and topics, started with verb
+ * (NULL: it runs) and env; its log path in *log when asked. */
+static struct proc *hp_aggregator_verb(struct hfx *x, const char *tag, unsigned port,
+                                       const char *const *env, char **log, const char *verb)
 {
     char *alerts = xasprintf("http://127.0.0.1:%u/api/v2/alerts", webhook_port(x->hook));
     char *path = xasprintf("%s/%s.yaml", x->dir, tag);
@@ -74,7 +76,7 @@ static struct proc *hp_aggregator(struct hfx *x, const char *tag, unsigned port,
     };
     char *cfg = configs_write_aggregator(path, &c);
     char *bin = test_bin("auditrail-aggregator");
-    const char *argv[] = {bin, "--config", cfg, NULL};
+    const char *argv[] = {bin, "--config", cfg, verb, NULL};
     struct proc *p = proc_spawn(tag, argv, env, logp);
     free(bin);
     free(cfg);
@@ -85,6 +87,12 @@ static struct proc *hp_aggregator(struct hfx *x, const char *tag, unsigned port,
     else
         free(logp);
     return p;
+}
+
+static struct proc *hp_aggregator(struct hfx *x, const char *tag, unsigned port,
+                                  const char *const *env, char **log)
+{
+    return hp_aggregator_verb(x, tag, port, env, log, NULL);
 }
 
 static void hp_init_parts(struct hfx *x, const char *name, const char *const *env, int partitions)
@@ -669,11 +677,11 @@ END_TEST
  * and its DETAIL (as CHECK constraints quote the failing row): the record
  * goes to the DLQ (class storage) and the rest is stored; the error that
  * leaves the process names the SQLSTATE, never the record. */
-START_TEST(refused_row_text_scrubbed)
+/* An operator's trigger that refuses every record holding REFUSE, quoting
+ * it in the message and its DETAIL (as CHECK constraints quote the row). */
+static void refuse_trigger(const char *db)
 {
-    struct hfx x;
-    hp_init(&x, "hostile_refused", NULL);
-    PGconn *c = test_pg_connect(x.db);
+    PGconn *c = test_pg_connect(db);
     test_pg_exec(c, "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
                     " BEGIN IF position(convert_to('REFUSE', 'UTF8') IN NEW.raw) > 0 THEN"
                     "  RAISE EXCEPTION 'record refused: \"%\"', convert_from(NEW.raw, 'UTF8')"
@@ -682,6 +690,27 @@ START_TEST(refused_row_text_scrubbed)
                     "CREATE TRIGGER refuse BEFORE INSERT ON auditrail.events FOR EACH ROW"
                     " EXECUTE FUNCTION public.refuse()");
     PQfinish(c);
+}
+
+/* The only message of the DLQ topic: a storage one naming the SQLSTATE. */
+static void assert_one_storage_dlq(struct hfx *x)
+{
+    struct tk_msgs m = {0};
+    tk_read_topic(x->brokers, x->dlq, &m);
+    ck_assert_uint_eq(m.n, 1);
+    char *cls = tk_msg_header(&m.v[0], DLQ_H_REASON), *err = tk_msg_header(&m.v[0], DLQ_H_ERROR);
+    ck_assert_str_eq(cls, "storage");
+    ck_assert_msg(err && strstr(err, "[22023]"), "%s", err);
+    free(cls);
+    free(err);
+    tk_msgs_release(&m);
+}
+
+START_TEST(refused_row_text_scrubbed)
+{
+    struct hfx x;
+    hp_init(&x, "hostile_refused", NULL);
+    refuse_trigger(x.db);
     hfx_normal(&x, 3);
     struct trec r;
     hp_next_with_field(&x, "{\"actor\":\"dr.refused\",\"note\":\"REFUSE " MARKER "\"}", NULL, NULL,
@@ -692,16 +721,56 @@ START_TEST(refused_row_text_scrubbed)
     tchain_init(&x.chain, "hostile_refused_after");
     hfx_normal(&x, 3);
     hfx_drained(&x);
-    struct tk_msgs m = {0};
-    tk_read_topic(x.brokers, x.dlq, &m);
-    ck_assert_uint_eq(m.n, 1);
-    char *cls = tk_msg_header(&m.v[0], DLQ_H_REASON), *err = tk_msg_header(&m.v[0], DLQ_H_ERROR);
-    ck_assert_str_eq(cls, "storage");
-    ck_assert_msg(err && strstr(err, "[22023]"), "%s", err);
-    free(cls);
-    free(err);
-    tk_msgs_release(&m);
+    assert_one_storage_dlq(&x);
     ck_assert(webhook_wait(x.hook, "AuditrailDLQWrite", WAIT_MS));
+    hp_finish(&x);
+    hfx_release(&x);
+}
+END_TEST
+
+/* Two writer connections, a batch over several partitions cut into two
+ * concurrent transactions, one of which PostgreSQL refuses for one row:
+ * the part that committed stays committed (its rows are not written
+ * twice), the refused part is merged back, its bad row isolated to the DLQ
+ * and the rest of it stored; every other record exactly once. */
+START_TEST(refused_row_in_one_part)
+{
+    static const char *const env[] = {"AUDITRAIL_WRITER_CONNECTIONS=2", NULL};
+    struct hfx x;
+    hfx_init(&x, "hostile_parts", 8, "hostile-pg-dlq", 0, WAIT_MS);
+    struct proc *mig = hp_aggregator_verb(&x, "migrate", x.port, env, NULL, "migrate");
+    ck_assert_int_eq(proc_wait(mig, WAIT_MS), 0);
+    proc_free(mig);
+    refuse_trigger(x.db);
+    /* Everything in the topic before the aggregator starts: its first
+     * batches span every partition. */
+    for (int s = 0; s < 6; s++) {
+        char name[32];
+        snprintf(name, sizeof(name), "hostile_parts_%d", s);
+        tchain_init(&x.chain, name);
+        for (int i = 0; i < 40; i++) {
+            struct trec r;
+            hp_next_with_field(&x,
+                               i == 20 && s == 3 ? "{\"note\":\"REFUSE " MARKER "\"}"
+                                                 : "{\"actor\":\"dr.parts\"}",
+                               NULL, NULL, &r);
+            if (i == 20 && s == 3) { /* refused: the rest of it on a chain of its own */
+                tk_produce(x.prod, x.topic, RD_KAFKA_PARTITION_UA, r.stream, strlen(r.stream),
+                           r.json, r.json_len, NULL);
+                trec_release(&r);
+                tchain_init(&x.chain, "hostile_parts_3b");
+                continue;
+            }
+            hfx_send(&x, &r);
+        }
+    }
+    tk_flush(x.prod);
+    x.aggr = hp_aggregator(&x, "aggregator", x.port, env, NULL);
+    ck_assert_msg(probe_wait_ready(x.port, WAIT_MS), "aggregator not ready (log %s)", x.log);
+    hfx_drained(&x);
+    assert_one_storage_dlq(&x);
+    ck_assert_double_ge(hfx_metric(&x, METRIC_P "batch_cuts_total"), 1);
+    ck_assert_double_ge(hfx_metric(&x, METRIC_P "batch_writes_total{result=\"data\"}"), 1);
     hp_finish(&x);
     hfx_release(&x);
 }
@@ -716,6 +785,7 @@ static Suite *suite(void)
     tcase_add_test(tc, resource_error_shrinks_batch);
     tcase_add_test(tc, resource_error_single_record_waits);
     tcase_add_test(tc, refused_row_text_scrubbed);
+    tcase_add_test(tc, refused_row_in_one_part);
     tcase_add_test(tc, revocation_during_stalled_write);
     tcase_add_test(tc, backfill_400_days);
     tcase_add_test(tc, new_stream_two_writers);

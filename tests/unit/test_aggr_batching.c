@@ -1,6 +1,7 @@
 /* The rules on batches (aggregator/batch.h): the flush rule (max_events,
- * max_bytes, max_ms, whichever first), splitting for isolation, and
- * removing rows (isolation and the Redis dedupe layer). */
+ * max_bytes, max_ms, whichever first), splitting for isolation, cutting
+ * by partition for the parallel writers, and removing rows (isolation and
+ * the Redis dedupe layer). */
 #include "aggregator/batch.h"
 #include "tests/support/aggr_harness.h"
 #include "tests/support/testutil.h"
@@ -145,6 +146,121 @@ START_TEST(remove_keeps_order_bytes_and_offsets)
 }
 END_TEST
 
+/* n rows of stream st into partition p from offset first (expected first). */
+static void add_rows(struct batch *b, struct tenv_stream *st, int32_t p, int64_t first, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct envelope e;
+        tenv_next(st, "row", 1, &e);
+        batch_add(b, &e, p, first + i);
+        batch_advance(b, p, first, first + i + 1);
+    }
+}
+
+/* The part of subs[0..k) holding partition p, asserting it is only one. */
+static int part_of(const struct batch *subs, size_t k, int32_t p)
+{
+    int found = -1;
+    for (size_t i = 0; i < k; i++) {
+        bool has = batch_offset_find((struct batch *)&subs[i], p) != NULL;
+        for (size_t r = 0; r < subs[i].n; r++)
+            if (subs[i].rows[r].kafka_partition == p)
+                ck_assert_msg(has, "part %zu has rows of partition %d but not its offsets", i, p);
+        if (has) {
+            ck_assert_msg(found < 0, "partition %d in two parts", p);
+            found = (int)i;
+        }
+    }
+    ck_assert_msg(found >= 0, "partition %d in no part", p);
+    return found;
+}
+
+/* Four partitions, one stream each, 10/5/3/2 rows, one partition with
+ * offsets only: two parts, every partition in one, rows balanced (largest
+ * first onto the lightest), each partition's rows in order, offsets as the
+ * batch had them; merged back, the batch is whole again. */
+START_TEST(split_parts_by_partition)
+{
+    struct tenv_stream st[4];
+    const char *names[] = {"pa", "pb", "pc", "pd"};
+    int counts[] = {10, 5, 3, 2};
+    struct batch b;
+    batch_init(&b, "t");
+    for (int i = 0; i < 4; i++) {
+        tenv_stream_init(&st[i], names[i]);
+        add_rows(&b, &st[i], i, 100 * i, counts[i]);
+    }
+    batch_advance(&b, 7, 70, 75); /* no rows: every message a re-send */
+    struct batch subs[4];
+    ck_assert_uint_eq(batch_split_parts(&b, 2, subs), 2);
+    ck_assert_uint_eq(subs[0].n + subs[1].n, 20);
+    ck_assert_uint_eq(subs[0].n, 10); /* 10 | 5 + 3 + 2 */
+    ck_assert_uint_eq(subs[1].n, 10);
+    for (int p = 0; p < 4; p++) {
+        int k = part_of(subs, 2, p);
+        const struct batch_offset *o = batch_offset_find(&subs[k], p);
+        ck_assert_int_eq(o->expected_offset, 100 * p);
+        ck_assert_int_eq(o->next_offset, 100 * p + counts[p]);
+        int64_t last = -1;
+        for (size_t r = 0; r < subs[k].n; r++)
+            if (subs[k].rows[r].kafka_partition == p) {
+                ck_assert_int_gt(subs[k].rows[r].kafka_offset, last);
+                last = subs[k].rows[r].kafka_offset;
+            }
+        ck_assert_int_eq(last, 100 * p + counts[p] - 1);
+    }
+    int k7 = part_of(subs, 2, 7);
+    ck_assert_int_eq(batch_offset_find(&subs[k7], 7)->next_offset, 75);
+    ck_assert_ptr_null(b.rows[0].env.line); /* the rows moved */
+
+    batch_clear(&b);
+    batch_merge(&b, &subs[1]);
+    batch_merge(&b, &subs[0]);
+    ck_assert_uint_eq(b.n, 20);
+    ck_assert_uint_eq(b.noffsets, 5);
+    for (size_t r = 0; r < b.n; r++)
+        ck_assert_ptr_nonnull(b.rows[r].env.line);
+    ck_assert_int_eq(batch_offset_find(&b, 3)->next_offset, 302);
+    batch_release(&b);
+}
+END_TEST
+
+/* A stream with rows in two partitions (its key moved, e.g. partitions were
+ * added) keeps them in one part: its rows never go to two concurrent
+ * transactions. */
+START_TEST(split_parts_keeps_a_stream_whole)
+{
+    struct tenv_stream moved, other;
+    tenv_stream_init(&moved, "moved");
+    tenv_stream_init(&other, "other");
+    struct batch b;
+    batch_init(&b, "t");
+    add_rows(&b, &moved, 0, 10, 3);
+    add_rows(&b, &other, 1, 20, 4);
+    add_rows(&b, &moved, 2, 30, 2);
+    struct batch subs[4];
+    ck_assert_uint_eq(batch_split_parts(&b, 4, subs), 2);
+    ck_assert_int_eq(part_of(subs, 2, 0), part_of(subs, 2, 2));
+    ck_assert_int_ne(part_of(subs, 2, 0), part_of(subs, 2, 1));
+    ck_assert_uint_eq(subs[part_of(subs, 2, 0)].n, 5);
+    batch_release(&subs[0]);
+    batch_release(&subs[1]);
+    batch_release(&b);
+
+    /* Linked all through: no cut, the batch untouched. */
+    batch_init(&b, "t");
+    add_rows(&b, &moved, 0, 13, 1);
+    add_rows(&b, &moved, 1, 24, 1);
+    ck_assert_uint_eq(batch_split_parts(&b, 4, subs), 1);
+    ck_assert_ptr_nonnull(b.rows[0].env.line);
+    /* One connection, or one partition: no cut either. */
+    add_rows(&b, &other, 2, 40, 2);
+    ck_assert_uint_eq(batch_split_parts(&b, 1, subs), 1);
+    ck_assert_uint_eq(b.n, 4);
+    batch_release(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("aggr_batching");
@@ -156,6 +272,8 @@ int main(void)
     tcase_add_test(tc, offsets_only_batch_is_due_by_age);
     tcase_add_test(tc, split_preserves_offsets);
     tcase_add_test(tc, remove_keeps_order_bytes_and_offsets);
+    tcase_add_test(tc, split_parts_by_partition);
+    tcase_add_test(tc, split_parts_keeps_a_stream_whole);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
