@@ -155,7 +155,7 @@ static void text_row(FILE *f, const struct envelope *e)
     hexcol(f, e->line, e->line_len);
     fputs("\t0\t", f);
     esc(f, (const char *)e->line, e->line_len);
-    fputc('\n', f);
+    fputs("\t\\N\n", f); /* fields_cut: none */
 }
 
 /* Raw COPY of rows [0, n) in batches: seconds. */
