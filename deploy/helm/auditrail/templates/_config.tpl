@@ -29,6 +29,8 @@ redis:
   {{- end }}
   timeout_ms: {{ $v.redis.timeoutMs | int64 }}
 {{- end }}
+writer:
+  connections: {{ $v.config.writer.connections | int64 }}
 batch:
   max_events: {{ $v.config.batch.maxEvents | int64 }}
   max_bytes: {{ $v.config.batch.maxBytes | quote }}
