@@ -1,5 +1,6 @@
-/* The aggregator's envelope decoder (DESIGN.md §3): jansson parses, every
- * field is checked against the v1 contract, and hash and id are verified. */
+/* The aggregator's envelope decoder (DESIGN.md §3): a single pass reads the
+ * usual envelope (jansson the rest), every field is checked against the v1
+ * contract, and hash and id are verified. */
 #include "common/envelope.h"
 
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include "common/envelope_int.h"
 #include "common/timeutil.h"
+#include "common/utf8.h"
 #include "common/xmalloc.h"
 
 #define FORMAT_MAX_LEN 32
@@ -59,31 +61,6 @@ static void printable(char *dst, size_t dstlen, const char *src, size_t n)
     dst[o] = '\0';
 }
 
-static bool in_list(const char *key, size_t keylen, const char *const *list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strlen(list[i]) == keylen && memcmp(list[i], key, keylen) == 0)
-            return true;
-    return false;
-}
-
-/* Every key must be known: an unknown key means the producer does not speak
- * v1, and silently dropping its data would lose audit content. */
-static int check_keys(struct decoder *d, json_t *obj, const char *prefix, const char *const *list,
-                      size_t n)
-{
-    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
-        const char *key = json_object_iter_key(it);
-        size_t keylen = json_object_iter_key_len(it);
-        if (!in_list(key, keylen, list, n)) {
-            char safe[64];
-            printable(safe, sizeof(safe), key, keylen);
-            return fail(d, ENVELOPE_ERR_UNKNOWN_FIELD, "%s%s", prefix, safe);
-        }
-    }
-    return 0;
-}
-
 static bool is_lower_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -104,38 +81,81 @@ static bool is_uuid(const char *s, size_t n)
     return true;
 }
 
-/* A required string member: its value and length, or a reason (`bad` when
- * it is not a string). */
-static int get_string(struct decoder *d, json_t *obj, const char *key, enum envelope_err bad,
-                      const char **s, size_t *n)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return fail(d, ENVELOPE_ERR_MISSING_FIELD, "%s", key);
-    if (!json_is_string(v))
-        return fail(d, bad, "%s", key);
-    *s = json_string_value(v);
-    *n = json_string_length(v);
-    return 0;
-}
+/* One member's value as the checks need it, whichever parser read it:
+ * absent, null, a string (bytes and length, NUL possible inside), an
+ * integer, an object, or anything else (array, real, boolean). */
+enum jv_type { JV_ABSENT = 0, JV_NULL, JV_STRING, JV_INT, JV_OBJECT, JV_OTHER };
 
-static int get_uint(struct decoder *d, json_t *obj, const char *key, bool required, uint64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return required ? fail(d, ENVELOPE_ERR_MISSING_FIELD, "%s", key) : 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > ENVELOPE_MAX_INT)
-        return fail(d, ENVELOPE_ERR_BAD_FIELD, "%s", key);
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
-static int get_hash(struct decoder *d, json_t *obj, const char *key, uint8_t out[CHAIN_HASH_LEN])
-{
+struct jv {
+    enum jv_type t;
     const char *s;
     size_t n;
-    if (get_string(d, obj, key, ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
+    long long i;
+};
+
+/* The top-level members, in top_keys order. */
+enum {
+    K_V,
+    K_ID,
+    K_STREAM,
+    K_SEQ,
+    K_OFFSET,
+    K_HASH,
+    K_PREV,
+    K_TIME,
+    K_TIME_SOURCE,
+    K_READ_TIME,
+    K_SOURCE,
+    K_FORMAT,
+    K_FIELDS,
+    K_LINE,
+    K_LINE_B64,
+    K_TRUNCATED,
+    K_COUNT
+};
+
+/* A decoded document as the checks read it. */
+struct view {
+    struct jv top[K_COUNT];
+    struct jv source[ENVELOPE_SOURCE_KEYS];
+    struct jv fields[ENVELOPE_FIELD_KEYS];
+    /* The first unknown key (document order) of the root, source and
+     * fields objects; NULL: none. */
+    const char *unknown[3];
+    size_t unknown_len[3];
+};
+
+/* A required string member: its value and length, or a reason (`bad` when
+ * it is not a string). */
+static int get_string(struct decoder *d, const struct jv *v, const char *key, enum envelope_err bad,
+                      const char **s, size_t *n)
+{
+    if (v->t == JV_ABSENT)
+        return fail(d, ENVELOPE_ERR_MISSING_FIELD, "%s", key);
+    if (v->t != JV_STRING)
+        return fail(d, bad, "%s", key);
+    *s = v->s;
+    *n = v->n;
+    return 0;
+}
+
+static int get_uint(struct decoder *d, const struct jv *v, const char *key, bool required,
+                    uint64_t *out)
+{
+    if (v->t == JV_ABSENT)
+        return required ? fail(d, ENVELOPE_ERR_MISSING_FIELD, "%s", key) : 0;
+    if (v->t != JV_INT || v->i < 0 || (uint64_t)v->i > ENVELOPE_MAX_INT)
+        return fail(d, ENVELOPE_ERR_BAD_FIELD, "%s", key);
+    *out = (uint64_t)v->i;
+    return 0;
+}
+
+static int get_hash(struct decoder *d, const struct jv *v, const char *key,
+                    uint8_t out[CHAIN_HASH_LEN])
+{
+    const char *s = NULL;
+    size_t n = 0;
+    if (get_string(d, v, key, ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
         return -1;
     if (n != 2 * CHAIN_HASH_LEN || !is_lower_hex(s, n))
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "%s", key);
@@ -143,11 +163,11 @@ static int get_hash(struct decoder *d, json_t *obj, const char *key, uint8_t out
     return 0;
 }
 
-static int get_time(struct decoder *d, json_t *obj, const char *key, int64_t *out)
+static int get_time(struct decoder *d, const struct jv *v, const char *key, int64_t *out)
 {
-    const char *s;
-    size_t n;
-    if (get_string(d, obj, key, ENVELOPE_ERR_BAD_TIME, &s, &n) < 0)
+    const char *s = NULL;
+    size_t n = 0;
+    if (get_string(d, v, key, ENVELOPE_ERR_BAD_TIME, &s, &n) < 0)
         return -1;
     if (time_parse_rfc3339(s, n, out) < 0)
         return fail(d, ENVELOPE_ERR_BAD_TIME, "%s", key);
@@ -156,11 +176,11 @@ static int get_time(struct decoder *d, json_t *obj, const char *key, int64_t *ou
 
 /* A metadata string copied into the envelope. NUL inside is refused: the C
  * string would silently lose its tail. */
-static int dup_meta(struct decoder *d, json_t *v, const char *name, char **out)
+static int dup_meta(struct decoder *d, const struct jv *v, const char *name, char **out)
 {
-    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+    if (v->t != JV_STRING || memchr(v->s, '\0', v->n))
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "%s", name);
-    *out = xstrndup(json_string_value(v), json_string_length(v));
+    *out = xstrndup(v->s, v->n);
     return 0;
 }
 
@@ -215,113 +235,114 @@ static bool format_ok(const char *s, size_t n)
     return true;
 }
 
-static int decode_source(struct decoder *d, json_t *root, struct envelope *out)
+static int unknown_key(struct decoder *d, const struct view *v, int which, const char *prefix)
 {
-    json_t *src = json_object_get(root, "source");
-    if (!src)
+    char safe[64];
+    printable(safe, sizeof(safe), v->unknown[which], v->unknown_len[which]);
+    return fail(d, ENVELOPE_ERR_UNKNOWN_FIELD, "%s%s", prefix, safe);
+}
+
+static int decode_source(struct decoder *d, const struct view *v, struct envelope *out)
+{
+    if (v->top[K_SOURCE].t == JV_ABSENT)
         return fail(d, ENVELOPE_ERR_MISSING_FIELD, "source");
-    if (!json_is_object(src))
+    if (v->top[K_SOURCE].t != JV_OBJECT)
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "source");
-    if (check_keys(d, src, "source.", envelope_source_keys, ENVELOPE_SOURCE_KEYS) < 0)
-        return -1;
+    if (v->unknown[1])
+        return unknown_key(d, v, 1, "source.");
     for (size_t i = 0; i < ENVELOPE_SOURCE_KEYS; i++) {
-        json_t *v = json_object_get(src, envelope_source_keys[i]);
         char name[32];
         snprintf(name, sizeof(name), "source.%s", envelope_source_keys[i]);
-        if (!v) {
+        if (v->source[i].t == JV_ABSENT) {
             if (i == 0)
                 return fail(d, ENVELOPE_ERR_MISSING_FIELD, "%s", name);
             continue;
         }
-        if (dup_meta(d, v, name, envelope_source_slot(&out->source, i)) < 0)
+        if (dup_meta(d, &v->source[i], name, envelope_source_slot(&out->source, i)) < 0)
             return -1;
     }
     return 0;
 }
 
-static int decode_fields(struct decoder *d, json_t *root, struct envelope *out)
+static int decode_fields(struct decoder *d, const struct view *v, struct envelope *out)
 {
-    json_t *fields = json_object_get(root, "fields");
-    if (!fields)
+    if (v->top[K_FIELDS].t == JV_ABSENT)
         return 0; /* optional: every field absent */
-    if (!json_is_object(fields))
+    if (v->top[K_FIELDS].t != JV_OBJECT)
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "fields");
-    if (check_keys(d, fields, "fields.", envelope_field_keys, ENVELOPE_FIELD_KEYS) < 0)
-        return -1;
+    if (v->unknown[2])
+        return unknown_key(d, v, 2, "fields.");
     for (size_t i = 0; i < ENVELOPE_FIELD_KEYS; i++) {
-        json_t *v = json_object_get(fields, envelope_field_keys[i]);
         char name[32];
         snprintf(name, sizeof(name), "fields.%s", envelope_field_keys[i]);
-        if (!v || json_is_null(v))
+        if (v->fields[i].t == JV_ABSENT || v->fields[i].t == JV_NULL)
             continue;
-        if (dup_meta(d, v, name, envelope_field_slot(&out->fields, i)) < 0)
+        if (dup_meta(d, &v->fields[i], name, envelope_field_slot(&out->fields, i)) < 0)
             return -1;
     }
     return 0;
 }
 
-static int decode_line(struct decoder *d, json_t *root, struct envelope *out)
+static int decode_line(struct decoder *d, const struct view *v, struct envelope *out)
 {
-    json_t *line = json_object_get(root, "line");
-    json_t *b64 = json_object_get(root, "line_b64");
-    if (line && b64)
+    const struct jv *line = &v->top[K_LINE], *b64 = &v->top[K_LINE_B64];
+    if (line->t != JV_ABSENT && b64->t != JV_ABSENT)
         return fail(d, ENVELOPE_ERR_LINE_TWICE, NULL);
-    if (!line && !b64)
+    if (line->t == JV_ABSENT && b64->t == JV_ABSENT)
         return fail(d, ENVELOPE_ERR_MISSING_FIELD, "line or line_b64");
-    if (line) {
-        if (!json_is_string(line))
+    if (line->t != JV_ABSENT) {
+        if (line->t != JV_STRING)
             return fail(d, ENVELOPE_ERR_BAD_FIELD, "line");
-        size_t n = json_string_length(line);
-        out->line = xmalloc(n + 1);
-        memcpy(out->line, json_string_value(line), n);
-        out->line[n] = '\0';
-        out->line_len = n;
+        out->line = xmalloc(line->n + 1);
+        memcpy(out->line, line->s, line->n);
+        out->line[line->n] = '\0';
+        out->line_len = line->n;
         return 0;
     }
-    if (!json_is_string(b64) ||
-        b64_decode(json_string_value(b64), json_string_length(b64), &out->line, &out->line_len) < 0)
+    if (b64->t != JV_STRING || b64_decode(b64->s, b64->n, &out->line, &out->line_len) < 0)
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "line_b64");
     return 0;
 }
 
-static int decode_root(struct decoder *d, json_t *root, struct envelope *out)
+/* Every check of the v1 contract, in one order whichever parser filled v. */
+static int decode_view(struct decoder *d, const struct view *v, struct envelope *out)
 {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
 
-    if (!json_is_object(root))
-        return fail(d, ENVELOPE_ERR_NOT_OBJECT, NULL);
-    json_t *v = json_object_get(root, "v");
-    if (!v)
+    const struct jv *ver = &v->top[K_V];
+    if (ver->t == JV_ABSENT)
         return fail(d, ENVELOPE_ERR_NO_VERSION, NULL);
-    if (!json_is_integer(v))
+    if (ver->t != JV_INT)
         return fail(d, ENVELOPE_ERR_BAD_VERSION, NULL);
-    if (json_integer_value(v) != 1)
-        return fail(d, ENVELOPE_ERR_UNSUPPORTED_VERSION, "%" JSON_INTEGER_FORMAT,
-                    json_integer_value(v));
+    if (ver->i != 1)
+        return fail(d, ENVELOPE_ERR_UNSUPPORTED_VERSION, "%lld", ver->i);
     out->v = 1;
-    if (check_keys(d, root, "", top_keys, sizeof(top_keys) / sizeof(top_keys[0])) < 0)
-        return -1;
+    if (v->unknown[0])
+        return unknown_key(d, v, 0, "");
 
-    if (get_string(d, root, "id", ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
+    if (get_string(d, &v->top[K_ID], "id", ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
         return -1;
     if (!is_uuid(s, n))
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "id");
-    memcpy(out->id, s, n + 1);
+    memcpy(out->id, s, n);
+    out->id[n] = '\0';
 
-    if (get_string(d, root, "stream", ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
+    if (get_string(d, &v->top[K_STREAM], "stream", ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
         return -1;
     if (n != CHAIN_STREAM_HEX_LEN || !is_lower_hex(s, n))
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "stream");
-    memcpy(out->stream, s, n + 1);
+    memcpy(out->stream, s, n);
+    out->stream[n] = '\0';
 
-    if (get_uint(d, root, "seq", true, &out->seq) < 0 ||
-        get_uint(d, root, "offset", true, &out->offset) < 0 ||
-        get_hash(d, root, "hash", out->hash) < 0 || get_hash(d, root, "prev", out->prev) < 0 ||
-        get_time(d, root, "time", &out->time_us) < 0)
+    if (get_uint(d, &v->top[K_SEQ], "seq", true, &out->seq) < 0 ||
+        get_uint(d, &v->top[K_OFFSET], "offset", true, &out->offset) < 0 ||
+        get_hash(d, &v->top[K_HASH], "hash", out->hash) < 0 ||
+        get_hash(d, &v->top[K_PREV], "prev", out->prev) < 0 ||
+        get_time(d, &v->top[K_TIME], "time", &out->time_us) < 0)
         return -1;
 
-    if (get_string(d, root, "time_source", ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
+    if (get_string(d, &v->top[K_TIME_SOURCE], "time_source", ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
         return -1;
     if (n == 7 && memcmp(s, "payload", 7) == 0)
         out->time_source = TIME_SOURCE_PAYLOAD;
@@ -330,24 +351,306 @@ static int decode_root(struct decoder *d, json_t *root, struct envelope *out)
     else
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "time_source");
 
-    if (get_time(d, root, "read_time", &out->read_time_us) < 0 || decode_source(d, root, out) < 0)
+    if (get_time(d, &v->top[K_READ_TIME], "read_time", &out->read_time_us) < 0 ||
+        decode_source(d, v, out) < 0)
         return -1;
 
-    if (get_string(d, root, "format", ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
+    if (get_string(d, &v->top[K_FORMAT], "format", ENVELOPE_ERR_BAD_FIELD, &s, &n) < 0)
         return -1;
     if (!format_ok(s, n))
         return fail(d, ENVELOPE_ERR_BAD_FIELD, "format");
     out->format = xstrndup(s, n);
 
-    if (decode_fields(d, root, out) < 0 || decode_line(d, root, out) < 0 ||
-        get_uint(d, root, "truncated_bytes", false, &out->truncated_bytes) < 0)
+    if (decode_fields(d, v, out) < 0 || decode_line(d, v, out) < 0 ||
+        get_uint(d, &v->top[K_TRUNCATED], "truncated_bytes", false, &out->truncated_bytes) < 0)
         return -1;
     enum envelope_err ve = envelope_verify(out);
     return ve == ENVELOPE_OK ? 0 : fail(d, ve, NULL);
 }
 
-enum envelope_err envelope_decode(const char *buf, size_t len, struct envelope *out, char *detail,
-                                  size_t detaillen)
+/* ---- the view from jansson's document ---- */
+
+static int key_index(const char *key, size_t keylen, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i]) == keylen && memcmp(list[i], key, keylen) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void jv_from_json(json_t *j, struct jv *v)
+{
+    if (json_is_string(j)) {
+        v->t = JV_STRING;
+        v->s = json_string_value(j);
+        v->n = json_string_length(j);
+    } else if (json_is_integer(j)) {
+        v->t = JV_INT;
+        v->i = json_integer_value(j);
+    } else if (json_is_null(j)) {
+        v->t = JV_NULL;
+    } else {
+        v->t = json_is_object(j) ? JV_OBJECT : JV_OTHER;
+    }
+}
+
+/* The members of obj named in list into slots; the first other key into
+ * v->unknown[which]. */
+static void view_members(json_t *obj, const char *const *list, size_t n, struct jv *slots,
+                         struct view *v, int which)
+{
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
+        size_t keylen = json_object_iter_key_len(it);
+        int k = key_index(key, keylen, list, n);
+        if (k >= 0) {
+            jv_from_json(json_object_iter_value(it), &slots[k]);
+        } else if (!v->unknown[which]) {
+            v->unknown[which] = key;
+            v->unknown_len[which] = keylen;
+        }
+    }
+}
+
+static void view_from_json(json_t *root, struct view *v)
+{
+    view_members(root, top_keys, K_COUNT, v->top, v, 0);
+    json_t *src = json_object_get(root, "source"), *fields = json_object_get(root, "fields");
+    if (json_is_object(src))
+        view_members(src, envelope_source_keys, ENVELOPE_SOURCE_KEYS, v->source, v, 1);
+    if (json_is_object(fields))
+        view_members(fields, envelope_field_keys, ENVELOPE_FIELD_KEYS, v->fields, v, 2);
+}
+
+/* ---- the view from a single pass over the bytes ----
+ *
+ * The aggregator's hot path: envelopes as agents write them (compact JSON,
+ * known keys once each, strings, integers and null) are read in one pass
+ * without building a document. Whatever is outside that subset (white
+ * space, an unknown or repeated key, a real, an array, a boolean, a
+ * negative or long integer, a surrogate escape, invalid UTF-8, trailing
+ * bytes) is left to jansson, which decides it exactly as before: the scan
+ * only ever accepts what jansson reads the same way (test_envelope_diff). */
+
+struct scan {
+    const char *p, *end;
+    char *out; /* scratch for unescaped strings: never longer than the input */
+};
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A string at sc->p (its opening quote), unescaped into the scratch. */
+static bool scan_string(struct scan *sc, const char **s, size_t *n)
+{
+    const char *p = sc->p + 1, *end = sc->end;
+    char *o = sc->out;
+    *s = o;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            *n = (size_t)(o - *s);
+            sc->out = o;
+            sc->p = p + 1;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c >= 0x80) {
+            size_t k = utf8_seq_len((const uint8_t *)p, (size_t)(end - p));
+            if (k == 0)
+                return false;
+            memcpy(o, p, k);
+            o += k;
+            p += k;
+            continue;
+        }
+        if (c != '\\') {
+            *o++ = (char)c;
+            p++;
+            continue;
+        }
+        if (end - p < 2)
+            return false;
+        char e = p[1];
+        p += 2;
+        switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+            *o++ = e;
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            if (end - p < 4)
+                return false;
+            unsigned cp = 0;
+            for (int i = 0; i < 4; i++) {
+                int h = hexval(p[i]);
+                if (h < 0)
+                    return false;
+                cp = cp << 4 | (unsigned)h;
+            }
+            p += 4;
+            if (cp >= 0xd800 && cp <= 0xdfff)
+                return false; /* pairs and lone halves: jansson's call */
+            if (cp < 0x80) {
+                *o++ = (char)cp;
+            } else if (cp < 0x800) {
+                *o++ = (char)(0xc0 | cp >> 6);
+                *o++ = (char)(0x80 | (cp & 0x3f));
+            } else {
+                *o++ = (char)(0xe0 | cp >> 12);
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                *o++ = (char)(0x80 | (cp & 0x3f));
+            }
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+/* A key at sc->p: plain (no escape, no control or non-ASCII byte), its
+ * index in list, not seen before. */
+static bool scan_key(struct scan *sc, const char *const *list, size_t n, uint32_t *seen, int *k)
+{
+    const char *p = sc->p;
+    if (p >= sc->end || *p != '"')
+        return false;
+    const char *q = ++p;
+    while (q < sc->end && *q != '"') {
+        if (*q == '\\' || (unsigned char)*q < 0x20 || (unsigned char)*q >= 0x80)
+            return false;
+        q++;
+    }
+    if (q + 1 >= sc->end || q[1] != ':')
+        return false;
+    *k = key_index(p, (size_t)(q - p), list, n);
+    if (*k < 0 || (*seen & (1u << *k)))
+        return false;
+    *seen |= 1u << *k;
+    sc->p = q + 2;
+    return true;
+}
+
+/* A string, a non-negative integer of at most 18 digits, or null. */
+static bool scan_scalar(struct scan *sc, struct jv *v)
+{
+    const char *p = sc->p, *end = sc->end;
+    if (p >= end)
+        return false;
+    if (*p == '"') {
+        v->t = JV_STRING;
+        return scan_string(sc, &v->s, &v->n);
+    }
+    if (*p >= '0' && *p <= '9') {
+        long long x = 0;
+        int digits = 0;
+        if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9')
+            return false; /* a leading zero is not JSON */
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (++digits > 18)
+                return false;
+            x = x * 10 + (*p++ - '0');
+        }
+        if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+            return false;
+        v->t = JV_INT;
+        v->i = x;
+        sc->p = p;
+        return true;
+    }
+    if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+        v->t = JV_NULL;
+        sc->p = p + 4;
+        return true;
+    }
+    return false;
+}
+
+/* An object's members at sc->p (its opening brace) into slots; *v
+ * records only that it is an object. */
+static bool scan_object(struct scan *sc, const char *const *list, size_t n, struct jv *slots,
+                        struct jv *v)
+{
+    uint32_t seen = 0;
+    int k;
+    v->t = JV_OBJECT;
+    sc->p++;
+    if (sc->p < sc->end && *sc->p == '}') {
+        sc->p++;
+        return true;
+    }
+    for (;;) {
+        if (!scan_key(sc, list, n, &seen, &k) || !scan_scalar(sc, &slots[k]) || sc->p >= sc->end)
+            return false;
+        char c = *sc->p++;
+        if (c == '}')
+            return true;
+        if (c != ',')
+            return false;
+    }
+}
+
+/* true: v holds buf[0, len) (scratch: len + 1 bytes, referenced by v);
+ * false: not the subset, v undefined. */
+static bool scan_envelope(const char *buf, size_t len, struct view *v, char *scratch)
+{
+    struct scan sc = {buf, buf + len, scratch};
+    uint32_t seen = 0;
+    int k;
+    memset(v, 0, sizeof(*v));
+    if (len < 2 || buf[0] != '{' || buf[1] == '}')
+        return false;
+    sc.p++;
+    for (;;) {
+        if (!scan_key(&sc, top_keys, K_COUNT, &seen, &k))
+            return false;
+        bool ok;
+        if ((k == K_SOURCE || k == K_FIELDS) && sc.p < sc.end && *sc.p == '{')
+            ok = k == K_SOURCE ? scan_object(&sc, envelope_source_keys, ENVELOPE_SOURCE_KEYS,
+                                             v->source, &v->top[k])
+                               : scan_object(&sc, envelope_field_keys, ENVELOPE_FIELD_KEYS,
+                                             v->fields, &v->top[k]);
+        else
+            ok = scan_scalar(&sc, &v->top[k]);
+        if (!ok || sc.p >= sc.end)
+            return false;
+        char c = *sc.p++;
+        if (c == '}')
+            return sc.p == sc.end;
+        if (c != ',')
+            return false;
+    }
+}
+
+enum envelope_err envelope_decode_jansson(const char *buf, size_t len, struct envelope *out,
+                                          char *detail, size_t detaillen)
 {
     struct decoder d = {ENVELOPE_OK, detail, detaillen};
     json_error_t jerr;
@@ -371,9 +674,45 @@ enum envelope_err envelope_decode(const char *buf, size_t len, struct envelope *
         fail(&d, ENVELOPE_ERR_NOT_JSON, "%s", safe);
         return d.code;
     }
-    int rc = decode_root(&d, root, out);
+    int rc;
+    if (!json_is_object(root)) {
+        rc = fail(&d, ENVELOPE_ERR_NOT_OBJECT, NULL);
+    } else {
+        struct view v;
+        memset(&v, 0, sizeof(v));
+        view_from_json(root, &v);
+        rc = decode_view(&d, &v, out);
+    }
     json_decref(root);
     return rc == 0 ? ENVELOPE_OK : d.code;
+}
+
+bool envelope_scan_reads(const char *buf, size_t len)
+{
+    struct view v;
+    char *scratch = xmalloc(len + 1);
+    bool ok = buf && scan_envelope(buf, len, &v, scratch);
+    free(scratch);
+    return ok;
+}
+
+enum envelope_err envelope_decode(const char *buf, size_t len, struct envelope *out, char *detail,
+                                  size_t detaillen)
+{
+    if (detail && detaillen)
+        detail[0] = '\0';
+    if (buf) {
+        struct view v;
+        char *scratch = xmalloc(len + 1);
+        if (scan_envelope(buf, len, &v, scratch)) {
+            struct decoder d = {ENVELOPE_OK, detail, detaillen};
+            int rc = decode_view(&d, &v, out);
+            free(scratch);
+            return rc == 0 ? ENVELOPE_OK : d.code;
+        }
+        free(scratch);
+    }
+    return envelope_decode_jansson(buf, len, out, detail, detaillen);
 }
 
 enum envelope_err envelope_verify(const struct envelope *e)

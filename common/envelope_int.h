@@ -3,6 +3,7 @@
 #ifndef AUDITRAIL_ENVELOPE_INT_H
 #define AUDITRAIL_ENVELOPE_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/envelope.h"
@@ -27,5 +28,13 @@ static inline char **envelope_field_slot(struct envelope_fields *f, size_t i)
                                          &f->outcome};
     return slots[i];
 }
+
+/* envelope_decode through jansson alone (the differential test compares it
+ * with the single-pass reader envelope_decode uses first). */
+enum envelope_err envelope_decode_jansson(const char *buf, size_t len, struct envelope *out,
+                                          char *detail, size_t detaillen);
+/* Whether envelope_decode reads buf[0, len) in its single pass (the rest
+ * goes to jansson). */
+bool envelope_scan_reads(const char *buf, size_t len);
 
 #endif

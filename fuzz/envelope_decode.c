@@ -1,5 +1,6 @@
 /* Fuzz envelope_decode (the aggregator's first look at a Kafka message):
- * arbitrary bytes must be refused with a reason or accepted; what is accepted
+ * arbitrary bytes must be refused with a reason or accepted, exactly as
+ * jansson alone decides (envelope_decode_jansson); what is accepted
  * must verify, re-encode, decode again to the same envelope, and re-encode to
  * the same bytes. */
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "common/envelope.h"
+#include "common/envelope_int.h"
 #include "fuzz/envelope_cmp.h"
 #include "fuzz/fuzz_util.h"
 
@@ -18,12 +20,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256], err2[256];
     char *enc1 = NULL, *enc2 = NULL;
     size_t len1 = 0, len2 = 0;
+    enum envelope_err rc2;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
     memset(err, 0x55, sizeof err);
 
     /* Not NUL-terminated on purpose: the decoder gets (buf, len). */
     enum envelope_err rc = envelope_decode((const char *)data, size, &a, err, sizeof err);
+    /* The single pass decides exactly as jansson alone would. */
+    rc2 = envelope_decode_jansson((const char *)data, size, &b, err2, sizeof err2);
+    FUZZ_CHECK(rc == rc2, "decode %s, jansson alone %s", envelope_strerror(rc),
+               envelope_strerror(rc2));
+    FUZZ_CHECK(rc == ENVELOPE_OK || strcmp(err, err2) == 0, "details differ: %s vs %s", err, err2);
+    if (rc == ENVELOPE_OK)
+        fuzz_envelope_same(&a, &b);
+    envelope_release(&b);
+    memset(&b, 0, sizeof b);
     if (rc != ENVELOPE_OK) {
         FUZZ_CHECK(rc > ENVELOPE_OK && rc < ENVELOPE_ERR_COUNT, "decode returned %d", (int)rc);
         FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "error detail not terminated");
