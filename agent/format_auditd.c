@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent/format_int.h"
+#include "common/hashchain.h"
 #include "common/utf8.h"
 #include "common/xmalloc.h"
 
@@ -13,17 +14,6 @@
 static const char *const hex_keys[] = {"proctitle", "cmd",   "exe",   "name", "comm", "path",
                                        "cwd",       "acct",  "data",  "dir",  "file", "new",
                                        "old",       "ocomm", "watch", "vm",   NULL};
-
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
 
 /* EXECVE arguments a0, a1... (and a0[0], a0[1]... pieces of long ones) are
  * hex-encoded like the keys above. SYSCALL's a0..a3 are hex register values
@@ -52,7 +42,7 @@ static bool is_execve_arg(const struct fmt_kv_pair *p)
  * decoded text is used only when every other byte is printable (>= 0x20,
  * not DEL) and the whole is valid UTF-8; otherwise NULL and the caller keeps
  * the hex text. */
-static char *hex_decode(const struct fmt_kv_pair *p)
+static char *auditd_unhex(const struct fmt_kv_pair *p)
 {
     if (p->quote || p->vlen < 2 || p->vlen % 2)
         return NULL;
@@ -65,7 +55,7 @@ static char *hex_decode(const struct fmt_kv_pair *p)
     uint8_t *buf = xmalloc(n + 1);
     char *res = NULL;
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(p->val[2 * i]), lo = hexval(p->val[2 * i + 1]);
+        int hi = hex_digit_value(p->val[2 * i]), lo = hex_digit_value(p->val[2 * i + 1]);
         if (hi < 0 || lo < 0)
             goto out;
         buf[i] = (uint8_t)(hi << 4 | lo);
@@ -87,7 +77,7 @@ out:
 
 static char *value_dup(const struct fmt_kv_pair *p)
 {
-    char *s = hex_decode(p);
+    char *s = auditd_unhex(p);
     return s ? s : fmt_kv_value_dup(p);
 }
 

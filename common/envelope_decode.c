@@ -437,17 +437,6 @@ struct scan {
     char *out; /* scratch for unescaped strings: never longer than the input */
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A string at sc->p (its opening quote), unescaped into the scratch. */
 static bool scan_string(struct scan *sc, const char **s, size_t *n)
 {
@@ -508,7 +497,7 @@ static bool scan_string(struct scan *sc, const char **s, size_t *n)
                 return false;
             unsigned cp = 0;
             for (int i = 0; i < 4; i++) {
-                int h = hexval(p[i]);
+                int h = hex_digit_value((unsigned char)p[i]);
                 if (h < 0)
                     return false;
                 cp = cp << 4 | (unsigned)h;

@@ -26,5 +26,7 @@ void hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decode exactly 2n hex characters (either case) into n bytes; -1 if any is
  * not hex. */
 int hex_decode(const char *in, size_t n, uint8_t *out);
+/* The value of one hex digit (either case), or -1. */
+int hex_digit_value(int c);
 
 #endif

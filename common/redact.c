@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "common/buf.h"
+#include "common/hashchain.h"
 #include "common/xmalloc.h"
 
 /* Substrings that make a parameter name a secret, and whole names. */
@@ -15,14 +16,6 @@ static const char *const secret_parts[] = {"pass",    "pwd",        "secret",   
                                            "auth",    "credential", "signature", "private",
                                            "session", "cookie"};
 static const char *const secret_names[] = {"sig", "sas", "code", "otp"};
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 bool redact_is_secret_name(const char *name, size_t n)
 {
@@ -33,8 +26,8 @@ bool redact_is_secret_name(const char *name, size_t n)
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)name[i];
         if (c == '%' && i + 2 < n) {
-            int hi = hexval((unsigned char)name[i + 1]);
-            int lo = hexval((unsigned char)name[i + 2]);
+            int hi = hex_digit_value((unsigned char)name[i + 1]);
+            int lo = hex_digit_value((unsigned char)name[i + 2]);
             if (hi >= 0 && lo >= 0) {
                 c = hi * 16 + lo;
                 i += 2;
