@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/xmalloc.h"
 #include "tests/support/aggr_harness.h"
 #include "tests/support/chain.h"
+#include "tests/support/kafka.h"
 #include "tests/support/probe.h"
 #include "tests/support/store.h"
 #include "tests/support/teststack.h"
@@ -168,6 +170,84 @@ START_TEST(postgres_outage_pauses_and_resumes)
 }
 END_TEST
 
+/* Whether the log at path says what within timeout_ms. */
+static bool log_says(const char *path, const char *what, unsigned timeout_ms)
+{
+    uint64_t deadline = test_now_ms() + timeout_ms;
+    for (;;) {
+        size_t len = 0;
+        uint8_t *log = test_read_file(path, &len);
+        bool found = log && memmem(log, len, what, strlen(what));
+        free(log);
+        if (found)
+            return true;
+        if (test_now_ms() >= deadline)
+            return false;
+        struct timespec t = {0, 100 * 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
+}
+
+/* Every broker and the database gone while batches, their Kafka commits
+ * and fetches are in flight, then SIGTERM: the aggregator stops with exit
+ * 0 within the harness's stop timeout, and a restart once they are back
+ * stores everything exactly once. A private kafka-mock, so that the shared
+ * one stays up for the other suites. */
+START_TEST(stops_while_kafka_is_down)
+{
+    struct th_env e;
+    struct trecs r;
+    const int ns = 4, n = 400;
+    fx_init(&e, &r, "aggr_kdown", ns, n);
+    struct test_kafka_mock *m = test_kafka_mock_start(3);
+    char reply[256];
+    char *cmd = xasprintf("topic create %s %d", e.topic, NPARTS);
+    ck_assert_int_eq(test_kafka_mock_ctl(m, cmd, reply, sizeof(reply)), 0);
+    free(cmd);
+    cmd = xasprintf("topic create %s 1", e.dlq);
+    ck_assert_int_eq(test_kafka_mock_ctl(m, cmd, reply, sizeof(reply)), 0);
+    free(cmd);
+    tk_producer_free(e.prod);
+    free(e.brokers);
+    e.brokers = xstrdup(m->bootstraps);
+    e.prod = tk_producer_new(e.brokers);
+    th_aggr_config(&e, 0, NULL, NULL);
+
+    th_aggr_start(&e, 0);
+    ck_assert(probe_wait_ready(e.aggr[0].port, 30000));
+    /* Brokers down while batches, their Kafka commits and fetches are in
+     * flight. */
+    produce_rounds(&e, &r, ns, 0, n);
+    ck_assert(probe_wait_metric(e.aggr[0].port, "auditrail_aggregator_inserted_total", 1, 30000));
+    ck_assert_int_eq(test_kafka_mock_ctl(m, "brokers down", reply, sizeof(reply)), 0);
+    ck_assert_msg(log_says(e.aggr[0].log, "brokers are down", 30000),
+                  "the aggregator never noticed the brokers down (log %s)", e.aggr[0].log);
+    PGconn *admin = test_pg_connect(test_stack("STACK_PG_PRIMARY"));
+    PGconn *own = test_pg_connect(e.db);
+    char *dbname = test_pg_scalar(own, "SELECT current_database()");
+    PQfinish(own);
+    char *sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false; SELECT "
+                          "pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+                          dbname, dbname);
+    test_pg_exec(admin, sql);
+    free(sql);
+    th_aggr_stop(&e, 0); /* exit 0 within the harness's stop timeout */
+    sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", dbname);
+    test_pg_exec(admin, sql);
+    free(sql);
+    PQfinish(admin);
+    free(dbname);
+    ck_assert_int_eq(test_kafka_mock_ctl(m, "brokers up", reply, sizeof(reply)), 0);
+    th_aggr_start(&e, 0); /* what was not committed is read again */
+    th_assert_drained(&e, 60000);
+    th_aggr_stop(&e, 0);
+    store_assert_records(e.db, &r);
+    test_kafka_mock_stop(m);
+    trecs_release(&r);
+    th_env_release(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("aggregator_faults");
@@ -176,6 +256,7 @@ int main(void)
     tcase_add_test(tc, two_aggregators_rebalancing_exactly_once);
     tcase_add_test(tc, sigkill_mid_batch_repeatedly);
     tcase_add_test(tc, postgres_outage_pauses_and_resumes);
+    tcase_add_test(tc, stops_while_kafka_is_down);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
