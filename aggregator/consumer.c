@@ -7,6 +7,7 @@
 
 #include "common/kafka_conf.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 struct consumer {
@@ -98,10 +99,33 @@ void consumer_close(struct consumer *c)
 {
     if (!c)
         return;
-    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
-    if (e)
-        log_warn("consumer close: %s", rd_kafka_err2str(e));
-    rd_kafka_destroy(c->rk);
+    /* The asynchronous close on a queue of ours, with a deadline: the
+     * synchronous one waits for the group coordinator, and with every broker
+     * gone it waited forever. The final revocation comes back as an event
+     * (the event API does not call rebalance_cb) and goes to the hook. */
+    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, q);
+    bool closed = false;
+    if (e) {
+        log_warn("consumer close: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        uint64_t deadline = time_mono_ms() + CONSUMER_CLOSE_MS;
+        while (!(closed = rd_kafka_consumer_closed(c->rk)) && time_mono_ms() < deadline) {
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                rebalance_cb(c->rk, rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), c);
+            rd_kafka_event_destroy(ev); /* NULL-safe */
+        }
+        if (!closed)
+            log_warn("leaving the consumer group did not finish within %d ms (brokers "
+                     "unreachable?): closing without it; the group reassigns our partitions "
+                     "after session.timeout.ms, and the offsets are in PostgreSQL",
+                     CONSUMER_CLOSE_MS);
+    }
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy_flags(c->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     free(c->topic);
     free(c);
 }

@@ -30,8 +30,12 @@ struct consumer;
 struct consumer *consumer_new(const struct kafka_conf *kafka, consumer_rebalance_fn hook, void *ud,
                               char *err, size_t errlen);
 /* Close (leave the group: the final revocation goes through the hook) and
- * free. NULL-safe. */
+ * free, within CONSUMER_CLOSE_MS: leaving the group needs its coordinator;
+ * past that the handle is destroyed without it (the group notices at
+ * session.timeout.ms; the offsets that matter are in PostgreSQL).
+ * NULL-safe. */
 void consumer_close(struct consumer *c);
+#define CONSUMER_CLOSE_MS 10000
 
 /* Next message or NULL; the caller destroys it (rd_kafka_message_destroy). */
 rd_kafka_message_t *consumer_poll(struct consumer *c, int timeout_ms);
