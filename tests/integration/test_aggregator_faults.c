@@ -123,6 +123,32 @@ START_TEST(sigkill_mid_batch_repeatedly)
 }
 END_TEST
 
+/* Let sessions into database db again, or keep them out and end the ones
+ * it has (the database unreachable for the aggregator, the server up for
+ * the other suites). */
+static void db_connections(const char *db, bool allow)
+{
+    PGconn *admin = test_pg_connect(test_stack("STACK_PG_PRIMARY")); /* another database */
+    /* Its name from the conninfo: a database refusing sessions cannot say. */
+    PQconninfoOption *opts = PQconninfoParse(db, NULL);
+    ck_assert_ptr_nonnull(opts);
+    char *dbname = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (!strcmp(o->keyword, "dbname") && o->val)
+            dbname = xstrdup(o->val);
+    PQconninfoFree(opts);
+    ck_assert_ptr_nonnull(dbname);
+    char *sql = allow ? xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", dbname)
+                      : xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false; SELECT "
+                                  "pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                  "datname = '%s'",
+                                  dbname, dbname);
+    test_pg_exec(admin, sql);
+    free(sql);
+    free(dbname);
+    PQfinish(admin);
+}
+
 /* PostgreSQL unreachable mid-stream (its database refuses connections and
  * our sessions are terminated): the breaker opens, /readyz fails, nothing
  * is lost; when it comes back consumption resumes from the stored offsets. */
@@ -140,31 +166,19 @@ START_TEST(postgres_outage_pauses_and_resumes)
     ck_assert_int_eq(store_rows(e.db), 40 * ns);
     ck_assert(probe_wait_ready(port, 30000));
 
-    PGconn *admin = test_pg_connect(test_stack("STACK_PG_PRIMARY")); /* another database */
-    PGconn *own = test_pg_connect(e.db);
-    char *dbname = test_pg_scalar(own, "SELECT current_database()");
-    PQfinish(own);
-    char *sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false; SELECT "
-                          "pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-                          dbname, dbname);
-    test_pg_exec(admin, sql);
-    free(sql);
+    db_connections(e.db, false);
     produce_rounds(&e, &r, ns, 40, 70);
     ck_assert_msg(probe_wait_status(port, "/readyz", 503, 60000), "never reported not-ready");
     ck_assert_msg(probe_wait_metric(
                       port, "auditrail_aggregator_breaker_state{breaker=\"postgres\"}", 1, 30000),
                   "breaker never opened");
 
-    sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", dbname);
-    test_pg_exec(admin, sql);
-    free(sql);
-    PQfinish(admin);
+    db_connections(e.db, true);
     produce_rounds(&e, &r, ns, 70, n);
     th_assert_drained(&e, DRAIN_MS);
     store_assert_records(e.db, &r);
     ck_assert(probe_wait_ready(port, 30000));
     th_aggr_stop(&e, 0);
-    free(dbname);
     trecs_release(&r);
     th_env_release(&e);
 }
@@ -226,21 +240,9 @@ START_TEST(stops_while_kafka_is_down)
     ck_assert_int_eq(test_kafka_mock_ctl(m, "brokers down", reply, sizeof(reply)), 0);
     ck_assert_msg(log_says(e.aggr[0].log, "brokers are down", 30000),
                   "the aggregator never noticed the brokers down (log %s)", e.aggr[0].log);
-    PGconn *admin = test_pg_connect(test_stack("STACK_PG_PRIMARY"));
-    PGconn *own = test_pg_connect(e.db);
-    char *dbname = test_pg_scalar(own, "SELECT current_database()");
-    PQfinish(own);
-    char *sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS false; SELECT "
-                          "pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-                          dbname, dbname);
-    test_pg_exec(admin, sql);
-    free(sql);
+    db_connections(e.db, false);
     th_aggr_stop(&e, 0); /* exit 0 within the harness's stop timeout */
-    sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", dbname);
-    test_pg_exec(admin, sql);
-    free(sql);
-    PQfinish(admin);
-    free(dbname);
+    db_connections(e.db, true);
     ck_assert_int_eq(test_kafka_mock_ctl(m, "brokers up", reply, sizeof(reply)), 0);
     th_aggr_start(&e, 0); /* what was not committed is read again */
     th_assert_drained(&e, 60000);
