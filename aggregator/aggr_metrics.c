@@ -11,6 +11,31 @@
 static const char *const layer_names[DUP_LAYER_COUNT] = {"batch", "lru", "redis", "stream", "pk"};
 static const char *const kind_names[INCIDENT_KIND_COUNT] = {"fork", "gap", "chain_break"};
 
+/* The batch transactions': sizes, times, cuts and results. */
+static void batch_metrics_init(struct aggr_metrics *am, struct metrics *reg)
+{
+    char l[96];
+    static const double size_bounds[] = {1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000};
+    static const double sec_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,   0.25,   0.5,   1,    2.5,   5};
+    am->batch_size =
+        metrics_histogram(reg, P "batch_rows",
+                          "rows per committed batch transaction (a batch cut for "
+                          "the writers commits in several)",
+                          NULL, size_bounds, sizeof(size_bounds) / sizeof(*size_bounds));
+    am->batch_seconds =
+        metrics_histogram(reg, P "batch_write_seconds", "PostgreSQL time per batch transaction",
+                          NULL, sec_bounds, sizeof(sec_bounds) / sizeof(*sec_bounds));
+    am->batch_cuts = metrics_counter(
+        reg, P "batch_cuts_total",
+        "batches cut by partition into concurrent transactions (writer.connections > 1)", NULL);
+    for (int i = 0; i < PG_STATUS_COUNT; i++) {
+        snprintf(l, sizeof(l), "result=\"%s\"", pg_status_name((enum pg_status)i));
+        am->batch_results[i] =
+            metrics_counter(reg, P "batch_writes_total", "batch transactions by result", l);
+    }
+}
+
 void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
 {
     char l[96];
@@ -52,25 +77,7 @@ void aggr_metrics_init(struct aggr_metrics *am, struct metrics *reg)
     am->offsets_skipped = metrics_counter(
         reg, P "offsets_skipped_total",
         "offsets a partition's log deleted before they were read (offset reset log_start)", NULL);
-    static const double size_bounds[] = {1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000};
-    static const double sec_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                        0.1,   0.25,   0.5,   1,    2.5,   5};
-    am->batch_size =
-        metrics_histogram(reg, P "batch_rows",
-                          "rows per committed batch transaction (a batch cut for "
-                          "the writers commits in several)",
-                          NULL, size_bounds, sizeof(size_bounds) / sizeof(*size_bounds));
-    am->batch_seconds =
-        metrics_histogram(reg, P "batch_write_seconds", "PostgreSQL time per batch transaction",
-                          NULL, sec_bounds, sizeof(sec_bounds) / sizeof(*sec_bounds));
-    am->batch_cuts = metrics_counter(
-        reg, P "batch_cuts_total",
-        "batches cut by partition into concurrent transactions (writer.connections > 1)", NULL);
-    for (int i = 0; i < PG_STATUS_COUNT; i++) {
-        snprintf(l, sizeof(l), "result=\"%s\"", pg_status_name((enum pg_status)i));
-        am->batch_results[i] =
-            metrics_counter(reg, P "batch_writes_total", "batch transactions by result", l);
-    }
+    batch_metrics_init(am, reg);
     am->partitions_created =
         metrics_counter(reg, P "partitions_created_total", "daily event partitions created", NULL);
     am->partitions_dropped = metrics_counter(reg, P "partitions_dropped_total",
