@@ -1,5 +1,7 @@
 /* Clocks and RFC 3339 timestamps in int64 microseconds (UTC). Parsing and
- * formatting never consult TZ: timegm/gmtime_r work in UTC only. */
+ * formatting never consult TZ: the proleptic Gregorian calendar is computed
+ * here (gmtime_r and timegm take glibc's time-zone lock on every call, a
+ * measurable cost per record in the agent). */
 #include "common/timeutil.h"
 
 #include <stdbool.h>
@@ -31,6 +33,33 @@ uint64_t time_mono_ms(void)
     return time_mono_us() / 1000u;
 }
 
+/* Days since 1970-01-01 of y-m-d, and back: the civil-calendar algorithms
+ * of Howard Hinnant's "chrono-Compatible Low-Level Date Algorithms", over
+ * 400-year eras (146097 days) starting on March 1st so that the leap day
+ * ends a year. Exact for every year of the 4-digit range (and far beyond). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);                       /* [0, 399] */
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* [0, 365] */
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* [0, 146096] */
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* [0, 11] */
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
 static void put_digits(char *p, unsigned v, int n)
 {
     for (int i = n - 1; i >= 0; i--) {
@@ -53,20 +82,26 @@ void time_format_us(int64_t us, char out[TIME_RFC3339_LEN])
         frac += US_PER_SEC;
         sec--;
     }
-    time_t t = (time_t)sec;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    put_digits(out, (unsigned)(tm.tm_year + 1900), 4);
+    /* Floor division again, into days and the second of the day. */
+    int64_t days = sec / 86400, sod = sec % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    int64_t year;
+    unsigned mon, mday;
+    civil_from_days(days, &year, &mon, &mday);
+    put_digits(out, (unsigned)year, 4);
     out[4] = '-';
-    put_digits(out + 5, (unsigned)(tm.tm_mon + 1), 2);
+    put_digits(out + 5, mon, 2);
     out[7] = '-';
-    put_digits(out + 8, (unsigned)tm.tm_mday, 2);
+    put_digits(out + 8, mday, 2);
     out[10] = 'T';
-    put_digits(out + 11, (unsigned)tm.tm_hour, 2);
+    put_digits(out + 11, (unsigned)(sod / 3600), 2);
     out[13] = ':';
-    put_digits(out + 14, (unsigned)tm.tm_min, 2);
+    put_digits(out + 14, (unsigned)(sod / 60 % 60), 2);
     out[16] = ':';
-    put_digits(out + 17, (unsigned)tm.tm_sec, 2);
+    put_digits(out + 17, (unsigned)(sod % 60), 2);
     out[19] = '.';
     put_digits(out + 20, (unsigned)frac, 6);
     out[26] = 'Z';
@@ -175,15 +210,8 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *us_out)
         frac_us = US_PER_SEC - 1;
     }
 
-    struct tm tm = {0};
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    int64_t secs = (int64_t)t - (int64_t)offset_min * 60;
+    int64_t secs = days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hour * 3600 +
+                   min * 60 + sec - (int64_t)offset_min * 60;
     *us_out = secs * US_PER_SEC + frac_us;
     return 0;
 }

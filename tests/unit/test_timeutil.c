@@ -1,5 +1,6 @@
 /* RFC 3339 parsing and formatting: expected epoch values come from
  * `date -u -d … +%s` (GNU coreutils), not from the code under test. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -194,6 +195,43 @@ START_TEST(round_trip)
 }
 END_TEST
 
+/* The calendar arithmetic against glibc's gmtime_r and timegm as the
+ * oracle: every day of 1896-2104 and every 97th day of the whole 4-digit
+ * range, each at a different time of day, formatted and parsed back. */
+static void check_day_against_libc(int64_t day, int64_t sod)
+{
+    int64_t sec = day * 86400 + sod;
+    int64_t us = sec * S + (sod * 7919) % S;
+    struct tm tm;
+    time_t t = (time_t)sec;
+    ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+    char want[64], got[TIME_RFC3339_LEN];
+    snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long long)(us - sec * S));
+    time_format_us(us, got);
+    ck_assert_msg(strcmp(got, want) == 0, "%lld: got %s, gmtime_r gives %s", (long long)us, got,
+                  want);
+    int64_t back = 0;
+    ck_assert_int_eq(time_parse_rfc3339(got, strlen(got), &back), 0);
+    ck_assert_msg(back == us, "%s parsed to %lld, want %lld", got, (long long)back, (long long)us);
+    ck_assert_msg((int64_t)timegm(&tm) == sec, "%s: timegm disagrees", got);
+}
+
+START_TEST(calendar_matches_libc)
+{
+    const int64_t y0 = -719528, y10000 = 2932897; /* days of 0000-01-01 and 10000-01-01 */
+    const int64_t y1896 = -27028, y2104 = 48942;
+    for (int64_t d = y1896; d < y2104; d++)
+        check_day_against_libc(d, (d - y0) * 4099 % 86400);
+    for (int64_t d = y0; d < y10000; d += 97)
+        check_day_against_libc(d, 86399 - (d - y0) % 86400);
+    /* The first and last representable days at both ends of the day. */
+    check_day_against_libc(y0, 0);
+    check_day_against_libc(y10000 - 1, 86399);
+}
+END_TEST
+
 START_TEST(clocks)
 {
     int64_t now = time_now_us();
@@ -220,6 +258,7 @@ int main(void)
     tcase_add_test(tc, format_fixed_width);
     tcase_add_test(tc, independent_of_tz);
     tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, calendar_matches_libc);
     tcase_add_test(tc, clocks);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
