@@ -219,10 +219,12 @@ void producer_free(struct producer *p)
 }
 
 enum producer_send_rc producer_send(struct producer *p, const void *key, size_t keylen,
-                                    void *payload, size_t len, void *opaque)
+                                    const void *payload, size_t len, void *opaque)
 {
-    if (rd_kafka_produce(p->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, payload, len, key,
-                         keylen, opaque) == 0)
+    /* Copied: librdkafka allocates the message and its value at once, and
+     * the agent encodes every record into one reused buffer. */
+    if (rd_kafka_produce(p->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)payload, len,
+                         key, keylen, opaque) == 0)
         return PRODUCER_OK;
     rd_kafka_resp_err_t e = rd_kafka_last_error();
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)

@@ -51,11 +51,10 @@ struct producer *producer_new(const struct kafka_conf *k, const struct producer_
 void producer_free(struct producer *p);
 
 enum producer_send_rc { PRODUCER_OK = 0, PRODUCER_FULL = -1, PRODUCER_ERROR = -2 };
-/* Queue a message for kafka.topic, key as given. On PRODUCER_OK librdkafka
- * owns `payload` (a malloc'd buffer) and a delivery report will follow; on
- * anything else the caller still owns it and no report follows. */
+/* Queue a copy of payload for kafka.topic, key as given. On PRODUCER_OK a
+ * delivery report will follow; on anything else none follows. */
 enum producer_send_rc producer_send(struct producer *p, const void *key, size_t keylen,
-                                    void *payload, size_t len, void *opaque);
+                                    const void *payload, size_t len, void *opaque);
 
 /* Serve delivery reports, errors and statistics; waits up to timeout_ms. */
 void producer_poll(struct producer *p, int timeout_ms);

@@ -18,8 +18,12 @@ int record_decide_time(const struct record_ctx *c, bool have_time, int64_t paylo
     return TIME_SOURCE_READ;
 }
 
-char *record_encode(struct record_ctx *c, const struct record_in *r, size_t *len,
-                    bool *parse_failed)
+/* A buffer grown past this by a long record is given back after it: the
+ * usual record needs a few kB, and RSS is budgeted. */
+#define RECORD_BUF_KEEP (256 * 1024)
+
+const char *record_encode(struct record_ctx *c, const struct record_in *r, size_t *len,
+                          bool *parse_failed)
 {
     struct parsed_record pr;
     if (!format_prep_matches(&c->prep, r->kind, r->map))
@@ -54,7 +58,15 @@ char *record_encode(struct record_ctx *c, const struct record_in *r, size_t *len
     e.line = (uint8_t *)r->data;
     e.line_len = r->len;
     e.truncated_bytes = r->truncated;
-    char *out = envelope_encode_tc(&e, len, &c->tcache);
+    if (c->out.cap > RECORD_BUF_KEEP)
+        buf_release(&c->out);
+    bool ok = envelope_encode_buf(&e, &c->out, &c->tcache);
     parsed_record_release(&pr);
-    return out;
+    *len = c->out.len;
+    return ok ? c->out.p : NULL;
+}
+
+void record_ctx_release(struct record_ctx *c)
+{
+    buf_release(&c->out);
 }

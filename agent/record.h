@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "agent/format.h"
+#include "common/buf.h"
 #include "common/envelope.h"
 #include "common/hashchain.h"
 
@@ -19,6 +20,7 @@ struct record_ctx {
     /* The format and field map of the last record, prepared (main thread
      * only): the agent reads many records of one input in a row. */
     struct format_prep prep;
+    struct buf out; /* the last message value, reused (main thread only) */
 };
 
 struct record_in {
@@ -38,10 +40,14 @@ struct record_in {
 int record_decide_time(const struct record_ctx *c, bool have_time, int64_t payload_us,
                        int64_t read_us, int64_t *out_us);
 
-/* The message value (heap, malloc'd: librdkafka may free it) of *len bytes:
- * envelope_encode_tc with the context's time cache. *parse_failed tells
- * whether the format parser fell back to raw. */
-char *record_encode(struct record_ctx *c, const struct record_in *r, size_t *len,
-                    bool *parse_failed);
+/* The message value of *len bytes: envelope_encode_tc's bytes with the
+ * context's time cache, in the context's buffer (valid until the next call;
+ * the producer copies it). *parse_failed tells whether the format parser
+ * fell back to raw. NULL only for a caller bug (see envelope_encode). */
+const char *record_encode(struct record_ctx *c, const struct record_in *r, size_t *len,
+                          bool *parse_failed);
+
+/* Frees the context's buffers (not the strings it points to). */
+void record_ctx_release(struct record_ctx *c);
 
 #endif

@@ -2,7 +2,6 @@
  * reports -> their stream's acknowledged prefix (or its rewind). */
 #include "agent/ship.h"
 
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,9 +108,7 @@ static size_t measure(struct ship *s, const struct record_in *r, size_t len)
     m.read_time_us = 0;
     size_t n = 0;
     bool parse_failed;
-    char *p = record_encode(&s->rctx, &m, &n, &parse_failed);
-    free(p);
-    return p ? n : SIZE_MAX;
+    return record_encode(&s->rctx, &m, &n, &parse_failed) ? n : SIZE_MAX;
 }
 
 size_t ship_fit(void *ud, const struct record_in *r)
@@ -177,6 +174,7 @@ void ship_free(struct ship *s)
     if (!s)
         return;
     producer_free(s->prod);
+    record_ctx_release(&s->rctx);
     free(s);
 }
 
@@ -185,7 +183,7 @@ enum tail_emit_rc ship_send(void *ud, const struct record_in *r, struct ack_msg 
     struct ship *s = ud;
     size_t len = 0;
     bool parse_failed = false;
-    char *payload = record_encode(&s->rctx, r, &len, &parse_failed);
+    const char *payload = record_encode(&s->rctx, r, &len, &parse_failed);
     if (!payload) {
         log_error("stream %s: cannot encode record seq %llu", r->stream_hex,
                   (unsigned long long)r->seq);
@@ -193,12 +191,11 @@ enum tail_emit_rc ship_send(void *ud, const struct record_in *r, struct ack_msg 
     }
     if (parse_failed)
         metric_inc(s->m->parse_errors[r->kind]);
-    /* Count what the message holds in memory, not just its length. */
-    msg->bytes = malloc_usable_size(payload);
+    /* What the producer's copy holds: the value and the key. */
+    msg->bytes = len + CHAIN_STREAM_HEX_LEN;
     enum producer_send_rc rc =
         producer_send(s->prod, r->stream_hex, CHAIN_STREAM_HEX_LEN, payload, len, msg);
     if (rc != PRODUCER_OK) {
-        free(payload);
         s->paused = true;
         return rc == PRODUCER_ERROR ? TAIL_EMIT_BACKOFF : TAIL_EMIT_PAUSE_BEFORE;
     }

@@ -57,17 +57,28 @@ struct envelope {
  * NULL, or an integer above ENVELOPE_MAX_INT). Out of memory aborts (xmalloc). */
 char *envelope_encode(const struct envelope *e, size_t *len);
 
-/* The whole second envelope_encode_tc formatted last: the date part of a
- * timestamp (gmtime_r) costs more per record than the rest of the encoding.
- * Zero-initialise; one per thread (it is written without a lock). */
+/* The whole second envelope_encode_tc formatted last for each of the two
+ * timestamps (time, read_time: a record's payload time and its read time
+ * are usually in different seconds): the date part costs more per record
+ * than the fraction. Zero-initialise; one per thread (written without a
+ * lock). */
 struct envelope_time_cache {
-    bool valid;
-    int64_t sec;
-    char text[TIME_RFC3339_LEN];
+    struct {
+        bool valid;
+        int64_t sec;
+        char text[TIME_RFC3339_LEN];
+    } slot[2];
 };
 
 /* envelope_encode, byte for byte, reusing and updating tc (NULL = none). */
 char *envelope_encode_tc(const struct envelope *e, size_t *len, struct envelope_time_cache *tc);
+
+struct buf;
+/* The same bytes written over *b (its length set to theirs; its memory
+ * kept for the next call: the agent encodes every record into one buffer
+ * and librdkafka copies the message). False, b empty, for the caller bugs
+ * envelope_encode answers NULL to. */
+bool envelope_encode_buf(const struct envelope *e, struct buf *b, struct envelope_time_cache *tc);
 
 /* Why a message value is not a valid v1 envelope. The text of each is
  * envelope_strerror; where it needs more, envelope_decode also gives a

@@ -26,9 +26,9 @@
 #define TIME_CACHE_MAX_US (253402300800LL * 1000000 - 1) /* 9999-12-31T23:59:59.999999Z */
 
 /* A timestamp as time_format_us writes it. With a cache, the
- * "YYYY-MM-DDTHH:MM:SS" part is formatted once per second (gmtime_r is
- * measurable per record); only the fraction is written each time. */
-static void jb_time(struct buf *b, int64_t us, struct envelope_time_cache *tc)
+ * "YYYY-MM-DDTHH:MM:SS" part of each timestamp (slot) is formatted once per
+ * second; only the fraction is written each time. */
+static void jb_time(struct buf *b, int64_t us, struct envelope_time_cache *tc, int slot)
 {
     char ts[TIME_RFC3339_LEN + 1];
     ts[0] = '"';
@@ -36,13 +36,13 @@ static void jb_time(struct buf *b, int64_t us, struct envelope_time_cache *tc)
         time_format_us(us, ts + 1);
     } else {
         int64_t sec = us / 1000000;
-        if (!tc->valid || tc->sec != sec) {
-            time_format_us(sec * 1000000, tc->text);
-            tc->sec = sec;
-            tc->valid = true;
+        if (!tc->slot[slot].valid || tc->slot[slot].sec != sec) {
+            time_format_us(sec * 1000000, tc->slot[slot].text);
+            tc->slot[slot].sec = sec;
+            tc->slot[slot].valid = true;
         }
         int frac = (int)(us % 1000000);
-        memcpy(ts + 1, tc->text, 20); /* "YYYY-MM-DDTHH:MM:SS." */
+        memcpy(ts + 1, tc->slot[slot].text, 20); /* "YYYY-MM-DDTHH:MM:SS." */
         for (int i = 26; i >= 21; i--, frac /= 10)
             ts[i] = (char)('0' + frac % 10);
         ts[27] = 'Z';
@@ -56,13 +56,16 @@ char *envelope_encode(const struct envelope *e, size_t *len)
     return envelope_encode_tc(e, len, NULL);
 }
 
-char *envelope_encode_tc(const struct envelope *e, size_t *len, struct envelope_time_cache *tc)
+bool envelope_encode_buf(const struct envelope *e, struct buf *out, struct envelope_time_cache *tc)
 {
+    out->len = 0;
+    if (out->p)
+        out->p[0] = '\0';
     if (e->seq > ENVELOPE_MAX_INT || e->offset > ENVELOPE_MAX_INT ||
         e->truncated_bytes > ENVELOPE_MAX_INT || !e->source.name || !e->format)
-        return NULL;
+        return false;
 
-    struct buf b = BUF_INIT;
+    struct buf b = *out;
     /* Metadata rarely needs more than 900 bytes; the line at most doubles
      * unless it holds \u00XX escapes (jsonw_str grows then). */
     buf_reserve(&b, 900 + 2 * e->line_len);
@@ -79,13 +82,13 @@ char *envelope_encode_tc(const struct envelope *e, size_t *len, struct envelope_
     BUF_LIT(&b, ",\"prev\":");
     jsonw_hex(&b, e->prev, CHAIN_HASH_LEN);
     BUF_LIT(&b, ",\"time\":");
-    jb_time(&b, e->time_us, tc);
+    jb_time(&b, e->time_us, tc, 0);
     if (e->time_source == TIME_SOURCE_PAYLOAD)
         BUF_LIT(&b, ",\"time_source\":\"payload\"");
     else
         BUF_LIT(&b, ",\"time_source\":\"read\"");
     BUF_LIT(&b, ",\"read_time\":");
-    jb_time(&b, e->read_time_us, tc);
+    jb_time(&b, e->read_time_us, tc, 1);
 
     BUF_LIT(&b, ",\"source\":{");
     bool first = true;
@@ -123,12 +126,20 @@ char *envelope_encode_tc(const struct envelope *e, size_t *len, struct envelope_
         jsonw_u64(&b, e->truncated_bytes);
     }
     BUF_LIT(&b, "}");
-    b.p[b.len] = '\0';
+    *out = b;
+    return true;
+}
+
+char *envelope_encode_tc(const struct envelope *e, size_t *len, struct envelope_time_cache *tc)
+{
+    struct buf b = BUF_INIT;
+    if (!envelope_encode_buf(e, &b, tc)) {
+        buf_release(&b);
+        return NULL;
+    }
     if (len)
         *len = b.len;
-    /* Give back the worst-case reservation's slack: the agent's in-flight
-     * budget counts the allocation (malloc_usable_size), so slack would
-     * shrink its window of messages in flight. */
+    /* Give back the worst-case reservation's slack. */
     if (b.cap > b.len + 64)
         b.p = xrealloc(b.p, b.len + 1);
     return b.p;

@@ -46,7 +46,7 @@ START_TEST(test_encode_decodes_and_verifies)
                                .read_time_us = 1764186645123456 + (int64_t)round * 777777};
         size_t elen;
         bool failed = true;
-        char *js = record_encode(&c, &in, &elen, &failed);
+        const char *js = record_encode(&c, &in, &elen, &failed);
         ck_assert(!failed);
         ck_assert_uint_eq(strlen(js), elen);
         struct envelope d;
@@ -76,10 +76,10 @@ START_TEST(test_encode_decodes_and_verifies)
         ck_assert(len2 == elen && memcmp(again, js, elen) == 0);
         free(again);
         envelope_release(&d);
-        free(js);
         free(line);
         memcpy(prev, hash, CHAIN_HASH_LEN);
     }
+    record_ctx_release(&c);
 }
 END_TEST
 
@@ -124,7 +124,7 @@ START_TEST(test_encode_parses_payload_time)
     in.map = &map;
     size_t len;
     bool failed = true;
-    char *out = record_encode(&c, &in, &len, &failed);
+    const char *out = record_encode(&c, &in, &len, &failed);
     ck_assert(!failed);
     struct envelope d;
     memset(&d, 0, sizeof(d));
@@ -135,7 +135,6 @@ START_TEST(test_encode_parses_payload_time)
     ck_assert_str_eq(d.fields.actor, "ann");
     ck_assert_str_eq(d.format, "json");
     envelope_release(&d);
-    free(out);
     /* not JSON: shipped raw, counted by the caller */
     in.data = (const uint8_t *)"not json";
     in.len = 8;
@@ -147,7 +146,7 @@ START_TEST(test_encode_parses_payload_time)
     ck_assert_str_eq(d.format, "raw");
     ck_assert_int_eq(d.time_source, TIME_SOURCE_READ);
     envelope_release(&d);
-    free(out);
+    record_ctx_release(&c);
 }
 END_TEST
 
@@ -188,7 +187,7 @@ START_TEST(test_encode_alternating_inputs)
                                .read_time_us = 1764186645123456};
         size_t elen;
         bool failed = true;
-        char *js = record_encode(&c, &in, &elen, &failed);
+        const char *js = record_encode(&c, &in, &elen, &failed);
         ck_assert(!failed);
         struct envelope d;
         memset(&d, 0, sizeof(d));
@@ -204,9 +203,9 @@ START_TEST(test_encode_alternating_inputs)
         else
             ck_assert_ptr_null(d.fields.action);
         envelope_release(&d);
-        free(js);
         memcpy(prev, hash, CHAIN_HASH_LEN);
     }
+    record_ctx_release(&c);
 }
 END_TEST
 
