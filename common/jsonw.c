@@ -6,6 +6,9 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "common/hashchain.h"
 #include "common/utf8.h"
@@ -42,36 +45,87 @@ static const uint8_t esc_class[256] = {
 
 /* Copy s[i, n) to *o until a byte of class 2 (returned: its index, or n),
  * escaping '"' and '\\' on the way. A record's quotes come every few
- * bytes: words without a special byte are copied whole, the others byte by
- * byte without a branch per quote (measured by bench/agent: -25 % envelope
- * encoding on k8s/json lines against stopping at each quote). Room: at
- * input i at least 2 (n - i) + 1 bytes are reserved at *o. */
+ * bytes: sixteen bytes (SSE2; else eight) are classified at once and each
+ * quote costs one step over the mask, not a pass over its bytes. Stores
+ * run up to 16 bytes past what they keep: at input i at least
+ * 2 (n - i) + 1 + JSONW_SLACK bytes are reserved at *o. */
+#define JSONW_SLACK 16
+#ifdef __SSE2__
+static inline void copy16(char *p, const uint8_t *s)
+{
+    _mm_storeu_si128((__m128i *)(void *)p, _mm_loadu_si128((const __m128i *)(const void *)s));
+}
+#endif
+
 static inline size_t copy_plain(const uint8_t *s, size_t i, size_t n, char **o)
 {
     char *p = *o;
-    while (i < n) {
-        size_t stop = n - i >= 8 ? i + 8 : n;
-        if (stop - i == 8) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (!special_bytes(w)) {
-                memcpy(p, &w, 8);
-                p += 8;
-                i += 8;
-                continue;
-            }
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (n - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* Signed compare: bytes >= 0x80 are negative, below 0x20 as well. */
+        unsigned hard = (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, space));
+        unsigned esc = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)));
+        unsigned stop = hard ? (unsigned)__builtin_ctz(hard) : 16;
+        esc &= (1u << stop) - 1;
+        unsigned j = 0;
+        for (;;) {
+            unsigned k = esc ? (unsigned)__builtin_ctz(esc) : stop;
+            if (i + j + 16 <= n)
+                copy16(p, s + i + j);
+            else
+                memcpy(p, s + i + j, k - j);
+            p += k - j;
+            if (!esc)
+                break;
+            *p++ = '\\';
+            *p++ = (char)s[i + k];
+            j = k + 1;
+            esc &= esc - 1;
         }
-        for (; i < stop; i++) {
-            uint8_t c = s[i];
-            unsigned t = esc_class[c];
-            if (t > 1)
-                goto out;
-            *p = '\\';
-            p += t;
-            *p++ = (char)c;
-        }
+        i += stop;
+        if (stop < 16)
+            goto out;
     }
+#elif __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (n - i >= 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        memcpy(p, &w, 8);
+        uint64_t m = special_bytes(w);
+        if (!m) {
+            p += 8;
+            i += 8;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctzll(m) / 8;
+        p += k;
+        i += k;
+        uint8_t c = s[i];
+        unsigned t = esc_class[c];
+        if (t > 1)
+            goto out;
+        *p = '\\'; /* kept only before '"' and '\\' (t = 1) */
+        p += t;
+        *p++ = (char)c;
+        i++;
+    }
+#endif
+    for (; i < n; i++) {
+        uint8_t c = s[i];
+        unsigned t = esc_class[c];
+        if (t > 1)
+            break;
+        *p = '\\';
+        p += t;
+        *p++ = (char)c;
+    }
+#if defined(__SSE2__) || __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 out:
+#endif
     *o = p;
     return i;
 }
@@ -108,7 +162,7 @@ bool jsonw_str(struct buf *b, const void *str, size_t n)
     const uint8_t *s = str;
     static const char hexd[] = "0123456789ABCDEF";
     size_t start = b->len;
-    buf_reserve(b, 2 * n + 2);
+    buf_reserve(b, 2 * n + 2 + JSONW_SLACK);
     char *o = b->p + b->len;
     *o++ = '"';
     size_t i = 0;
@@ -136,7 +190,7 @@ bool jsonw_str(struct buf *b, const void *str, size_t n)
             /* room for the rest of \u00XX and the worst case after it */
             size_t used = (size_t)(o - b->p);
             b->len = used;
-            buf_reserve(b, 5 + 2 * (n - i) + 1);
+            buf_reserve(b, 5 + 2 * (n - i) + 1 + JSONW_SLACK);
             o = b->p + used;
             *o++ = 'u';
             *o++ = '0';
