@@ -6,10 +6,11 @@
  * hostile record is stored or dead-lettered with its class, never silently
  * gone; no record content shows in a log line, a DLQ header or an alert.
  *
- * STACK: alone (not for parallel runs): frozen_postgres stops (SIGSTOP) every
- * process of the stack's PostgreSQL primary for 40 s; any other suite using
- * the stack meanwhile would stall. The other cases use their own databases and
- * topics. Sleeps here are fault durations, never waits for a condition. */
+ * STACK: alone case frozen (not for parallel runs): frozen_postgres stops
+ * (SIGSTOP) every process of the stack's PostgreSQL primary for 40 s; any
+ * other suite using the stack meanwhile would stall. The other cases (case
+ * "rows") use their own databases and topics and run beside other suites.
+ * Sleeps here are fault durations, never waits for a condition. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
