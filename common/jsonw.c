@@ -6,7 +6,10 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
+/* JSONW_PORTABLE (tests/unit/test_jsonw_portable.c) builds the escaping
+ * without SSE2, as on targets that lack it. */
+#if defined(__SSE2__) && !defined(JSONW_PORTABLE)
+#define JSONW_SSE2 1
 #include <emmintrin.h>
 #endif
 
@@ -50,7 +53,7 @@ static const uint8_t esc_class[256] = {
  * run up to 16 bytes past what they keep: at input i at least
  * 2 (n - i) + 1 + JSONW_SLACK bytes are reserved at *o. */
 #define JSONW_SLACK 16
-#ifdef __SSE2__
+#ifdef JSONW_SSE2
 static inline void copy16(char *p, const uint8_t *s)
 {
     _mm_storeu_si128((__m128i *)(void *)p, _mm_loadu_si128((const __m128i *)(const void *)s));
@@ -60,7 +63,7 @@ static inline void copy16(char *p, const uint8_t *s)
 static inline size_t copy_plain(const uint8_t *s, size_t i, size_t n, char **o)
 {
     char *p = *o;
-#ifdef __SSE2__
+#ifdef JSONW_SSE2
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
     const __m128i space = _mm_set1_epi8(0x20);
     while (n - i >= 16) {
@@ -123,7 +126,7 @@ static inline size_t copy_plain(const uint8_t *s, size_t i, size_t n, char **o)
         p += t;
         *p++ = (char)c;
     }
-#if defined(__SSE2__) || __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(JSONW_SSE2) || __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 out:
 #endif
     *o = p;
@@ -175,6 +178,7 @@ bool jsonw_str(struct buf *b, const void *str, size_t n)
             size_t k = utf8_seq_len(s + i, n - i);
             if (!k) {
                 b->len = start;
+                b->p[start] = '\0';
                 return false;
             }
             memcpy(o, s + i, k);
@@ -201,6 +205,7 @@ bool jsonw_str(struct buf *b, const void *str, size_t n)
         i++;
     }
     *o++ = '"';
+    *o = '\0'; /* the buf's NUL after its length (the room reserved holds it) */
     b->len = (size_t)(o - b->p);
     return true;
 }
