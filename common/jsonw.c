@@ -158,8 +158,9 @@ static char short_escape(uint8_t c)
 
 /* Escapes as json_dumps does: '"', '\\' and the control
  * characters below 0x20 only ('/' and DEL stay), \b \f \n \r \t short, the
- * rest as \u00XX with upper-case hex. 2n is reserved up front (two-byte
- * escapes), \u00XX reserves more. */
+ * rest as \u00XX with upper-case hex. 2n + JSONW_SLACK is reserved up
+ * front (two-byte escapes, and copy_plain's wide stores), \u00XX reserves
+ * more. */
 bool jsonw_str(struct buf *b, const void *str, size_t n)
 {
     const uint8_t *s = str;
