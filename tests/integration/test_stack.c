@@ -288,6 +288,9 @@ START_TEST(test_kafka_control_errors)
     ck_assert_int_eq(test_kafka_ctl("broker down 99", reply, sizeof(reply)), -1);
     ck_assert_int_eq(test_kafka_ctl("topic create x notanumber", reply, sizeof(reply)), -1);
     ck_assert_int_eq(test_kafka_ctl("errors push 0", reply, sizeof(reply)), -1);
+    ck_assert_int_eq(test_kafka_ctl("coordinator group g 99", reply, sizeof(reply)), -1);
+    ck_assert_int_eq(test_kafka_ctl("coordinator txn g 1", reply, sizeof(reply)), -1);
+    ck_assert_int_eq(test_kafka_ctl("coordinator group g 1", reply, sizeof(reply)), 0);
 }
 END_TEST
 

@@ -173,6 +173,21 @@ static int cmd_leader(const struct control_target *t, int argc, char **argv, cha
     return reply_set(reply, len, 0, "ok");
 }
 
+/* Kafka moves a group's coordinator when its broker fails; the mock does not,
+ * so a test that takes a broker down moves it, as the cluster would. */
+static int cmd_coordinator(const struct control_target *t, int argc, char **argv, char *reply,
+                           size_t len)
+{
+    long id;
+    if (argc != 4 || strcmp(argv[1], "group") != 0 || !parse_int(argv[3], 1, t->broker_cnt, &id))
+        return reply_set(reply, len, -1, "error: usage: coordinator group NAME BROKER_ID");
+    rd_kafka_resp_err_t err =
+        rd_kafka_mock_coordinator_set(t->cluster, "group", argv[2], (int32_t)id);
+    if (err)
+        return reply_set(reply, len, -1, "error: %s", rd_kafka_err2str(err));
+    return reply_set(reply, len, 0, "ok");
+}
+
 int control_exec(const struct control_target *t, const char *line, char *reply, size_t len)
 {
     char copy[CONTROL_LINE_MAX];
@@ -206,6 +221,8 @@ int control_exec(const struct control_target *t, const char *line, char *reply, 
         return cmd_errors(t, argc, argv, reply, len);
     if (strcmp(cmd, "leader") == 0)
         return cmd_leader(t, argc, argv, reply, len);
+    if (strcmp(cmd, "coordinator") == 0)
+        return cmd_coordinator(t, argc, argv, reply, len);
     return reply_set(reply, len, -1, "error: unknown command '%s'", cmd);
 }
 

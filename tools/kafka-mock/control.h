@@ -21,7 +21,8 @@ struct control_target {
  *   ping | bootstrap | topic create NAME PARTITIONS [REPLICATION]
  *   broker down|up ID | brokers down|up | broker rtt ID MS
  *   errors push API_KEY ERR_CODE [COUNT] | errors clear API_KEY
- *   leader NAME PARTITION BROKER_ID | topic error NAME ERR_CODE */
+ *   leader NAME PARTITION BROKER_ID | topic error NAME ERR_CODE
+ *   coordinator group NAME BROKER_ID */
 int control_exec(const struct control_target *t, const char *line, char *reply, size_t len);
 
 struct control_server;
