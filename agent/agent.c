@@ -91,7 +91,7 @@ static void rescan(struct agent *a, bool initial)
 static void update_health(struct agent *a, uint64_t now)
 {
     uint64_t oldest = tail_set_update_gauges(a->files, now);
-    ship_update_gauges(a->ship);
+    ship_update_metrics(a->ship);
     struct agent_health_in in = {
         .kafka_up_ms = ship_kafka_up_ms(a->ship),
         .fatal = ship_is_fatal(a->ship, NULL, 0),

@@ -26,6 +26,7 @@ struct producer {
     bool fatal;
     char fatal_msg[256];
     uint64_t last_up_ms;
+    bool delivered;     /* a report of this poll said delivered */
     size_t max_message; /* message.max.bytes less the overhead */
     int last_send_err;  /* the produce() error logged last, and when */
     uint64_t last_send_log_ms;
@@ -80,7 +81,7 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     struct producer *p = opaque;
     enum producer_result res = producer_classify(m->err);
     if (res == PRODUCER_DELIVERED)
-        p->last_up_ms = time_mono_ms();
+        p->delivered = true; /* the clock is read once per poll, not per report */
     char err[256];
     if (res != PRODUCER_DELIVERED)
         snprintf(err, sizeof(err), "%s: %s", rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
@@ -247,7 +248,10 @@ size_t producer_max_message(const struct producer *p)
 
 void producer_poll(struct producer *p, int timeout_ms)
 {
+    p->delivered = false;
     rd_kafka_poll(p->rk, timeout_ms);
+    if (p->delivered)
+        p->last_up_ms = time_mono_ms();
 }
 
 int producer_wake_fd(const struct producer *p)

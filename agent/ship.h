@@ -82,7 +82,9 @@ bool ship_refused(const struct ship *s, char *why, size_t len);
 bool ship_is_fatal(const struct ship *s, char *msg, size_t len);
 /* Monotonic ms a broker was last seen up; 0 = never. */
 uint64_t ship_kafka_up_ms(const struct ship *s);
-/* Set the in-flight gauges (unacked bytes/records, backpressure_paused). */
-void ship_update_gauges(const struct ship *s);
+/* Set the in-flight gauges (unacked bytes/records, backpressure_paused) and
+ * add the records produced and acknowledged since the last call to their
+ * counters (gathered per record, published once per loop turn). */
+void ship_update_metrics(struct ship *s);
 
 #endif

@@ -375,6 +375,7 @@ struct emit_state {
     bool final;
     int64_t now_us;  /* wall clock of the read */
     uint64_t now_ms; /* monotonic clock of the read */
+    uint64_t read;   /* records emitted, counted once at the end */
 };
 
 static void emit_state_init(struct emit_state *es, struct tail_file *tf)
@@ -384,6 +385,14 @@ static void emit_state_init(struct emit_state *es, struct tail_file *tf)
     es->final = false;
     es->now_us = time_now_us();
     es->now_ms = time_mono_ms();
+    es->read = 0;
+}
+
+/* The records_read counter: one atomic add per read, not per record. */
+static void emit_state_done(const struct emit_state *es)
+{
+    if (es->read)
+        metric_add(es->tf->ctx->m->records_read, (double)es->read);
 }
 
 /* One framed record -> the sink, with its place in the file's hash chain. */
@@ -436,7 +445,7 @@ static int on_record(void *ud, const struct framer_record *r)
     ack_tracker_push(&tf->tr, msg);
     tf->next_seq++;
     memcpy(tf->prev, hash, CHAIN_HASH_LEN);
-    metric_inc(ctx->m->records_read);
+    es->read++;
     if (rec.truncated) {
         metric_inc(ctx->m->records_truncated);
         metric_add(ctx->m->truncated_bytes, (double)rec.truncated);
@@ -463,14 +472,9 @@ bool tail_file_readable(const struct tail_file *tf, uint64_t now_ms)
     return tf->state == TAIL_OPEN && now_ms >= tf->resume_ms && !(tf->wait_ack && tf->tr.n > 0);
 }
 
-bool tail_file_read(struct tail_file *tf, size_t budget, uint64_t now_ms)
+static bool read_some(struct tail_file *tf, size_t budget, uint64_t now_ms, struct emit_state *es)
 {
-    if (!tail_file_readable(tf, now_ms))
-        return false;
-    tf->wait_ack = false;
     const struct tail_ctx *ctx = tf->ctx;
-    struct emit_state es;
-    emit_state_init(&es, tf);
     size_t total = 0;
     while (total < budget) {
         uint64_t pos = framer_position(tf->fr);
@@ -489,19 +493,31 @@ bool tail_file_read(struct tail_file *tf, size_t budget, uint64_t now_ms)
         tf->at_eof = false;
         tf->last_data_ms = now_ms;
         if (total > 0) { /* a clock reading per read, not per record */
-            es.now_us = time_now_us();
-            es.now_ms = time_mono_ms();
+            es->now_us = time_now_us();
+            es->now_ms = time_mono_ms();
         }
         if (pos + (uint64_t)n > tf->size)
             tf->size = pos + (uint64_t)n;
         metric_add(ctx->m->bytes_read, (double)n);
         total += (size_t)n;
-        if (framer_feed(tf->fr, ctx->buf, (size_t)n, on_record, &es)) {
-            paused_at(tf, es.resume);
+        if (framer_feed(tf->fr, ctx->buf, (size_t)n, on_record, es)) {
+            paused_at(tf, es->resume);
             return false;
         }
     }
     return !tf->at_eof;
+}
+
+bool tail_file_read(struct tail_file *tf, size_t budget, uint64_t now_ms)
+{
+    if (!tail_file_readable(tf, now_ms))
+        return false;
+    tf->wait_ack = false;
+    struct emit_state es;
+    emit_state_init(&es, tf);
+    bool more = read_some(tf, budget, now_ms, &es);
+    emit_state_done(&es);
+    return more;
 }
 
 static void truncated(struct tail_file *tf, const char *why)
@@ -600,28 +616,35 @@ static bool finish_gone(struct tail_file *tf, struct emit_state *es, uint64_t no
     return true;
 }
 
-bool tail_file_check(struct tail_file *tf, uint64_t now_ms)
+static bool check_open(struct tail_file *tf, uint64_t now_ms, struct emit_state *es)
 {
-    if (tf->state != TAIL_OPEN || !follow_file(tf))
-        return false;
     const struct agent_input *in = &tf->ctx->cfg->inputs[tf->input];
     bool quiet_eof = tf->size == framer_position(tf->fr) && tf->at_eof;
-    struct emit_state es;
-    emit_state_init(&es, tf);
     /* Stopping, nothing waits for quiet: the pod is going away. */
     uint64_t flush_ms = tf->ctx->draining ? 0 : (uint64_t)in->conf->multiline.flush_ms;
     uint64_t rotate_wait_ms =
         tf->ctx->draining ? 0 : (uint64_t)tf->ctx->cfg->file.agent.rotate_wait_ms;
     if (in->has_start && quiet_eof && framer_pending(tf->fr) &&
         now_ms - tf->last_data_ms >= flush_ms && tail_file_readable(tf, now_ms)) {
-        if (framer_flush(tf->fr, on_record, &es)) {
-            paused_at(tf, es.resume);
+        if (framer_flush(tf->fr, on_record, es)) {
+            paused_at(tf, es->resume);
             return false;
         }
     }
     if (tf->gone && quiet_eof && now_ms - tf->last_data_ms >= rotate_wait_ms)
-        return finish_gone(tf, &es, now_ms);
+        return finish_gone(tf, es, now_ms);
     return false;
+}
+
+bool tail_file_check(struct tail_file *tf, uint64_t now_ms)
+{
+    if (tf->state != TAIL_OPEN || !follow_file(tf))
+        return false;
+    struct emit_state es;
+    emit_state_init(&es, tf);
+    bool closed = check_open(tf, now_ms, &es);
+    emit_state_done(&es);
+    return closed;
 }
 
 bool tail_file_drained(const struct tail_file *tf)

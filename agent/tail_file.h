@@ -141,8 +141,8 @@ bool tail_file_check(struct tail_file *tf, uint64_t now_ms);
  * to that prefix and reads again after a backoff (the same records, ids and
  * hashes, unless the sink's fit now cuts a record that was refused as too
  * large) unless may_rewind is false (stopping). The failure is logged here.
- * Frees msg. Returns what happened to the prefix (ACK_NONE for a message
- * whose stream is gone). */
+ * Frees msg. now_ms (the monotonic clock) is read only when !ok. Returns
+ * what happened to the prefix (ACK_NONE for a message whose stream is gone). */
 enum ack_result tail_file_delivered(struct ack_msg *msg, bool ok, const char *err, bool may_rewind,
                                     uint64_t now_ms);
 
