@@ -56,77 +56,73 @@ char *envelope_encode(const struct envelope *e, size_t *len)
     return envelope_encode_tc(e, len, NULL);
 }
 
-bool envelope_encode_buf(const struct envelope *e, struct buf *out, struct envelope_time_cache *tc)
+bool envelope_encode_buf(const struct envelope *e, struct buf *b, struct envelope_time_cache *tc)
 {
-    out->len = 0;
-    if (out->p)
-        out->p[0] = '\0';
+    buf_reset(b);
     if (e->seq > ENVELOPE_MAX_INT || e->offset > ENVELOPE_MAX_INT ||
         e->truncated_bytes > ENVELOPE_MAX_INT || !e->source.name || !e->format)
         return false;
 
-    struct buf b = *out;
     /* Metadata rarely needs more than 900 bytes; the line at most doubles
      * unless it holds \u00XX escapes (jsonw_str grows then). */
-    buf_reserve(&b, 900 + 2 * e->line_len);
-    BUF_LIT(&b, "{\"v\":1,\"id\":");
-    jsonw_cstr(&b, e->id);
-    BUF_LIT(&b, ",\"stream\":");
-    jsonw_cstr(&b, e->stream);
-    BUF_LIT(&b, ",\"seq\":");
-    jsonw_u64(&b, e->seq);
-    BUF_LIT(&b, ",\"offset\":");
-    jsonw_u64(&b, e->offset);
-    BUF_LIT(&b, ",\"hash\":");
-    jsonw_hex(&b, e->hash, CHAIN_HASH_LEN);
-    BUF_LIT(&b, ",\"prev\":");
-    jsonw_hex(&b, e->prev, CHAIN_HASH_LEN);
-    BUF_LIT(&b, ",\"time\":");
-    jb_time(&b, e->time_us, tc, 0);
+    buf_reserve(b, 900 + 2 * e->line_len);
+    BUF_LIT(b, "{\"v\":1,\"id\":");
+    jsonw_cstr(b, e->id);
+    BUF_LIT(b, ",\"stream\":");
+    jsonw_cstr(b, e->stream);
+    BUF_LIT(b, ",\"seq\":");
+    jsonw_u64(b, e->seq);
+    BUF_LIT(b, ",\"offset\":");
+    jsonw_u64(b, e->offset);
+    BUF_LIT(b, ",\"hash\":");
+    jsonw_hex(b, e->hash, CHAIN_HASH_LEN);
+    BUF_LIT(b, ",\"prev\":");
+    jsonw_hex(b, e->prev, CHAIN_HASH_LEN);
+    BUF_LIT(b, ",\"time\":");
+    jb_time(b, e->time_us, tc, 0);
     if (e->time_source == TIME_SOURCE_PAYLOAD)
-        BUF_LIT(&b, ",\"time_source\":\"payload\"");
+        BUF_LIT(b, ",\"time_source\":\"payload\"");
     else
-        BUF_LIT(&b, ",\"time_source\":\"read\"");
-    BUF_LIT(&b, ",\"read_time\":");
-    jb_time(&b, e->read_time_us, tc, 1);
+        BUF_LIT(b, ",\"time_source\":\"read\"");
+    BUF_LIT(b, ",\"read_time\":");
+    jb_time(b, e->read_time_us, tc, 1);
 
-    BUF_LIT(&b, ",\"source\":{");
+    BUF_LIT(b, ",\"source\":{");
     bool first = true;
     for (size_t i = 0; i < ENVELOPE_SOURCE_KEYS; i++) {
         const char *v = *envelope_source_slot((struct envelope_source *)&e->source, i);
         if (!v)
             continue;
-        jsonw_key(&b, envelope_source_keys[i], first);
-        jsonw_cstr(&b, v);
+        jsonw_key(b, envelope_source_keys[i], first);
+        jsonw_cstr(b, v);
         first = false;
     }
-    BUF_LIT(&b, "},\"format\":");
-    jsonw_cstr(&b, e->format);
-    BUF_LIT(&b, ",\"fields\":{");
+    BUF_LIT(b, "},\"format\":");
+    jsonw_cstr(b, e->format);
+    BUF_LIT(b, ",\"fields\":{");
     for (size_t i = 0; i < ENVELOPE_FIELD_KEYS; i++) {
         const char *v = *envelope_field_slot((struct envelope_fields *)&e->fields, i);
-        jsonw_key(&b, envelope_field_keys[i], i == 0);
+        jsonw_key(b, envelope_field_keys[i], i == 0);
         if (v)
-            jsonw_cstr(&b, v);
+            jsonw_cstr(b, v);
         else
-            BUF_LIT(&b, "null");
+            BUF_LIT(b, "null");
     }
-    BUF_LIT(&b, "}");
+    BUF_LIT(b, "}");
 
     /* NUL bytes are valid UTF-8 and written as \u0000. */
     const uint8_t *line = e->line ? e->line : (const uint8_t *)"";
-    BUF_LIT(&b, ",\"line\":");
-    if (!jsonw_str(&b, line, e->line_len)) {
-        b.len -= sizeof(",\"line\":") - 1;
-        BUF_LIT(&b, ",\"line_b64\":");
-        jsonw_b64(&b, line, e->line_len);
+    BUF_LIT(b, ",\"line\":");
+    if (!jsonw_str(b, line, e->line_len)) {
+        b->len -= sizeof(",\"line\":") - 1;
+        BUF_LIT(b, ",\"line_b64\":");
+        jsonw_b64(b, line, e->line_len);
     }
     if (e->truncated_bytes) {
-        BUF_LIT(&b, ",\"truncated_bytes\":");
-        jsonw_u64(&b, e->truncated_bytes);
+        BUF_LIT(b, ",\"truncated_bytes\":");
+        jsonw_u64(b, e->truncated_bytes);
     }
-    BUF_LIT(&b, "}");
-    *out = b;
+    BUF_LIT(b, "}");
     return true;
 }
 
